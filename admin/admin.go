@@ -1,0 +1,57 @@
+// Package admin is gatehouse's admin HTTP listener: health, readiness,
+// Prometheus metrics and debug views of the model, catalog problems and
+// connected Envoys.
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Sources are the read-only views the admin endpoints show.
+type Sources struct {
+	Model    func() any // current model (nil before the first compile)
+	Nodes    func() any // connected Envoys
+	Problems func() any // current catalog problems
+}
+
+// Handler serves the admin endpoints.
+type Handler struct {
+	mux   *http.ServeMux
+	ready atomic.Bool
+}
+
+// New returns the admin handler.
+func New(src Sources) *Handler {
+	h := &Handler{mux: http.NewServeMux()}
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !h.ready.Load() {
+			http.Error(w, "not ready: no catalog generation compiled and served yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	h.mux.Handle("GET /metrics", promhttp.Handler())
+	h.mux.HandleFunc("GET /debug/model", jsonOf(src.Model))
+	h.mux.HandleFunc("GET /debug/nodes", jsonOf(src.Nodes))
+	h.mux.HandleFunc("GET /debug/problems", jsonOf(src.Problems))
+	return h
+}
+
+// SetReady marks the process ready (first generation compiled and served).
+func (h *Handler) SetReady() { h.ready.Store(true) }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func jsonOf(f func() any) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(f())
+	}
+}

@@ -1,0 +1,192 @@
+package catalogsync
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// FileSource reads catalog-info.yaml files: plain files, directories (every
+// *.yaml / *.yml below them) and globs, and follows Location entities to the
+// files they target, relative to the Location's own file.
+type FileSource struct {
+	Name  string   // source name recorded on entities, e.g. "files"
+	Paths []string // files, directories or globs
+	// Interval between checks for changes (default 1s). Polling file
+	// fingerprints is cheap and, unlike inotify, survives editors that replace
+	// files and Kubernetes ConfigMap symlink swaps.
+	Interval time.Duration
+	Logger   *slog.Logger
+}
+
+// Load reads every file once and returns the parsed entities and problems,
+// and the fingerprint of the files read.
+func (f *FileSource) Load() (Parsed, string) {
+	var out Parsed
+	visited := map[string]bool{}
+	h := sha256.New()
+	var read func(path string, viaLine int, viaFile string)
+	read = func(path string, viaLine int, viaFile string) {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			abs = path
+		}
+		if visited[abs] {
+			return
+		}
+		visited[abs] = true
+		data, err := os.ReadFile(path)
+		if err != nil {
+			p := Problem{Severity: SeverityError, Source: f.Name, File: path, Message: "cannot read catalog file: " + errText(err),
+				Fix: "check the path and its permissions"}
+			if viaFile != "" {
+				p.File, p.Line, p.Field = viaFile, viaLine, "spec.target"
+				p.Message = "Location target " + path + " cannot be read: " + errText(err)
+				p.Fix = "correct the target path (relative to the Location's file)"
+			}
+			out.Problems = append(out.Problems, p)
+			fmt.Fprintf(h, "%s\x00missing\x00", abs)
+			return
+		}
+		fmt.Fprintf(h, "%s\x00%x\x00", abs, sha256.Sum256(data))
+		p := ParseFile(f.Name, path, data)
+		out.Entities = append(out.Entities, p.Entities...)
+		out.Rejected = append(out.Rejected, p.Rejected...)
+		out.Problems = append(out.Problems, p.Problems...)
+		for _, e := range p.Entities {
+			if e.Kind != KindLocation {
+				continue
+			}
+			if e.Spec.Type != "" && e.Spec.Type != "file" {
+				out.Problems = append(out.Problems, Problem{Severity: SeverityWarning, Source: f.Name, File: path, Line: e.Origin.Line,
+					Entity: e.Ref().String(), Field: "spec.type", Message: "Location type " + quote(e.Spec.Type) + " is not followed by the file source",
+					Fix: "use type: file with relative targets, or read that location through the Backstage source"})
+				continue
+			}
+			targets := append([]string(nil), e.Spec.Targets...)
+			if e.Spec.Target != "" {
+				targets = append(targets, e.Spec.Target)
+			}
+			for _, t := range targets {
+				t = strings.TrimPrefix(t, "file:")
+				if !filepath.IsAbs(t) {
+					t = filepath.Join(filepath.Dir(path), t)
+				}
+				matches, err := expand(t)
+				if err != nil || len(matches) == 0 {
+					msg := "Location target " + t + " matches no file"
+					if err != nil {
+						msg = "Location target " + t + ": " + err.Error()
+					}
+					out.Problems = append(out.Problems, Problem{Severity: SeverityError, Source: f.Name, File: path, Line: e.Origin.Line,
+						Entity: e.Ref().String(), Field: "spec.target", Message: msg, Fix: "correct the target path (relative to the Location's file)"})
+					continue
+				}
+				for _, m := range matches {
+					read(m, e.Origin.Line, path)
+				}
+			}
+		}
+	}
+	for _, root := range f.Paths {
+		matches, err := expand(root)
+		if err != nil || len(matches) == 0 {
+			msg := "catalog path matches no file"
+			if err != nil {
+				msg = err.Error()
+			}
+			out.Problems = append(out.Problems, Problem{Severity: SeverityError, Source: f.Name, File: root, Message: msg,
+				Fix: "check catalog.files in the configuration"})
+			fmt.Fprintf(h, "%s\x00nomatch\x00", root)
+			continue
+		}
+		for _, m := range matches {
+			read(m, 0, "")
+		}
+	}
+	return out, fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// expand turns a file, directory or glob into the files it names. Directories
+// contribute every .yaml/.yml file below them.
+func expand(p string) ([]string, error) {
+	var candidates []string
+	if strings.ContainsAny(p, "*?[") {
+		m, err := filepath.Glob(p)
+		if err != nil {
+			return nil, fmt.Errorf("invalid glob %q: %v", p, err)
+		}
+		candidates = m
+	} else {
+		candidates = []string{p}
+	}
+	var out []string
+	for _, c := range candidates {
+		st, err := os.Stat(c)
+		if err != nil {
+			if len(candidates) == 1 && c == p {
+				return []string{c}, nil // let the reader report it with context
+			}
+			continue
+		}
+		if !st.IsDir() {
+			out = append(out, c)
+			continue
+		}
+		_ = filepath.WalkDir(c, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+				out = append(out, path)
+			}
+			return nil
+		})
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Run loads the files into the store, then polls for changes until ctx is
+// done. A change in any file read (or in what a glob matches) reloads the
+// whole source as one generation.
+func (f *FileSource) Run(ctx context.Context, store *Store) {
+	interval := f.Interval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	log := f.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	last := ""
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		p, fp := f.Load()
+		if fp != last {
+			last = fp
+			snap := store.ReplaceSource(f.Name, p)
+			log.Info("catalog files loaded", "source", f.Name, "entities", len(p.Entities), "problems", len(p.Problems), "generation", snap.Generation)
+			for _, pr := range p.Problems {
+				log.Warn("catalog problem", "problem", pr.String())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func errText(err error) string {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,197 @@
+package catalogsync
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Parsed is the outcome of reading one catalog file: the valid entities, and
+// the problems found. An entity with an error-severity problem is not in
+// Entities; Rejected lists the refs of those (when the ref could be read), so
+// a store can keep their last good version.
+type Parsed struct {
+	Entities []*Entity
+	Rejected []Ref
+	Problems Problems
+}
+
+// ParseFile reads a multi-document YAML catalog file. Each document is parsed
+// and validated on its own: one broken entity never hides the others. file is
+// used for positions in problems; source names the catalog source.
+func ParseFile(source, file string, data []byte) Parsed {
+	var out Parsed
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			// A YAML syntax error stops the decoder: nothing after it can be
+			// read reliably, but what was read before stays.
+			out.Problems = append(out.Problems, Problem{
+				Severity: SeverityError, Source: source, File: file, Line: yamlErrLine(err),
+				Message: "invalid YAML: " + trimYAMLErr(err),
+				Fix:     "fix the YAML syntax; documents after this point in the file were not read",
+			})
+			break
+		}
+		if len(doc.Content) == 0 {
+			continue // empty document (e.g. a trailing ---)
+		}
+		e, probs := parseDocument(source, file, doc.Content[0])
+		out.Problems = append(out.Problems, probs...)
+		if e == nil {
+			continue
+		}
+		if Problems(probs).Errors() > 0 {
+			if e.Kind != "" && e.Metadata.Name != "" {
+				out.Rejected = append(out.Rejected, e.Ref())
+			}
+			continue
+		}
+		out.Entities = append(out.Entities, e)
+	}
+	return out
+}
+
+// parseDocument decodes and validates one YAML document. It returns the entity
+// (possibly partially filled, for its ref) and its problems.
+func parseDocument(source, file string, n *yaml.Node) (*Entity, Problems) {
+	at := func(line int, field, msg, fix string) Problem {
+		return Problem{Severity: SeverityError, Source: source, File: file, Line: line, Field: field, Message: msg, Fix: fix}
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil, Problems{at(n.Line, "", "a catalog document must be a mapping with apiVersion, kind, metadata and spec", "")}
+	}
+	e := &Entity{Origin: Origin{Source: source, File: file, Line: n.Line}}
+	if err := n.Decode(e); err != nil {
+		// Decode the header alone so the problem can name the entity.
+		var hdr struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Name      string `yaml:"name"`
+				Namespace string `yaml:"namespace"`
+			} `yaml:"metadata"`
+		}
+		_ = n.Decode(&hdr)
+		e = &Entity{Kind: hdr.Kind, Origin: e.Origin}
+		e.Metadata.Name, e.Metadata.Namespace = hdr.Metadata.Name, hdr.Metadata.Namespace
+		line := yamlErrLine(err)
+		if line == 0 {
+			line = n.Line
+		}
+		msg := yamlLineRe.ReplaceAllString(trimYAMLErr(err), "")
+		msg = strings.TrimPrefix(strings.TrimSpace(msg), ": ")
+		p := at(line, pathAtLine(n, line, ""), "wrong type: "+msg, "check the field against the Backstage descriptor format (lists must be YAML lists, annotation values strings)")
+		if e.Kind != "" && e.Metadata.Name != "" {
+			p.Entity = e.Ref().String()
+		}
+		return e, Problems{p}
+	}
+	probs := validate(e, n)
+	for i := range probs {
+		probs[i].Source, probs[i].File = source, file
+		if probs[i].Entity == "" && e.Kind != "" && e.Metadata.Name != "" {
+			probs[i].Entity = e.Ref().String()
+		}
+	}
+	return e, probs
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+):?`)
+
+func yamlErrLine(err error) int {
+	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+func trimYAMLErr(err error) string {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	s = strings.ReplaceAll(s, "unmarshal errors:\n  ", "")
+	return strings.ReplaceAll(s, "\n  ", "; ")
+}
+
+// lineOf returns the line of the value at path (mapping keys) below n, or of
+// the deepest node found on the way.
+func lineOf(n *yaml.Node, path ...string) int {
+	line := n.Line
+	cur := n
+	for _, key := range path {
+		if cur.Kind != yaml.MappingNode {
+			return line
+		}
+		found := false
+		for i := 0; i+1 < len(cur.Content); i += 2 {
+			if cur.Content[i].Value == key {
+				cur = cur.Content[i+1]
+				line = cur.Line
+				if cur.Kind == yaml.ScalarNode || cur.Kind == yaml.SequenceNode && cur.Style == yaml.FlowStyle {
+					line = cur.Line
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			return line
+		}
+	}
+	return line
+}
+
+// lineOfItem returns the line of item i of the sequence at path.
+func lineOfItem(n *yaml.Node, i int, path ...string) int {
+	line := lineOf(n, path...)
+	cur := n
+	for _, key := range path {
+		next := (*yaml.Node)(nil)
+		for j := 0; cur.Kind == yaml.MappingNode && j+1 < len(cur.Content); j += 2 {
+			if cur.Content[j].Value == key {
+				next = cur.Content[j+1]
+			}
+		}
+		if next == nil {
+			return line
+		}
+		cur = next
+	}
+	if cur.Kind == yaml.SequenceNode && i < len(cur.Content) {
+		return cur.Content[i].Line
+	}
+	return line
+}
+
+func fieldf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
+
+// pathAtLine returns the dotted path of the mapping key on a given line.
+func pathAtLine(n *yaml.Node, line int, prefix string) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		p := k.Value
+		if prefix != "" {
+			p = prefix + "." + k.Value
+		}
+		if k.Line == line {
+			return p
+		}
+		if sub := pathAtLine(v, line, p); sub != "" {
+			return sub
+		}
+	}
+	return ""
+}

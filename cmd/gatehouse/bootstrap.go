@@ -1,0 +1,39 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse-dev/gatehouse/xds"
+)
+
+func bootstrapCmd() *cobra.Command {
+	var o xds.BootstrapOptions
+	var adminPort, listenPort uint16
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Print an Envoy bootstrap that takes its configuration from gatehouse",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.AdminPort, o.ListenPort = uint32(adminPort), uint32(listenPort)
+			b, err := xds.Bootstrap(o)
+			if err != nil {
+				return err
+			}
+			y, err := xds.ToYAML(b)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(y)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Role, "role", xds.RoleEdge, "node role: edge")
+	f.StringVar(&o.NodeID, "node-id", "edge-1", "Envoy node id (unique per Envoy)")
+	f.StringVar(&o.Cluster, "cluster", "", "Envoy service cluster (default gatehouse-<role>)")
+	f.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "gatehouse xDS address host:port")
+	f.BoolVar(&o.Delta, "delta", false, "use delta xDS (DELTA_GRPC) instead of state of the world")
+	f.Uint16Var(&adminPort, "admin-port", 9901, "Envoy admin port (bound to 127.0.0.1)")
+	f.Uint16Var(&listenPort, "listen-port", 0, "edge listener port for this Envoy (default: gatehouse's edge.port)")
+	return cmd
+}

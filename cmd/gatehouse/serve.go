@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/gatehouse-dev/gatehouse/admin"
+	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/xds"
+)
+
+func serveCmd() *cobra.Command {
+	var cfgPath string
+	var catalogFiles []string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the control plane: catalog sync, xDS server and admin listener",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			if len(catalogFiles) > 0 {
+				cfg.Catalog.Files = catalogFiles
+			}
+			if len(cfg.Catalog.Files) == 0 {
+				return errors.New("no catalog source configured (fix: set catalog.files in the config file or pass --catalog PATH)")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, newLogger(cfg.Log))
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file (gatehouse.yaml)")
+	cmd.Flags().StringSliceVar(&catalogFiles, "catalog", nil, "catalog files, directories or globs (overrides catalog.files)")
+	return cmd
+}
+
+// serve wires the runners together and blocks until ctx is done.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)
+	if err != nil {
+		return fmt.Errorf("xds.listen %s: %w", cfg.XDS.Listen, err)
+	}
+	adminLis, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		xdsLis.Close()
+		return fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	store := cs.NewStore("files")
+	opts := xds.DefaultOptions()
+	opts.EdgeAddress, opts.EdgePort, opts.UpstreamCAFile = cfg.Edge.Address, cfg.Edge.Port, cfg.Edge.UpstreamCAFile
+	xdsSrv := xds.NewServer(runCtx, opts, log.With("component", "xds"))
+
+	var problems atomic.Pointer[cs.Problems]
+	adm := admin.New(admin.Sources{
+		Model:    func() any { return xdsSrv.Model() },
+		Nodes:    func() any { return xdsSrv.Nodes() },
+		Problems: func() any { return problems.Load() },
+	})
+
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(4<<20),
+		grpc.MaxSendMsgSize(64<<20), // a large fleet config fits one response
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	xdsSrv.Register(g)
+	httpSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 5 * time.Second}
+
+	var wg sync.WaitGroup
+	run := func(name string, f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(); log.Debug("stopped", "runner", name) }()
+	}
+	files := &cs.FileSource{Name: "files", Paths: cfg.Catalog.Files, Interval: cfg.Catalog.PollInterval, Logger: log.With("component", "catalog")}
+	run("catalog-files", func() { files.Run(runCtx, store) })
+	run("compile", func() {
+		lastVersion := ""
+		model.Follow(runCtx, store, cfg.XDS.Holdoff, func(m *model.Model, snap *cs.Snapshot, ps cs.Problems) {
+			problems.Store(&ps)
+			xdsSrv.SetModel(m)
+			if m.Version != lastVersion {
+				log.Info("model published", "version", m.Version, "generation", snap.Generation,
+					"virtual_hosts", len(m.VirtualHosts), "clusters", len(m.Clusters), "problems", len(ps))
+				lastVersion = m.Version
+			}
+			adm.SetReady()
+		})
+	})
+	errc := make(chan error, 2)
+	run("xds", func() {
+		if err := g.Serve(xdsLis); err != nil {
+			errc <- fmt.Errorf("xds server: %w", err)
+		}
+	})
+	run("admin", func() {
+		if err := httpSrv.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin server: %w", err)
+		}
+	})
+	log.Info("gatehouse serving", "xds", xdsLis.Addr().String(), "admin", adminLis.Addr().String(), "catalog", cfg.Catalog.Files)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errc:
+		log.Error("runner failed; shutting down", "error", runErr)
+	}
+	cancel()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	_ = httpSrv.Shutdown(shutdownCtx)
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-shutdownCtx.Done():
+		g.Stop() // xDS streams never end on their own
+	}
+	wg.Wait()
+	return runErr
+}

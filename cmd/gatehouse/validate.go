@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+func validateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate PATH...",
+		Short: "Check catalog files; print every problem with file, line and fix (exit 1 on errors)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src := &cs.FileSource{Name: "files", Paths: args}
+			parsed, _ := src.Load()
+			store := cs.NewStore("files")
+			snap := store.ReplaceSource("files", parsed)
+			m, compileProblems := model.Compile(snap)
+			all := append(append(cs.Problems(nil), snap.Problems...), compileProblems...)
+			out := cmd.OutOrStdout()
+			for _, p := range all {
+				fmt.Fprintln(out, p.String())
+			}
+			routes := 0
+			for _, vh := range m.VirtualHosts {
+				routes += len(vh.Routes)
+			}
+			errs := all.Errors()
+			fmt.Fprintf(out, "%d entities, %d routes, %d clusters; %d errors, %d warnings\n",
+				len(snap.All()), routes, len(m.Clusters), errs, len(all)-errs)
+			if errs > 0 {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+}

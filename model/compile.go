@@ -1,0 +1,158 @@
+package model
+
+import (
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+)
+
+// DefaultRouteTimeout applies when an entity sets no gatehouse.dev/timeout.
+const DefaultRouteTimeout = 15 * time.Second
+
+// Compile turns a catalog snapshot into a Model. It is a pure function of the
+// snapshot: the same catalog gives the same Model and Version. Problems found
+// while compiling (route conflicts, API prefixes outside their provider) are
+// returned; the affected routes are left out, everything else compiles.
+func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
+	var problems cs.Problems
+	type claim struct {
+		route  Route
+		entity *cs.Entity // who made the claim (the component, or the API)
+		host   string
+	}
+	claims := map[string][]claim{} // "host prefix" -> claims
+	m := &Model{}
+
+	for _, e := range snap.Routed() {
+		ref := e.Ref()
+		key := ref.Key()
+		r := e.Routing
+		timeout := r.Timeout
+		if timeout == 0 {
+			timeout = DefaultRouteTimeout
+		}
+		m.Clusters = append(m.Clusters, clusterFor(key, r))
+		prefix := r.RoutePrefix(e.Metadata.Name)
+		for _, host := range r.RouteHosts() {
+			c := claim{entity: e, host: host, route: Route{ID: key + "@" + host + prefix, Entity: key, Prefix: prefix, Cluster: key, Timeout: Duration(timeout)}}
+			claims[host+" "+prefix] = append(claims[host+" "+prefix], c)
+		}
+		// APIs this entity provides that scope their own paths.
+		for _, apiKey := range e.RelationTargets(cs.RelProvidesAPI) {
+			api := snap.Get(apiKey)
+			if api == nil || api.Routing == nil || api.Routing.PathPrefix == "" {
+				continue
+			}
+			ap := api.Routing.PathPrefix
+			if !under(ap, prefix) {
+				problems = append(problems, cs.Problem{Severity: cs.SeverityError, Source: api.Origin.Source, File: api.Origin.File, Line: api.Origin.Line,
+					Entity: api.Ref().String(), Field: "metadata.annotations[" + cs.AnnPathPrefix + "]",
+					Message: "path prefix " + ap + " is outside the prefix " + prefix + " of its provider " + ref.String() + "; the API gets no route of its own there",
+					Fix:     "use a prefix under " + prefix + " (e.g. " + strings.TrimSuffix(prefix, "/") + "/v1)"})
+				continue
+			}
+			for _, host := range r.RouteHosts() {
+				c := claim{entity: api, host: host, route: Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: Duration(timeout)}}
+				claims[host+" "+ap] = append(claims[host+" "+ap], c)
+			}
+		}
+	}
+
+	// Resolve conflicts: one winner per host+prefix. An API scoping its own
+	// provider's prefix is a refinement, not a conflict; between different
+	// entities the smallest ref wins (deterministic across replicas) and the
+	// others are reported.
+	vhosts := map[string]*VirtualHost{}
+	for _, k := range sortedKeys(claims) {
+		cl := claims[k]
+		sort.SliceStable(cl, func(i, j int) bool {
+			if cl[i].route.Entity != cl[j].route.Entity {
+				return cl[i].route.Entity < cl[j].route.Entity
+			}
+			// same provider: the API claim refines the component's
+			return cl[i].route.API > cl[j].route.API
+		})
+		win := cl[0]
+		for _, lose := range cl[1:] {
+			if lose.route.Entity == win.route.Entity {
+				continue
+			}
+			host := lose.host
+			problems = append(problems, cs.Problem{Severity: cs.SeverityError, Source: lose.entity.Origin.Source, File: lose.entity.Origin.File, Line: lose.entity.Origin.Line,
+				Entity: lose.entity.Ref().String(), Field: "metadata.annotations[" + cs.AnnPathPrefix + "]",
+				Message: "route conflict: host " + host + " prefix " + lose.route.Prefix + " is already claimed by " + win.entity.Ref().String() + ", which wins (smallest ref); this route is not served",
+				Fix:     "give one of the two entities another gatehouse.dev/path-prefix or gatehouse.dev/hosts"})
+		}
+		vh := vhosts[win.host]
+		if vh == nil {
+			vh = &VirtualHost{Name: win.host, Domains: []string{win.host}}
+			vhosts[win.host] = vh
+		}
+		vh.Routes = append(vh.Routes, win.route)
+	}
+	for _, h := range sortedKeys(vhosts) {
+		vh := vhosts[h]
+		// Longest prefix first so that the most specific route matches.
+		sort.SliceStable(vh.Routes, func(i, j int) bool {
+			a, b := vh.Routes[i], vh.Routes[j]
+			if len(a.Prefix) != len(b.Prefix) {
+				return len(a.Prefix) > len(b.Prefix)
+			}
+			return a.ID < b.ID
+		})
+		m.VirtualHosts = append(m.VirtualHosts, *vh)
+	}
+	// The shared host is the catch-all: Envoy needs it last among equals, and
+	// it reads better last.
+	sort.SliceStable(m.VirtualHosts, func(i, j int) bool {
+		return m.VirtualHosts[i].Name != cs.SharedHost && m.VirtualHosts[j].Name == cs.SharedHost
+	})
+	// Only clusters some route still sends to (a loser of every conflict has none).
+	used := map[string]bool{}
+	for _, vh := range m.VirtualHosts {
+		for _, r := range vh.Routes {
+			used[r.Cluster] = true
+		}
+	}
+	clusters := m.Clusters[:0]
+	for _, c := range m.Clusters {
+		if used[c.Name] {
+			clusters = append(clusters, c)
+		}
+	}
+	m.Clusters = clusters
+	m.Version = ContentVersion(m)
+	return m, problems
+}
+
+func clusterFor(key string, r *cs.Routing) Cluster {
+	c := Cluster{Name: key, Entity: key, Discovery: DiscoveryStatic, TLS: r.Upstreams[0].Scheme == "https"}
+	for _, ep := range r.Upstreams {
+		if net.ParseIP(ep.Host) == nil {
+			c.Discovery = DiscoveryDNS
+		}
+		c.Endpoints = append(c.Endpoints, Endpoint{Host: ep.Host, Port: ep.Port})
+	}
+	return c
+}
+
+// under reports whether prefix p is equal to or below base, on segment
+// boundaries.
+func under(p, base string) bool {
+	if base == "/" || p == base {
+		return true
+	}
+	return strings.HasPrefix(p, base+"/")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

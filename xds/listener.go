@@ -1,0 +1,79 @@
+package xds
+
+import (
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// adsSource points a dynamic resource at the ADS stream it came on.
+func adsSource() *core.ConfigSource {
+	return &core.ConfigSource{
+		ResourceApiVersion:    core.ApiVersion_V3,
+		ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
+	}
+}
+
+// edgeListener is the edge's HTTP listener with Envoy's edge best practices:
+// path normalisation before routing (and, later, authorization), escaped
+// slashes unescaped and redirected, the client address taken from the
+// connection (use_remote_address, no trusted hops), header timeouts, and
+// header names with underscores rejected (they can smuggle around filters).
+func edgeListener(addr string, port uint32) (*listener.Listener, error) {
+	m := &hcm.HttpConnectionManager{
+		StatPrefix: "edge",
+		CodecType:  hcm.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
+			ConfigSource: adsSource(), RouteConfigName: EdgeRouteConfigName,
+		}},
+		HttpFilters:                  httpFilters(),
+		NormalizePath:                wrapperspb.Bool(true),
+		MergeSlashes:                 true,
+		PathWithEscapedSlashesAction: hcm.HttpConnectionManager_UNESCAPE_AND_REDIRECT,
+		StripPortMode:                &hcm.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true},
+		UseRemoteAddress:             wrapperspb.Bool(true),
+		XffNumTrustedHops:            0,
+		RequestHeadersTimeout:        durationpb.New(10 * time.Second),
+		StreamIdleTimeout:            durationpb.New(5 * time.Minute),
+		CommonHttpProtocolOptions: &core.HttpProtocolOptions{
+			IdleTimeout:                  durationpb.New(time.Hour),
+			HeadersWithUnderscoresAction: core.HttpProtocolOptions_REJECT_REQUEST,
+		},
+		Http2ProtocolOptions: &core.Http2ProtocolOptions{
+			MaxConcurrentStreams:        wrapperspb.UInt32(100),
+			InitialStreamWindowSize:     wrapperspb.UInt32(64 * 1024),
+			InitialConnectionWindowSize: wrapperspb.UInt32(1024 * 1024),
+		},
+	}
+	hcmAny, err := anypb.New(m)
+	if err != nil {
+		return nil, err
+	}
+	return &listener.Listener{
+		Name: EdgeListenerName,
+		Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+			Address: addr, PortSpecifier: &core.SocketAddress_PortValue{PortValue: port},
+		}}},
+		PerConnectionBufferLimitBytes: wrapperspb.UInt32(32 * 1024),
+		FilterChains: []*listener.FilterChain{{
+			Filters: []*listener.Filter{{
+				Name:       "envoy.filters.network.http_connection_manager",
+				ConfigType: &listener.Filter_TypedConfig{TypedConfig: hcmAny},
+			}},
+		}},
+	}, nil
+}
+
+// httpFilters is the one place the HTTP filter order is decided.
+func httpFilters() []*hcm.HttpFilter {
+	routerAny, _ := anypb.New(&router.Router{})
+	return []*hcm.HttpFilter{
+		{Name: "envoy.filters.http.router", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: routerAny}},
+	}
+}

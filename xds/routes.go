@@ -1,0 +1,36 @@
+package xds
+
+import (
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+// routeConfig renders the model's virtual hosts. Prefixes other than "/" are
+// matched on path-segment boundaries (path_separated_prefix): /orders matches
+// /orders and /orders/7, never /ordersx.
+func routeConfig(name string, m *model.Model) *route.RouteConfiguration {
+	rc := &route.RouteConfiguration{Name: name}
+	for _, vh := range m.VirtualHosts {
+		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
+		for _, r := range vh.Routes {
+			match := &route.RouteMatch{}
+			if r.Prefix == "/" {
+				match.PathSpecifier = &route.RouteMatch_Prefix{Prefix: "/"}
+			} else {
+				match.PathSpecifier = &route.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: r.Prefix}
+			}
+			v.Routes = append(v.Routes, &route.Route{
+				Name:  r.ID,
+				Match: match,
+				Action: &route.Route_Route{Route: &route.RouteAction{
+					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: r.Cluster},
+					Timeout:          durationpb.New(r.Timeout.Std()),
+				}},
+			})
+		}
+		rc.VirtualHosts = append(rc.VirtualHosts, v)
+	}
+	return rc
+}

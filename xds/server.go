@@ -1,0 +1,356 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+// Server serves the current model to every connected Envoy over ADS, state
+// of the world and delta. Nodes of the same role share one built snapshot
+// per model version.
+type Server struct {
+	opts  Options
+	log   *slog.Logger
+	cache cachev3.SnapshotCache
+	xds   serverv3.Server
+
+	mu      sync.Mutex
+	model   *model.Model
+	nodes   map[string]*nodeState // by node id
+	streams map[int64]*streamState
+	built   map[buildKey]*built
+}
+
+type buildKey struct {
+	version string
+	role    string
+	port    uint32
+}
+
+type built struct {
+	snap *cachev3.Snapshot
+	err  error
+}
+
+type streamState struct {
+	node  string
+	delta bool
+	sent  map[string]string // type URL -> nonce -> version (last response)
+	nonce map[string]string // type URL -> last nonce sent
+}
+
+type nodeState struct {
+	info    NodeInfo
+	streams int
+}
+
+// NodeInfo is what /debug/nodes shows about one Envoy.
+type NodeInfo struct {
+	ID          string            `json:"id"`
+	Role        string            `json:"role"`
+	Cluster     string            `json:"cluster,omitempty"`
+	Version     string            `json:"envoyVersion,omitempty"`
+	Delta       bool              `json:"delta"`
+	ConnectedAt time.Time         `json:"connectedAt"`
+	Streams     int               `json:"streams"`
+	Acked       map[string]string `json:"acked"` // type URL -> version
+	LastNack    *Nack             `json:"lastNack,omitempty"`
+	Nacks       int               `json:"nacks"`
+	Error       string            `json:"error,omitempty"`
+}
+
+// Nack is a rejected configuration as Envoy reported it.
+type Nack struct {
+	TypeURL string    `json:"typeUrl"`
+	Version string    `json:"version"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
+}
+
+// NewServer returns a server; call SetModel to give it configuration and
+// Register to attach it to a gRPC server.
+func NewServer(ctx context.Context, opts Options, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		opts:    opts,
+		log:     log,
+		nodes:   map[string]*nodeState{},
+		streams: map[int64]*streamState{},
+		built:   map[buildKey]*built{},
+	}
+	s.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, slogAdapter{log})
+	s.xds = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
+		StreamClosedFunc:        func(id int64, _ *core.Node) { s.streamClosed(id) },
+		DeltaStreamClosedFunc:   func(id int64, _ *core.Node) { s.streamClosed(id) },
+		StreamRequestFunc:       s.onRequest,
+		StreamResponseFunc:      s.onResponse,
+		StreamDeltaRequestFunc:  s.onDeltaRequest,
+		StreamDeltaResponseFunc: s.onDeltaResponse,
+	}, sotw.WithOrderedADS())
+	return s
+}
+
+// Register attaches the ADS service (SotW and delta) to g.
+func (s *Server) Register(g *grpc.Server) {
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
+}
+
+// SetModel publishes a new model to every connected node.
+func (s *Server) SetModel(m *model.Model) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.model = m
+	// Drop builds of older versions: they will not be asked for again.
+	for k := range s.built {
+		if k.version != m.Version {
+			delete(s.built, k)
+		}
+	}
+	for _, id := range sortedNodeIDs(s.nodes) {
+		s.pushLocked(s.nodes[id])
+	}
+}
+
+// Model returns the model being served.
+func (s *Server) Model() *model.Model {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.model
+}
+
+// Nodes returns the connected nodes, by id.
+func (s *Server) Nodes() []NodeInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]NodeInfo, 0, len(s.nodes))
+	for _, id := range sortedNodeIDs(s.nodes) {
+		n := s.nodes[id].info
+		acked := make(map[string]string, len(n.Acked))
+		for k, v := range n.Acked {
+			acked[k] = v
+		}
+		n.Acked = acked
+		out = append(out, n)
+	}
+	return out
+}
+
+// pushLocked builds (or reuses) the snapshot for a node and sets it.
+func (s *Server) pushLocked(n *nodeState) {
+	if s.model == nil {
+		return // nothing compiled yet; the node's watches wait
+	}
+	node := Node{ID: n.info.ID, Role: n.info.Role}
+	b := s.buildLocked(node)
+	if b.err != nil {
+		if n.info.Error != b.err.Error() {
+			s.log.Error("no configuration for node", "node", n.info.ID, "error", b.err)
+		}
+		n.info.Error = b.err.Error()
+		s.cache.ClearSnapshot(n.info.ID)
+		return
+	}
+	n.info.Error = ""
+	if err := s.cache.SetSnapshot(context.Background(), n.info.ID, b.snap); err != nil {
+		s.log.Error("set snapshot", "node", n.info.ID, "error", err)
+	}
+}
+
+func (s *Server) buildLocked(n Node) *built {
+	k := buildKey{version: s.model.Version, role: n.Role, port: n.ListenPort}
+	if b, ok := s.built[k]; ok {
+		return b
+	}
+	b := &built{}
+	res, err := Translate(s.model, n, s.opts)
+	if err == nil {
+		b.snap, err = buildSnapshot(res)
+	}
+	b.err = err
+	s.built[k] = b
+	return b
+}
+
+// register records the node of a new stream; the first stream of a node gets
+// its snapshot before the stream's first watch is created.
+func (s *Server) registerLocked(id int64, node *core.Node, delta bool) *streamState {
+	st := s.streams[id]
+	if st != nil {
+		return st
+	}
+	st = &streamState{node: node.GetId(), delta: delta, sent: map[string]string{}, nonce: map[string]string{}}
+	s.streams[id] = st
+	n := s.nodes[node.GetId()]
+	if n == nil {
+		n = &nodeState{info: NodeInfo{
+			ID: node.GetId(), Cluster: node.GetCluster(), Delta: delta, ConnectedAt: time.Now(),
+			Acked: map[string]string{}, Role: metaString(node, "role"),
+			Version: node.GetUserAgentBuildVersion().GetVersion().String(),
+		}}
+		s.nodes[node.GetId()] = n
+		s.log.Info("envoy connected", "node", n.info.ID, "role", n.info.Role, "delta", delta, "stream", id)
+		s.pushLocked(n)
+	}
+	n.streams++
+	n.info.Streams = n.streams
+	return st
+}
+
+func (s *Server) streamClosed(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	if st == nil {
+		return
+	}
+	delete(s.streams, id)
+	n := s.nodes[st.node]
+	if n == nil {
+		return
+	}
+	n.streams--
+	n.info.Streams = n.streams
+	if n.streams <= 0 {
+		// Forget the node entirely: its snapshot and watch state, so a fleet
+		// that churns does not grow memory.
+		delete(s.nodes, st.node)
+		s.cache.ClearSnapshot(st.node)
+		s.log.Info("envoy disconnected", "node", st.node, "stream", id)
+	}
+}
+
+func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error {
+	if req.GetNode().GetId() == "" {
+		return errors.New("the first request of a stream must carry node.id")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.registerLocked(id, req.GetNode(), false)
+	n := s.nodes[st.node]
+	if req.GetResponseNonce() == "" {
+		return nil
+	}
+	if req.ErrorDetail != nil {
+		if req.GetResponseNonce() != st.nonce[req.GetTypeUrl()] {
+			return nil // about an older response; the server ignores it too
+		}
+		version := st.sent[req.GetTypeUrl()]
+		s.nackLocked(n, req.GetTypeUrl(), version, req.ErrorDetail.GetMessage())
+		// Envoy NACKs with the last version it accepted. The snapshot cache
+		// would see "client is behind" and send the rejected config again,
+		// forever. Tell it the client has seen this version: the next push
+		// happens when the config changes.
+		if version != "" {
+			req.VersionInfo = version
+		}
+		return nil
+	}
+	n.info.Acked[req.GetTypeUrl()] = req.GetVersionInfo()
+	return nil
+}
+
+func (s *Server) onResponse(_ context.Context, id int64, req *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.streams[id]; st != nil {
+		st.sent[resp.GetTypeUrl()] = resp.GetVersionInfo()
+		st.nonce[resp.GetTypeUrl()] = resp.GetNonce()
+	}
+	pushesTotal.WithLabelValues(roleOf(s, id), "sotw", shortType(resp.GetTypeUrl())).Inc()
+}
+
+func (s *Server) onDeltaRequest(id int64, req *discoverygrpc.DeltaDiscoveryRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Unlike SotW, the delta server calls back before filling in the node of
+	// later requests: only the stream's first request is sure to carry it.
+	st := s.streams[id]
+	if st == nil {
+		if req.GetNode().GetId() == "" {
+			return errors.New("the first request of a stream must carry node.id")
+		}
+		st = s.registerLocked(id, req.GetNode(), true)
+	}
+	n := s.nodes[st.node]
+	if req.GetResponseNonce() == "" {
+		return nil
+	}
+	version := st.sent[req.GetTypeUrl()+"\x00"+req.GetResponseNonce()]
+	delete(st.sent, req.GetTypeUrl()+"\x00"+req.GetResponseNonce())
+	if req.ErrorDetail != nil {
+		s.nackLocked(n, req.GetTypeUrl(), version, req.ErrorDetail.GetMessage())
+		return nil
+	}
+	if version != "" {
+		n.info.Acked[req.GetTypeUrl()] = version
+	}
+	return nil
+}
+
+func (s *Server) onDeltaResponse(id int64, _ *discoverygrpc.DeltaDiscoveryRequest, resp *discoverygrpc.DeltaDiscoveryResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.streams[id]; st != nil {
+		// Delta ACKs carry only the nonce: remember which version it stood for.
+		st.sent[resp.GetTypeUrl()+"\x00"+resp.GetNonce()] = resp.GetSystemVersionInfo()
+	}
+	pushesTotal.WithLabelValues(roleOf(s, id), "delta", shortType(resp.GetTypeUrl())).Inc()
+}
+
+func (s *Server) nackLocked(n *nodeState, typeURL, version, msg string) {
+	n.info.Nacks++
+	n.info.LastNack = &Nack{TypeURL: typeURL, Version: version, Message: msg, At: time.Now()}
+	nacksTotal.WithLabelValues(n.info.Role, shortType(typeURL)).Inc()
+	s.log.Error("envoy rejected configuration (NACK)", "node", n.info.ID, "type", typeURL, "version", version, "error", msg)
+}
+
+func roleOf(s *Server, stream int64) string {
+	if st := s.streams[stream]; st != nil {
+		if n := s.nodes[st.node]; n != nil {
+			return n.info.Role
+		}
+	}
+	return ""
+}
+
+func metaString(n *core.Node, key string) string {
+	if n.GetMetadata() == nil {
+		return ""
+	}
+	if v, ok := n.GetMetadata().GetFields()[key]; ok {
+		return v.GetStringValue()
+	}
+	return ""
+}
+
+func sortedNodeIDs(m map[string]*nodeState) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// slogAdapter routes go-control-plane's logging to slog at debug level.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Debugf(format string, args ...any) { a.l.Debug(sprintf(format, args...)) }
+func (a slogAdapter) Infof(format string, args ...any)  { a.l.Debug(sprintf(format, args...)) }
+func (a slogAdapter) Warnf(format string, args ...any)  { a.l.Warn(sprintf(format, args...)) }
+func (a slogAdapter) Errorf(format string, args ...any) { a.l.Error(sprintf(format, args...)) }

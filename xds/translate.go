@@ -1,0 +1,106 @@
+// Package xds turns a model.Model into Envoy resources (Translate, pure) and
+// serves them to a fleet of Envoys over ADS (Server).
+package xds
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+// Node roles, read from the Envoy node metadata field "role".
+const (
+	RoleEdge = "edge"
+)
+
+// Node is what the translator needs to know about one Envoy.
+type Node struct {
+	ID   string
+	Role string
+	// ListenPort overrides Options.EdgePort for this node (node metadata
+	// "listen_port"), so several edges can share a host.
+	ListenPort uint32
+}
+
+// Options are the translator's settings that do not come from the catalog.
+type Options struct {
+	// EdgeAddress and EdgePort: where the edge listener binds.
+	EdgeAddress string
+	EdgePort    uint32
+	// UpstreamCAFile: CA bundle, on the Envoy's file system, used to verify
+	// https upstreams.
+	UpstreamCAFile string
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{EdgeAddress: "0.0.0.0", EdgePort: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt"}
+}
+
+// Resources is the translated configuration of one node, by xDS type.
+type Resources struct {
+	Listeners []types.Resource
+	Routes    []types.Resource
+	Clusters  []types.Resource
+}
+
+// Names of the resources every edge gets.
+const (
+	EdgeListenerName    = "edge_http"
+	EdgeRouteConfigName = "edge_routes"
+)
+
+// Translate builds the Envoy resources for a node from a model. It is pure:
+// it reads the model and writes nothing into it.
+func Translate(m *model.Model, n Node, opts Options) (*Resources, error) {
+	switch n.Role {
+	case RoleEdge:
+		return translateEdge(m, n, opts)
+	case "":
+		return nil, fmt.Errorf("node %q has no role; set node.metadata.role in its bootstrap (one of: %s)", n.ID, RoleEdge)
+	default:
+		return nil, fmt.Errorf("node %q has unknown role %q; set node.metadata.role to one of: %s", n.ID, n.Role, RoleEdge)
+	}
+}
+
+func translateEdge(m *model.Model, n Node, opts Options) (*Resources, error) {
+	port := opts.EdgePort
+	if n.ListenPort != 0 {
+		port = n.ListenPort
+	}
+	l, err := edgeListener(opts.EdgeAddress, port)
+	if err != nil {
+		return nil, err
+	}
+	res := &Resources{Listeners: []types.Resource{l}, Routes: []types.Resource{routeConfig(EdgeRouteConfigName, m)}}
+	for _, c := range m.Clusters {
+		cl, err := buildCluster(c, opts)
+		if err != nil {
+			return nil, err
+		}
+		res.Clusters = append(res.Clusters, cl)
+	}
+	return res, nil
+}
+
+// ParsePort reads a port from node metadata.
+func ParsePort(s string) (uint32, error) {
+	p, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || p == 0 {
+		return 0, fmt.Errorf("invalid port %q", s)
+	}
+	return uint32(p), nil
+}
+
+func sortedNames(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
