@@ -1,0 +1,433 @@
+// Package e2e runs gatehouse against real Envoys. Every server binds
+// 127.0.0.1 on a free port and is stopped by the test that started it. A part
+// that cannot start fails the test with the reason; nothing is skipped.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	gatehouseBin string // built once in TestMain
+	envoyBin     string
+	repoRoot     string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	wd, _ := os.Getwd()
+	repoRoot = filepath.Dir(wd)
+	tmp, err := os.MkdirTemp("", "gatehouse-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	gatehouseBin = filepath.Join(tmp, "gatehouse")
+	build := exec.Command("go", "build", "-o", gatehouseBin, "./cmd/gatehouse")
+	build.Dir = repoRoot
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building gatehouse failed:", err)
+		return 1
+	}
+	// A real Envoy: ENVOY_BIN, or the one envoy/install.sh installs.
+	inst := exec.Command("bash", filepath.Join(repoRoot, "envoy", "install.sh"))
+	inst.Stderr = os.Stderr
+	out, err := inst.Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: no Envoy: envoy/install.sh failed:", err, "(set ENVOY_BIN to an envoy binary, or fix the install)")
+		return 1
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	envoyBin = lines[len(lines)-1]
+	return m.Run()
+}
+
+// freePort returns a port that was free a moment ago on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a child process whose output goes to a log file shown on failure.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(args[0], args[1:]...), log: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop(t)
+		if t.Failed() {
+			t.Logf("---- %s output ----\n%s", name, tail(p.log.String(), 60))
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits up to 10s, then kills.
+func (p *proc) stop(t *testing.T) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("%s did not stop within 10s of SIGTERM; killing it", p.name)
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// eventually polls f until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < timeout {
+		if err = f(); err == nil {
+			return time.Since(start)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+	return 0
+}
+
+// ---- gatehouse ----
+
+type gatehouse struct {
+	*proc
+	cfgPath   string
+	xdsAddr   string
+	adminAddr string
+	edgePort  int
+}
+
+// startGatehouse writes a config and runs `gatehouse serve`; it returns once
+// /readyz answers 200.
+func startGatehouse(t *testing.T, catalogPath string, ports ...int) *gatehouse {
+	t.Helper()
+	g := &gatehouse{}
+	if len(ports) == 3 {
+		g.xdsAddr, g.adminAddr, g.edgePort = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), ports[2]
+	} else {
+		g.xdsAddr, g.adminAddr, g.edgePort = fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t)), freePort(t)
+	}
+	g.cfgPath = filepath.Join(t.TempDir(), "gatehouse.yaml")
+	cfg := fmt.Sprintf(`xds:
+  listen: %s
+  holdoff: 50ms
+admin:
+  listen: %s
+edge:
+  address: 127.0.0.1
+  port: %d
+catalog:
+  files: [%q]
+  poll_interval: 200ms
+log:
+  level: debug
+`, g.xdsAddr, g.adminAddr, g.edgePort, catalogPath)
+	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.proc = startProc(t, "gatehouse", gatehouseBin, "serve", "--config", g.cfgPath)
+	eventually(t, 10*time.Second, "gatehouse /readyz", func() error {
+		if g.exited() {
+			t.Fatalf("gatehouse exited: %v\n%s", g.err, g.log.String())
+		}
+		return httpOK("http://" + g.adminAddr + "/readyz")
+	})
+	return g
+}
+
+func (g *gatehouse) ports() []int {
+	_, xp, _ := net.SplitHostPort(g.xdsAddr)
+	_, ap, _ := net.SplitHostPort(g.adminAddr)
+	var x, a int
+	fmt.Sscan(xp, &x)
+	fmt.Sscan(ap, &a)
+	return []int{x, a, g.edgePort}
+}
+
+// nodes returns /debug/nodes.
+func (g *gatehouse) nodes(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	getJSON(t, "http://"+g.adminAddr+"/debug/nodes", &out)
+	return out
+}
+
+// ---- envoy ----
+
+type envoy struct {
+	*proc
+	adminPort int
+	edgePort  int
+}
+
+// startEnvoy runs a real Envoy with a bootstrap printed by
+// `gatehouse bootstrap` and waits until it is ready (config received).
+func startEnvoy(t *testing.T, g *gatehouse, nodeID string, delta bool) *envoy {
+	t.Helper()
+	e := &envoy{adminPort: freePort(t), edgePort: g.edgePort}
+	args := []string{"bootstrap", "--role", "edge", "--node-id", nodeID, "--xds-address", g.xdsAddr, "--admin-port", fmt.Sprint(e.adminPort)}
+	if delta {
+		args = append(args, "--delta")
+	}
+	out, err := exec.Command(gatehouseBin, args...).Output()
+	if err != nil {
+		t.Fatalf("gatehouse bootstrap: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "envoy.yaml")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.proc = startProc(t, "envoy "+nodeID, envoyBin, "-c", path, "--disable-hot-restart", "--concurrency", "1", "--log-level", "warn")
+	eventually(t, 20*time.Second, "envoy ready", func() error {
+		if e.exited() {
+			t.Fatalf("envoy exited: %v\n%s", e.err, e.log.String())
+		}
+		return httpOK(fmt.Sprintf("http://127.0.0.1:%d/ready", e.adminPort))
+	})
+	return e
+}
+
+// stat reads one counter or gauge from Envoy's admin /stats.
+func (e *envoy) stat(t *testing.T, name string) int64 {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/stats?filter=^%s$", e.adminPort, strings.ReplaceAll(name, ".", "\\.")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ": ")
+		if ok && k == name {
+			var n int64
+			fmt.Sscan(v, &n)
+			return n
+		}
+	}
+	t.Fatalf("envoy stat %s not found", name)
+	return 0
+}
+
+// versions returns the version_info of the dynamic listeners, route configs
+// and clusters in Envoy's /config_dump.
+func (e *envoy) versions(t *testing.T) map[string]string {
+	t.Helper()
+	var dump struct {
+		Configs []map[string]any `json:"configs"`
+	}
+	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/config_dump", e.adminPort), &dump)
+	out := map[string]string{}
+	for _, c := range dump.Configs {
+		typ, _ := c["@type"].(string)
+		for k, v := range c {
+			if k == "version_info" {
+				out[typ] = fmt.Sprint(v)
+			}
+		}
+		for _, key := range []string{"dynamic_listeners", "dynamic_route_configs", "dynamic_active_clusters"} {
+			items, _ := c[key].([]any)
+			for _, it := range items {
+				m, _ := it.(map[string]any)
+				name, _ := m["name"].(string)
+				if name == "" {
+					if a, ok := m["active_state"].(map[string]any); ok {
+						name = fmt.Sprint(a["listener"].(map[string]any)["name"])
+						m = a
+					} else if rc, ok := m["route_config"].(map[string]any); ok {
+						name = fmt.Sprint(rc["name"])
+					} else if cl, ok := m["cluster"].(map[string]any); ok {
+						name = fmt.Sprint(cl["name"])
+					}
+				}
+				out[key+"/"+name] = fmt.Sprint(m["version_info"])
+			}
+		}
+	}
+	return out
+}
+
+// ---- upstreams ----
+
+// upstream is a real HTTP server that answers with its name and what it saw.
+type upstream struct {
+	name string
+	url  string
+	srv  *http.Server
+}
+
+type seen struct {
+	Upstream string            `json:"upstream"`
+	Path     string            `json:"path"`
+	Host     string            `json:"host"`
+	Headers  map[string]string `json:"headers"`
+}
+
+func startUpstream(t *testing.T, name string) *upstream {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &upstream{name: name, url: "http://" + l.Addr().String()}
+	u.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := map[string]string{}
+		for k := range r.Header {
+			h[strings.ToLower(k)] = r.Header.Get(k)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(seen{Upstream: name, Path: r.URL.Path, Host: r.Host, Headers: h})
+	})}
+	go func() { _ = u.srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = u.srv.Shutdown(ctx)
+	})
+	return u
+}
+
+// ---- HTTP helpers ----
+
+var client = &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func httpOK(url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+}
+
+// call sends a request through the edge and returns the status and, for a
+// 200, what the upstream saw.
+func call(port int, host, path string) (int, seen, error) {
+	req, err := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
+	if err != nil {
+		return 0, seen{}, err
+	}
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, seen{}, err
+	}
+	defer resp.Body.Close()
+	var s seen
+	if resp.StatusCode == 200 {
+		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+			return resp.StatusCode, s, err
+		}
+	}
+	return resp.StatusCode, s, nil
+}
+
+// expectRoute waits until host+path through the edge reaches the named
+// upstream (or returns the wanted status, for upstream == "").
+func expectRoute(t *testing.T, port int, host, path string, wantStatus int, wantUpstream string, within time.Duration) time.Duration {
+	t.Helper()
+	return eventually(t, within, fmt.Sprintf("GET %s%s -> %d %s", host, path, wantStatus, wantUpstream), func() error {
+		code, s, err := call(port, host, path)
+		if err != nil {
+			return err
+		}
+		if code != wantStatus || s.Upstream != wantUpstream {
+			return fmt.Errorf("got %d from %q", code, s.Upstream)
+		}
+		return nil
+	})
+}
