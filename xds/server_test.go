@@ -1,0 +1,235 @@
+package xds
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+func testModel(upstreamPort uint32) *model.Model {
+	m := &model.Model{
+		VirtualHosts: []model.VirtualHost{{Name: "*", Domains: []string{"*"}, Routes: []model.Route{{
+			ID: "component:default/a@*/a", Entity: "component:default/a", Prefix: "/a", Cluster: "component:default/a", Timeout: model.Duration(time.Second),
+		}}}},
+		Clusters: []model.Cluster{{Name: "component:default/a", Entity: "component:default/a", Discovery: model.DiscoveryStatic,
+			Endpoints: []model.Endpoint{{Host: "127.0.0.1", Port: upstreamPort}}}},
+	}
+	m.Version = model.ContentVersion(m)
+	return m
+}
+
+func startServer(t *testing.T) (*Server, discoverygrpc.AggregatedDiscoveryServiceClient) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := NewServer(ctx, DefaultOptions(), nil)
+	g := grpc.NewServer()
+	s.Register(g)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(l) }()
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); g.Stop(); cancel() })
+	return s, discoverygrpc.NewAggregatedDiscoveryServiceClient(conn)
+}
+
+func node(id, role string) *core.Node {
+	md, _ := structpb.NewStruct(map[string]any{"role": role})
+	return &core.Node{Id: id, Metadata: md}
+}
+
+// inbox receives every message of a stream on one goroutine (a stream
+// allows one receiver at a time).
+type inbox[T any] struct{ ch chan T }
+
+func receive[T any](recv func() (T, error)) *inbox[T] {
+	in := &inbox[T]{ch: make(chan T, 16)}
+	go func() {
+		for {
+			v, err := recv()
+			if err != nil {
+				close(in.ch)
+				return
+			}
+			in.ch <- v
+		}
+	}()
+	return in
+}
+
+// next returns the next message, or false if none came within d.
+func (in *inbox[T]) next(d time.Duration) (T, bool) {
+	select {
+	case v, ok := <-in.ch:
+		return v, ok
+	case <-time.After(d):
+		var zero T
+		return zero, false
+	}
+}
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A NACKed SotW response is recorded and not sent again until the config
+// changes (the snapshot cache alone would re-send it forever).
+func TestSotWNackIsRecordedWithoutRepushLoop(t *testing.T) {
+	s, c := startServer(t)
+	s.SetModel(testModel(9000))
+	stream, err := c.StreamAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := receive(stream.Recv)
+	if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: node("edge-a", RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	resp, ok := in.next(5*time.Second)
+	if !ok || len(resp.Resources) != 1 {
+		t.Fatalf("no initial cluster response (%v)", resp)
+	}
+	// NACK it, as Envoy does: last accepted version (none) + nonce + error.
+	if err := stream.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.Nonce,
+		ErrorDetail: &status.Status{Code: 3, Message: "cluster: invalid something"}}); err != nil {
+		t.Fatal(err)
+	}
+	if again, got := in.next(500*time.Millisecond); got {
+		t.Fatalf("rejected config was pushed again (version %s): a re-push loop", again.VersionInfo)
+	}
+	waitFor(t, "NACK in node info", func() bool {
+		ns := s.Nodes()
+		return len(ns) == 1 && ns[0].LastNack != nil
+	})
+	n := s.Nodes()[0]
+	if n.Nacks != 1 || n.LastNack.Version != resp.VersionInfo || !strings.Contains(n.LastNack.Message, "invalid something") || n.LastNack.TypeURL != resourcev3.ClusterType {
+		t.Fatalf("node info after NACK: %+v / %+v", n, n.LastNack)
+	}
+	// A new config is pushed.
+	s.SetModel(testModel(9001))
+	next, ok := in.next(5*time.Second)
+	if !ok || next.VersionInfo == resp.VersionInfo {
+		t.Fatalf("new config not pushed after a NACK (got %v)", next.GetVersionInfo())
+	}
+	// ACK it: recorded as acked.
+	if err := stream.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: next.VersionInfo, ResponseNonce: next.Nonce}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ACK recorded", func() bool { return s.Nodes()[0].Acked[resourcev3.ClusterType] == next.VersionInfo })
+	// Closing the stream forgets the node.
+	_ = stream.CloseSend()
+	waitFor(t, "node forgotten", func() bool { return len(s.Nodes()) == 0 })
+}
+
+// Delta: later requests carry no node; the stream must stay up, ACKs map to
+// versions through nonces, NACKs are recorded.
+func TestDeltaAckNack(t *testing.T) {
+	s, c := startServer(t)
+	s.SetModel(testModel(9000))
+	stream, err := c.DeltaAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := receive(stream.Recv)
+	if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: node("edge-d", RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	resp, ok := in.next(5*time.Second)
+	if !ok || len(resp.Resources) != 1 {
+		t.Fatalf("no initial delta response: %v", resp)
+	}
+	if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.Nonce}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delta ACK recorded", func() bool {
+		ns := s.Nodes()
+		return len(ns) == 1 && ns[0].Acked[resourcev3.ClusterType] == resp.SystemVersionInfo && ns[0].Delta
+	})
+	s.SetModel(testModel(9001))
+	next, ok := in.next(5*time.Second)
+	if !ok || len(next.Resources) != 1 {
+		t.Fatalf("changed cluster not pushed: %v", next)
+	}
+	if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: next.Nonce,
+		ErrorDetail: &status.Status{Code: 3, Message: "nope"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delta NACK recorded", func() bool {
+		n := s.Nodes()[0]
+		return n.LastNack != nil && n.LastNack.Version == next.SystemVersionInfo && n.LastNack.Message == "nope"
+	})
+}
+
+// A node whose role gatehouse does not know gets no configuration, and the
+// reason is visible.
+func TestUnknownRoleGetsNoConfig(t *testing.T) {
+	s, c := startServer(t)
+	s.SetModel(testModel(9000))
+	stream, err := c.StreamAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := receive(stream.Recv)
+	if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: node("weird", "gateway"), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, got := in.next(500*time.Millisecond); got {
+		t.Fatalf("a node with an unknown role got config: %v", resp)
+	}
+	waitFor(t, "error in node info", func() bool {
+		ns := s.Nodes()
+		return len(ns) == 1 && strings.Contains(ns[0].Error, `unknown role "gateway"`)
+	})
+}
+
+// Nodes of one role share one built snapshot per model version.
+func TestSnapshotsSharedAcrossNodes(t *testing.T) {
+	s, c := startServer(t)
+	s.SetModel(testModel(9000))
+	for _, id := range []string{"e1", "e2", "e3"} {
+		stream, err := c.StreamAggregatedResources(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := receive(stream.Recv)
+		if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: node(id, RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := in.next(5*time.Second); !ok {
+			t.Fatal("no response")
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.built) != 1 {
+		t.Fatalf("%d snapshots built for 3 nodes of one role, want 1", len(s.built))
+	}
+	a, _ := s.cache.GetSnapshot("e1")
+	b, _ := s.cache.GetSnapshot("e3")
+	if a != b {
+		t.Fatal("nodes of the same role hold different snapshot objects")
+	}
+}
