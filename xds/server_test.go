@@ -108,7 +108,7 @@ func TestSotWNackIsRecordedWithoutRepushLoop(t *testing.T) {
 	if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: node("edge-a", RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
 		t.Fatal(err)
 	}
-	resp, ok := in.next(5*time.Second)
+	resp, ok := in.next(5 * time.Second)
 	if !ok || len(resp.Resources) != 1 {
 		t.Fatalf("no initial cluster response (%v)", resp)
 	}
@@ -117,7 +117,7 @@ func TestSotWNackIsRecordedWithoutRepushLoop(t *testing.T) {
 		ErrorDetail: &status.Status{Code: 3, Message: "cluster: invalid something"}}); err != nil {
 		t.Fatal(err)
 	}
-	if again, got := in.next(500*time.Millisecond); got {
+	if again, got := in.next(500 * time.Millisecond); got {
 		t.Fatalf("rejected config was pushed again (version %s): a re-push loop", again.VersionInfo)
 	}
 	waitFor(t, "NACK in node info", func() bool {
@@ -130,7 +130,7 @@ func TestSotWNackIsRecordedWithoutRepushLoop(t *testing.T) {
 	}
 	// A new config is pushed.
 	s.SetModel(testModel(9001))
-	next, ok := in.next(5*time.Second)
+	next, ok := in.next(5 * time.Second)
 	if !ok || next.VersionInfo == resp.VersionInfo {
 		t.Fatalf("new config not pushed after a NACK (got %v)", next.GetVersionInfo())
 	}
@@ -157,7 +157,7 @@ func TestDeltaAckNack(t *testing.T) {
 	if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: node("edge-d", RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
 		t.Fatal(err)
 	}
-	resp, ok := in.next(5*time.Second)
+	resp, ok := in.next(5 * time.Second)
 	if !ok || len(resp.Resources) != 1 {
 		t.Fatalf("no initial delta response: %v", resp)
 	}
@@ -169,7 +169,7 @@ func TestDeltaAckNack(t *testing.T) {
 		return len(ns) == 1 && ns[0].Acked[resourcev3.ClusterType] == resp.SystemVersionInfo && ns[0].Delta
 	})
 	s.SetModel(testModel(9001))
-	next, ok := in.next(5*time.Second)
+	next, ok := in.next(5 * time.Second)
 	if !ok || len(next.Resources) != 1 {
 		t.Fatalf("changed cluster not pushed: %v", next)
 	}
@@ -196,7 +196,7 @@ func TestUnknownRoleGetsNoConfig(t *testing.T) {
 	if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: node("weird", "gateway"), TypeUrl: resourcev3.ClusterType}); err != nil {
 		t.Fatal(err)
 	}
-	if resp, got := in.next(500*time.Millisecond); got {
+	if resp, got := in.next(500 * time.Millisecond); got {
 		t.Fatalf("a node with an unknown role got config: %v", resp)
 	}
 	waitFor(t, "error in node info", func() bool {
@@ -218,7 +218,7 @@ func TestSnapshotsSharedAcrossNodes(t *testing.T) {
 		if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: node(id, RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := in.next(5*time.Second); !ok {
+		if _, ok := in.next(5 * time.Second); !ok {
 			t.Fatal("no response")
 		}
 	}
