@@ -2,9 +2,7 @@ package catalogsync
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,26 +25,31 @@ type Parsed struct {
 // used for positions in problems; source names the catalog source.
 func ParseFile(source, file string, data []byte) Parsed {
 	var out Parsed
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
+	for _, chunk := range splitDocuments(data) {
 		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			// A YAML syntax error stops the decoder: nothing after it can be
-			// read reliably, but what was read before stays.
-			out.Problems = append(out.Problems, Problem{
-				Severity: SeverityError, Source: source, File: file, Line: yamlErrLine(err),
-				Message: "invalid YAML: " + trimYAMLErr(err),
-				Fix:     "fix the YAML syntax; documents after this point in the file were not read",
-			})
-			break
+		if err := yaml.Unmarshal(chunk.text, &doc); err != nil {
+			// A syntax error spoils only its own document: the file is split
+			// on document markers first, so the others still parse.
+			line := yamlErrLine(err)
+			if line > 0 {
+				line += chunk.line - 1
+			} else {
+				line = chunk.line
+			}
+			p := Problem{Severity: SeverityError, Source: source, File: file, Line: line,
+				Message: "invalid YAML: " + strings.TrimSpace(yamlLineRe.ReplaceAllString(trimYAMLErr(err), "")),
+				Fix:     "fix the YAML syntax of this document"}
+			if r, ok := guessRef(chunk.text); ok {
+				p.Entity = r.String()
+				out.Rejected = append(out.Rejected, r)
+			}
+			out.Problems = append(out.Problems, p)
+			continue
 		}
 		if len(doc.Content) == 0 {
 			continue // empty document (e.g. a trailing ---)
 		}
+		shiftLines(&doc, chunk.line-1)
 		e, probs := parseDocument(source, file, doc.Content[0])
 		out.Problems = append(out.Problems, probs...)
 		if e == nil {
@@ -61,6 +64,72 @@ func ParseFile(source, file string, data []byte) Parsed {
 		out.Entities = append(out.Entities, e)
 	}
 	return out
+}
+
+type docChunk struct {
+	text []byte
+	line int // 1-based line of the chunk's first line in the file
+}
+
+// splitDocuments splits a multi-document YAML file on "---" lines at column
+// 0 (a document marker cannot appear there inside a block of an entity).
+func splitDocuments(data []byte) []docChunk {
+	var out []docChunk
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	cur := docChunk{line: 1}
+	var buf bytes.Buffer
+	for i, l := range lines {
+		t := bytes.TrimRight(l, " \t\r\n")
+		if bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
+			if buf.Len() > 0 {
+				cur.text = append([]byte(nil), buf.Bytes()...)
+				out = append(out, cur)
+			}
+			buf.Reset()
+			cur = docChunk{line: i + 2}
+			continue
+		}
+		if bytes.Equal(t, []byte("...")) {
+			continue
+		}
+		buf.Write(l)
+	}
+	if len(bytes.TrimSpace(buf.Bytes())) > 0 {
+		cur.text = buf.Bytes()
+		out = append(out, cur)
+	}
+	return out
+}
+
+func shiftLines(n *yaml.Node, by int) {
+	if by == 0 {
+		return
+	}
+	n.Line += by
+	for _, c := range n.Content {
+		shiftLines(c, by)
+	}
+}
+
+var (
+	guessKind = regexp.MustCompile(`(?m)^kind:\s*["']?([A-Za-z]+)`)
+	guessName = regexp.MustCompile(`(?m)^\s+name:\s*["']?([A-Za-z0-9._-]+)`)
+	guessNS   = regexp.MustCompile(`(?m)^\s+namespace:\s*["']?([A-Za-z0-9._-]+)`)
+)
+
+// guessRef finds the kind and name of a document that does not parse, so
+// that the last good version of that entity can be kept.
+func guessRef(text []byte) (Ref, bool) {
+	k := guessKind.FindSubmatch(text)
+	n := guessName.FindSubmatch(text)
+	if k == nil || n == nil {
+		return Ref{}, false
+	}
+	ns := DefaultNamespace
+	if m := guessNS.FindSubmatch(text); m != nil {
+		ns = string(m[1])
+	}
+	return Ref{Kind: canonicalKind(string(k[1])), Namespace: ns, Name: string(n[1])}, true
 }
 
 // parseDocument decodes and validates one YAML document. It returns the entity

