@@ -205,3 +205,13 @@ func lineOf(t *testing.T, path, substr string) int {
 	t.Fatalf("%q not in %s", substr, path)
 	return 0
 }
+
+// The committed bootstraps are accepted by the real Envoy.
+func TestCommittedBootstrapsValidate(t *testing.T) {
+	for _, f := range []string{"envoy/edge.yaml", "envoy/edge-delta.yaml", "examples/compose/envoy-edge.yaml"} {
+		out, err := exec.Command(envoyBin, "--mode", "validate", "-c", filepath.Join(repoRoot, f)).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "OK") {
+			t.Errorf("envoy rejects %s: %v\n%s", f, err, out)
+		}
+	}
+}
