@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build demo test unit e2e envoy vet fmt-check golden-update clean
+.PHONY: build demo test unit e2e envoy idp vet fmt-check golden-update clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
@@ -15,15 +15,19 @@ demo: envoy
 envoy:
 	@bash envoy/install.sh >/dev/null
 
+# The real OIDC provider of the e2e tests: Keycloak from Maven Central.
+idp:
+	@bash examples/idp/install.sh >/dev/null
+
 # All tests: formatting and vet, unit and golden tests with the race detector,
 # then the end-to-end tests against real Envoys.
-test: envoy fmt-check vet
+test: envoy idp fmt-check vet
 	$(GO) test -race -count=1 ./...
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 
-e2e: envoy
+e2e: envoy idp
 	$(GO) test -count=1 -v ./e2e/
 
 vet:

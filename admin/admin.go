@@ -16,6 +16,11 @@ type Sources struct {
 	Model    func() any // current model (nil before the first compile)
 	Nodes    func() any // connected Envoys
 	Problems func() any // current catalog problems
+	// JWKS returns the key set that verifies identity assertions.
+	JWKS func() []byte
+	// Explain answers POST /debug/explain (the engine behind
+	// gatehouse explain --remote); nil disables it.
+	Explain http.Handler
 }
 
 // Handler serves the admin endpoints.
@@ -39,6 +44,16 @@ func New(src Sources) *Handler {
 	h.mux.HandleFunc("GET /debug/model", jsonOf(src.Model))
 	h.mux.HandleFunc("GET /debug/nodes", jsonOf(src.Nodes))
 	h.mux.HandleFunc("GET /debug/problems", jsonOf(src.Problems))
+	if src.JWKS != nil {
+		h.mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/jwk-set+json")
+			w.Header().Set("Cache-Control", "max-age=300")
+			_, _ = w.Write(src.JWKS())
+		})
+	}
+	if src.Explain != nil {
+		h.mux.Handle("POST /debug/explain", src.Explain)
+	}
 	return h
 }
 

@@ -37,6 +37,8 @@ type Entity struct {
 	// Routing is the parsed gatehouse.dev/* routing annotations (nil when the
 	// entity is not routed).
 	Routing *Routing `json:"-" yaml:"-"`
+	// Access is the parsed gatehouse.dev/* access annotations (nil when none).
+	Access *Access `json:"-" yaml:"-"`
 	// Stale is set when the newest version of the entity failed validation and
 	// this is the last good version, kept so one typo does not drop a route.
 	Stale bool `json:"-" yaml:"-"`

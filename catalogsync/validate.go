@@ -109,6 +109,7 @@ func validate(e *Entity, n *yaml.Node) Problems {
 		}
 	}
 	ps = append(ps, parseAnnotations(e, n)...)
+	ps = append(ps, parseAccess(e, n)...)
 	return ps
 }
 

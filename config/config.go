@@ -7,17 +7,62 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
 
 // Config is the whole configuration (gatehouse.yaml).
 type Config struct {
-	XDS     XDS     `mapstructure:"xds" yaml:"xds"`
-	Edge    Edge    `mapstructure:"edge" yaml:"edge"`
-	Admin   Admin   `mapstructure:"admin" yaml:"admin"`
-	Catalog Catalog `mapstructure:"catalog" yaml:"catalog"`
-	Log     Log     `mapstructure:"log" yaml:"log"`
+	XDS       XDS       `mapstructure:"xds" yaml:"xds"`
+	Edge      Edge      `mapstructure:"edge" yaml:"edge"`
+	Admin     Admin     `mapstructure:"admin" yaml:"admin"`
+	Catalog   Catalog   `mapstructure:"catalog" yaml:"catalog"`
+	Authz     Authz     `mapstructure:"authz" yaml:"authz"`
+	Issuers   []Issuer  `mapstructure:"issuers" yaml:"issuers"`
+	Assertion Assertion `mapstructure:"assertion" yaml:"assertion"`
+	Audit     Audit     `mapstructure:"audit" yaml:"audit"`
+	Log       Log       `mapstructure:"log" yaml:"log"`
+}
+
+// Authz is the ext_authz gRPC listener and decision settings.
+type Authz struct {
+	Listen string `mapstructure:"listen" yaml:"listen"`
+	// EnvoyAddress is where Envoys reach the listener (host:port); empty
+	// means Listen.
+	EnvoyAddress string        `mapstructure:"envoy_address" yaml:"envoy_address"`
+	Timeout      time.Duration `mapstructure:"timeout" yaml:"timeout"`
+	CookieName   string        `mapstructure:"cookie_name" yaml:"cookie_name"`
+	CacheSize    int           `mapstructure:"cache_size" yaml:"cache_size"`
+	CacheTTL     time.Duration `mapstructure:"cache_ttl" yaml:"cache_ttl"`
+}
+
+// Issuer is one trusted OIDC token issuer.
+type Issuer struct {
+	Name          string        `mapstructure:"name" yaml:"name"`
+	IssuerURL     string        `mapstructure:"issuer_url" yaml:"issuer_url"`
+	JWKSURL       string        `mapstructure:"jwks_url" yaml:"jwks_url"`
+	Audiences     []string      `mapstructure:"audiences" yaml:"audiences"`
+	Algorithms    []string      `mapstructure:"algorithms" yaml:"algorithms"`
+	ClockSkew     time.Duration `mapstructure:"clock_skew" yaml:"clock_skew"`
+	EmailClaim    string        `mapstructure:"email_claim" yaml:"email_claim"`
+	GroupsClaim   string        `mapstructure:"groups_claim" yaml:"groups_claim"`
+	ClientIDClaim string        `mapstructure:"client_id_claim" yaml:"client_id_claim"`
+}
+
+// Assertion configures the identity assertions upstreams receive.
+type Assertion struct {
+	Issuer   string        `mapstructure:"issuer" yaml:"issuer"`
+	Lifetime time.Duration `mapstructure:"lifetime" yaml:"lifetime"`
+	KeyFile  string        `mapstructure:"key_file" yaml:"key_file"`
+	Rotate   time.Duration `mapstructure:"rotate" yaml:"rotate"`
+}
+
+// Audit is where decision records go.
+type Audit struct {
+	// Output: "stdout", "stderr", a file path, or "off".
+	Output string `mapstructure:"output" yaml:"output"`
+	Buffer int    `mapstructure:"buffer" yaml:"buffer"`
 }
 
 // XDS is the xDS (ADS) gRPC listener.
@@ -56,11 +101,14 @@ type Log struct {
 // Defaults returns a configuration with every key at its default.
 func Defaults() Config {
 	return Config{
-		XDS:     XDS{Listen: "127.0.0.1:18000", Holdoff: 100 * time.Millisecond},
-		Edge:    Edge{Address: "0.0.0.0", Port: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt"},
-		Admin:   Admin{Listen: "127.0.0.1:9090"},
-		Catalog: Catalog{PollInterval: time.Second},
-		Log:     Log{Level: "info", Format: "text"},
+		XDS:       XDS{Listen: "127.0.0.1:18000", Holdoff: 100 * time.Millisecond},
+		Edge:      Edge{Address: "0.0.0.0", Port: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt"},
+		Admin:     Admin{Listen: "127.0.0.1:9090"},
+		Catalog:   Catalog{PollInterval: time.Second},
+		Authz:     Authz{Listen: "127.0.0.1:18001", Timeout: 500 * time.Millisecond, CacheSize: 100000, CacheTTL: 30 * time.Second},
+		Assertion: Assertion{Issuer: "gatehouse", Lifetime: 30 * time.Second, Rotate: 24 * time.Hour},
+		Audit:     Audit{Output: "stdout", Buffer: 8192},
+		Log:       Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -92,6 +140,58 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(f) == "" {
 			bad(fmt.Sprintf("catalog.files[%d]", i), "empty path", "remove the entry or name a file, directory or glob")
 		}
+	}
+	addr("authz.listen", c.Authz.Listen)
+	if c.Authz.EnvoyAddress != "" {
+		addr("authz.envoy_address", c.Authz.EnvoyAddress)
+	}
+	if c.Authz.Timeout < 10*time.Millisecond || c.Authz.Timeout > 10*time.Second {
+		bad("authz.timeout", fmt.Sprintf("%s is out of range", c.Authz.Timeout), "use 10ms to 10s, e.g. 500ms")
+	}
+	if c.Authz.CacheSize < 0 {
+		bad("authz.cache_size", "negative", "use 0 to disable the cache, or a size such as 100000")
+	}
+	if c.Authz.CacheTTL < 0 || c.Authz.CacheTTL > 10*time.Minute {
+		bad("authz.cache_ttl", fmt.Sprintf("%s is out of range", c.Authz.CacheTTL), "use 0 to 10m, e.g. 30s")
+	}
+	names := map[string]bool{}
+	for i, is := range c.Issuers {
+		key := fmt.Sprintf("issuers[%d]", i)
+		if is.Name == "" {
+			bad(key+".name", "missing", "give the issuer a short name, e.g. keycloak")
+		} else if names[is.Name] {
+			bad(key+".name", fmt.Sprintf("%q is used twice", is.Name), "give each issuer its own name")
+		}
+		names[is.Name] = true
+		if u, err := url.Parse(is.IssuerURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad(key+".issuer_url", fmt.Sprintf("%q is not an http(s) URL", is.IssuerURL), "use the exact iss value of the tokens, e.g. https://idp.example.com/realms/main")
+		}
+		if is.JWKSURL != "" {
+			if u, err := url.Parse(is.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				bad(key+".jwks_url", fmt.Sprintf("%q is not an http(s) URL", is.JWKSURL), "leave it empty to use discovery, or give the JWKS URL")
+			}
+		}
+		if len(is.Audiences) == 0 {
+			bad(key+".audiences", "empty", "list the aud values gatehouse accepts, e.g. [gatehouse]")
+		}
+		for _, a := range is.Algorithms {
+			switch u := strings.ToUpper(a); {
+			case u == "NONE" || strings.HasPrefix(u, "HS"):
+				bad(key+".algorithms", fmt.Sprintf("%q is not allowed", a), "use public-key algorithms only: RS256, ES256, PS256, EdDSA ...")
+			}
+		}
+		if is.ClockSkew < 0 || is.ClockSkew > 5*time.Minute {
+			bad(key+".clock_skew", fmt.Sprintf("%s is out of range", is.ClockSkew), "use 0 to 5m, e.g. 30s")
+		}
+	}
+	if c.Assertion.Lifetime <= 0 || c.Assertion.Lifetime > time.Minute {
+		bad("assertion.lifetime", fmt.Sprintf("%s is out of range", c.Assertion.Lifetime), "use above 0 and at most 60s, e.g. 30s")
+	}
+	if c.Assertion.KeyFile == "" && c.Assertion.Rotate < time.Minute {
+		bad("assertion.rotate", fmt.Sprintf("%s is too short", c.Assertion.Rotate), "use at least 1m, e.g. 24h")
+	}
+	if c.Audit.Buffer < 1 {
+		bad("audit.buffer", "must be at least 1", "use e.g. 8192")
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

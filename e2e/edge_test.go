@@ -36,6 +36,10 @@ func component(name string, annotations ...string) string {
 	return b.String()
 }
 
+// publicAll: the routing tests mark their paths public (no token), so they
+// test routing alone; authorization has its own end-to-end tests.
+const publicAll = "gatehouse.dev/public-paths"
+
 // TestEdge runs the edge scenario over state-of-the-world and delta xDS.
 func TestEdge(t *testing.T) {
 	for _, mode := range []struct {
@@ -56,10 +60,10 @@ func testEdge(t *testing.T, delta bool) {
 	dir := t.TempDir()
 	cat := filepath.Join(dir, "catalog-info.yaml")
 	writeCatalog(t, cat,
-		component("orders", "gatehouse.dev/upstream", orders.url),
-		component("shop", "gatehouse.dev/upstream", shop.url, "gatehouse.dev/hosts", "shop.example.com"),
+		component("orders", "gatehouse.dev/upstream", orders.url, publicAll, "/orders/**"),
+		component("shop", "gatehouse.dev/upstream", shop.url, "gatehouse.dev/hosts", "shop.example.com", publicAll, "/**"),
 	)
-	g := startGatehouse(t, cat)
+	g := startGatehouse(t, cat, "")
 	e := startEnvoy(t, g, "edge-"+fmt.Sprint(delta), delta)
 	envoyPid := e.cmd.Process.Pid
 
@@ -91,16 +95,16 @@ func testEdge(t *testing.T, delta bool) {
 
 	t.Run("catalog edits apply live", func(t *testing.T) {
 		writeCatalog(t, cat,
-			component("orders", "gatehouse.dev/upstream", orders2.url),
-			component("shop", "gatehouse.dev/upstream", shop.url, "gatehouse.dev/hosts", "shop.example.com"),
-			component("billing", "gatehouse.dev/upstream", orders.url, "gatehouse.dev/path-prefix", "/billing/api"),
+			component("orders", "gatehouse.dev/upstream", orders2.url, publicAll, "/orders/**"),
+			component("shop", "gatehouse.dev/upstream", shop.url, "gatehouse.dev/hosts", "shop.example.com", publicAll, "/**"),
+			component("billing", "gatehouse.dev/upstream", orders.url, "gatehouse.dev/path-prefix", "/billing/api", publicAll, "/billing/api/**"),
 		)
 		took := expectRoute(t, e.edgePort, "x", "/billing/api/invoices", 200, "orders", 2*time.Second)
 		t.Logf("added route served after %s", took)
 		expectRoute(t, e.edgePort, "x", "/orders/1", 200, "orders-v2", 2*time.Second)
 		writeCatalog(t, cat,
-			component("orders", "gatehouse.dev/upstream", orders2.url),
-			component("shop", "gatehouse.dev/upstream", shop.url, "gatehouse.dev/hosts", "shop.example.com"),
+			component("orders", "gatehouse.dev/upstream", orders2.url, publicAll, "/orders/**"),
+			component("shop", "gatehouse.dev/upstream", shop.url, "gatehouse.dev/hosts", "shop.example.com", publicAll, "/**"),
 		)
 		took = expectRoute(t, e.edgePort, "x", "/billing/api/invoices", 404, "", 2*time.Second)
 		t.Logf("removed route gone after %s", took)
@@ -111,9 +115,9 @@ func testEdge(t *testing.T, delta bool) {
 
 	t.Run("a malformed entity leaves the others served", func(t *testing.T) {
 		writeCatalog(t, cat,
-			component("orders", "gatehouse.dev/upstream", orders2.url),
-			component("shop", "gatehouse.dev/upstream", "ftp://"+strings.TrimPrefix(shop.url, "http://"), "gatehouse.dev/hosts", "shop.example.com"),
-			component("audit", "gatehouse.dev/upstream", orders.url),
+			component("orders", "gatehouse.dev/upstream", orders2.url, publicAll, "/orders/**"),
+			component("shop", "gatehouse.dev/upstream", "ftp://"+strings.TrimPrefix(shop.url, "http://"), "gatehouse.dev/hosts", "shop.example.com", publicAll, "/**"),
+			component("audit", "gatehouse.dev/upstream", orders.url, publicAll, "/audit/**"),
 		)
 		// The new entity in the same file is served...
 		expectRoute(t, e.edgePort, "x", "/audit/log", 200, "orders", 2*time.Second)
@@ -148,8 +152,8 @@ func testEdge(t *testing.T, delta bool) {
 		// memory only, so a restart with a broken entity would drop it (a
 		// change, which is not what this test is about).
 		writeCatalog(t, cat,
-			component("orders", "gatehouse.dev/upstream", orders2.url),
-			component("shop", "gatehouse.dev/upstream", orders.url, "gatehouse.dev/hosts", "shop.example.com"),
+			component("orders", "gatehouse.dev/upstream", orders2.url, publicAll, "/orders/**"),
+			component("shop", "gatehouse.dev/upstream", orders.url, "gatehouse.dev/hosts", "shop.example.com", publicAll, "/**"),
 		)
 		expectRoute(t, e.edgePort, "shop.example.com", "/", 200, "orders", 2*time.Second)
 		expectRoute(t, e.edgePort, "x", "/audit/log", 404, "", 2*time.Second)
@@ -166,7 +170,7 @@ func testEdge(t *testing.T, delta bool) {
 		if code, s, _ := call(e.edgePort, "x", "/orders/1"); code != 200 || s.Upstream != "orders-v2" {
 			t.Fatalf("with gatehouse down: %d from %q, want the last config served", code, s.Upstream)
 		}
-		g2 := startGatehouse(t, cat, ports...)
+		g2 := startGatehouse(t, cat, "", ports...)
 		eventually(t, 15*time.Second, "envoy reconnects", func() error {
 			if e.stat(t, "control_plane.connected_state") != 1 {
 				return fmt.Errorf("not connected")

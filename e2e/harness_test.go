@@ -59,6 +59,7 @@ func run(m *testing.M) int {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	envoyBin = lines[len(lines)-1]
+	defer stopIDP()
 	return m.Run()
 }
 
@@ -173,24 +174,30 @@ type gatehouse struct {
 	cfgPath   string
 	xdsAddr   string
 	adminAddr string
+	authzAddr string
 	edgePort  int
+	auditPath string
 }
 
 // startGatehouse writes a config and runs `gatehouse serve`; it returns once
-// /readyz answers 200.
-func startGatehouse(t *testing.T, catalogPath string, ports ...int) *gatehouse {
+// /readyz answers 200. extra is appended to the configuration (issuers...);
+// ports, when given, are the xds, admin, edge and authz ports to reuse.
+func startGatehouse(t *testing.T, catalogPath, extra string, ports ...int) *gatehouse {
 	t.Helper()
 	g := &gatehouse{}
-	if len(ports) == 3 {
-		g.xdsAddr, g.adminAddr, g.edgePort = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), ports[2]
-	} else {
-		g.xdsAddr, g.adminAddr, g.edgePort = fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t)), freePort(t)
+	if len(ports) != 4 {
+		ports = []int{freePort(t), freePort(t), freePort(t), freePort(t)}
 	}
-	g.cfgPath = filepath.Join(t.TempDir(), "gatehouse.yaml")
+	g.xdsAddr, g.adminAddr, g.edgePort, g.authzAddr = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), ports[2], fmt.Sprintf("127.0.0.1:%d", ports[3])
+	dir := t.TempDir()
+	g.cfgPath = filepath.Join(dir, "gatehouse.yaml")
+	g.auditPath = filepath.Join(dir, "audit.jsonl")
 	cfg := fmt.Sprintf(`xds:
   listen: %s
   holdoff: 50ms
 admin:
+  listen: %s
+authz:
   listen: %s
 edge:
   address: 127.0.0.1
@@ -198,9 +205,11 @@ edge:
 catalog:
   files: [%q]
   poll_interval: 200ms
+audit:
+  output: %s
 log:
   level: debug
-`, g.xdsAddr, g.adminAddr, g.edgePort, catalogPath)
+`, g.xdsAddr, g.adminAddr, g.authzAddr, g.edgePort, catalogPath, g.auditPath) + extra
 	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -215,12 +224,13 @@ log:
 }
 
 func (g *gatehouse) ports() []int {
-	_, xp, _ := net.SplitHostPort(g.xdsAddr)
-	_, ap, _ := net.SplitHostPort(g.adminAddr)
-	var x, a int
-	fmt.Sscan(xp, &x)
-	fmt.Sscan(ap, &a)
-	return []int{x, a, g.edgePort}
+	port := func(addr string) int {
+		_, p, _ := net.SplitHostPort(addr)
+		var n int
+		fmt.Sscan(p, &n)
+		return n
+	}
+	return []int{port(g.xdsAddr), port(g.adminAddr), g.edgePort, port(g.authzAddr)}
 }
 
 // nodes returns /debug/nodes.
@@ -339,9 +349,25 @@ type seen struct {
 	Path     string            `json:"path"`
 	Host     string            `json:"host"`
 	Headers  map[string]string `json:"headers"`
+	// Assertion is what the upstream made of x-gatehouse-assertion after
+	// verifying it against gatehouse's JWKS (when it was given one).
+	Assertion *assertionCheck `json:"assertion,omitempty"`
+}
+
+type assertionCheck struct {
+	Valid  bool           `json:"valid"`
+	Error  string         `json:"error,omitempty"`
+	Claims map[string]any `json:"claims,omitempty"`
 }
 
 func startUpstream(t *testing.T, name string) *upstream {
+	return startVerifyingUpstream(t, name, nil)
+}
+
+// startVerifyingUpstream is an upstream that, like a real service, trusts
+// only a valid x-gatehouse-assertion: it verifies it against the JWKS that
+// jwksURL returns (fetched per request) and reports the result.
+func startVerifyingUpstream(t *testing.T, name string, jwksURL func() string) *upstream {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -353,8 +379,12 @@ func startUpstream(t *testing.T, name string) *upstream {
 		for k := range r.Header {
 			h[strings.ToLower(k)] = r.Header.Get(k)
 		}
+		out := seen{Upstream: name, Path: r.URL.Path, Host: r.Host, Headers: h}
+		if jwksURL != nil && h["x-gatehouse-assertion"] != "" {
+			out.Assertion = verifyAssertion(jwksURL(), h["x-gatehouse-assertion"])
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(seen{Upstream: name, Path: r.URL.Path, Host: r.Host, Headers: h})
+		_ = json.NewEncoder(w).Encode(out)
 	})}
 	go func() { _ = u.srv.Serve(l) }()
 	t.Cleanup(func() {
@@ -397,23 +427,40 @@ func getJSON(t *testing.T, url string, v any) {
 // call sends a request through the edge and returns the status and, for a
 // 200, what the upstream saw.
 func call(port int, host, path string) (int, seen, error) {
-	req, err := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
+	code, s, _, err := do(port, "GET", host, path, nil)
+	return code, s, err
+}
+
+// do sends a request with headers; it returns the status, what the
+// upstream saw (on 200) and the response (body read into the last value).
+func do(port int, method, host, path string, headers map[string]string) (int, seen, *response, error) {
+	req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
 	if err != nil {
-		return 0, seen{}, err
+		return 0, seen{}, nil, err
 	}
 	req.Host = host
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, seen{}, err
+		return 0, seen{}, nil, err
 	}
 	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	r := &response{header: resp.Header, body: string(body)}
 	var s seen
 	if resp.StatusCode == 200 {
-		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-			return resp.StatusCode, s, err
+		if err := json.Unmarshal(body, &s); err != nil {
+			return resp.StatusCode, s, r, fmt.Errorf("upstream answer %q: %v", body, err)
 		}
 	}
-	return resp.StatusCode, s, nil
+	return resp.StatusCode, s, r, nil
+}
+
+type response struct {
+	header http.Header
+	body   string
 }
 
 // expectRoute waits until host+path through the edge reaches the named

@@ -92,14 +92,26 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 			vhosts[win.host] = vh
 		}
 		vh.Routes = append(vh.Routes, win.route)
+		if win.route.API == "" {
+			pub, ps := publicRoutes(win.entity, win.route)
+			vh.Routes = append(vh.Routes, pub...)
+			problems = append(problems, ps...)
+		}
 	}
 	for _, h := range sortedKeys(vhosts) {
 		vh := vhosts[h]
-		// Longest prefix first so that the most specific route matches.
+		// Exact paths first, then the longest prefix, so that the most
+		// specific route matches.
 		sort.SliceStable(vh.Routes, func(i, j int) bool {
 			a, b := vh.Routes[i], vh.Routes[j]
+			if (a.Path != "") != (b.Path != "") {
+				return a.Path != ""
+			}
 			if len(a.Prefix) != len(b.Prefix) {
 				return len(a.Prefix) > len(b.Prefix)
+			}
+			if a.Public != b.Public { // a public subtree equal to the route prefix
+				return a.Public
 			}
 			return a.ID < b.ID
 		})
@@ -124,6 +136,7 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 		}
 	}
 	m.Clusters = clusters
+	problems = append(problems, compileAuthz(snap, m)...)
 	m.Version = ContentVersion(m)
 	return m, problems
 }

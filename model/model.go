@@ -19,6 +19,10 @@ type Model struct {
 	Version      string        `json:"version" yaml:"version"`
 	VirtualHosts []VirtualHost `json:"virtualHosts" yaml:"virtualHosts"`
 	Clusters     []Cluster     `json:"clusters" yaml:"clusters"`
+	// Policies: one per route id, sorted by route id.
+	Policies []Policy `json:"policies" yaml:"policies"`
+	// Directory maps IdP identities to catalog users, groups and components.
+	Directory Directory `json:"directory" yaml:"directory"`
 }
 
 // VirtualHost is one host name's routes ("*" is the shared host).
@@ -36,8 +40,12 @@ type Route struct {
 	Entity string `json:"entity" yaml:"entity"`
 	// API is set when this route scopes the paths of an API the entity
 	// provides (gatehouse.dev/path-prefix on the API).
-	API     string   `json:"api,omitempty" yaml:"api,omitempty"`
-	Prefix  string   `json:"prefix" yaml:"prefix"` // "/" or a prefix without trailing slash, matched on segment boundaries
+	API    string `json:"api,omitempty" yaml:"api,omitempty"`
+	Prefix string `json:"prefix,omitempty" yaml:"prefix,omitempty"` // "/" or a prefix without trailing slash, matched on segment boundaries
+	Path   string `json:"path,omitempty" yaml:"path,omitempty"`     // exact path (public paths only); Prefix is empty then
+	// Public routes serve a gatehouse.dev/public-paths entry without a token
+	// (Envoy skips the authorization check on them).
+	Public  bool     `json:"public,omitempty" yaml:"public,omitempty"`
 	Cluster string   `json:"cluster" yaml:"cluster"`
 	Timeout Duration `json:"timeout" yaml:"timeout"`
 }

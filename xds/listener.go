@@ -25,14 +25,18 @@ func adsSource() *core.ConfigSource {
 // slashes unescaped and redirected, the client address taken from the
 // connection (use_remote_address, no trusted hops), header timeouts, and
 // header names with underscores rejected (they can smuggle around filters).
-func edgeListener(addr string, port uint32) (*listener.Listener, error) {
+func edgeListener(addr string, port uint32, opts Options) (*listener.Listener, error) {
+	filters, err := httpFilters(opts)
+	if err != nil {
+		return nil, err
+	}
 	m := &hcm.HttpConnectionManager{
 		StatPrefix: "edge",
 		CodecType:  hcm.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
 			ConfigSource: adsSource(), RouteConfigName: EdgeRouteConfigName,
 		}},
-		HttpFilters:                  httpFilters(),
+		HttpFilters:                  filters,
 		NormalizePath:                wrapperspb.Bool(true),
 		MergeSlashes:                 true,
 		PathWithEscapedSlashesAction: hcm.HttpConnectionManager_UNESCAPE_AND_REDIRECT,
@@ -70,10 +74,9 @@ func edgeListener(addr string, port uint32) (*listener.Listener, error) {
 	}, nil
 }
 
-// httpFilters is the one place the HTTP filter order is decided.
-func httpFilters() []*hcm.HttpFilter {
-	routerAny, _ := anypb.New(&router.Router{})
-	return []*hcm.HttpFilter{
-		{Name: "envoy.filters.http.router", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: routerAny}},
-	}
-}
+type (
+	hcmFilter      = hcm.HttpFilter
+	hcmFilterTyped = hcm.HttpFilter_TypedConfig
+)
+
+func routerAny() (*anypb.Any, error) { return anypb.New(&router.Router{}) }

@@ -10,20 +10,28 @@ import (
 // routeConfig renders the model's virtual hosts. Prefixes other than "/" are
 // matched on path-segment boundaries (path_separated_prefix): /orders matches
 // /orders and /orders/7, never /ordersx.
-func routeConfig(name string, m *model.Model) *route.RouteConfiguration {
+func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error) {
 	rc := &route.RouteConfiguration{Name: name}
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {
 			match := &route.RouteMatch{}
-			if r.Prefix == "/" {
+			switch {
+			case r.Path != "":
+				match.PathSpecifier = &route.RouteMatch_Path{Path: r.Path}
+			case r.Prefix == "/":
 				match.PathSpecifier = &route.RouteMatch_Prefix{Prefix: "/"}
-			} else {
+			default:
 				match.PathSpecifier = &route.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: r.Prefix}
 			}
+			perFilter, err := routeAuthz(r, m.Version)
+			if err != nil {
+				return nil, err
+			}
 			v.Routes = append(v.Routes, &route.Route{
-				Name:  r.ID,
-				Match: match,
+				Name:                 r.ID,
+				Match:                match,
+				TypedPerFilterConfig: perFilter,
 				Action: &route.Route_Route{Route: &route.RouteAction{
 					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: r.Cluster},
 					Timeout:          durationpb.New(r.Timeout.Std()),
@@ -32,5 +40,5 @@ func routeConfig(name string, m *model.Model) *route.RouteConfiguration {
 		}
 		rc.VirtualHosts = append(rc.VirtualHosts, v)
 	}
-	return rc
+	return rc, nil
 }

@@ -109,7 +109,7 @@ func TestSotWNackIsRecordedWithoutRepushLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, ok := in.next(5 * time.Second)
-	if !ok || len(resp.Resources) != 1 {
+	if !ok || len(resp.Resources) != 2 { // the upstream and gatehouse_ext_authz
 		t.Fatalf("no initial cluster response (%v)", resp)
 	}
 	// NACK it, as Envoy does: last accepted version (none) + nonce + error.
@@ -158,7 +158,7 @@ func TestDeltaAckNack(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, ok := in.next(5 * time.Second)
-	if !ok || len(resp.Resources) != 1 {
+	if !ok || len(resp.Resources) != 2 { // the upstream and gatehouse_ext_authz
 		t.Fatalf("no initial delta response: %v", resp)
 	}
 	if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.Nonce}); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
@@ -34,11 +35,16 @@ type Options struct {
 	// UpstreamCAFile: CA bundle, on the Envoy's file system, used to verify
 	// https upstreams.
 	UpstreamCAFile string
+	// AuthzAddress: host:port where Envoys reach gatehouse's ext_authz
+	// service; AuthzTimeout bounds one Check.
+	AuthzAddress string
+	AuthzTimeout time.Duration
 }
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
-	return Options{EdgeAddress: "0.0.0.0", EdgePort: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt"}
+	return Options{EdgeAddress: "0.0.0.0", EdgePort: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt",
+		AuthzAddress: "127.0.0.1:18001", AuthzTimeout: 500 * time.Millisecond}
 }
 
 // Resources is the translated configuration of one node, by xDS type.
@@ -72,11 +78,19 @@ func translateEdge(m *model.Model, n Node, opts Options) (*Resources, error) {
 	if n.ListenPort != 0 {
 		port = n.ListenPort
 	}
-	l, err := edgeListener(opts.EdgeAddress, port)
+	l, err := edgeListener(opts.EdgeAddress, port, opts)
 	if err != nil {
 		return nil, err
 	}
-	res := &Resources{Listeners: []types.Resource{l}, Routes: []types.Resource{routeConfig(EdgeRouteConfigName, m)}}
+	rc, err := routeConfig(EdgeRouteConfigName, m)
+	if err != nil {
+		return nil, err
+	}
+	ac, err := authzCluster(opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &Resources{Listeners: []types.Resource{l}, Routes: []types.Resource{rc}, Clusters: []types.Resource{ac}}
 	for _, c := range m.Clusters {
 		cl, err := buildCluster(c, opts)
 		if err != nil {

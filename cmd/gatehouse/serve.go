@@ -64,6 +64,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		xdsLis.Close()
 		return fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
 	}
+	authzLis, err := net.Listen("tcp", cfg.Authz.Listen)
+	if err != nil {
+		xdsLis.Close()
+		adminLis.Close()
+		return fmt.Errorf("authz.listen %s: %w", cfg.Authz.Listen, err)
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -71,13 +77,28 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	store := cs.NewStore("files")
 	opts := xds.DefaultOptions()
 	opts.EdgeAddress, opts.EdgePort, opts.UpstreamCAFile = cfg.Edge.Address, cfg.Edge.Port, cfg.Edge.UpstreamCAFile
+	opts.AuthzAddress, opts.AuthzTimeout = cfg.Authz.EnvoyAddress, cfg.Authz.Timeout
+	if opts.AuthzAddress == "" {
+		opts.AuthzAddress = authzLis.Addr().String()
+	}
 	xdsSrv := xds.NewServer(runCtx, opts, log.With("component", "xds"))
+
+	authz, closeAuthz, err := newAuthz(runCtx, cfg, log.With("component", "authz"))
+	if err != nil {
+		xdsLis.Close()
+		adminLis.Close()
+		authzLis.Close()
+		return err
+	}
+	defer closeAuthz()
 
 	var problems atomic.Pointer[cs.Problems]
 	adm := admin.New(admin.Sources{
 		Model:    func() any { return xdsSrv.Model() },
 		Nodes:    func() any { return xdsSrv.Nodes() },
 		Problems: func() any { return problems.Load() },
+		JWKS:     authz.signer.JWKS,
+		Explain:  explainHandler(authz.server),
 	})
 
 	g := grpc.NewServer(
@@ -87,6 +108,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	xdsSrv.Register(g)
+	ga := grpc.NewServer(
+		grpc.MaxRecvMsgSize(1<<20), // a Check request: headers only
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	authz.server.Register(ga)
 	httpSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 5 * time.Second}
 
 	var wg sync.WaitGroup
@@ -100,6 +127,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		lastVersion := ""
 		model.Follow(runCtx, store, cfg.XDS.Holdoff, func(m *model.Model, snap *cs.Snapshot, ps cs.Problems) {
 			problems.Store(&ps)
+			// Policies first: a route id Envoy learns must already be known
+			// to Check.
+			authz.server.SetModel(m)
 			xdsSrv.SetModel(m)
 			if m.Version != lastVersion {
 				log.Info("model published", "version", m.Version, "generation", snap.Generation,
@@ -109,10 +139,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			adm.SetReady()
 		})
 	})
-	errc := make(chan error, 2)
+	run("assertion-keys", func() { authz.signer.Run(runCtx) })
+	errc := make(chan error, 3)
 	run("xds", func() {
 		if err := g.Serve(xdsLis); err != nil {
 			errc <- fmt.Errorf("xds server: %w", err)
+		}
+	})
+	run("authz", func() {
+		if err := ga.Serve(authzLis); err != nil {
+			errc <- fmt.Errorf("authz server: %w", err)
 		}
 	})
 	run("admin", func() {
@@ -120,7 +156,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			errc <- fmt.Errorf("admin server: %w", err)
 		}
 	})
-	log.Info("gatehouse serving", "xds", xdsLis.Addr().String(), "admin", adminLis.Addr().String(), "catalog", cfg.Catalog.Files)
+	log.Info("gatehouse serving", "xds", xdsLis.Addr().String(), "authz", authzLis.Addr().String(), "admin", adminLis.Addr().String(), "catalog", cfg.Catalog.Files)
 
 	var runErr error
 	select {
@@ -133,13 +169,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
 	_ = httpSrv.Shutdown(shutdownCtx)
+	// Drain in-flight Checks, then close xDS streams (they never end on
+	// their own, so their graceful stop is bounded).
 	stopped := make(chan struct{})
-	go func() { g.GracefulStop(); close(stopped) }()
+	go func() { ga.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
 	case <-shutdownCtx.Done():
-		g.Stop() // xDS streams never end on their own
+		ga.Stop()
+	}
+	xdsStopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(xdsStopped) }()
+	select {
+	case <-xdsStopped:
+	case <-time.After(time.Second):
+		g.Stop()
 	}
 	wg.Wait()
+	closeAuthz() // flush the audit trail
 	return runErr
 }

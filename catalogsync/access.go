@@ -1,0 +1,156 @@
+package catalogsync
+
+import (
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-dev/gatehouse/internal/pathglob"
+)
+
+// Access annotations: who may call a routed entity beyond its owners and
+// declared consumers, what needs no token, and how IdP identities map to
+// catalog entities (docs/policy.md).
+const (
+	AnnAccess      = "gatehouse.dev/access"
+	AnnPublicPaths = "gatehouse.dev/public-paths"
+	AnnIdpSubject  = "gatehouse.dev/idp-subject"
+	AnnIdpGroup    = "gatehouse.dev/idp-group"
+	AnnClientID    = "gatehouse.dev/client-id"
+)
+
+// Access is the parsed access annotations of an entity.
+type Access struct {
+	Rules       []AccessRule `json:"rules,omitempty" yaml:"rules,omitempty"`
+	PublicPaths []string     `json:"publicPaths,omitempty" yaml:"publicPaths,omitempty"`
+	IdpSubjects []string     `json:"idpSubjects,omitempty" yaml:"idpSubjects,omitempty"` // User
+	IdpGroups   []string     `json:"idpGroups,omitempty" yaml:"idpGroups,omitempty"`     // Group
+	ClientIDs   []string     `json:"clientIds,omitempty" yaml:"clientIds,omitempty"`     // Component
+}
+
+// AccessRule is one explicit rule of gatehouse.dev/access.
+type AccessRule struct {
+	Allow   []string `json:"allow" yaml:"allow"`                         // ref keys: user:, group:, component:
+	Methods []string `json:"methods,omitempty" yaml:"methods,omitempty"` // upper case; empty = any
+	Paths   []string `json:"paths,omitempty" yaml:"paths,omitempty"`     // pathglob patterns; empty = any
+}
+
+var httpMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true, "CONNECT": true, "TRACE": true}
+
+// parseAccess validates the access annotations of e and sets e.Access.
+func parseAccess(e *Entity, n *yaml.Node) Problems {
+	var ps Problems
+	line := func(key string) int { return lineOf(n, "metadata", "annotations", key) }
+	bad := func(key, msg, fix string) {
+		ps = append(ps, Problem{Severity: SeverityError, Line: line(key), Field: "metadata.annotations[" + key + "]", Message: msg, Fix: fix})
+	}
+	routable := e.Kind == KindComponent || e.Kind == KindResource
+	a := &Access{}
+	set := false
+	ns := e.Ref().Namespace
+
+	if v, ok := e.Annotation(AnnAccess); ok {
+		set = true
+		var raw []struct {
+			Allow   []string `yaml:"allow"`
+			Methods []string `yaml:"methods"`
+			Paths   []string `yaml:"paths"`
+		}
+		dec := yaml.NewDecoder(strings.NewReader(v))
+		dec.KnownFields(true)
+		switch err := dec.Decode(&raw); {
+		case !routable:
+			bad(AnnAccess, "only a routed Component or Resource can have access rules", "move the rules to the Component that serves the paths")
+		case err != nil:
+			bad(AnnAccess, "not a YAML list of rules: "+trimYAMLErr(err),
+				"write a list such as: - {allow: [group:default/readers], methods: [GET], paths: [\"/orders/**\"]}")
+		default:
+			for i, r := range raw {
+				where := "rule " + strconv.Itoa(i+1) + ": "
+				if len(r.Allow) == 0 {
+					bad(AnnAccess, where+"allow is empty", "list the users, groups or components the rule allows, e.g. allow: [group:default/readers]")
+					continue
+				}
+				rule := AccessRule{}
+				okRule := true
+				for _, s := range r.Allow {
+					ref, err := ParseRef(s, "", ns)
+					if err != nil {
+						bad(AnnAccess, where+err.Error(), "write refs with their kind: user:default/bob, group:default/readers or component:default/checkout")
+						okRule = false
+						continue
+					}
+					if k := ref.Kind; k != KindUser && k != KindGroup && k != KindComponent {
+						bad(AnnAccess, where+"cannot allow a "+k+" ("+s+")", "allow users, groups or components")
+						okRule = false
+						continue
+					}
+					rule.Allow = append(rule.Allow, ref.Key())
+				}
+				for _, m := range r.Methods {
+					mu := strings.ToUpper(strings.TrimSpace(m))
+					if !httpMethods[mu] {
+						bad(AnnAccess, where+"unknown method "+quote(m), "use HTTP methods such as GET, HEAD, POST, PUT, PATCH, DELETE")
+						okRule = false
+						continue
+					}
+					rule.Methods = append(rule.Methods, mu)
+				}
+				for _, p := range r.Paths {
+					if _, err := pathglob.Compile(p); err != nil {
+						bad(AnnAccess, where+err.Error(), "use patterns like /orders, /orders/* (one segment) or /orders/** (everything below)")
+						okRule = false
+						continue
+					}
+					rule.Paths = append(rule.Paths, p)
+				}
+				if okRule {
+					a.Rules = append(a.Rules, rule)
+				}
+			}
+		}
+	}
+	if v, ok := e.Annotation(AnnPublicPaths); ok {
+		set = true
+		if !routable {
+			bad(AnnPublicPaths, "only a routed Component or Resource can have public paths", "move the annotation to the routed Component")
+		}
+		for _, p := range splitList(v) {
+			pat, err := pathglob.Compile(p)
+			_, prefix := pat.Prefix()
+			switch {
+			case err != nil:
+				bad(AnnPublicPaths, err.Error(), "use exact paths (/healthz) or whole subtrees (/docs/**)")
+			case !pat.Exact() && !prefix:
+				bad(AnnPublicPaths, "public path "+quote(p)+" is neither exact nor a /prefix/** subtree", "use exact paths (/healthz) or whole subtrees (/docs/**); * is not allowed here")
+			default:
+				a.PublicPaths = append(a.PublicPaths, p)
+			}
+		}
+	}
+	idList := func(key, kind string, dst *[]string) {
+		v, ok := e.Annotation(key)
+		if !ok {
+			return
+		}
+		set = true
+		if e.Kind != kind {
+			bad(key, key+" belongs on a "+kind+" (this is a "+e.Kind+")", "move the annotation to the "+kind)
+			return
+		}
+		items := splitList(v)
+		if len(items) == 0 {
+			bad(key, "empty value", "give one or more values separated by commas, or remove the annotation")
+			return
+		}
+		*dst = items
+	}
+	idList(AnnIdpSubject, KindUser, &a.IdpSubjects)
+	idList(AnnIdpGroup, KindGroup, &a.IdpGroups)
+	idList(AnnClientID, KindComponent, &a.ClientIDs)
+	if set && ps.Errors() == 0 {
+		e.Access = a
+	}
+	return ps
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+func explainCmd() *cobra.Command {
+	var cfgPath, remote string
+	var req extauthz.ExplainRequest
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "explain --url URL (--token JWT | --principal REF [--group G]...)",
+		Short: "Explain whether a request would be allowed, and why (the engine Check uses)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if req.URL == "" || (req.Token == "" && req.Principal == "") {
+				return fmt.Errorf("give --url and one of --token or --principal")
+			}
+			var res *extauthz.ExplainResult
+			var err error
+			if remote != "" {
+				res, err = explainRemote(remote, req)
+			} else {
+				res, err = explainLocal(cmd.Context(), cfgPath, req)
+			}
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			printExplain(out, res)
+			if !res.Decision.Allow {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (catalog and issuers)")
+	f.StringVar(&remote, "remote", "", "ask a running gatehouse: its admin URL, e.g. http://127.0.0.1:9090")
+	f.StringVar(&req.Token, "token", "", "a bearer token to verify and map")
+	f.StringVar(&req.Principal, "principal", "", "a catalog user or component, e.g. user:default/alice")
+	f.StringSliceVar(&req.Groups, "group", nil, "extra IdP group names for --principal")
+	f.StringVar(&req.Method, "method", "GET", "HTTP method")
+	f.StringVar(&req.URL, "url", "", "the request URL, e.g. http://orders.example.com/orders/7")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func explainLocal(ctx context.Context, cfgPath string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Catalog.Files) == 0 {
+		return nil, fmt.Errorf("no catalog: give --config with catalog.files, or --remote")
+	}
+	parsed, _ := (&cs.FileSource{Name: "files", Paths: cfg.Catalog.Files}).Load()
+	snap := cs.NewStore("files").ReplaceSource("files", parsed)
+	m, _ := model.Compile(snap)
+	var verifier extauthz.TokenVerifier
+	if req.Token != "" {
+		a, closeFn, err := newAuthzVerifier(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer closeFn()
+		verifier = a
+	}
+	return extauthz.Explain(ctx, extauthz.NewEngine(m), m, verifier, req)
+}
+
+func explainRemote(admin string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
+	body, _ := json.Marshal(req)
+	c := &http.Client{Timeout: 15 * time.Second}
+	resp, err := c.Post(strings.TrimSuffix(admin, "/")+"/debug/explain", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	var res extauthz.ExplainResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// explainHandler serves POST /debug/explain from the running engine.
+func explainHandler(srv *extauthz.Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req extauthz.ExplainRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		eng, m := srv.Engine(), srv.Model()
+		if eng == nil {
+			http.Error(w, "not ready: no catalog compiled yet", http.StatusServiceUnavailable)
+			return
+		}
+		res, err := extauthz.Explain(r.Context(), eng, m, srv.Verifier(), req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(res)
+	})
+}
+
+func printExplain(w io.Writer, res *extauthz.ExplainResult) {
+	verdict := "DENY"
+	if res.Decision.Allow {
+		verdict = "ALLOW"
+	}
+	fmt.Fprintf(w, "%s (%d, %s)\n", verdict, res.Decision.Status, res.Decision.Reason)
+	fmt.Fprintf(w, "  request:   %s%s\n", res.Host, res.Path)
+	if res.Route != nil {
+		fmt.Fprintf(w, "  route:     %s -> %s\n", res.Route.ID, res.Route.Cluster)
+	}
+	if res.Principal != nil {
+		fmt.Fprintf(w, "  principal: %s (%s) groups: %s\n", res.Principal.Name(), res.Principal.Kind, strings.Join(res.Principal.Groups, ", "))
+	}
+	if res.Decision.Rule != "" {
+		fmt.Fprintf(w, "  matched:   %s\n", res.Decision.Rule)
+	}
+	fmt.Fprintln(w, "  considered:")
+	for _, s := range res.Decision.Steps {
+		mark := "-"
+		if s.Matched {
+			mark = "+"
+		}
+		fmt.Fprintf(w, "    %s %s: %s\n", mark, s.Rule, s.Why)
+	}
+	fmt.Fprintf(w, "  model:     %s\n", res.ModelVersion)
+}

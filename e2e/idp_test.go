@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// keycloak is the real OIDC provider of the tests (examples/idp): one
+// instance per test binary, started on first use and stopped by TestMain.
+type keycloak struct {
+	issuer string
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	err    error
+}
+
+var (
+	idpOnce sync.Once
+	idp     *keycloak
+)
+
+// startIDP returns the shared Keycloak, starting it if needed. A Keycloak
+// that cannot start fails the test with its log.
+func startIDP(t *testing.T) *keycloak {
+	t.Helper()
+	idpOnce.Do(func() {
+		k := &keycloak{log: &syncBuffer{}}
+		idp = k
+		port := freePort(t)
+		k.cmd = exec.Command("bash", filepath.Join(repoRoot, "examples", "idp", "run.sh"), fmt.Sprint(port))
+		k.cmd.Stderr = k.log
+		k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		out, err := k.cmd.StdoutPipe()
+		if err != nil {
+			k.err = err
+			return
+		}
+		if err := k.cmd.Start(); err != nil {
+			k.err = fmt.Errorf("starting examples/idp/run.sh: %w", err)
+			return
+		}
+		ready := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "READY" {
+					ready <- f[1]
+				}
+			}
+			close(ready)
+		}()
+		select {
+		case iss, ok := <-ready:
+			if !ok {
+				k.err = fmt.Errorf("Keycloak exited before it was ready")
+				return
+			}
+			k.issuer = iss
+		case <-time.After(240 * time.Second):
+			k.err = fmt.Errorf("Keycloak not ready within 240s")
+		}
+	})
+	if idp.err != nil {
+		t.Fatalf("the real OIDC provider (Keycloak, examples/idp) could not start: %v\n%s", idp.err, tail(idp.log.String(), 40))
+	}
+	return idp
+}
+
+func stopIDP() {
+	if idp == nil || idp.cmd == nil || idp.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-idp.cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = idp.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-idp.cmd.Process.Pid, syscall.SIGKILL)
+		fmt.Fprintln(os.Stderr, "e2e: Keycloak did not stop within 15s of SIGTERM; killed")
+	}
+}
+
+// token asks Keycloak for an access token.
+func (k *keycloak) token(t *testing.T, form url.Values) string {
+	t.Helper()
+	resp, err := http.PostForm(k.issuer+"/protocol/openid-connect/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(b, &tr) != nil || tr.AccessToken == "" {
+		t.Fatalf("Keycloak token request (%v): %d %s", form.Get("grant_type"), resp.StatusCode, b)
+	}
+	return tr.AccessToken
+}
+
+// userToken: the password grant through the public client gatehouse-cli.
+func (k *keycloak) userToken(t *testing.T, user, client string) string {
+	return k.token(t, url.Values{"grant_type": {"password"}, "client_id": {client}, "username": {user}, "password": {user + "-password"}, "scope": {"openid"}})
+}
+
+// clientToken: the client-credentials grant of a confidential client.
+func (k *keycloak) clientToken(t *testing.T, client, secret string) string {
+	return k.token(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {client}, "client_secret": {secret}})
+}

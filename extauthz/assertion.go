@@ -1,0 +1,258 @@
+package extauthz
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"sync"
+	"time"
+)
+
+// MaxAssertionLifetime bounds how long an identity assertion is valid.
+const MaxAssertionLifetime = 60 * time.Second
+
+// Signer signs the identity assertions upstreams receive in
+// x-gatehouse-assertion (ES256 JWTs) and publishes the keys that verify them
+// as a JWKS. Keys rotate on a schedule; the JWKS always holds the previous,
+// the current and the next key, so a verifier that fetched it at any time
+// in the last period already knows the key a new assertion is signed with.
+type Signer struct {
+	issuer   string
+	lifetime time.Duration
+	rotate   time.Duration // 0: keys from a file, no rotation
+
+	mu       sync.RWMutex
+	previous *signingKey
+	current  *signingKey
+	next     *signingKey
+	jwks     []byte
+}
+
+type signingKey struct {
+	kid  string
+	priv *ecdsa.PrivateKey
+}
+
+// SignerConfig configures assertion signing.
+type SignerConfig struct {
+	Issuer   string        // iss of assertions
+	Lifetime time.Duration // at most 60s
+	// KeyFile: PEM EC P-256 private key(s); the first signs, all are
+	// published. Replicas that share a key file issue assertions any of them
+	// can verify. Empty: keys are generated in memory and rotated.
+	KeyFile string
+	Rotate  time.Duration // rotation period for generated keys
+}
+
+// NewSigner returns a signer.
+func NewSigner(c SignerConfig) (*Signer, error) {
+	if c.Lifetime <= 0 || c.Lifetime > MaxAssertionLifetime {
+		return nil, fmt.Errorf("assertion lifetime %s: must be above 0 and at most %s", c.Lifetime, MaxAssertionLifetime)
+	}
+	s := &Signer{issuer: c.Issuer, lifetime: c.Lifetime, rotate: c.Rotate}
+	if c.KeyFile != "" {
+		keys, err := loadKeys(c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		s.current = keys[0]
+		if len(keys) > 1 {
+			s.next = keys[1]
+		}
+		if len(keys) > 2 {
+			s.previous = keys[2]
+		}
+		s.rotate = 0
+	} else {
+		var err error
+		if s.current, err = newKey(); err != nil {
+			return nil, err
+		}
+		if s.next, err = newKey(); err != nil {
+			return nil, err
+		}
+	}
+	s.publish()
+	return s, nil
+}
+
+// Run rotates generated keys until ctx is done.
+func (s *Signer) Run(ctx context.Context) {
+	if s.rotate <= 0 {
+		return
+	}
+	t := time.NewTicker(s.rotate)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = s.Rotate()
+		}
+	}
+}
+
+// Rotate makes the next key current and prepares a new next key.
+func (s *Signer) Rotate() error {
+	k, err := newKey()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.previous, s.current, s.next = s.current, s.next, k
+	s.mu.Unlock()
+	s.publish()
+	return nil
+}
+
+// CurrentKeyID is the kid new assertions are signed with.
+func (s *Signer) CurrentKeyID() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.current.kid
+}
+
+// JWKS returns the published key set (JSON).
+func (s *Signer) JWKS() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.jwks
+}
+
+// Lifetime of the assertions.
+func (s *Signer) Lifetime() time.Duration { return s.lifetime }
+
+// Assertion is the claims of an identity assertion.
+type Assertion struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  string   `json:"aud"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf"`
+	Expiry    int64    `json:"exp"`
+	ID        string   `json:"jti,omitempty"`
+	Kind      string   `json:"gh_kind"`
+	Groups    []string `json:"gh_groups,omitempty"`
+	Client    string   `json:"gh_client,omitempty"`
+	Route     string   `json:"gh_route,omitempty"`
+	Email     string   `json:"email,omitempty"`
+}
+
+// Sign returns a compact ES256 JWT for the claims; iss, iat, nbf and exp are
+// set here.
+func (s *Signer) Sign(a Assertion, now time.Time) (string, time.Time, error) {
+	s.mu.RLock()
+	k := s.current
+	s.mu.RUnlock()
+	exp := now.Add(s.lifetime)
+	a.Issuer, a.IssuedAt, a.NotBefore, a.Expiry = s.issuer, now.Unix(), now.Unix(), exp.Unix()
+	payload, err := json.Marshal(a)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	header := `{"alg":"ES256","typ":"JWT","kid":"` + k.kid + `"}`
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString(payload)
+	sum := sha256.Sum256([]byte(signing))
+	r, ss, err := ecdsa.Sign(rand.Reader, k.priv, sum[:])
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	ss.FillBytes(sig[32:])
+	return signing + "." + enc.EncodeToString(sig), exp, nil
+}
+
+func (s *Signer) publish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type jwk struct {
+		Kty string `json:"kty"`
+		Crv string `json:"crv"`
+		X   string `json:"x"`
+		Y   string `json:"y"`
+		Kid string `json:"kid"`
+		Use string `json:"use"`
+		Alg string `json:"alg"`
+	}
+	var set struct {
+		Keys []jwk `json:"keys"`
+	}
+	for _, k := range []*signingKey{s.current, s.next, s.previous} {
+		if k == nil {
+			continue
+		}
+		pub := k.priv.PublicKey
+		set.Keys = append(set.Keys, jwk{Kty: "EC", Crv: "P-256", X: b64int(pub.X), Y: b64int(pub.Y), Kid: k.kid, Use: "sig", Alg: "ES256"})
+	}
+	s.jwks, _ = json.Marshal(set)
+}
+
+func b64int(i *big.Int) string {
+	b := make([]byte, 32)
+	i.FillBytes(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func newKey() (*signingKey, error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &signingKey{kid: thumbprint(&priv.PublicKey), priv: priv}, nil
+}
+
+// thumbprint is the RFC 7638 JWK thumbprint, used as kid.
+func thumbprint(pub *ecdsa.PublicKey) string {
+	j := `{"crv":"P-256","kty":"EC","x":"` + b64int(pub.X) + `","y":"` + b64int(pub.Y) + `"}`
+	sum := sha256.Sum256([]byte(j))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func loadKeys(path string) ([]*signingKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("assertion key file: %w", err)
+	}
+	var out []*signingKey
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		var priv any
+		switch block.Type {
+		case "EC PRIVATE KEY":
+			priv, err = x509.ParseECPrivateKey(block.Bytes)
+		case "PRIVATE KEY":
+			priv, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("assertion key file %s: %w", path, err)
+		}
+		ec, ok := priv.(*ecdsa.PrivateKey)
+		if !ok || ec.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("assertion key file %s: keys must be EC P-256 (openssl ecparam -name prime256v1 -genkey -noout)", path)
+		}
+		out = append(out, &signingKey{kid: thumbprint(&ec.PublicKey), priv: ec})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("assertion key file " + path + " holds no EC private key in PEM")
+	}
+	return out, nil
+}

@@ -1,0 +1,357 @@
+package extauthz
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+// Context extension keys stamped by the xDS translator on every protected
+// route (see xds.CtxRouteID).
+const (
+	ctxRouteID      = "route_id"
+	ctxModelVersion = "model_version"
+)
+
+// TokenVerifier verifies a raw bearer token.
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string) (*Identity, error)
+}
+
+// Options configure the Check server.
+type Options struct {
+	// CookieName: a session cookie carrying the token for browsers; empty
+	// disables cookies.
+	CookieName string
+	// CacheSize: decision cache entries (0 disables the cache).
+	CacheSize int
+	// CacheTTL bounds a cached decision (also bounded by the token's expiry
+	// and the assertion's).
+	CacheTTL time.Duration
+}
+
+// Server is the envoy.service.auth.v3.Authorization service.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	opts     Options
+	verifier TokenVerifier
+	signer   *Signer
+	audit    *Audit
+	log      *slog.Logger
+	state    atomic.Pointer[engineState]
+	now      func() time.Time
+}
+
+type engineState struct {
+	engine *Engine
+	model  *model.Model
+	cache  *decisionCache
+}
+
+// NewServer returns a Check server; it denies everything (503) until
+// SetModel is called.
+func NewServer(opts Options, verifier TokenVerifier, signer *Signer, audit *Audit, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{opts: opts, verifier: verifier, signer: signer, audit: audit, log: log, now: time.Now}
+}
+
+// Register attaches the service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+
+// SetModel swaps in the policies of a new model; cached decisions of the
+// previous one are dropped with it.
+func (s *Server) SetModel(m *model.Model) {
+	if cur := s.state.Load(); cur != nil && cur.engine.version == m.Version {
+		return
+	}
+	s.state.Store(&engineState{engine: NewEngine(m), model: m, cache: newDecisionCache(s.opts.CacheSize)})
+}
+
+// Model returns the model the current engine was built from.
+func (s *Server) Model() *model.Model {
+	if st := s.state.Load(); st != nil {
+		return st.model
+	}
+	return nil
+}
+
+// Verifier returns the token verifier.
+func (s *Server) Verifier() TokenVerifier { return s.verifier }
+
+// Engine returns the current engine (nil before the first model).
+func (s *Server) Engine() *Engine {
+	if st := s.state.Load(); st != nil {
+		return st.engine
+	}
+	return nil
+}
+
+// Check decides one request.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := s.now()
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	headers := h.GetHeaders()
+	rec := AuditRecord{
+		Time: start, DecisionID: headers["x-request-id"], Method: h.GetMethod(), Host: h.GetHost(),
+		Source:  attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(),
+		RouteID: attrs.GetContextExtensions()[ctxRouteID],
+	}
+	if rec.DecisionID == "" {
+		rec.DecisionID = h.GetId()
+	}
+	resp := s.check(ctx, h, attrs.GetContextExtensions(), &rec)
+	lat := s.now().Sub(start)
+	rec.LatencyUS = lat.Microseconds()
+	checkSeconds.Observe(lat.Seconds())
+	result := "deny"
+	if rec.Decision == "allow" {
+		result = "allow"
+	}
+	decisions.WithLabelValues(result, reasonLabel(rec.Reason)).Inc()
+	if s.audit != nil {
+		s.audit.Record(rec)
+	}
+	return resp, nil
+}
+
+func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpRequest, ext map[string]string, rec *AuditRecord) *authv3.CheckResponse {
+	st := s.state.Load()
+	if st == nil {
+		return s.deny(rec, 503, "not_ready", "", "gatehouse has not loaded a catalog yet")
+	}
+	eng := st.engine
+	rec.Model = eng.version
+	path, ok := cleanPath(h.GetPath())
+	rec.Path = path
+	if !ok {
+		rec.Path = truncate(h.GetPath(), 256)
+		return s.deny(rec, 400, "bad_path", "", "")
+	}
+	if rec.RouteID == "" {
+		// No route matched in Envoy (or a route without gatehouse's
+		// settings): nothing is served here.
+		return s.deny(rec, 404, "no_route", "", "")
+	}
+	pol := eng.routes[rec.RouteID]
+	if pol == nil {
+		return s.deny(rec, 404, "unknown_route", "", "")
+	}
+	rec.Entity, rec.System = pol.Entity, pol.System
+	if len(pol.Owners) > 0 {
+		rec.Owner = pol.Owners[0]
+	}
+	if pol.Public {
+		d := eng.Decide(nil, rec.RouteID, h.GetMethod(), path, false)
+		return s.allow(rec, d, nil, "", h.GetHeaders())
+	}
+	token := bearerToken(h.GetHeaders(), s.opts.CookieName)
+	if token == "" {
+		d := eng.Decide(nil, rec.RouteID, h.GetMethod(), path, false)
+		return s.deny(rec, d.Status, d.Reason, "", "")
+	}
+	key := cacheKey(token, rec.RouteID, h.GetMethod(), path, pol.pathRules)
+	now := s.now()
+	if c := st.cache.get(key, now); c != nil {
+		cacheLookups.WithLabelValues("hit").Inc()
+		rec.Cached = true
+		fillPrincipal(rec, c.principal)
+		if c.decision.Allow {
+			return s.allow(rec, c.decision, c.principal, c.assertion, h.GetHeaders())
+		}
+		rec.Rule = c.decision.Rule
+		return s.deny(rec, c.decision.Status, c.decision.Reason, "", "")
+	}
+	cacheLookups.WithLabelValues("miss").Inc()
+	id, err := s.verifier.Verify(ctx, token)
+	if err != nil {
+		reason := "invalid_token"
+		if te, ok := err.(*TokenError); ok {
+			reason = "invalid_token:" + te.Reason
+		}
+		return s.deny(rec, 401, reason, "", err.Error())
+	}
+	p := eng.PrincipalFor(id)
+	fillPrincipal(rec, p)
+	d := eng.Decide(p, rec.RouteID, h.GetMethod(), path, false)
+	expires := now.Add(s.opts.CacheTTL)
+	if id.Expiry.Before(expires) {
+		expires = id.Expiry
+	}
+	if !d.Allow {
+		st.cache.put(key, &cached{decision: d, principal: p, expires: expires})
+		rec.Rule = d.Rule
+		return s.deny(rec, d.Status, d.Reason, "", "")
+	}
+	assertion, aexp, err := s.signer.Sign(Assertion{
+		Subject: p.Name(), Audience: pol.Entity, Kind: p.Kind, Groups: p.Groups, Client: p.ClientID, Route: rec.RouteID, Email: p.Email,
+	}, now)
+	if err != nil {
+		s.log.Error("signing identity assertion", "error", err)
+		return s.deny(rec, 503, "assertion_error", "", "")
+	}
+	// A cached assertion is reused only while it has most of its life left.
+	if limit := aexp.Add(-s.signer.Lifetime() / 2); limit.Before(expires) {
+		expires = limit
+	}
+	st.cache.put(key, &cached{decision: d, principal: p, assertion: assertion, expires: expires})
+	return s.allow(rec, d, p, assertion, h.GetHeaders())
+}
+
+func fillPrincipal(rec *AuditRecord, p *Principal) {
+	rec.Principal, rec.Kind, rec.Groups, rec.ClientID, rec.Issuer = p.Name(), p.Kind, p.Groups, p.ClientID, p.Issuer
+}
+
+// allow lets the request through with the verified identity for the
+// upstream. The caller's token is removed, and so is any x-gatehouse-*
+// header the client sent (Envoy strips the known ones already).
+func (s *Server) allow(rec *AuditRecord, d Decision, p *Principal, assertion string, in map[string]string) *authv3.CheckResponse {
+	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
+	ok := &authv3.OkHttpResponse{}
+	for k := range in {
+		if strings.HasPrefix(k, "x-gatehouse-") {
+			ok.HeadersToRemove = append(ok.HeadersToRemove, k)
+		}
+	}
+	if p != nil {
+		ok.HeadersToRemove = append(ok.HeadersToRemove, "authorization")
+		set := func(k, v string) {
+			ok.Headers = append(ok.Headers, &core.HeaderValueOption{
+				Header:       &core.HeaderValue{Key: k, Value: v},
+				AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			})
+		}
+		set("x-gatehouse-user", p.Name())
+		set("x-gatehouse-groups", strings.Join(p.Groups, ","))
+		set("x-gatehouse-entity", rec.Entity)
+		if p.ClientID != "" {
+			set("x-gatehouse-client", p.ClientID)
+		}
+		set("x-gatehouse-assertion", assertion)
+		set("x-gatehouse-decision-id", rec.DecisionID)
+	}
+	return &authv3.CheckResponse{
+		Status:       &status.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+	}
+}
+
+// deny answers with a small JSON body: an error code and the decision id,
+// nothing about the policy.
+func (s *Server) deny(rec *AuditRecord, code int, reason, rule, detail string) *authv3.CheckResponse {
+	rec.Decision, rec.Status, rec.Reason = "deny", code, reason
+	if rule != "" {
+		rec.Rule = rule
+	}
+	errCode := map[int]string{400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 503: "unavailable"}[code]
+	body, _ := json.Marshal(map[string]string{"error": errCode, "decision_id": rec.DecisionID})
+	hdrs := []*core.HeaderValueOption{{Header: &core.HeaderValue{Key: "content-type", Value: "application/json"}}}
+	if code == 401 {
+		hdrs = append(hdrs, &core.HeaderValueOption{Header: &core.HeaderValue{Key: "www-authenticate", Value: `Bearer realm="gatehouse", error="invalid_token"`}})
+	}
+	if detail != "" {
+		s.log.Debug("denied", "decision_id", rec.DecisionID, "reason", reason, "detail", detail)
+	}
+	grpcCode := codes.PermissionDenied
+	if code == 401 {
+		grpcCode = codes.Unauthenticated
+	}
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(grpcCode)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(code)},
+			Headers: hdrs,
+			Body:    string(body) + "\n",
+		}},
+	}
+}
+
+// bearerToken reads "Authorization: Bearer <token>", or the session cookie.
+func bearerToken(h map[string]string, cookie string) string {
+	if a := h["authorization"]; a != "" {
+		if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			return strings.TrimSpace(a[7:])
+		}
+		return ""
+	}
+	if cookie == "" || h["cookie"] == "" {
+		return ""
+	}
+	for _, part := range strings.Split(h["cookie"], ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && k == cookie {
+			return v
+		}
+	}
+	return ""
+}
+
+// cleanPath strips the query and decodes percent-escapes for matching. A
+// path whose decoding yields dot segments, empty segments, a backslash or
+// a NUL is refused: Envoy normalised the raw path already, so such a path
+// means somebody is hiding a traversal from the matcher.
+func cleanPath(raw string) (string, bool) {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	if raw == "" || raw[0] != '/' {
+		return "", false
+	}
+	p := raw
+	if strings.IndexByte(raw, '%') >= 0 {
+		var err error
+		if p, err = url.PathUnescape(raw); err != nil {
+			return "", false
+		}
+	}
+	if strings.ContainsAny(p, "\\\x00") {
+		return "", false
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return "", false
+		}
+	}
+	if strings.Contains(p, "//") {
+		return "", false
+	}
+	return p, true
+}
+
+func cacheKey(token, route, method, path string, pathMatters bool) string {
+	sum := sha256.Sum256([]byte(token))
+	k := hex.EncodeToString(sum[:16]) + "\x00" + route + "\x00" + method
+	if pathMatters {
+		k += "\x00" + path
+	}
+	return k
+}
+
+func reasonLabel(r string) string {
+	// invalid_token:<why> keeps a bounded label set.
+	return r
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

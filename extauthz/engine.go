@@ -1,0 +1,330 @@
+package extauthz
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/internal/pathglob"
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+// Engine is the authorization view of one model version: policies indexed
+// by route id and the directory indexed for token mapping. It is built once
+// per model and never modified; Check swaps engines atomically.
+type Engine struct {
+	version string
+	routes  map[string]*routePolicy
+
+	users     map[string]*model.User
+	byEmail   map[string]*model.User
+	bySubject map[string]*model.User
+	groups    map[string]*model.Group
+	idpGroups map[string][]string // IdP group name (lower case) -> group keys
+	clients   map[string]string   // client id -> component key
+}
+
+type routePolicy struct {
+	model.Policy
+	owners    map[string]bool
+	consumers map[string]bool
+	rules     []compiledRule
+	pathRules bool // some rule depends on the path
+}
+
+type compiledRule struct {
+	index   int
+	allow   map[string]bool
+	methods map[string]bool // nil: any
+	paths   []pathglob.Pattern
+}
+
+// NewEngine indexes a model.
+func NewEngine(m *model.Model) *Engine {
+	e := &Engine{
+		version:   m.Version,
+		routes:    make(map[string]*routePolicy, len(m.Policies)),
+		users:     map[string]*model.User{},
+		byEmail:   map[string]*model.User{},
+		bySubject: map[string]*model.User{},
+		groups:    map[string]*model.Group{},
+		idpGroups: map[string][]string{},
+		clients:   map[string]string{},
+	}
+	for i := range m.Policies {
+		p := &m.Policies[i]
+		rp := &routePolicy{Policy: *p, owners: set(p.Owners), consumers: set(p.Consumers)}
+		for j, r := range p.Rules {
+			cr := compiledRule{index: j + 1, allow: set(r.Allow)}
+			if len(r.Methods) > 0 {
+				cr.methods = set(r.Methods)
+			}
+			for _, pat := range r.Paths {
+				cr.paths = append(cr.paths, pathglob.MustCompile(pat)) // validated in catalogsync
+			}
+			if len(cr.paths) > 0 {
+				rp.pathRules = true
+			}
+			rp.rules = append(rp.rules, cr)
+		}
+		e.routes[p.RouteID] = rp
+	}
+	for i := range m.Directory.Users {
+		u := &m.Directory.Users[i]
+		e.users[u.Ref] = u
+		if u.Email != "" {
+			e.byEmail[u.Email] = u
+		}
+		for _, s := range u.IdpSubjects {
+			e.bySubject[s] = u
+		}
+	}
+	for i := range m.Directory.Groups {
+		g := &m.Directory.Groups[i]
+		e.groups[g.Ref] = g
+		for _, n := range g.IdpGroups {
+			k := strings.ToLower(n)
+			e.idpGroups[k] = append(e.idpGroups[k], g.Ref)
+		}
+	}
+	for _, c := range m.Directory.Clients {
+		for _, id := range c.ClientIDs {
+			e.clients[id] = c.Ref
+		}
+	}
+	return e
+}
+
+// Version is the model version the engine was built from.
+func (e *Engine) Version() string { return e.version }
+
+// Principal is the caller as the catalog knows it.
+type Principal struct {
+	// Kind: "user", "component", or "unknown" (a valid token that maps to no
+	// catalog user or component; it can still match group rules through
+	// IdP groups).
+	Kind     string   `json:"kind"`
+	Ref      string   `json:"ref,omitempty"` // user or component ref key
+	Subject  string   `json:"subject,omitempty"`
+	Email    string   `json:"email,omitempty"`
+	ClientID string   `json:"clientId,omitempty"`
+	Issuer   string   `json:"issuer,omitempty"`
+	Groups   []string `json:"groups,omitempty"` // group ref keys, transitive, sorted
+}
+
+// Name is what upstreams see in x-gatehouse-user.
+func (p *Principal) Name() string {
+	if p.Ref != "" {
+		return p.Ref
+	}
+	return p.Subject
+}
+
+// PrincipalFor maps a verified identity to the catalog:
+//   - a user by sub when it is a user entity ref (Backstage tokens), else by
+//     gatehouse.dev/idp-subject, else by spec.profile.email;
+//   - otherwise, a token without an email whose client id is a Component's
+//     gatehouse.dev/client-id is that Component (a machine token);
+//   - groups: the user's catalog groups (transitively) plus IdP group claims
+//     mapped to Group entities (by gatehouse.dev/idp-group or by name in the
+//     default namespace), with their ancestors.
+func (e *Engine) PrincipalFor(id *Identity) *Principal {
+	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer}
+	var u *model.User
+	if strings.HasPrefix(strings.ToLower(id.Subject), "user:") {
+		u = e.users[strings.ToLower(id.Subject)]
+	}
+	if u == nil && id.Subject != "" {
+		u = e.bySubject[id.Subject]
+	}
+	if u == nil && id.Email != "" {
+		u = e.byEmail[strings.ToLower(id.Email)]
+	}
+	groups := map[string]bool{}
+	switch {
+	case u != nil:
+		p.Kind, p.Ref = "user", u.Ref
+		for _, g := range u.Groups {
+			groups[g] = true
+		}
+	case id.Email == "" && id.ClientID != "" && e.clients[id.ClientID] != "":
+		p.Kind, p.Ref = "component", e.clients[id.ClientID]
+	}
+	for _, name := range id.Groups {
+		for _, gk := range e.groupsNamed(name) {
+			if g := e.groups[gk]; g != nil {
+				for _, a := range g.Groups {
+					groups[a] = true
+				}
+			}
+		}
+	}
+	p.Groups = keys(groups)
+	return p
+}
+
+func (e *Engine) groupsNamed(name string) []string {
+	n := strings.ToLower(strings.TrimSpace(name))
+	if n == "" {
+		return nil
+	}
+	if gs, ok := e.idpGroups[n]; ok {
+		return gs
+	}
+	if strings.HasPrefix(n, "group:") {
+		if _, ok := e.groups[n]; ok {
+			return []string{n}
+		}
+		return nil
+	}
+	if _, ok := e.groups["group:default/"+n]; ok {
+		return []string{"group:default/" + n}
+	}
+	return nil
+}
+
+// Decision is the outcome of one authorization.
+type Decision struct {
+	Allow bool `json:"allow"`
+	// Status is the HTTP status for a denial (401, 403, 404); 200 when allowed.
+	Status int `json:"status"`
+	// Reason is a short stable code: public_path, owner, consumer, rule,
+	// no_matching_rule, no_token, invalid_token:<why>, unknown_route, bad_path.
+	Reason string `json:"reason"`
+	// Rule names what allowed the request, e.g. "owner group:default/payments".
+	Rule string `json:"rule,omitempty"`
+	// Steps lists every rule considered, in order (filled when explaining).
+	Steps []Step `json:"steps,omitempty"`
+}
+
+// Step is one rule considered during evaluation.
+type Step struct {
+	Rule    string `json:"rule"`
+	Matched bool   `json:"matched"`
+	Why     string `json:"why"`
+}
+
+// Route returns the policy of a route id, or nil.
+func (e *Engine) Route(id string) *model.Policy {
+	if rp := e.routes[id]; rp != nil {
+		return &rp.Policy
+	}
+	return nil
+}
+
+// Decide evaluates a route's policy for a principal (nil: no token). The
+// order is: public path, owners, declared consumers, explicit rules; else
+// deny. With explain, every step is recorded in Decision.Steps.
+func (e *Engine) Decide(p *Principal, routeID, method, path string, explain bool) Decision {
+	var d Decision
+	rp := e.routes[routeID]
+	if rp == nil {
+		d.Status, d.Reason = 404, "unknown_route"
+		if explain {
+			d.Steps = []Step{{Rule: "route", Why: "route " + routeID + " is not in model " + e.version}}
+		}
+		return d
+	}
+	step := func(rule string, ok bool, why string) {
+		if explain {
+			d.Steps = append(d.Steps, Step{Rule: rule, Matched: ok, Why: why})
+		}
+	}
+	allow := func(reason, rule string) Decision {
+		d.Allow, d.Status, d.Reason, d.Rule = true, 200, reason, rule
+		return d
+	}
+	if rp.Public {
+		step("public path", true, "gatehouse.dev/public-paths of "+rp.Entity)
+		return allow("public_path", "public path of "+rp.Entity)
+	}
+	if p == nil {
+		step("token", false, "no bearer token or session cookie")
+		d.Status, d.Reason = 401, "no_token"
+		return d
+	}
+	for _, o := range rp.Policy.Owners {
+		switch {
+		case p.Ref == o:
+			step("owner "+o, true, "the caller is the owner")
+			return allow("owner", "owner "+o)
+		case contains(p.Groups, o):
+			step("owner "+o, true, "the caller is a member of "+o)
+			return allow("owner", "owner "+o)
+		default:
+			step("owner "+o, false, "the caller is not a member of "+o)
+		}
+	}
+	if len(rp.Policy.Owners) == 0 {
+		step("owner", false, "the entity has no owner")
+	}
+	if p.Kind == "component" {
+		if rp.consumers[p.Ref] {
+			what := "an API served here"
+			if rp.API != "" {
+				what = rp.API
+			}
+			step("consumer "+p.Ref, true, p.Ref+" declares consumesApis "+what)
+			return allow("consumer", "consumer "+p.Ref+" of "+what)
+		}
+		step("consumers", false, p.Ref+" does not consume an API served on this route")
+	} else if len(rp.Policy.Consumers) > 0 {
+		step("consumers", false, "only the components "+strings.Join(rp.Policy.Consumers, ", ")+" consume this route's API; the caller is not a component")
+	}
+	for _, r := range rp.rules {
+		name := "rule " + strconv.Itoa(r.index) + " of " + rp.Entity + " gatehouse.dev/access"
+		who := r.allow[p.Ref]
+		if !who {
+			for _, g := range p.Groups {
+				if r.allow[g] {
+					who = true
+					break
+				}
+			}
+		}
+		switch {
+		case !who:
+			step(name, false, "the caller is not in allow")
+		case r.methods != nil && !r.methods[method]:
+			step(name, false, "method "+method+" is not in methods")
+		case len(r.paths) > 0 && !matchAny(r.paths, path):
+			step(name, false, "path "+path+" matches none of paths")
+		default:
+			step(name, true, "allow, methods and paths match")
+			return allow("rule", name)
+		}
+	}
+	d.Status, d.Reason = 403, "no_matching_rule"
+	return d
+}
+
+func matchAny(ps []pathglob.Pattern, path string) bool {
+	for _, p := range ps {
+		if p.Match(path) {
+			return true
+		}
+	}
+	return false
+}
+
+func set(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(sorted []string, x string) bool {
+	i := sort.SearchStrings(sorted, x)
+	return i < len(sorted) && sorted[i] == x
+}

@@ -1,0 +1,654 @@
+package extauthz
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// Defaults and limits for IssuerConfig.
+const (
+	DefaultClockSkew      = 30 * time.Second
+	MaxClockSkew          = 5 * time.Minute
+	DefaultJWKSMinRefresh = 10 * time.Second
+	DefaultJWKSRefresh    = 5 * time.Minute
+
+	// maxTokenBytes bounds the raw token size accepted by Verify.
+	maxTokenBytes = 64 << 10
+	// startupWait bounds how long NewVerifier waits for the first discovery
+	// attempt of every issuer; issuers not ready by then keep retrying in
+	// the background.
+	startupWait = 5 * time.Second
+	// discoveryTimeout bounds one discovery + first JWKS attempt.
+	discoveryTimeout = 15 * time.Second
+	retryBackoffMin  = time.Second
+	retryBackoffMax  = time.Minute
+)
+
+// DefaultAlgorithms are the signing algorithms accepted when an issuer lists none.
+var DefaultAlgorithms = []string{"RS256", "ES256"}
+
+// supportedAlgorithms are the asymmetric JWS algorithms an issuer may allow.
+var supportedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// IssuerConfig is one trusted token issuer.
+type IssuerConfig struct {
+	// Name is a short name for logs, metrics and audit, e.g. "keycloak".
+	// Defaults to the host of IssuerURL.
+	Name string
+	// IssuerURL is the exact `iss` value. Discovery is done at IssuerURL +
+	// "/.well-known/openid-configuration" unless JWKSURL is set.
+	IssuerURL string
+	// JWKSURL, when set, skips discovery and uses this JWKS
+	// (Backstage: <backend>/api/auth/.well-known/jwks.json).
+	JWKSURL string
+	// Audiences are the accepted `aud` values; at least one must match.
+	Audiences []string
+	// Algorithms are the allowed signing algorithms (default RS256, ES256).
+	// "none" and HMAC algorithms are rejected.
+	Algorithms []string
+	// ClockSkew is the leeway for exp/nbf/iat (default 30s, max 5m).
+	ClockSkew time.Duration
+	// EmailClaim, GroupsClaim and ClientIDClaim name the claims read into
+	// Identity (defaults "email", "groups", "azp"; the client ID falls back
+	// to "client_id" when the configured claim is absent).
+	EmailClaim, GroupsClaim, ClientIDClaim string
+	// JWKSMinRefresh is the minimum interval between JWKS refetches
+	// triggered by unknown kids (and discovery retries triggered by
+	// tokens), per issuer. Default 10s.
+	JWKSMinRefresh time.Duration
+	// JWKSRefresh is the periodic background JWKS refresh interval. Default 5m.
+	JWKSRefresh time.Duration
+}
+
+// WithDefaults returns c with empty fields set to their defaults.
+func (c IssuerConfig) WithDefaults() IssuerConfig {
+	if c.Name == "" {
+		if u, err := url.Parse(c.IssuerURL); err == nil && u.Host != "" {
+			c.Name = u.Host
+		}
+	}
+	if len(c.Algorithms) == 0 {
+		c.Algorithms = slices.Clone(DefaultAlgorithms)
+	}
+	if c.ClockSkew == 0 {
+		c.ClockSkew = DefaultClockSkew
+	}
+	if c.EmailClaim == "" {
+		c.EmailClaim = "email"
+	}
+	if c.GroupsClaim == "" {
+		c.GroupsClaim = "groups"
+	}
+	if c.ClientIDClaim == "" {
+		c.ClientIDClaim = "azp"
+	}
+	if c.JWKSMinRefresh == 0 {
+		c.JWKSMinRefresh = DefaultJWKSMinRefresh
+	}
+	if c.JWKSRefresh == 0 {
+		c.JWKSRefresh = DefaultJWKSRefresh
+	}
+	return c
+}
+
+// Validate checks a configuration (normally after WithDefaults). Errors name
+// the issuer, the field and the fix.
+func (c IssuerConfig) Validate() error {
+	who := c.Name
+	if who == "" {
+		who = c.IssuerURL
+	}
+	if who == "" {
+		who = "(unnamed)"
+	}
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("issuer %q: %s: %s", who, field, fmt.Sprintf(format, args...))
+	}
+	if c.Name == "" {
+		return bad("name", "empty (fix: set a short name such as \"keycloak\")")
+	}
+	if err := checkURL(c.IssuerURL); err != nil {
+		return bad("issuerURL", "%v (fix: set the exact `iss` value of the tokens, e.g. https://idp.example.com/realms/main)", err)
+	}
+	if c.JWKSURL != "" {
+		if err := checkURL(c.JWKSURL); err != nil {
+			return bad("jwksURL", "%v (fix: set an absolute http(s) URL, or leave it empty to use discovery)", err)
+		}
+	}
+	if len(c.Audiences) == 0 {
+		return bad("audiences", "empty (fix: list at least one accepted `aud` value, e.g. the client ID or \"backstage\")")
+	}
+	for _, a := range c.Audiences {
+		if strings.TrimSpace(a) == "" {
+			return bad("audiences", "contains an empty value (fix: remove it)")
+		}
+	}
+	if len(c.Algorithms) == 0 {
+		return bad("algorithms", "empty (fix: leave it unset for the default %v, or list asymmetric algorithms)", DefaultAlgorithms)
+	}
+	for _, a := range c.Algorithms {
+		switch {
+		case strings.EqualFold(strings.TrimSpace(a), "none"):
+			return bad("algorithms", "%q is not allowed: unsigned tokens would be accepted (fix: remove it)", a)
+		case strings.HasPrefix(strings.ToUpper(a), "HS") || strings.Contains(strings.ToUpper(a), "HMAC"):
+			return bad("algorithms", "%q is not allowed: HMAC needs a shared secret and enables key-confusion attacks (fix: use RS256/ES256 with the issuer's JWKS)", a)
+		case !slices.Contains(supportedAlgorithms, a):
+			return bad("algorithms", "%q is not supported (fix: use one of %v)", a, supportedAlgorithms)
+		}
+	}
+	if c.ClockSkew < 0 || c.ClockSkew > MaxClockSkew {
+		return bad("clockSkew", "%v out of range (fix: use a value between 0 and %v; default %v)", c.ClockSkew, MaxClockSkew, DefaultClockSkew)
+	}
+	if c.EmailClaim == "" || c.GroupsClaim == "" || c.ClientIDClaim == "" {
+		return bad("claims", "emailClaim, groupsClaim and clientIdClaim must not be empty (fix: leave them unset for the defaults)")
+	}
+	if c.JWKSMinRefresh <= 0 {
+		return bad("jwksMinRefresh", "%v must be positive (fix: leave it unset for the default %v)", c.JWKSMinRefresh, DefaultJWKSMinRefresh)
+	}
+	if c.JWKSRefresh < time.Second {
+		return bad("jwksRefresh", "%v is too short (fix: use at least 1s; default %v)", c.JWKSRefresh, DefaultJWKSRefresh)
+	}
+	return nil
+}
+
+func checkURL(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("invalid URL: %v", err)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	return nil
+}
+
+// Identity is a verified token's caller.
+type Identity struct {
+	Issuer     string // `iss`
+	IssuerName string // IssuerConfig.Name
+	Subject    string
+	Email      string
+	ClientID   string
+	Groups     []string
+	Expiry     time.Time
+	// TokenType is the JOSE "typ" header (e.g. "vnd.backstage.user", "JWT",
+	// "at+jwt"); informational only.
+	TokenType string
+}
+
+// TokenError is returned for every rejected token. Reason is a short stable
+// code for metrics and audit: "malformed", "unknown_issuer",
+// "issuer_unavailable", "bad_signature", "unknown_kid", "alg_not_allowed",
+// "expired", "not_yet_valid", "wrong_audience", "missing_claim".
+type TokenError struct {
+	Reason string
+	Detail string
+}
+
+func (e *TokenError) Error() string {
+	if e.Detail == "" {
+		return "token rejected: " + e.Reason
+	}
+	return "token rejected: " + e.Reason + ": " + e.Detail
+}
+
+func tokenErr(reason, format string, args ...any) *TokenError {
+	return &TokenError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// IssuerStatus describes one issuer's state, for health endpoints and tests.
+type IssuerStatus struct {
+	Name, IssuerURL string
+	Ready           bool   // discovery done and JWKS loaded
+	LastError       string // last discovery error while not ready
+	Fetches         int64  // JWKS fetches attempted by the current key set
+}
+
+// Verifier verifies bearer tokens from a fixed set of issuers.
+type Verifier struct {
+	log     *slog.Logger
+	client  *http.Client
+	byIss   map[string]*issuerState
+	list    []*issuerState
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closing sync.Once
+	now     func() time.Time
+}
+
+type issuerState struct {
+	cfg      IssuerConfig
+	ks       atomic.Pointer[KeySet]
+	verifier atomic.Pointer[oidc.IDTokenVerifier]
+	lastErr  atomic.Pointer[string]
+	kick     chan struct{}
+}
+
+// NewVerifier validates the issuers and starts discovery for each. An issuer
+// whose IdP is unreachable does not make NewVerifier fail: it keeps retrying
+// in the background and its tokens are rejected with issuer_unavailable
+// meanwhile. NewVerifier waits briefly (at most a few seconds) for the first
+// attempts so that tokens verify right after start when the IdPs are up.
+// ctx bounds the background work; Close stops it.
+func NewVerifier(ctx context.Context, issuers []IssuerConfig, client *http.Client, log *slog.Logger) (*Verifier, error) {
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	v := &Verifier{log: log, client: client, byIss: map[string]*issuerState{}, now: time.Now}
+	var errs []error
+	names := map[string]bool{}
+	for i, c := range issuers {
+		c = c.WithDefaults()
+		c.Algorithms = slices.Clone(c.Algorithms)
+		c.Audiences = slices.Clone(c.Audiences)
+		if err := c.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("issuers[%d]: %w", i, err))
+			continue
+		}
+		if v.byIss[c.IssuerURL] != nil {
+			errs = append(errs, fmt.Errorf("issuers[%d]: issuer %q: issuerURL %q is configured twice (fix: merge the entries)", i, c.Name, c.IssuerURL))
+			continue
+		}
+		if names[c.Name] {
+			errs = append(errs, fmt.Errorf("issuers[%d]: issuer %q: name is used twice (fix: give each issuer a unique name)", i, c.Name))
+			continue
+		}
+		names[c.Name] = true
+		is := &issuerState{cfg: c, kick: make(chan struct{}, 1)}
+		v.byIss[c.IssuerURL] = is
+		v.list = append(v.list, is)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	v.ctx, v.cancel = context.WithCancel(ctx)
+	first := make(chan struct{}, len(v.list))
+	for _, is := range v.list {
+		v.wg.Add(1)
+		go v.run(is, first)
+	}
+	timer := time.NewTimer(startupWait)
+	defer timer.Stop()
+	for range v.list {
+		select {
+		case <-first:
+		case <-timer.C:
+			return v, nil
+		case <-ctx.Done():
+			return v, nil
+		}
+	}
+	return v, nil
+}
+
+// Close stops background discovery and refreshes. It is safe to call more than once.
+func (v *Verifier) Close() {
+	v.closing.Do(func() {
+		if v.cancel != nil {
+			v.cancel()
+		}
+		v.wg.Wait()
+	})
+}
+
+// Status reports each issuer's state.
+func (v *Verifier) Status() []IssuerStatus {
+	out := make([]IssuerStatus, 0, len(v.list))
+	for _, is := range v.list {
+		st := IssuerStatus{Name: is.cfg.Name, IssuerURL: is.cfg.IssuerURL, Ready: is.verifier.Load() != nil}
+		if e := is.lastErr.Load(); e != nil {
+			st.LastError = *e
+		}
+		if ks := is.ks.Load(); ks != nil {
+			st.Fetches = ks.Fetches()
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Fetches is the total number of JWKS fetches attempted across issuers.
+func (v *Verifier) Fetches() int64 {
+	var n int64
+	for _, st := range v.Status() {
+		n += st.Fetches
+	}
+	return n
+}
+
+// run brings one issuer up (discovery + first JWKS fetch, retried with
+// backoff) and then refreshes its JWKS periodically.
+func (v *Verifier) run(is *issuerState, first chan<- struct{}) {
+	defer v.wg.Done()
+	ctx := v.ctx
+	backoff := retryBackoffMin
+	for attempt := 1; ; attempt++ {
+		started := time.Now()
+		err := v.setup(ctx, is)
+		if err == nil {
+			is.lastErr.Store(nil)
+		} else {
+			msg := err.Error()
+			is.lastErr.Store(&msg)
+		}
+		if attempt == 1 {
+			first <- struct{}{}
+		}
+		if err == nil {
+			v.log.Info("token issuer ready", "issuer", is.cfg.Name, "iss", is.cfg.IssuerURL, "attempts", attempt)
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		v.log.Warn("token issuer unavailable; its tokens are rejected until it is reachable",
+			"issuer", is.cfg.Name, "iss", is.cfg.IssuerURL, "attempt", attempt, "retry_in", backoff, "err", err)
+		if !v.sleep(ctx, is, started, backoff) {
+			return
+		}
+		backoff = min(backoff*2, retryBackoffMax)
+	}
+	t := time.NewTicker(is.cfg.JWKSRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if ks := is.ks.Load(); ks != nil {
+				_ = ks.Refresh(ctx) // failures are logged; the previous keys stay in use
+			}
+		}
+	}
+}
+
+// sleep waits for the backoff, or less when a token for this issuer arrives
+// (never retrying sooner than JWKSMinRefresh after the last attempt). It
+// returns false when ctx is done.
+func (v *Verifier) sleep(ctx context.Context, is *issuerState, last time.Time, backoff time.Duration) bool {
+	deadline := last.Add(backoff)
+	for {
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return false
+		case <-timer.C:
+			return true
+		case <-is.kick:
+			timer.Stop()
+			if early := last.Add(is.cfg.JWKSMinRefresh); early.Before(deadline) {
+				deadline = early
+			}
+			if !time.Now().Before(deadline) {
+				return true
+			}
+		}
+	}
+}
+
+// setup runs discovery (unless JWKSURL is set) and the first JWKS fetch.
+func (v *Verifier) setup(ctx context.Context, is *issuerState) error {
+	c := is.cfg
+	actx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+	defer cancel()
+	jwksURL := c.JWKSURL
+	if jwksURL == "" {
+		p, err := oidc.NewProvider(oidc.ClientContext(actx, v.client), c.IssuerURL)
+		if err != nil {
+			return fmt.Errorf("discovery: %w", err)
+		}
+		var meta struct {
+			JWKSURI string `json:"jwks_uri"`
+		}
+		if err := p.Claims(&meta); err != nil {
+			return fmt.Errorf("discovery: %w", err)
+		}
+		if err := checkURL(meta.JWKSURI); err != nil {
+			return fmt.Errorf("discovery: jwks_uri: %w", err)
+		}
+		jwksURL = meta.JWKSURI
+	}
+	ks := is.ks.Load()
+	if ks == nil || ks.url != jwksURL {
+		ks = NewKeySet(ctx, c.Name, jwksURL, v.client, c.Algorithms, c.JWKSMinRefresh, v.log)
+		is.ks.Store(ks)
+	}
+	if err := ks.Refresh(actx); err != nil {
+		return fmt.Errorf("JWKS: %w", err)
+	}
+	is.verifier.Store(oidc.NewVerifier(c.IssuerURL, ks, &oidc.Config{
+		SkipClientIDCheck:    true, // audiences are checked in Verify (any of several)
+		SkipExpiryCheck:      true, // exp/nbf/iat are checked in Verify with ClockSkew
+		SupportedSigningAlgs: c.Algorithms,
+	}))
+	return nil
+}
+
+// unverifiedHeader is the JOSE header, read before verification only to
+// route and pre-reject; typ is used after the signature checks out.
+type unverifiedHeader struct {
+	Alg string `json:"alg"`
+	Typ string `json:"typ"`
+}
+
+// peek decodes the compact JWS header and the `iss` claim without verifying
+// anything. The results select the issuer and nothing else.
+func peek(raw string) (unverifiedHeader, string, error) {
+	var h unverifiedHeader
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return h, "", fmt.Errorf("expected a compact JWS with 3 parts, got %d", len(parts))
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return h, "", fmt.Errorf("header: %v", err)
+	}
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return h, "", fmt.Errorf("header: %v", err)
+	}
+	pb, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return h, "", fmt.Errorf("payload: %v", err)
+	}
+	var claims struct {
+		Iss any `json:"iss"`
+	}
+	if err := json.Unmarshal(pb, &claims); err != nil {
+		return h, "", fmt.Errorf("payload: %v", err)
+	}
+	iss, ok := claims.Iss.(string)
+	if !ok || iss == "" {
+		return h, "", errors.New("payload: no string `iss` claim")
+	}
+	return h, iss, nil
+}
+
+// Verify checks a raw JWT and returns its caller. Every rejection is a *TokenError.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
+	if len(raw) > maxTokenBytes {
+		return nil, tokenErr("malformed", "token longer than %d bytes", maxTokenBytes)
+	}
+	hdr, iss, err := peek(raw)
+	if err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	is := v.byIss[iss]
+	if is == nil {
+		return nil, tokenErr("unknown_issuer", "iss %q is not a configured issuer", clipStr(iss, 200))
+	}
+	c := is.cfg
+	if !slices.Contains(c.Algorithms, hdr.Alg) {
+		return nil, tokenErr("alg_not_allowed", "alg %q is not allowed for issuer %q (allowed: %v)", clipStr(hdr.Alg, 32), c.Name, c.Algorithms)
+	}
+	ov := is.verifier.Load()
+	if ov == nil {
+		select {
+		case is.kick <- struct{}{}:
+		default:
+		}
+		detail := fmt.Sprintf("issuer %q is not reachable yet", c.Name)
+		if e := is.lastErr.Load(); e != nil {
+			detail += ": " + *e
+		}
+		return nil, &TokenError{Reason: "issuer_unavailable", Detail: detail}
+	}
+
+	slot := &errSlot{}
+	tok, err := ov.Verify(context.WithValue(ctx, errSlotKey{}, slot), raw)
+	if err != nil {
+		if te := slot.get(); te != nil {
+			return nil, te
+		}
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	// From here on the payload and the protected header are authentic.
+	var claims map[string]json.RawMessage
+	if err := tok.Claims(&claims); err != nil {
+		return nil, tokenErr("malformed", "claims: %v", err)
+	}
+	if tok.Issuer != c.IssuerURL { // go-oidc checked this too
+		return nil, tokenErr("unknown_issuer", "iss mismatch")
+	}
+
+	now := v.now()
+	skew := c.ClockSkew
+	exp, ok, err := numericDate(claims, "exp")
+	switch {
+	case err != nil:
+		return nil, tokenErr("malformed", "%v", err)
+	case !ok:
+		return nil, tokenErr("missing_claim", "token has no `exp`")
+	case now.After(exp.Add(skew)):
+		return nil, tokenErr("expired", "expired at %s (now %s, leeway %v)", exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
+	}
+	for _, name := range []string{"nbf", "iat"} {
+		t, ok, err := numericDate(claims, name)
+		if err != nil {
+			return nil, tokenErr("malformed", "%v", err)
+		}
+		if ok && t.After(now.Add(skew)) {
+			return nil, tokenErr("not_yet_valid", "`%s` %s is in the future (now %s, leeway %v)", name, t.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
+		}
+	}
+	if len(tok.Audience) == 0 {
+		return nil, tokenErr("missing_claim", "token has no `aud`")
+	}
+	if !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(c.Audiences, a) }) {
+		return nil, tokenErr("wrong_audience", "aud %q does not contain any of %q", truncateAll(tok.Audience), c.Audiences)
+	}
+
+	id := &Identity{Issuer: tok.Issuer, IssuerName: c.Name, Expiry: exp, TokenType: hdr.Typ}
+	if id.Subject, _, err = stringClaim(claims, "sub"); err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	if id.Subject == "" {
+		return nil, tokenErr("missing_claim", "token has no `sub`")
+	}
+	if id.Email, _, err = stringClaim(claims, c.EmailClaim); err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	var present bool
+	if id.ClientID, present, err = stringClaim(claims, c.ClientIDClaim); err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	if !present || id.ClientID == "" {
+		if id.ClientID, _, err = stringClaim(claims, "client_id"); err != nil {
+			return nil, tokenErr("malformed", "%v", err)
+		}
+	}
+	if id.Groups, err = groupsClaim(claims, c.GroupsClaim); err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	return id, nil
+}
+
+func truncateAll(ss []string) []string {
+	out := make([]string, 0, min(len(ss), 10))
+	for i, s := range ss {
+		if i == 10 {
+			out = append(out, "…")
+			break
+		}
+		out = append(out, clipStr(s, 100))
+	}
+	return out
+}
+
+// numericDate reads a JWT NumericDate claim (seconds since the epoch, possibly fractional).
+func numericDate(claims map[string]json.RawMessage, name string) (time.Time, bool, error) {
+	r, ok := claims[name]
+	if !ok || string(r) == "null" {
+		return time.Time{}, false, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(r, &n); err != nil {
+		return time.Time{}, false, fmt.Errorf("claim %q is not a number", name)
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+		return time.Time{}, false, fmt.Errorf("claim %q is not a valid NumericDate", name)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
+}
+
+// stringClaim reads an optional string claim.
+func stringClaim(claims map[string]json.RawMessage, name string) (string, bool, error) {
+	r, ok := claims[name]
+	if !ok || string(r) == "null" {
+		return "", false, nil
+	}
+	var s string
+	if err := json.Unmarshal(r, &s); err != nil {
+		return "", true, fmt.Errorf("claim %q is not a string", name)
+	}
+	return s, true, nil
+}
+
+// groupsClaim reads a JSON array of strings or a single string, stripping a
+// leading "/" (Keycloak full group paths: "/payments" becomes "payments").
+func groupsClaim(claims map[string]json.RawMessage, name string) ([]string, error) {
+	r, ok := claims[name]
+	if !ok || string(r) == "null" {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal(r, &list); err != nil {
+		var one string
+		if err := json.Unmarshal(r, &one); err != nil {
+			return nil, fmt.Errorf("claim %q is neither a string nor an array of strings", name)
+		}
+		list = []string{one}
+	}
+	out := make([]string, 0, len(list))
+	for _, g := range list {
+		g = strings.TrimPrefix(g, "/")
+		if g != "" && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,50 @@
+package model
+
+import "strings"
+
+// Match finds the route Envoy would pick for a host and path, with the same
+// rules the translator gives Envoy: the virtual host by exact domain, then
+// the longest wildcard suffix (*.example.com), then the shared host "*";
+// within it the first route that matches (exact paths, then the longest
+// prefix on segment boundaries). The port of host is ignored. It is for
+// explaining decisions offline; Envoy does the matching on the data path.
+func (m *Model) Match(host, path string) (*VirtualHost, *Route) {
+	host = strings.ToLower(host)
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	var vh *VirtualHost
+	best := -1
+	for i := range m.VirtualHosts {
+		for _, d := range m.VirtualHosts[i].Domains {
+			switch {
+			case d == host:
+				vh, best = &m.VirtualHosts[i], 1<<30
+			case strings.HasPrefix(d, "*.") && strings.HasSuffix(host, d[1:]) && len(d) > best:
+				vh, best = &m.VirtualHosts[i], len(d)
+			case d == "*" && best < 0:
+				vh, best = &m.VirtualHosts[i], 0
+			}
+		}
+	}
+	if vh == nil {
+		return nil, nil
+	}
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	for i := range vh.Routes {
+		r := &vh.Routes[i]
+		switch {
+		case r.Path != "":
+			if path == r.Path {
+				return vh, r
+			}
+		case r.Prefix == "/":
+			return vh, r
+		case path == r.Prefix || strings.HasPrefix(path, r.Prefix+"/"):
+			return vh, r
+		}
+	}
+	return vh, nil
+}

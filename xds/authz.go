@@ -1,0 +1,145 @@
+package xds
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+const (
+	// AuthzClusterName is the cluster, sent over CDS, that reaches
+	// gatehouse's ext_authz service.
+	AuthzClusterName = "gatehouse_ext_authz"
+	extAuthzFilter   = "envoy.filters.http.ext_authz"
+	headerMutFilter  = "envoy.filters.http.header_mutation"
+
+	// Context extensions every protected route carries to the Check call.
+	CtxRouteID      = "route_id"
+	CtxModelVersion = "model_version"
+)
+
+// IdentityHeaders are the request headers gatehouse sets for upstreams.
+// Envoy removes them from every incoming request before any other filter, so
+// a client can never supply them.
+var IdentityHeaders = []string{
+	"x-gatehouse-user", "x-gatehouse-groups", "x-gatehouse-entity", "x-gatehouse-client",
+	"x-gatehouse-assertion", "x-gatehouse-decision-id",
+}
+
+// httpFilters is the one place the HTTP filter order is decided:
+//  1. header_mutation: strip identity headers a client may have sent;
+//  2. ext_authz: every request is checked by gatehouse (fail closed);
+//  3. router.
+func httpFilters(opts Options) ([]*hcmFilter, error) {
+	var muts []*mutationv3.HeaderMutation
+	for _, h := range IdentityHeaders {
+		muts = append(muts, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Remove{Remove: h}})
+	}
+	strip, err := anypb.New(&headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{RequestMutations: muts}})
+	if err != nil {
+		return nil, err
+	}
+	authz, err := anypb.New(&extauthzv3.ExtAuthz{
+		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &core.GrpcService{
+			TargetSpecifier: &core.GrpcService_EnvoyGrpc_{EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: AuthzClusterName}},
+			Timeout:         durationpb.New(opts.AuthzTimeout),
+		}},
+		TransportApiVersion: core.ApiVersion_V3,
+		// Nothing fails open: if gatehouse cannot answer, the request is
+		// refused with 503.
+		FailureModeAllow: false,
+		StatusOnError:    &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable},
+		// The decision depends on the route, never on a body.
+		ClearRouteCache: false,
+	})
+	if err != nil {
+		return nil, err
+	}
+	router, err := routerAny()
+	if err != nil {
+		return nil, err
+	}
+	return []*hcmFilter{
+		{Name: headerMutFilter, ConfigType: &hcmFilterTyped{TypedConfig: strip}},
+		{Name: extAuthzFilter, ConfigType: &hcmFilterTyped{TypedConfig: authz}},
+		{Name: "envoy.filters.http.router", ConfigType: &hcmFilterTyped{TypedConfig: router}},
+	}, nil
+}
+
+// routeAuthz is the per-route ext_authz setting: protected routes carry
+// their id and the model version to Check (an O(1) policy lookup there);
+// public-path routes skip the check.
+func routeAuthz(r model.Route, version string) (map[string]*anypb.Any, error) {
+	per := &extauthzv3.ExtAuthzPerRoute{}
+	if r.Public {
+		per.Override = &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}
+	} else {
+		per.Override = &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{
+			ContextExtensions: map[string]string{CtxRouteID: r.ID, CtxModelVersion: version},
+		}}
+	}
+	a, err := anypb.New(per)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]*anypb.Any{extAuthzFilter: a}, nil
+}
+
+// authzCluster reaches gatehouse's ext_authz gRPC listener over HTTP/2.
+func authzCluster(opts Options) (*clusterv3.Cluster, error) {
+	host, portStr, err := net.SplitHostPort(opts.AuthzAddress)
+	if err != nil {
+		return nil, fmt.Errorf("authz address %q is not host:port: %v", opts.AuthzAddress, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("authz address %q has an invalid port", opts.AuthzAddress)
+	}
+	h2, err := anypb.New(&httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &core.Http2ProtocolOptions{
+				ConnectionKeepalive: &core.KeepaliveSettings{Interval: durationpb.New(30 * time.Second), Timeout: durationpb.New(5 * time.Second)},
+			}},
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	typ := clusterv3.Cluster_STATIC
+	if net.ParseIP(host) == nil {
+		typ = clusterv3.Cluster_STRICT_DNS
+	}
+	return &clusterv3.Cluster{
+		Name:                          AuthzClusterName,
+		ConnectTimeout:                durationpb.New(time.Second),
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: typ},
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2},
+		// Every request is checked: the default limit of 1024 concurrent
+		// requests per cluster would turn load into 503s.
+		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+			MaxConnections: wrapperspb.UInt32(1 << 20), MaxPendingRequests: wrapperspb.UInt32(1 << 20), MaxRequests: wrapperspb.UInt32(1 << 20),
+		}}},
+		LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: AuthzClusterName, Endpoints: []*endpoint.LocalityLbEndpoints{{
+			LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+				Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+					Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(port)},
+				}}},
+			}}}},
+		}}},
+	}, nil
+}
