@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -244,6 +246,21 @@ func TestAuthz(t *testing.T) {
 			t.Fatalf("no complete allow record for alice: %v", allow)
 		}
 	})
+	t.Run("keys rotated at the IdP are picked up without restart", func(t *testing.T) {
+		u, _ := url.Parse(kc.issuer)
+		out, err := exec.Command("bash", filepath.Join(repoRoot, "examples", "idp", "rotate-key.sh"), u.Port(), "--retire-old").Output()
+		if err != nil {
+			t.Fatalf("rotate-key.sh: %v", err)
+		}
+		newKid := strings.TrimSpace(string(out))
+		fresh := kc.userToken(t, "alice", "gatehouse-cli")
+		if kid := jwtHeader(t, fresh)["kid"]; kid != newKid {
+			t.Fatalf("Keycloak signed with %v, not the new key %s", kid, newKid)
+		}
+		if code, _, _ := get(t, "/orders/7", fresh); code != 200 {
+			t.Fatalf("token signed with the rotated key: %d", code)
+		}
+	})
 	t.Run("ext_authz down: Envoy denies", func(t *testing.T) {
 		g.stop(t)
 		code, _, _ := get(t, "/orders/7", alice)
@@ -294,10 +311,13 @@ func masterToken(t *testing.T, kc *keycloak) string {
 	return master.token(t, map[string][]string{"grant_type": {"password"}, "client_id": {"admin-cli"}, "username": {"admin"}, "password": {"admin"}})
 }
 
-func jwtClaims(t *testing.T, tok string) map[string]any {
+func jwtClaims(t *testing.T, tok string) map[string]any { return jwtPart(t, tok, 1) }
+func jwtHeader(t *testing.T, tok string) map[string]any { return jwtPart(t, tok, 0) }
+
+func jwtPart(t *testing.T, tok string, i int) map[string]any {
 	t.Helper()
 	parts := strings.Split(tok, ".")
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
 	if err != nil {
 		t.Fatal(err)
 	}
