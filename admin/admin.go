@@ -21,6 +21,8 @@ type Sources struct {
 	// Explain answers POST /debug/explain (the engine behind
 	// gatehouse explain --remote); nil disables it.
 	Explain http.Handler
+	// Dev serves /dev/ (the development issuer of serve --dev); nil: off.
+	Dev http.Handler
 }
 
 // Handler serves the admin endpoints.
@@ -50,6 +52,9 @@ func New(src Sources) *Handler {
 			w.Header().Set("Cache-Control", "max-age=300")
 			_, _ = w.Write(src.JWKS())
 		})
+	}
+	if src.Dev != nil {
+		h.mux.Handle("/dev/", src.Dev)
 	}
 	if src.Explain != nil {
 		h.mux.Handle("POST /debug/explain", src.Explain)

@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/admin"
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/extauthz"
 	"github.com/gatehouse-dev/gatehouse/model"
 	"github.com/gatehouse-dev/gatehouse/xds"
 )
@@ -28,6 +29,7 @@ import (
 func serveCmd() *cobra.Command {
 	var cfgPath string
 	var catalogFiles []string
+	var dev bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the control plane: catalog sync, xDS server and admin listener",
@@ -43,18 +45,26 @@ func serveCmd() *cobra.Command {
 			if len(cfg.Catalog.Files) == 0 {
 				return errors.New("no catalog source configured (fix: set catalog.files in the config file or pass --catalog PATH)")
 			}
+			log := newLogger(cfg.Log)
+			var devIssuer *extauthz.DevIssuer
+			if dev {
+				if devIssuer, err = enableDev(&cfg, log); err != nil {
+					return err
+				}
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, cfg, newLogger(cfg.Log))
+			return serve(ctx, cfg, log, devIssuer)
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file (gatehouse.yaml)")
 	cmd.Flags().StringSliceVar(&catalogFiles, "catalog", nil, "catalog files, directories or globs (overrides catalog.files)")
+	cmd.Flags().BoolVar(&dev, "dev", false, "DEVELOPMENT ONLY: run a built-in token issuer on the (loopback) admin listener; see gatehouse token")
 	return cmd
 }
 
 // serve wires the runners together and blocks until ctx is done.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *extauthz.DevIssuer) error {
 	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)
 	if err != nil {
 		return fmt.Errorf("xds.listen %s: %w", cfg.XDS.Listen, err)
@@ -93,7 +103,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer closeAuthz()
 
 	var problems atomic.Pointer[cs.Problems]
+	var devHandler http.Handler
+	if devIssuer != nil {
+		devHandler = devIssuer.Handler()
+	}
 	adm := admin.New(admin.Sources{
+		Dev:      devHandler,
 		Model:    func() any { return xdsSrv.Model() },
 		Nodes:    func() any { return xdsSrv.Nodes() },
 		Problems: func() any { return problems.Load() },

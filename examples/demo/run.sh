@@ -23,27 +23,37 @@ trap cleanup INT TERM EXIT
 
 bin/echo -listen 127.0.0.1:8081 -name orders >"$LOGS/orders.log" 2>&1 & pids+=($!)
 bin/echo -listen 127.0.0.1:8082 -name shop   >"$LOGS/shop.log" 2>&1 & pids+=($!)
-bin/gatehouse serve --config examples/demo/gatehouse.yaml >"$LOGS/gatehouse.log" 2>&1 & pids+=($!)
+bin/gatehouse serve --dev --config examples/demo/gatehouse.yaml >"$LOGS/gatehouse.log" 2>&1 & pids+=($!)
 for i in $(seq 1 50); do curl -sf 127.0.0.1:9090/readyz >/dev/null && break; sleep 0.1; done
 curl -sf 127.0.0.1:9090/readyz >/dev/null || { echo "gatehouse did not become ready:"; cat "$LOGS/gatehouse.log"; exit 1; }
 "$ENVOY" -c envoy/edge.yaml --disable-hot-restart --log-level warn >"$LOGS/envoy.log" 2>&1 & pids+=($!)
 for i in $(seq 1 100); do curl -sf 127.0.0.1:9901/ready >/dev/null && break; sleep 0.1; done
 curl -sf 127.0.0.1:9901/ready >/dev/null || { echo "envoy did not become ready:"; cat "$LOGS/envoy.log"; exit 1; }
 
+ALICE="$(bin/gatehouse token --user user:default/alice)"
+BOB="$(bin/gatehouse token --user user:default/bob)"
 cat <<MSG
 
 gatehouse demo is up: catalog examples/catalog/, gatehouse admin :9090, Envoy edge :10000.
+Tokens come from gatehouse's development issuer (serve --dev); alice is in
+group payments (owns orders), bob in storefront (owns shop).
+
+  ALICE=\$(bin/gatehouse token --user user:default/alice)
+  BOB=\$(bin/gatehouse token --user user:default/bob)
 
 Try:
-  curl -s localhost:10000/orders/42                       # -> orders (shared host, prefix /orders)
-  curl -s localhost:10000/orders/v1/items                 # -> orders, via the orders-api route
-  curl -s -H 'Host: shop.example.com' localhost:10000/    # -> shop (its own host)
-  curl -si localhost:10000/nope | head -1                 # -> 404 from Envoy
-  curl -s localhost:9090/debug/model                      # what gatehouse serves
-  curl -s localhost:9090/debug/nodes                      # connected Envoys, ACKed versions, NACKs
-  bin/gatehouse validate examples/catalog/catalog-info.yaml
+  curl -s -H "Authorization: Bearer \$ALICE" localhost:10000/orders/42          # 200: alice's team owns orders
+  curl -si localhost:10000/orders/42 | head -1                                # 401: no token
+  curl -si -H "Authorization: Bearer \$BOB" localhost:10000/orders/42 | head -1  # 403: bob is not in payments
+  curl -s -H "Authorization: Bearer \$BOB" -H 'Host: shop.example.com' localhost:10000/   # 200: bob's team owns shop
+  curl -s localhost:10000/orders/healthz                                      # 200: a public path
+  bin/gatehouse explain --remote http://127.0.0.1:9090 --principal user:default/bob --url http://localhost/orders/42
+  curl -s localhost:9090/debug/nodes                                          # connected Envoys, ACKed versions, NACKs
 
-Edit examples/catalog/systems/*.yaml and the routes change within a second.
-Logs: $LOGS   Ctrl-C to stop.
+(tokens for this session: ALICE=$ALICE
+                          BOB=$BOB)
+
+Edit examples/catalog/*.yaml (add bob to payments in org.yaml) and the decision changes within a second.
+Logs: $LOGS (audit trail: gatehouse stdout in gatehouse.log)   Ctrl-C to stop.
 MSG
 wait

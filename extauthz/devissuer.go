@@ -1,0 +1,126 @@
+package extauthz
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// DevIssuer is a development OIDC issuer built into gatehouse (serve --dev):
+// discovery and a JWKS under /dev/oidc on the admin listener, and a token
+// endpoint for `gatehouse token`. Its key lives in memory. It exists so that
+// `make demo` works without an IdP; it is never on unless --dev is given,
+// and the admin listener must then be on loopback.
+type DevIssuer struct {
+	issuer string
+	key    *ecdsa.PrivateKey
+	kid    string
+}
+
+// DevAudience is the audience of development tokens.
+const DevAudience = "gatehouse-dev"
+
+// NewDevIssuer returns an issuer whose iss is baseURL + "/dev/oidc".
+func NewDevIssuer(baseURL string) (*DevIssuer, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &DevIssuer{issuer: strings.TrimSuffix(baseURL, "/") + "/dev/oidc", key: k, kid: thumbprint(&k.PublicKey)}, nil
+}
+
+// Issuer is the iss of development tokens.
+func (d *DevIssuer) Issuer() string { return d.issuer }
+
+// DevTokenRequest is what `gatehouse token` asks for.
+type DevTokenRequest struct {
+	Subject  string        `json:"sub"`              // e.g. user:default/alice
+	Email    string        `json:"email,omitempty"`  //
+	Groups   []string      `json:"groups,omitempty"` // IdP group names
+	ClientID string        `json:"client_id,omitempty"`
+	TTL      time.Duration `json:"ttl,omitempty"` // default 1h, at most 24h
+}
+
+// Mint signs a token.
+func (d *DevIssuer) Mint(r DevTokenRequest, now time.Time) (string, error) {
+	if r.Subject == "" {
+		return "", fmt.Errorf("sub is required")
+	}
+	if r.TTL <= 0 {
+		r.TTL = time.Hour
+	}
+	if r.TTL > 24*time.Hour {
+		return "", fmt.Errorf("ttl %s is above 24h", r.TTL)
+	}
+	claims := map[string]any{
+		"iss": d.issuer, "sub": r.Subject, "aud": DevAudience, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(r.TTL).Unix(),
+	}
+	if r.Email != "" {
+		claims["email"] = r.Email
+	}
+	if len(r.Groups) > 0 {
+		claims["groups"] = r.Groups
+	}
+	if r.ClientID != "" {
+		claims["azp"], claims["client_id"] = r.ClientID, r.ClientID
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT","kid":"`+d.kid+`"}`)) + "." + enc.EncodeToString(payload)
+	sum := sha256.Sum256([]byte(signing))
+	rr, ss, err := ecdsa.Sign(rand.Reader, d.key, sum[:])
+	if err != nil {
+		return "", err
+	}
+	sig := make([]byte, 64)
+	rr.FillBytes(sig[:32])
+	ss.FillBytes(sig[32:])
+	return signing + "." + enc.EncodeToString(sig), nil
+}
+
+// Handler serves /dev/oidc/.well-known/openid-configuration,
+// /dev/oidc/jwks and POST /dev/token. Mount it at "/dev/".
+func (d *DevIssuer) Handler() http.Handler {
+	mux := http.NewServeMux()
+	writeJSON := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /dev/oidc/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]any{
+			"issuer": d.issuer, "jwks_uri": d.issuer + "/jwks", "token_endpoint": strings.TrimSuffix(d.issuer, "/oidc") + "/token",
+			"authorization_endpoint": d.issuer + "/authorize", "response_types_supported": []string{"token"},
+			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"ES256"},
+		})
+	})
+	mux.HandleFunc("GET /dev/oidc/jwks", func(w http.ResponseWriter, _ *http.Request) {
+		pub := d.key.PublicKey
+		writeJSON(w, map[string]any{"keys": []map[string]string{{
+			"kty": "EC", "crv": "P-256", "x": b64int(pub.X), "y": b64int(pub.Y), "kid": d.kid, "use": "sig", "alg": "ES256",
+		}}})
+	})
+	mux.HandleFunc("POST /dev/token", func(w http.ResponseWriter, r *http.Request) {
+		var req DevTokenRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
+			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		tok, err := d.Mint(req, time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, map[string]string{"access_token": tok, "token_type": "Bearer"})
+	})
+	return mux
+}
