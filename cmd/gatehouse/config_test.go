@@ -1,0 +1,58 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfigDefaultsAndOverrides(t *testing.T) {
+	p := writeConfig(t, "xds:\n  listen: 127.0.0.1:19000\ncatalog:\n  files: [catalog/]\n")
+	t.Setenv("GATEHOUSE_ADMIN_LISTEN", "127.0.0.1:19191")
+	t.Setenv("GATEHOUSE_AUTHZ_CACHE_TTL", "5s")
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.XDS.Listen != "127.0.0.1:19000" {
+		t.Errorf("file value lost: xds.listen = %s", c.XDS.Listen)
+	}
+	if c.Admin.Listen != "127.0.0.1:19191" || c.Authz.CacheTTL != 5*time.Second {
+		t.Errorf("env overrides: admin.listen = %s, authz.cache_ttl = %s", c.Admin.Listen, c.Authz.CacheTTL)
+	}
+	if c.XDS.Holdoff != 100*time.Millisecond || c.Edge.Port != 10000 || c.Assertion.Lifetime != 30*time.Second {
+		t.Errorf("defaults lost: %+v %+v %+v", c.XDS, c.Edge, c.Assertion)
+	}
+	if want := filepath.Join(filepath.Dir(p), "catalog"); c.Catalog.Files[0] != want {
+		t.Errorf("catalog path %s not made relative to the config file (%s)", c.Catalog.Files[0], want)
+	}
+}
+
+func TestLoadConfigErrorsNameTheKey(t *testing.T) {
+	cases := map[string]string{
+		"xds:\n  listn: x\n":           "listn",
+		"edge:\n  port: 0\n":           "edge.port",
+		"log:\n  level: loud\n":        "log.level",
+		"authz:\n  timeout: 1h\n":      "authz.timeout",
+		"assertion:\n  lifetime: 5m\n": "assertion.lifetime",
+		"issuers:\n  - name: a\n    issuer_url: https://idp\n    audiences: [x]\n    algorithms: [HS256]\n": "issuers[0].algorithms",
+		"issuers:\n  - name: a\n    issuer_url: idp\n":                                                      "issuers[0].issuer_url",
+	}
+	for body, key := range cases {
+		_, err := loadConfig(writeConfig(t, body))
+		if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "fix") {
+			t.Errorf("config %q: error %v does not name %s with a fix", body, err, key)
+		}
+	}
+}
