@@ -55,6 +55,9 @@ func ParseFile(source, file string, data []byte) Parsed {
 		if e == nil {
 			continue
 		}
+		if _, known := kindByLower[strings.ToLower(e.Kind)]; !known {
+			continue // reported as a warning; gatehouse does not read other kinds
+		}
 		if Problems(probs).Errors() > 0 {
 			if e.Kind != "" && e.Metadata.Name != "" {
 				out.Rejected = append(out.Rejected, e.Ref())
@@ -204,11 +207,10 @@ func lineOf(n *yaml.Node, path ...string) int {
 		found := false
 		for i := 0; i+1 < len(cur.Content); i += 2 {
 			if cur.Content[i].Value == key {
+				// The key's line: for a block value that is where the field
+				// is written.
+				line = cur.Content[i].Line
 				cur = cur.Content[i+1]
-				line = cur.Line
-				if cur.Kind == yaml.ScalarNode || cur.Kind == yaml.SequenceNode && cur.Style == yaml.FlowStyle {
-					line = cur.Line
-				}
 				found = true
 				break
 			}
