@@ -18,6 +18,9 @@ const (
 	AnnIdpSubject  = "gatehouse.dev/idp-subject"
 	AnnIdpGroup    = "gatehouse.dev/idp-group"
 	AnnClientID    = "gatehouse.dev/client-id"
+	// AnnForwardToken: "true" passes the caller's Authorization header on
+	// to the upstream (it is removed by default).
+	AnnForwardToken = "gatehouse.dev/forward-token"
 )
 
 // Access is the parsed access annotations of an entity.
@@ -27,6 +30,8 @@ type Access struct {
 	IdpSubjects []string     `json:"idpSubjects,omitempty" yaml:"idpSubjects,omitempty"` // User
 	IdpGroups   []string     `json:"idpGroups,omitempty" yaml:"idpGroups,omitempty"`     // Group
 	ClientIDs   []string     `json:"clientIds,omitempty" yaml:"clientIds,omitempty"`     // Component
+	// ForwardToken keeps the caller's Authorization header for the upstream.
+	ForwardToken bool `json:"forwardToken,omitempty" yaml:"forwardToken,omitempty"`
 }
 
 // AccessRule is one explicit rule of gatehouse.dev/access.
@@ -127,6 +132,18 @@ func parseAccess(e *Entity, n *yaml.Node) Problems {
 			default:
 				a.PublicPaths = append(a.PublicPaths, p)
 			}
+		}
+	}
+	if v, ok := e.Annotation(AnnForwardToken); ok {
+		set = true
+		switch {
+		case !routable:
+			bad(AnnForwardToken, "only a routed Component or Resource can forward tokens", "move the annotation to the routed Component")
+		case v == "true":
+			a.ForwardToken = true
+		case v == "false":
+		default:
+			bad(AnnForwardToken, "value "+quote(v)+" is not true or false", `write "true" or "false"`)
 		}
 	}
 	idList := func(key, kind string, dst *[]string) {

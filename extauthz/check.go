@@ -160,7 +160,7 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	}
 	if pol.Public {
 		d := eng.Decide(nil, rec.RouteID, h.GetMethod(), path, false)
-		return s.allow(rec, d, nil, "", h.GetHeaders())
+		return s.allow(rec, d, nil, "", h.GetHeaders(), false)
 	}
 	token := bearerToken(h.GetHeaders(), s.opts.CookieName)
 	if token == "" {
@@ -174,7 +174,7 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 		rec.Cached = true
 		fillPrincipal(rec, c.principal)
 		if c.decision.Allow {
-			return s.allow(rec, c.decision, c.principal, c.assertion, h.GetHeaders())
+			return s.allow(rec, c.decision, c.principal, c.assertion, h.GetHeaders(), pol.ForwardToken)
 		}
 		rec.Rule = c.decision.Rule
 		return s.deny(rec, c.decision.Status, c.decision.Reason, "", "")
@@ -212,7 +212,7 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 		expires = limit
 	}
 	st.cache.put(key, &cached{decision: d, principal: p, assertion: assertion, expires: expires})
-	return s.allow(rec, d, p, assertion, h.GetHeaders())
+	return s.allow(rec, d, p, assertion, h.GetHeaders(), pol.ForwardToken)
 }
 
 func fillPrincipal(rec *AuditRecord, p *Principal) {
@@ -220,9 +220,10 @@ func fillPrincipal(rec *AuditRecord, p *Principal) {
 }
 
 // allow lets the request through with the verified identity for the
-// upstream. The caller's token is removed, and so is any x-gatehouse-*
-// header the client sent (Envoy strips the known ones already).
-func (s *Server) allow(rec *AuditRecord, d Decision, p *Principal, assertion string, in map[string]string) *authv3.CheckResponse {
+// upstream. The caller's token is removed (unless the route forwards it),
+// and so is any x-gatehouse-* header the client sent (Envoy strips the
+// known ones already).
+func (s *Server) allow(rec *AuditRecord, d Decision, p *Principal, assertion string, in map[string]string, forwardToken bool) *authv3.CheckResponse {
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
 	ok := &authv3.OkHttpResponse{}
 	for k := range in {
@@ -231,7 +232,9 @@ func (s *Server) allow(rec *AuditRecord, d Decision, p *Principal, assertion str
 		}
 	}
 	if p != nil {
-		ok.HeadersToRemove = append(ok.HeadersToRemove, "authorization")
+		if !forwardToken {
+			ok.HeadersToRemove = append(ok.HeadersToRemove, "authorization")
+		}
 		set := func(k, v string) {
 			ok.Headers = append(ok.Headers, &core.HeaderValueOption{
 				Header:       &core.HeaderValue{Key: k, Value: v},

@@ -336,3 +336,25 @@ func TestSignerRotationOverlap(t *testing.T) {
 		t.Fatal("a lifetime above 60s was accepted")
 	}
 }
+
+func TestTokenSourcesAndForwarding(t *testing.T) {
+	s, v, _, _, _ := newTestServer(t)
+	v.ids["dave-token"] = &Identity{Subject: "d", Email: "dave@example.com", Expiry: time.Now().Add(time.Hour)}
+	ctx := context.Background()
+	// A session cookie, when configured.
+	s.opts.CookieName = "gh_session"
+	r, _ := s.Check(ctx, checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": "theme=dark; gh_session=alice-token"}))
+	if r.GetOkResponse() == nil {
+		t.Fatalf("cookie token: %v", r)
+	}
+	// A malformed Authorization header is no token at all (no fallback to the cookie).
+	r, _ = s.Check(ctx, checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"authorization": "Basic YWxpY2U6eA==", "cookie": "gh_session=alice-token"}))
+	if r.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Fatalf("Basic auth: %v", r)
+	}
+	// gatehouse.dev/forward-token keeps the caller's token for the upstream.
+	r, _ = s.Check(ctx, checkReq(ledgerRoute, "GET", "/ledger/1", map[string]string{"authorization": "Bearer dave-token"}))
+	if r.GetOkResponse() == nil || strings.Contains(strings.Join(r.GetOkResponse().GetHeadersToRemove(), ","), "authorization") {
+		t.Fatalf("forward-token route removed the token: %v", r)
+	}
+}

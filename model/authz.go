@@ -22,6 +22,8 @@ type Policy struct {
 	Consumers []string        `json:"consumers,omitempty" yaml:"consumers,omitempty"`
 	Rules     []cs.AccessRule `json:"rules,omitempty" yaml:"rules,omitempty"`
 	Public    bool            `json:"public,omitempty" yaml:"public,omitempty"`
+	// ForwardToken: the caller's Authorization header reaches the upstream.
+	ForwardToken bool `json:"forwardToken,omitempty" yaml:"forwardToken,omitempty"`
 }
 
 // Directory is the catalog's identities, for mapping a token to a principal.
@@ -186,6 +188,7 @@ func policyFor(snap *cs.Snapshot, r Route) Policy {
 	p.Consumers = sortedKeys(consumers)
 	if e.Access != nil {
 		p.Rules = e.Access.Rules
+		p.ForwardToken = e.Access.ForwardToken
 	}
 	return p
 }
