@@ -161,18 +161,23 @@ func (s *Signer) Sign(a Assertion, now time.Time) (string, time.Time, error) {
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	header := `{"alg":"ES256","typ":"JWT","kid":"` + k.kid + `"}`
+	tok, err := signES256(k.priv, k.kid, payload)
+	return tok, exp, err
+}
+
+// signES256 returns a compact JWS (ES256, typ JWT) of payload.
+func signES256(key *ecdsa.PrivateKey, kid string, payload []byte) (string, error) {
 	enc := base64.RawURLEncoding
-	signing := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString(payload)
+	signing := enc.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT","kid":"`+kid+`"}`)) + "." + enc.EncodeToString(payload)
 	sum := sha256.Sum256([]byte(signing))
-	r, ss, err := ecdsa.Sign(rand.Reader, k.priv, sum[:])
+	r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
 	if err != nil {
-		return "", time.Time{}, err
+		return "", err
 	}
 	sig := make([]byte, 64)
 	r.FillBytes(sig[:32])
-	ss.FillBytes(sig[32:])
-	return signing + "." + enc.EncodeToString(sig), exp, nil
+	s.FillBytes(sig[32:])
+	return signing + "." + enc.EncodeToString(sig), nil
 }
 
 func (s *Signer) publish() {

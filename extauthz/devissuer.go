@@ -4,8 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -75,17 +73,7 @@ func (d *DevIssuer) Mint(r DevTokenRequest, now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	enc := base64.RawURLEncoding
-	signing := enc.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT","kid":"`+d.kid+`"}`)) + "." + enc.EncodeToString(payload)
-	sum := sha256.Sum256([]byte(signing))
-	rr, ss, err := ecdsa.Sign(rand.Reader, d.key, sum[:])
-	if err != nil {
-		return "", err
-	}
-	sig := make([]byte, 64)
-	rr.FillBytes(sig[:32])
-	ss.FillBytes(sig[32:])
-	return signing + "." + enc.EncodeToString(sig), nil
+	return signES256(d.key, d.kid, payload)
 }
 
 // Handler serves /dev/oidc/.well-known/openid-configuration,

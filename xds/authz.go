@@ -100,15 +100,31 @@ func routeAuthz(r model.Route, version string) (map[string]*anypb.Any, error) {
 	return map[string]*anypb.Any{extAuthzFilter: a}, nil
 }
 
-// authzCluster reaches gatehouse's ext_authz gRPC listener over HTTP/2.
+// authzCluster reaches gatehouse's ext_authz gRPC listener.
 func authzCluster(opts Options) (*clusterv3.Cluster, error) {
-	host, portStr, err := net.SplitHostPort(opts.AuthzAddress)
+	c, err := grpcCluster(AuthzClusterName, opts.AuthzAddress, "authz address")
 	if err != nil {
-		return nil, fmt.Errorf("authz address %q is not host:port: %v", opts.AuthzAddress, err)
+		return nil, err
+	}
+	// Every request is checked: the default limit of 1024 concurrent
+	// requests per cluster would turn load into 503s.
+	c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+		MaxConnections: wrapperspb.UInt32(1 << 20), MaxPendingRequests: wrapperspb.UInt32(1 << 20), MaxRequests: wrapperspb.UInt32(1 << 20),
+	}}}
+	return c, nil
+}
+
+// grpcCluster is a cluster that reaches a gatehouse gRPC listener (xDS or
+// ext_authz) over HTTP/2 with keepalives; STATIC for an IP, STRICT_DNS for a
+// name. what names the address in errors.
+func grpcCluster(name, addr, what string) (*clusterv3.Cluster, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q is not host:port: %v", what, addr, err)
 	}
 	port, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil {
-		return nil, fmt.Errorf("authz address %q has an invalid port", opts.AuthzAddress)
+		return nil, fmt.Errorf("%s %q has an invalid port", what, addr)
 	}
 	h2, err := anypb.New(&httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
@@ -125,16 +141,11 @@ func authzCluster(opts Options) (*clusterv3.Cluster, error) {
 		typ = clusterv3.Cluster_STRICT_DNS
 	}
 	return &clusterv3.Cluster{
-		Name:                          AuthzClusterName,
+		Name:                          name,
 		ConnectTimeout:                durationpb.New(time.Second),
 		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: typ},
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2},
-		// Every request is checked: the default limit of 1024 concurrent
-		// requests per cluster would turn load into 503s.
-		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
-			MaxConnections: wrapperspb.UInt32(1 << 20), MaxPendingRequests: wrapperspb.UInt32(1 << 20), MaxRequests: wrapperspb.UInt32(1 << 20),
-		}}},
-		LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: AuthzClusterName, Endpoints: []*endpoint.LocalityLbEndpoints{{
+		LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpoint.LocalityLbEndpoints{{
 			LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
 				Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
 					Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(port)},

@@ -2,19 +2,13 @@ package xds
 
 import (
 	"fmt"
-	"net"
 	"strconv"
-	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"sigs.k8s.io/yaml"
 )
@@ -42,13 +36,9 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 	if o.Role != RoleEdge {
 		return nil, fmt.Errorf("role %q is not supported; use --role %s", o.Role, RoleEdge)
 	}
-	host, portStr, err := net.SplitHostPort(o.XDSAddress)
+	xdsCluster, err := grpcCluster(XDSClusterName, o.XDSAddress, "xds address")
 	if err != nil {
-		return nil, fmt.Errorf("xds address %q is not host:port: %v", o.XDSAddress, err)
-	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("xds address %q has an invalid port", o.XDSAddress)
+		return nil, err
 	}
 	if o.Cluster == "" {
 		o.Cluster = "gatehouse-" + o.Role
@@ -68,20 +58,6 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 	if o.Delta {
 		apiType = core.ApiConfigSource_DELTA_GRPC
 	}
-	h2, err := anypb.New(&httpv3.HttpProtocolOptions{
-		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &core.Http2ProtocolOptions{
-				ConnectionKeepalive: &core.KeepaliveSettings{Interval: durationpb.New(30 * time.Second), Timeout: durationpb.New(5 * time.Second)},
-			}},
-		}},
-	})
-	if err != nil {
-		return nil, err
-	}
-	discovery := clusterv3.Cluster_STATIC
-	if net.ParseIP(host) == nil {
-		discovery = clusterv3.Cluster_STRICT_DNS
-	}
 	return &bootstrapv3.Bootstrap{
 		Node: &core.Node{Id: o.NodeID, Cluster: o.Cluster, Metadata: md},
 		Admin: &bootstrapv3.Admin{Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
@@ -97,19 +73,7 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 			LdsConfig: adsSource(),
 			CdsConfig: adsSource(),
 		},
-		StaticResources: &bootstrapv3.Bootstrap_StaticResources{Clusters: []*clusterv3.Cluster{{
-			Name:                          XDSClusterName,
-			ConnectTimeout:                durationpb.New(time.Second),
-			ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: discovery},
-			TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2},
-			LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: XDSClusterName, Endpoints: []*endpoint.LocalityLbEndpoints{{
-				LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
-					Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
-						Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(port)},
-					}}},
-				}}}},
-			}}},
-		}}},
+		StaticResources: &bootstrapv3.Bootstrap_StaticResources{Clusters: []*clusterv3.Cluster{xdsCluster}},
 	}, nil
 }
 
