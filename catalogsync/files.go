@@ -210,6 +210,12 @@ func (f *FileSource) Run(ctx context.Context, store *Store) {
 	defer t.Stop()
 	for {
 		p, fp := f.Load()
+		lastSync.WithLabelValues(f.Name).SetToCurrentTime()
+		for _, pr := range p.Problems {
+			if strings.HasPrefix(pr.Message, "cannot read") || strings.Contains(pr.Message, "cannot be read") {
+				syncErrors.WithLabelValues(f.Name).Inc()
+			}
+		}
 		if fp != last {
 			last = fp
 			snap := store.ReplaceSource(f.Name, p)

@@ -201,7 +201,26 @@ func (s *Store) commit() *Snapshot {
 	s.cur = &Snapshot{txn: s.db.Txn(false), Generation: s.gen, Problems: problems, Sources: s.sourceNames()}
 	close(s.changed)
 	s.changed = make(chan struct{})
+	s.observe(winners, problems)
 	return s.cur
+}
+
+func (s *Store) observe(winners map[string]*Entity, problems Problems) {
+	bySource := map[string]int{}
+	for n := range s.sources {
+		bySource[n] = 0
+	}
+	for _, e := range winners {
+		bySource[e.Origin.Source]++
+	}
+	for n, c := range bySource {
+		entitiesGauge.WithLabelValues(n).Set(float64(c))
+	}
+	errs := problems.Errors()
+	problemsGauge.WithLabelValues(string(SeverityError)).Set(float64(errs))
+	problemsGauge.WithLabelValues(string(SeverityWarning)).Set(float64(len(problems) - errs))
+	generationGauge.Set(float64(s.gen))
+	lastChange.SetToCurrentTime()
 }
 
 func (s *Store) sourceNames() []string {

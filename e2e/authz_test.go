@@ -246,6 +246,28 @@ func TestAuthz(t *testing.T) {
 			t.Fatalf("no complete allow record for alice: %v", allow)
 		}
 	})
+	t.Run("metrics", func(t *testing.T) {
+		resp, err := http.Get("http://" + g.adminAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			`gatehouse_authz_decisions_total{reason="owner",result="allow"}`,
+			`gatehouse_authz_decisions_total{reason="no_matching_rule",result="deny"}`,
+			`gatehouse_authz_cache_lookups_total{result="hit"}`,
+			`gatehouse_authz_check_seconds_count`,
+			`gatehouse_xds_streams{protocol="sotw",role="edge"} 1`,
+			`gatehouse_xds_ack_seconds_count{type="Cluster"}`,
+			`gatehouse_catalog_entities{source="files"} 7`,
+			`gatehouse_audit_records_written_total`,
+		} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
 	t.Run("keys rotated at the IdP are picked up without restart", func(t *testing.T) {
 		u, _ := url.Parse(kc.issuer)
 		out, err := exec.Command("bash", filepath.Join(repoRoot, "examples", "idp", "rotate-key.sh"), u.Port(), "--retire-old").Output()

@@ -13,6 +13,19 @@ var (
 		Namespace: "gatehouse", Subsystem: "xds", Name: "pushes_total",
 		Help: "xDS responses sent, by node role, protocol (sotw, delta) and resource type.",
 	}, []string{"role", "protocol", "type"})
+	streamsGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "xds", Name: "streams",
+		Help: "Open ADS streams, by node role and protocol.",
+	}, []string{"role", "protocol"})
+	ackSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "gatehouse", Subsystem: "xds", Name: "ack_seconds",
+		Help:    "Time from sending a response to the Envoy's ACK, by resource type.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"type"})
+	publishesTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "xds", Name: "model_publishes_total",
+		Help: "Models published to the connected nodes.",
+	})
 	nacksTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "gatehouse", Subsystem: "xds", Name: "nacks_total",
 		Help: "Configurations rejected by Envoy, by node role and resource type.",

@@ -48,8 +48,33 @@ type built struct {
 type streamState struct {
 	node  string
 	delta bool
-	sent  map[string]string // type URL -> nonce -> version (last response)
-	nonce map[string]string // type URL -> last nonce sent
+	sent   map[string]string    // SotW: type URL -> version of the last response; delta: type URL + nonce -> version
+	nonce  map[string]string    // type URL -> last nonce sent
+	sentAt map[string]time.Time // nonce -> when it was sent, for ACK latency
+}
+
+func (st *streamState) protocol() string {
+	if st.delta {
+		return "delta"
+	}
+	return "sotw"
+}
+
+// sending records when a nonce was sent (bounded: nonces that are never
+// ACKed, NACKed or superseded, must not accumulate on a long stream).
+func (st *streamState) sending(nonce string) {
+	if len(st.sentAt) > 64 {
+		clear(st.sentAt)
+	}
+	st.sentAt[nonce] = time.Now()
+}
+
+// acked observes the ACK latency of a nonce.
+func (st *streamState) acked(typeURL, nonce string) {
+	if at, ok := st.sentAt[nonce]; ok {
+		ackSeconds.WithLabelValues(shortType(typeURL)).Observe(time.Since(at).Seconds())
+		delete(st.sentAt, nonce)
+	}
 }
 
 type nodeState struct {
@@ -115,6 +140,7 @@ func (s *Server) SetModel(m *model.Model) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.model = m
+	publishesTotal.Inc()
 	// Drop builds of older versions: they will not be asked for again.
 	for k := range s.built {
 		if k.version != m.Version {
@@ -193,7 +219,7 @@ func (s *Server) registerLocked(id int64, node *core.Node, delta bool) *streamSt
 	if st != nil {
 		return st
 	}
-	st = &streamState{node: node.GetId(), delta: delta, sent: map[string]string{}, nonce: map[string]string{}}
+	st = &streamState{node: node.GetId(), delta: delta, sent: map[string]string{}, nonce: map[string]string{}, sentAt: map[string]time.Time{}}
 	s.streams[id] = st
 	n := s.nodes[node.GetId()]
 	if n == nil {
@@ -208,6 +234,7 @@ func (s *Server) registerLocked(id int64, node *core.Node, delta bool) *streamSt
 	}
 	n.streams++
 	n.info.Streams = n.streams
+	streamsGauge.WithLabelValues(n.info.Role, st.protocol()).Inc()
 	return st
 }
 
@@ -223,6 +250,7 @@ func (s *Server) streamClosed(id int64) {
 	if n == nil {
 		return
 	}
+	streamsGauge.WithLabelValues(n.info.Role, st.protocol()).Dec()
 	n.streams--
 	n.info.Streams = n.streams
 	if n.streams <= 0 {
@@ -261,6 +289,7 @@ func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error 
 		return nil
 	}
 	n.info.Acked[req.GetTypeUrl()] = req.GetVersionInfo()
+	st.acked(req.GetTypeUrl(), req.GetResponseNonce())
 	return nil
 }
 
@@ -270,6 +299,7 @@ func (s *Server) onResponse(_ context.Context, id int64, req *discoverygrpc.Disc
 	if st := s.streams[id]; st != nil {
 		st.sent[resp.GetTypeUrl()] = resp.GetVersionInfo()
 		st.nonce[resp.GetTypeUrl()] = resp.GetNonce()
+		st.sending(resp.GetNonce())
 	}
 	pushesTotal.WithLabelValues(roleOf(s, id), "sotw", shortType(resp.GetTypeUrl())).Inc()
 }
@@ -299,6 +329,7 @@ func (s *Server) onDeltaRequest(id int64, req *discoverygrpc.DeltaDiscoveryReque
 	if version != "" {
 		n.info.Acked[req.GetTypeUrl()] = version
 	}
+	st.acked(req.GetTypeUrl(), req.GetResponseNonce())
 	return nil
 }
 
@@ -308,6 +339,7 @@ func (s *Server) onDeltaResponse(id int64, _ *discoverygrpc.DeltaDiscoveryReques
 	if st := s.streams[id]; st != nil {
 		// Delta ACKs carry only the nonce: remember which version it stood for.
 		st.sent[resp.GetTypeUrl()+"\x00"+resp.GetNonce()] = resp.GetSystemVersionInfo()
+		st.sending(resp.GetNonce())
 	}
 	pushesTotal.WithLabelValues(roleOf(s, id), "delta", shortType(resp.GetTypeUrl())).Inc()
 }
