@@ -142,7 +142,8 @@ func parseDocument(source, file string, n *yaml.Node) (*Entity, Problems) {
 		return Problem{Severity: SeverityError, Source: source, File: file, Line: line, Field: field, Message: msg, Fix: fix}
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil, Problems{at(n.Line, "", "a catalog document must be a mapping with apiVersion, kind, metadata and spec", "")}
+		return nil, Problems{at(n.Line, "", "a catalog document must be a mapping with apiVersion, kind, metadata and spec",
+			"write the document as a YAML mapping (apiVersion: backstage.io/v1alpha1, kind: ..., metadata: ..., spec: ...)")}
 	}
 	e := &Entity{Origin: Origin{Source: source, File: file, Line: n.Line}}
 	if err := n.Decode(e); err != nil {
@@ -163,7 +164,7 @@ func parseDocument(source, file string, n *yaml.Node) (*Entity, Problems) {
 		}
 		msg := yamlLineRe.ReplaceAllString(trimYAMLErr(err), "")
 		msg = strings.TrimPrefix(strings.TrimSpace(msg), ": ")
-		p := at(line, pathAtLine(n, line, ""), "wrong type: "+msg, "check the field against the Backstage descriptor format (lists must be YAML lists, annotation values strings)")
+		p := at(line, faultPath(n, line, err.Error()), "wrong type: "+msg, "check the field against the Backstage descriptor format (lists must be YAML lists, annotation values strings)")
 		if e.Kind != "" && e.Metadata.Name != "" {
 			p.Entity = e.Ref().String()
 		}
@@ -245,6 +246,43 @@ func lineOfItem(n *yaml.Node, i int, path ...string) int {
 }
 
 func fieldf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
+
+var unmarshalTagRe = regexp.MustCompile(`cannot unmarshal !!(map|seq)`)
+
+// faultPath returns the dotted path of the field a decode error points at:
+// the deepest mapping value of the kind the error names (!!map, !!seq, else a
+// scalar) that starts on the error's line, or else the key on that line. (A
+// block mapping or list starts on the line after its key.)
+func faultPath(n *yaml.Node, line int, errText string) string {
+	kind := yaml.ScalarNode
+	if m := unmarshalTagRe.FindStringSubmatch(errText); m != nil {
+		kind = map[string]yaml.Kind{"map": yaml.MappingNode, "seq": yaml.SequenceNode}[m[1]]
+	}
+	if p := valuePathAt(n, line, kind, ""); p != "" {
+		return p
+	}
+	return pathAtLine(n, line, "")
+}
+
+func valuePathAt(n *yaml.Node, line int, kind yaml.Kind, prefix string) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		p := k.Value
+		if prefix != "" {
+			p = prefix + "." + k.Value
+		}
+		if sub := valuePathAt(v, line, kind, p); sub != "" {
+			return sub
+		}
+		if v.Line == line && v.Kind == kind {
+			return p
+		}
+	}
+	return ""
+}
 
 // pathAtLine returns the dotted path of the mapping key on a given line.
 func pathAtLine(n *yaml.Node, line int, prefix string) string {

@@ -46,8 +46,8 @@ type built struct {
 }
 
 type streamState struct {
-	node  string
-	delta bool
+	node   string
+	delta  bool
 	sent   map[string]string    // SotW: type URL -> version of the last response; delta: type URL + nonce -> version
 	nonce  map[string]string    // type URL -> last nonce sent
 	sentAt map[string]time.Time // nonce -> when it was sent, for ACK latency
