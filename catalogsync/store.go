@@ -133,6 +133,19 @@ func (s *Store) ReplaceSource(name string, p Parsed) *Snapshot {
 	return s.commit()
 }
 
+// RemoveSource forgets everything a source contributed (the source was
+// removed from the configuration).
+func (s *Store) RemoveSource(name string) *Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sources[name]; !ok {
+		return s.cur
+	}
+	delete(s.sources, name)
+	entitiesGauge.DeleteLabelValues(name)
+	return s.commit()
+}
+
 // commit merges all sources, resolves relations and writes a new generation.
 // Caller holds s.mu.
 func (s *Store) commit() *Snapshot {

@@ -49,7 +49,7 @@ type Options struct {
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	opts     Options
-	verifier TokenVerifier
+	verifier atomic.Pointer[verifierBox]
 	signer   *Signer
 	audit    *Audit
 	log      *slog.Logger
@@ -69,8 +69,16 @@ func NewServer(opts Options, verifier TokenVerifier, signer *Signer, audit *Audi
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{opts: opts, verifier: verifier, signer: signer, audit: audit, log: log, now: time.Now}
+	s := &Server{opts: opts, signer: signer, audit: audit, log: log, now: time.Now}
+	s.SetVerifier(verifier)
+	return s
 }
+
+type verifierBox struct{ v TokenVerifier }
+
+// SetVerifier swaps the token verifier (issuers reloaded); checks in flight
+// finish with the one they started with.
+func (s *Server) SetVerifier(v TokenVerifier) { s.verifier.Store(&verifierBox{v}) }
 
 // Register attaches the service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
@@ -93,7 +101,7 @@ func (s *Server) Model() *model.Model {
 }
 
 // Verifier returns the token verifier.
-func (s *Server) Verifier() TokenVerifier { return s.verifier }
+func (s *Server) Verifier() TokenVerifier { return s.verifier.Load().v }
 
 // Engine returns the current engine (nil before the first model).
 func (s *Server) Engine() *Engine {
@@ -180,7 +188,7 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 		return s.deny(rec, c.decision.Status, c.decision.Reason, "", "")
 	}
 	cacheLookups.WithLabelValues("miss").Inc()
-	id, err := s.verifier.Verify(ctx, token)
+	id, err := s.verifier.Load().v.Verify(ctx, token)
 	if err != nil {
 		reason := "invalid_token"
 		if te, ok := err.(*TokenError); ok {

@@ -91,10 +91,18 @@ func flatten(prefix string, m map[string]any) map[string]any {
 	return out
 }
 
-func newLogger(c config.Log) *slog.Logger {
+// logLevel is the level of the process logger; a reload changes it.
+var logLevel = new(slog.LevelVar)
+
+func setLogLevel(level string) {
 	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: lvl}
+	_ = lvl.UnmarshalText([]byte(level)) // validated by config.Validate
+	logLevel.Set(lvl)
+}
+
+func newLogger(c config.Log) *slog.Logger {
+	setLogLevel(c.Level)
+	opts := &slog.HandlerOptions{Level: logLevel}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}

@@ -29,9 +29,7 @@ func enableDev(cfg *config.Config, log *slog.Logger) (*extauthz.DevIssuer, error
 	if err != nil {
 		return nil, err
 	}
-	cfg.Issuers = append(cfg.Issuers, config.Issuer{
-		Name: "dev", IssuerURL: d.Issuer(), Audiences: []string{extauthz.DevAudience}, Algorithms: []string{"ES256"},
-	})
+	addDevIssuer(cfg, d)
 	log.Warn("DEVELOPMENT ISSUER ON (--dev): anyone who can reach " + cfg.Admin.Listen + " can mint tokens for any user; never use --dev in production")
 	return d, nil
 }
@@ -85,4 +83,11 @@ func tokenCmd() *cobra.Command {
 	f.StringVar(&req.ClientID, "client-id", "", "client id (a machine token when given without --user)")
 	f.DurationVar(&req.TTL, "ttl", time.Hour, "lifetime")
 	return cmd
+}
+
+// addDevIssuer trusts the development issuer.
+func addDevIssuer(cfg *config.Config, d *extauthz.DevIssuer) {
+	cfg.Issuers = append(cfg.Issuers, config.Issuer{
+		Name: "dev", IssuerURL: d.Issuer(), Audiences: []string{extauthz.DevAudience}, Algorithms: []string{"ES256"},
+	})
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/admin"
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/config"
-	"github.com/gatehouse-dev/gatehouse/examples"
 	"github.com/gatehouse-dev/gatehouse/extauthz"
 	"github.com/gatehouse-dev/gatehouse/model"
 	"github.com/gatehouse-dev/gatehouse/xds"
@@ -36,15 +35,28 @@ func serveCmd() *cobra.Command {
 		Short: "Run the control plane: catalog sync, xDS server and admin listener",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cfgPath)
+			var devIssuer *extauthz.DevIssuer
+			var log *slog.Logger
+			// load reads the configuration with the flags applied; the
+			// reloader calls it again on SIGHUP or a change of the file.
+			load := func() (config.Config, error) {
+				cfg, err := loadConfig(cfgPath)
+				if err != nil {
+					return cfg, err
+				}
+				if len(catalogFiles) > 0 {
+					cfg.Catalog.Files = catalogFiles
+				}
+				if devIssuer != nil {
+					addDevIssuer(&cfg, devIssuer)
+				}
+				return cfg, nil
+			}
+			cfg, err := load()
 			if err != nil {
 				return err
 			}
-			if len(catalogFiles) > 0 {
-				cfg.Catalog.Files = catalogFiles
-			}
-			log := newLogger(cfg.Log)
-			var devIssuer *extauthz.DevIssuer
+			log = newLogger(cfg.Log)
 			if dev {
 				if devIssuer, err = enableDev(&cfg, log); err != nil {
 					return err
@@ -52,7 +64,7 @@ func serveCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, cfg, log, devIssuer)
+			return serve(ctx, cfg, log, devIssuer, reloadSource{path: cfgPath, load: load})
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file (gatehouse.yaml)")
@@ -62,7 +74,7 @@ func serveCmd() *cobra.Command {
 }
 
 // serve wires the runners together and blocks until ctx is done.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *extauthz.DevIssuer) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *extauthz.DevIssuer, reload reloadSource) error {
 	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)
 	if err != nil {
 		return fmt.Errorf("xds.listen %s: %w", cfg.XDS.Listen, err)
@@ -134,12 +146,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 		wg.Add(1)
 		go func() { defer wg.Done(); f(); log.Debug("stopped", "runner", name) }()
 	}
-	files := &cs.FileSource{Name: "files", Paths: cfg.Catalog.Files, Interval: cfg.Catalog.PollInterval, Logger: log.With("component", "catalog")}
-	if len(cfg.Catalog.Files) == 0 {
-		files.Name, files.FS, files.Paths = "embedded", examples.DefaultCatalog, []string{examples.DefaultCatalogRoot}
-		log.Warn("no catalog source configured: serving the example catalog built into gatehouse (fix: set catalog.files or pass --catalog)")
-	}
-	run("catalog-files", func() { files.Run(runCtx, store) })
+	sources := newCatalogRunner(runCtx, store, log.With("component", "catalog"))
+	sources.apply(cfg.Catalog)
+	defer sources.stop()
+	run("reload", func() {
+		watchReload(runCtx, reload, log, func(next config.Config) {
+			applyReload(&cfg, next, sources, authz.server, log)
+		})
+	})
 	run("compile", func() {
 		lastVersion := ""
 		model.Follow(runCtx, store, cfg.XDS.Holdoff, func(m *model.Model, snap *cs.Snapshot, ps cs.Problems) {

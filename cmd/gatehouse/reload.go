@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/examples"
+	"github.com/gatehouse-dev/gatehouse/extauthz"
+)
+
+// reloadSource re-reads the configuration.
+type reloadSource struct {
+	path string
+	load func() (config.Config, error)
+}
+
+// watchReload calls apply with a new configuration on SIGHUP, or when the
+// configuration file changes (checked every 2s). A configuration that does
+// not load or validate is logged and ignored: the running one stays.
+func watchReload(ctx context.Context, src reloadSource, log *slog.Logger, apply func(config.Config)) {
+	if src.load == nil {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	mtime := func() time.Time {
+		if src.path == "" {
+			return time.Time{}
+		}
+		st, err := os.Stat(src.path)
+		if err != nil {
+			return time.Time{}
+		}
+		return st.ModTime()
+	}
+	last := mtime()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		why := ""
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			why = "SIGHUP"
+		case <-t.C:
+			if m := mtime(); !m.Equal(last) {
+				last, why = m, "file changed"
+			}
+		}
+		if why == "" {
+			continue
+		}
+		next, err := src.load()
+		if err != nil {
+			log.Error("configuration not reloaded; keeping the running one", "trigger", why, "error", err)
+			continue
+		}
+		log.Info("configuration reloaded", "trigger", why)
+		apply(next)
+	}
+}
+
+// applyReload applies what can change safely while serving: catalog
+// sources, issuers and the log level. Everything else needs a restart and
+// is reported. cur is updated to what is in force.
+func applyReload(cur *config.Config, next config.Config, sources *catalogRunner, authz *extauthz.Server, log *slog.Logger) {
+	if cur.Log.Level != next.Log.Level {
+		setLogLevel(next.Log.Level)
+		log.Info("log level changed", "level", next.Log.Level)
+		cur.Log.Level = next.Log.Level
+	}
+	if !reflect.DeepEqual(cur.Catalog, next.Catalog) {
+		sources.apply(next.Catalog)
+		cur.Catalog = next.Catalog
+	}
+	if !reflect.DeepEqual(cur.Issuers, next.Issuers) {
+		v, closeV, err := newAuthzVerifier(context.Background(), next)
+		if err != nil {
+			log.Error("issuers not reloaded", "error", err)
+		} else {
+			old := authz.Verifier()
+			authz.SetVerifier(v)
+			if c, ok := old.(interface{ Close() }); ok {
+				// Checks in flight may still use it for a moment.
+				time.AfterFunc(30*time.Second, c.Close)
+			}
+			_ = closeV // closed with the next swap (above), or at exit
+			log.Info("issuers reloaded", "issuers", len(next.Issuers))
+			cur.Issuers = next.Issuers
+		}
+	}
+	rest, nextRest := *cur, next
+	rest.Log.Level, rest.Catalog, rest.Issuers = "", config.Catalog{}, nil
+	nextRest.Log.Level, nextRest.Catalog, nextRest.Issuers = "", config.Catalog{}, nil
+	if !reflect.DeepEqual(rest, nextRest) {
+		log.Warn("configuration changes other than catalog, issuers and log.level take effect after a restart")
+	}
+}
+
+// catalogRunner runs the catalog sources of the current configuration and
+// replaces them when the configuration changes.
+type catalogRunner struct {
+	ctx    context.Context
+	store  *cs.Store
+	log    *slog.Logger
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+	name   string
+}
+
+func newCatalogRunner(ctx context.Context, store *cs.Store, log *slog.Logger) *catalogRunner {
+	return &catalogRunner{ctx: ctx, store: store, log: log}
+}
+
+// apply stops the running source and starts the one c describes. With no
+// files, the example catalog built into gatehouse is served.
+func (r *catalogRunner) apply(c config.Catalog) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopLocked()
+	src := &cs.FileSource{Name: "files", Paths: c.Files, Interval: c.PollInterval, Logger: r.log}
+	if len(c.Files) == 0 {
+		src.Name, src.FS, src.Paths = "embedded", examples.DefaultCatalog, []string{examples.DefaultCatalogRoot}
+		r.log.Warn("no catalog source configured: serving the example catalog built into gatehouse (fix: set catalog.files or pass --catalog)")
+	}
+	if r.name != "" && r.name != src.Name {
+		r.store.RemoveSource(r.name)
+	}
+	r.name = src.Name
+	ctx, cancel := context.WithCancel(r.ctx)
+	r.cancel, r.done = cancel, make(chan struct{})
+	done := r.done
+	go func() { defer close(done); src.Run(ctx, r.store) }()
+}
+
+func (r *catalogRunner) stopLocked() {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+		r.cancel = nil
+	}
+}
+
+func (r *catalogRunner) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopLocked()
+}
