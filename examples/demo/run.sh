@@ -6,6 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 ENVOY="$(bash envoy/install.sh)"
+FASTAPI_PY="$(bash examples/fastapi-orders/install.sh | tail -n1)"
 make -s build
 go build -o bin/echo ./examples/echo
 
@@ -22,7 +23,11 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-bin/echo -listen 127.0.0.1:8081 -name orders >"$LOGS/orders.log" 2>&1 & pids+=($!)
+# orders is the FastAPI reference service: it trusts only a verified x-gatehouse-assertion.
+FASTAPI_PYTHON="$FASTAPI_PY" JWKS_URL=http://127.0.0.1:9090/.well-known/jwks.json \
+  bash examples/fastapi-orders/run.sh 8081 >"$LOGS/orders.log" 2>&1 & pids+=($!)
+for i in $(seq 1 100); do curl -sf 127.0.0.1:8081/orders/healthz >/dev/null && break; sleep 0.1; done
+curl -sf 127.0.0.1:8081/orders/healthz >/dev/null || { echo "the orders service did not start:"; cat "$LOGS/orders.log"; exit 1; }
 bin/echo -listen 127.0.0.1:8082 -name shop   >"$LOGS/shop.log" 2>&1 & pids+=($!)
 GATEHOUSE_EDGE_ADDRESS=127.0.0.1 bin/gatehouse serve --dev ${CATALOG:+--catalog "$CATALOG"} >"$LOGS/gatehouse.log" 2>&1 & pids+=($!)
 for i in $(seq 1 50); do curl -sf 127.0.0.1:9090/readyz >/dev/null && break; sleep 0.1; done
@@ -43,11 +48,12 @@ group payments (owns orders), bob in storefront (owns shop).
   BOB=\$(bin/gatehouse token --user user:default/bob)
 
 Try:
-  curl -s -H "Authorization: Bearer \$ALICE" localhost:10000/orders/42          # 200: alice's team owns orders
+  curl -s -H "Authorization: Bearer \$ALICE" localhost:10000/orders/42          # 200: alice's team owns orders (FastAPI shows the caller it verified)
   curl -si localhost:10000/orders/42 | head -1                                # 401: no token
   curl -si -H "Authorization: Bearer \$BOB" localhost:10000/orders/42 | head -1  # 403: bob is not in payments
   curl -s -H "Authorization: Bearer \$BOB" -H 'Host: shop.example.com' localhost:10000/   # 200: bob's team owns shop
   curl -s localhost:10000/orders/healthz                                      # 200: a public path
+  curl -si -H 'X-Gatehouse-User: user:default/alice' localhost:8081/orders/42 | head -1   # 401: orders itself trusts no bare header
   bin/gatehouse explain --remote http://127.0.0.1:9090 --principal user:default/bob --url http://localhost/orders/42
   curl -s localhost:9090/debug/nodes                                          # connected Envoys, ACKed versions, NACKs
 
