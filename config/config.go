@@ -28,6 +28,11 @@ type Config struct {
 // Authz is the ext_authz gRPC listener and decision settings.
 type Authz struct {
 	Listen string `mapstructure:"listen" yaml:"listen"`
+	// TLS of the listener (optional; client_ca_file makes it mutual).
+	TLS TLS `mapstructure:"tls" yaml:"tls"`
+	// EnvoyTLS: how Envoys connect to the listener when TLS is on: files on
+	// the Envoy's file system, sent in the ext_authz cluster.
+	EnvoyTLS EnvoyTLS `mapstructure:"envoy_tls" yaml:"envoy_tls"`
 	// EnvoyAddress is where Envoys reach the listener (host:port); empty
 	// means Listen.
 	EnvoyAddress string        `mapstructure:"envoy_address" yaml:"envoy_address"`
@@ -35,6 +40,21 @@ type Authz struct {
 	CookieName   string        `mapstructure:"cookie_name" yaml:"cookie_name"`
 	CacheSize    int           `mapstructure:"cache_size" yaml:"cache_size"`
 	CacheTTL     time.Duration `mapstructure:"cache_ttl" yaml:"cache_ttl"`
+}
+
+// TLS names the files of a TLS listener; they are re-read when they change.
+type TLS struct {
+	CertFile     string `mapstructure:"cert_file" yaml:"cert_file"`
+	KeyFile      string `mapstructure:"key_file" yaml:"key_file"`
+	ClientCAFile string `mapstructure:"client_ca_file" yaml:"client_ca_file"`
+}
+
+// EnvoyTLS is the client side of a TLS connection from Envoy to gatehouse.
+type EnvoyTLS struct {
+	CAFile     string `mapstructure:"ca_file" yaml:"ca_file"`
+	CertFile   string `mapstructure:"cert_file" yaml:"cert_file"`
+	KeyFile    string `mapstructure:"key_file" yaml:"key_file"`
+	ServerName string `mapstructure:"server_name" yaml:"server_name"`
 }
 
 // Issuer is one trusted OIDC token issuer.
@@ -68,6 +88,8 @@ type Audit struct {
 // XDS is the xDS (ADS) gRPC listener.
 type XDS struct {
 	Listen string `mapstructure:"listen" yaml:"listen"`
+	// TLS of the listener (optional; client_ca_file makes it mutual).
+	TLS TLS `mapstructure:"tls" yaml:"tls"`
 	// Holdoff coalesces bursts of catalog changes into one push.
 	Holdoff time.Duration `mapstructure:"holdoff" yaml:"holdoff"`
 }
@@ -142,6 +164,22 @@ func (c Config) Validate() error {
 		}
 	}
 	addr("authz.listen", c.Authz.Listen)
+	tlsPair := func(key string, t TLS) {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			bad(key+".cert_file", "cert_file and key_file must be given together", "give both, or neither for plaintext")
+		}
+		if t.ClientCAFile != "" && t.CertFile == "" {
+			bad(key+".client_ca_file", "mutual TLS needs the listener's own cert_file and key_file", "add cert_file and key_file")
+		}
+	}
+	tlsPair("xds.tls", c.XDS.TLS)
+	tlsPair("authz.tls", c.Authz.TLS)
+	if c.Authz.TLS.CertFile != "" && c.Authz.EnvoyTLS.CAFile == "" {
+		bad("authz.envoy_tls.ca_file", "authz.tls is on but Envoys are not told how to verify it", "give the CA file path as Envoys see it")
+	}
+	if c.Authz.TLS.ClientCAFile != "" && (c.Authz.EnvoyTLS.CertFile == "" || c.Authz.EnvoyTLS.KeyFile == "") {
+		bad("authz.envoy_tls.cert_file", "authz.tls.client_ca_file asks Envoys for a client certificate, but none is configured", "give cert_file and key_file as Envoys see them")
+	}
 	if c.Authz.EnvoyAddress != "" {
 		addr("authz.envoy_address", c.Authz.EnvoyAddress)
 	}

@@ -251,13 +251,14 @@ type envoy struct {
 
 // startEnvoy runs a real Envoy with a bootstrap printed by
 // `gatehouse bootstrap` and waits until it is ready (config received).
-func startEnvoy(t *testing.T, g *gatehouse, nodeID string, delta bool) *envoy {
+func startEnvoy(t *testing.T, g *gatehouse, nodeID string, delta bool, bootstrapFlags ...string) *envoy {
 	t.Helper()
 	e := &envoy{adminPort: freePort(t), edgePort: g.edgePort}
 	args := []string{"bootstrap", "--role", "edge", "--node-id", nodeID, "--xds-address", g.xdsAddr, "--admin-port", fmt.Sprint(e.adminPort)}
 	if delta {
 		args = append(args, "--delta")
 	}
+	args = append(args, bootstrapFlags...)
 	out, err := exec.Command(gatehouseBin, args...).Output()
 	if err != nil {
 		t.Fatalf("gatehouse bootstrap: %v", err)

@@ -12,7 +12,9 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -102,7 +104,7 @@ func routeAuthz(r model.Route, version string) (map[string]*anypb.Any, error) {
 
 // authzCluster reaches gatehouse's ext_authz gRPC listener.
 func authzCluster(opts Options) (*clusterv3.Cluster, error) {
-	c, err := grpcCluster(AuthzClusterName, opts.AuthzAddress, "authz address")
+	c, err := grpcCluster(AuthzClusterName, opts.AuthzAddress, "authz address", opts.AuthzTLS)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +119,7 @@ func authzCluster(opts Options) (*clusterv3.Cluster, error) {
 // grpcCluster is a cluster that reaches a gatehouse gRPC listener (xDS or
 // ext_authz) over HTTP/2 with keepalives; STATIC for an IP, STRICT_DNS for a
 // name. what names the address in errors.
-func grpcCluster(name, addr, what string) (*clusterv3.Cluster, error) {
+func grpcCluster(name, addr, what string, tls *UpstreamTLS) (*clusterv3.Cluster, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q is not host:port: %v", what, addr, err)
@@ -140,8 +142,15 @@ func grpcCluster(name, addr, what string) (*clusterv3.Cluster, error) {
 	if net.ParseIP(host) == nil {
 		typ = clusterv3.Cluster_STRICT_DNS
 	}
+	var ts *core.TransportSocket
+	if tls != nil {
+		if ts, err = tlsSocket(tls); err != nil {
+			return nil, err
+		}
+	}
 	return &clusterv3.Cluster{
 		Name:                          name,
+		TransportSocket:               ts,
 		ConnectTimeout:                durationpb.New(time.Second),
 		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: typ},
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2},
@@ -153,4 +162,33 @@ func grpcCluster(name, addr, what string) (*clusterv3.Cluster, error) {
 			}}}},
 		}}},
 	}, nil
+}
+
+// tlsSocket is the client side of TLS to a gatehouse listener (gRPC, so h2).
+func tlsSocket(t *UpstreamTLS) (*core.TransportSocket, error) {
+	vc := &tlsv3.CertificateValidationContext{TrustedCa: &core.DataSource{Specifier: &core.DataSource_Filename{Filename: t.CAFile}}}
+	if t.ServerName != "" {
+		vc.MatchTypedSubjectAltNames = []*tlsv3.SubjectAltNameMatcher{{
+			SanType: tlsv3.SubjectAltNameMatcher_DNS,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: t.ServerName}},
+		}}
+	}
+	ctx := &tlsv3.UpstreamTlsContext{
+		Sni: t.ServerName,
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			AlpnProtocols:         []string{"h2"},
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc},
+		},
+	}
+	if t.CertFile != "" {
+		ctx.CommonTlsContext.TlsCertificates = []*tlsv3.TlsCertificate{{
+			CertificateChain: &core.DataSource{Specifier: &core.DataSource_Filename{Filename: t.CertFile}},
+			PrivateKey:       &core.DataSource{Specifier: &core.DataSource_Filename{Filename: t.KeyFile}},
+		}}
+	}
+	a, err := anypb.New(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &core.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: a}}, nil
 }

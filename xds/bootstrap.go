@@ -25,6 +25,8 @@ type BootstrapOptions struct {
 	Delta      bool   // DELTA_GRPC instead of GRPC
 	AdminPort  uint32 // Envoy admin on 127.0.0.1; 0 = 9901
 	ListenPort uint32 // overrides the edge listener port for this node; 0 = gatehouse's edge.port
+	// XDSTLS, when set, makes the Envoy use TLS to gatehouse's xDS listener.
+	XDSTLS *UpstreamTLS
 }
 
 // Bootstrap builds an Envoy bootstrap that takes all its configuration from
@@ -36,7 +38,7 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 	if o.Role != RoleEdge {
 		return nil, fmt.Errorf("role %q is not supported; use --role %s", o.Role, RoleEdge)
 	}
-	xdsCluster, err := grpcCluster(XDSClusterName, o.XDSAddress, "xds address")
+	xdsCluster, err := grpcCluster(XDSClusterName, o.XDSAddress, "xds address", o.XDSTLS)
 	if err != nil {
 		return nil, err
 	}

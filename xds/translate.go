@@ -39,6 +39,17 @@ type Options struct {
 	// service; AuthzTimeout bounds one Check.
 	AuthzAddress string
 	AuthzTimeout time.Duration
+	// AuthzTLS, when set, makes Envoys use TLS to the ext_authz listener.
+	AuthzTLS *UpstreamTLS
+}
+
+// UpstreamTLS is how an Envoy connects to a gatehouse listener over TLS:
+// files on the Envoy's file system.
+type UpstreamTLS struct {
+	CAFile     string
+	CertFile   string // client certificate for mutual TLS (optional)
+	KeyFile    string
+	ServerName string // SNI and the name the certificate must carry (optional)
 }
 
 // DefaultOptions returns the defaults.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse-dev/gatehouse/xds"
@@ -9,12 +11,18 @@ import (
 func bootstrapCmd() *cobra.Command {
 	var o xds.BootstrapOptions
 	var adminPort, listenPort uint16
+	var tls xds.UpstreamTLS
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
 		Short: "Print an Envoy bootstrap that takes its configuration from gatehouse",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.AdminPort, o.ListenPort = uint32(adminPort), uint32(listenPort)
+			if tls.CAFile != "" {
+				o.XDSTLS = &tls
+			} else if tls.CertFile != "" || tls.ServerName != "" {
+				return fmt.Errorf("--xds-cert and --xds-server-name need --xds-ca (the CA that signed gatehouse's xDS certificate)")
+			}
 			b, err := xds.Bootstrap(o)
 			if err != nil {
 				return err
@@ -35,5 +43,9 @@ func bootstrapCmd() *cobra.Command {
 	f.BoolVar(&o.Delta, "delta", false, "use delta xDS (DELTA_GRPC) instead of state of the world")
 	f.Uint16Var(&adminPort, "admin-port", 9901, "Envoy admin port (bound to 127.0.0.1)")
 	f.Uint16Var(&listenPort, "listen-port", 0, "edge listener port for this Envoy (default: gatehouse's edge.port)")
+	f.StringVar(&tls.CAFile, "xds-ca", "", "TLS to gatehouse's xDS listener: CA file (path on the Envoy host)")
+	f.StringVar(&tls.CertFile, "xds-cert", "", "mutual TLS: the Envoy's client certificate file")
+	f.StringVar(&tls.KeyFile, "xds-key", "", "mutual TLS: the Envoy's client key file")
+	f.StringVar(&tls.ServerName, "xds-server-name", "", "SNI and the DNS name gatehouse's certificate must carry")
 	return cmd
 }

@@ -16,12 +16,14 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/gatehouse-dev/gatehouse/admin"
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/internal/tlsfiles"
 	"github.com/gatehouse-dev/gatehouse/model"
 	"github.com/gatehouse-dev/gatehouse/xds"
 )
@@ -98,6 +100,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	opts := xds.DefaultOptions()
 	opts.EdgeAddress, opts.EdgePort, opts.UpstreamCAFile = cfg.Edge.Address, cfg.Edge.Port, cfg.Edge.UpstreamCAFile
 	opts.AuthzAddress, opts.AuthzTimeout = cfg.Authz.EnvoyAddress, cfg.Authz.Timeout
+	if cfg.Authz.TLS.CertFile != "" {
+		t := cfg.Authz.EnvoyTLS
+		opts.AuthzTLS = &xds.UpstreamTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
+	}
 	if opts.AuthzAddress == "" {
 		opts.AuthzAddress = authzLis.Addr().String()
 	}
@@ -126,14 +132,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 		Explain:  explainHandler(authz.server),
 	})
 
-	g := grpc.NewServer(
+	xdsCreds, err := serverCreds("xds.tls", cfg.XDS.TLS)
+	if err != nil {
+		return err
+	}
+	authzCreds, err := serverCreds("authz.tls", cfg.Authz.TLS)
+	if err != nil {
+		return err
+	}
+	g := grpc.NewServer(xdsCreds,
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.MaxSendMsgSize(64<<20), // a large fleet config fits one response
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	xdsSrv.Register(g)
-	ga := grpc.NewServer(
+	ga := grpc.NewServer(authzCreds,
 		grpc.MaxRecvMsgSize(1<<20), // a Check request: headers only
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -219,4 +233,21 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	wg.Wait()
 	closeAuthz() // flush the audit trail
 	return runErr
+}
+
+// serverCreds is the transport of a gRPC listener: TLS from files that are
+// re-read when they change, or plaintext when none are configured.
+func serverCreds(key string, t config.TLS) (grpc.ServerOption, error) {
+	if t.CertFile == "" {
+		return grpc.EmptyServerOption{}, nil
+	}
+	f := tlsfiles.Files{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile}
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	c, err := tlsfiles.ServerConfig(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return grpc.Creds(credentials.NewTLS(c)), nil
 }
