@@ -1,0 +1,377 @@
+package catalogsync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// BackstageSource follows a running Backstage catalog through its REST API.
+// Released Backstage has no change feed, so it polls: each poll lists only
+// uid and etag of every entity (cursor pages), and fetches the full entities
+// that are new or changed (by-refs). All pages of one poll form one
+// generation; a poll that fails changes nothing.
+type BackstageSource struct {
+	Name     string // source name recorded on entities ("backstage")
+	BaseURL  string // e.g. https://backstage.example.com
+	Token    string // static external-access token; never logged
+	Interval time.Duration
+	// Filter is Backstage's filter expression, e.g. "kind=component,kind=api"
+	// (each value of Filter is sent as one filter= parameter).
+	Filter   []string
+	PageSize int
+	// MaxDeleteFraction: a poll that would delete more than this share of
+	// the entities is held until the next poll confirms it.
+	MaxDeleteFraction float64
+	Client            *http.Client
+	Logger            *slog.Logger
+
+	mu     sync.Mutex
+	known  map[string]*bsEntity // by uid
+	held   map[string]bool      // uids whose deletion waits for confirmation
+	status SourceStatus
+}
+
+type bsEntity struct {
+	etag     string
+	ref      Ref
+	entity   *Entity // nil when the latest version is invalid
+	problems Problems
+}
+
+// SourceStatus is what /debug/sources shows about a source.
+type SourceStatus struct {
+	Name          string    `json:"name"`
+	URL           string    `json:"url,omitempty"`
+	LastAttempt   time.Time `json:"lastAttempt"`
+	LastSuccess   time.Time `json:"lastSuccess"`
+	SyncAgeSecs   float64   `json:"syncAgeSeconds"`
+	LastError     string    `json:"lastError,omitempty"`
+	Entities      int       `json:"entities"`
+	HeldDeletions int       `json:"heldDeletions"`
+	Polls         int64     `json:"polls"`
+	Fetched       int64     `json:"entitiesFetched"`
+}
+
+func (b *BackstageSource) defaults() {
+	if b.Name == "" {
+		b.Name = "backstage"
+	}
+	if b.Interval <= 0 {
+		b.Interval = 30 * time.Second
+	}
+	if b.PageSize <= 0 {
+		b.PageSize = 500
+	}
+	if b.MaxDeleteFraction <= 0 {
+		b.MaxDeleteFraction = 0.5
+	}
+	if b.Client == nil {
+		b.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if b.Logger == nil {
+		b.Logger = slog.Default()
+	}
+	if b.known == nil {
+		b.known = map[string]*bsEntity{}
+	}
+}
+
+// Status returns the source's sync status.
+func (b *BackstageSource) Status() SourceStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.status
+	st.Name, st.URL = b.Name, b.BaseURL
+	if !st.LastSuccess.IsZero() {
+		st.SyncAgeSecs = time.Since(st.LastSuccess).Seconds()
+	}
+	return st
+}
+
+// Run polls until ctx is done, with jitter; after a failure it retries with
+// exponential backoff (up to 5 minutes) and keeps the last good catalog.
+func (b *BackstageSource) Run(ctx context.Context, store *Store) {
+	b.defaults()
+	failures := 0
+	for {
+		_, err := b.Sync(ctx, store)
+		wait := b.Interval
+		if err != nil {
+			failures++
+			wait = b.Interval * time.Duration(1<<min(failures, 6))
+			if wait > 5*time.Minute {
+				wait = 5 * time.Minute
+			}
+			b.Logger.Error("backstage sync failed; serving the last good catalog", "source", b.Name, "error", err, "retry_in", wait)
+		} else {
+			failures = 0
+		}
+		wait += time.Duration(rand.Int64N(int64(wait)/5+1)) - wait/10 // ±10% jitter
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Sync runs one poll; it commits a new generation to the store when
+// something changed (or on the first successful poll).
+func (b *BackstageSource) Sync(ctx context.Context, store *Store) (bool, error) {
+	b.defaults()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.status.LastAttempt = time.Now()
+	b.status.Polls++
+	changed, err := b.syncLocked(ctx, store)
+	if err != nil {
+		b.status.LastError = err.Error()
+		syncErrors.WithLabelValues(b.Name).Inc()
+		return false, err
+	}
+	b.status.LastError = ""
+	b.status.LastSuccess = time.Now()
+	lastSync.WithLabelValues(b.Name).SetToCurrentTime()
+	return changed, nil
+}
+
+type listed struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+		UID       string `json:"uid"`
+		Etag      string `json:"etag"`
+	} `json:"metadata"`
+}
+
+func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, error) {
+	first := b.status.LastSuccess.IsZero()
+	// 1. List uid and etag of everything, page by page.
+	var all []listed
+	cursor := ""
+	for page := 0; ; page++ {
+		q := url.Values{}
+		q.Set("limit", fmt.Sprint(b.PageSize)) // the cursor does not carry the limit
+		q.Set("fields", "kind,metadata.namespace,metadata.name,metadata.uid,metadata.etag")
+		for _, f := range b.Filter {
+			q.Add("filter", f)
+		}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var resp struct {
+			Items    []listed `json:"items"`
+			PageInfo struct {
+				NextCursor string `json:"nextCursor"`
+			} `json:"pageInfo"`
+		}
+		if err := b.do(ctx, "GET", "/api/catalog/entities/by-query?"+q.Encode(), nil, &resp); err != nil {
+			return false, err
+		}
+		all = append(all, resp.Items...)
+		if resp.PageInfo.NextCursor == "" {
+			break
+		}
+		if page > 100000 {
+			return false, fmt.Errorf("backstage pagination does not end")
+		}
+		cursor = resp.PageInfo.NextCursor
+	}
+	// 2. What changed.
+	seen := map[string]bool{}
+	var fetch []listed
+	for _, it := range all {
+		if it.Metadata.UID == "" {
+			continue
+		}
+		seen[it.Metadata.UID] = true
+		if k := b.known[it.Metadata.UID]; k == nil || k.etag != it.Metadata.Etag {
+			fetch = append(fetch, it)
+		}
+	}
+	var deleted []string
+	for uid := range b.known {
+		if !seen[uid] {
+			deleted = append(deleted, uid)
+		}
+	}
+	sort.Strings(deleted)
+	if len(fetch) == 0 && len(deleted) == 0 && !first {
+		b.held = nil
+		b.status.HeldDeletions = 0
+		return false, nil // the cheap case: nothing changed
+	}
+	// 3. Fetch the changed entities in full.
+	next := make(map[string]*bsEntity, len(b.known)+len(fetch))
+	for uid, k := range b.known {
+		next[uid] = k
+	}
+	for i := 0; i < len(fetch); i += 100 {
+		batch := fetch[i:min(i+100, len(fetch))]
+		refs := make([]string, len(batch))
+		for j, it := range batch {
+			ns := it.Metadata.Namespace
+			if ns == "" {
+				ns = DefaultNamespace
+			}
+			refs[j] = strings.ToLower(it.Kind) + ":" + ns + "/" + it.Metadata.Name
+		}
+		var resp struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		body, _ := json.Marshal(map[string]any{"entityRefs": refs})
+		if err := b.do(ctx, "POST", "/api/catalog/entities/by-refs", body, &resp); err != nil {
+			return false, err
+		}
+		if len(resp.Items) != len(batch) {
+			return false, fmt.Errorf("backstage by-refs answered %d items for %d refs", len(resp.Items), len(batch))
+		}
+		for j, raw := range resp.Items {
+			if len(raw) == 0 || string(raw) == "null" {
+				continue // deleted between the listing and now: the next poll sees it
+			}
+			next[batch[j].Metadata.UID] = b.parse(raw, batch[j])
+			b.status.Fetched++
+		}
+	}
+	// 4. Deletions; a mass deletion waits for the next poll to confirm it.
+	b.status.HeldDeletions = 0
+	if len(deleted) > 0 {
+		if float64(len(deleted)) > b.MaxDeleteFraction*float64(len(b.known)) && !sameSet(b.held, deleted) {
+			b.held = map[string]bool{}
+			for _, uid := range deleted {
+				b.held[uid] = true
+			}
+			b.status.HeldDeletions = len(deleted)
+			b.Logger.Warn("backstage sync would delete a large share of the catalog; holding the deletions until the next poll confirms them",
+				"source", b.Name, "deletions", len(deleted), "entities", len(b.known))
+		} else {
+			for _, uid := range deleted {
+				delete(next, uid)
+			}
+			b.held = nil
+		}
+	} else {
+		b.held = nil
+	}
+	b.known = next
+	// 5. One generation for the store.
+	var p Parsed
+	for _, uid := range sortedUIDs(next) {
+		k := next[uid]
+		p.Problems = append(p.Problems, k.problems...)
+		if k.entity != nil {
+			p.Entities = append(p.Entities, k.entity)
+		} else if !k.ref.IsZero() {
+			p.Rejected = append(p.Rejected, k.ref)
+		}
+	}
+	b.status.Entities = len(p.Entities)
+	store.ReplaceSource(b.Name, p)
+	b.Logger.Info("backstage catalog synced", "source", b.Name, "entities", len(p.Entities), "fetched", len(fetch), "deleted", len(deleted)-b.status.HeldDeletions, "held", b.status.HeldDeletions)
+	return true, nil
+}
+
+// parse validates one entity from Backstage with the same rules as files.
+func (b *BackstageSource) parse(raw []byte, it listed) *bsEntity {
+	k := &bsEntity{etag: it.Metadata.Etag}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil || len(doc.Content) == 0 {
+		k.problems = Problems{{Severity: SeverityError, Source: b.Name, Message: "entity from Backstage is not valid JSON"}}
+		return k
+	}
+	e, probs := parseDocument(b.Name, "", doc.Content[0])
+	for i := range probs {
+		probs[i].Line = 0 // lines of Backstage's JSON mean nothing to a person
+	}
+	k.problems = probs
+	if e == nil {
+		return k
+	}
+	k.ref = e.Ref()
+	if _, known := kindByLower[strings.ToLower(e.Kind)]; known && probs.Errors() == 0 {
+		e.Origin = Origin{Source: b.Name}
+		k.entity = e
+	}
+	return k
+}
+
+func (b *BackstageSource) do(ctx context.Context, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(b.BaseURL, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	if b.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+b.Token)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := b.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("backstage %s %s: %w", method, redactQuery(path), err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		hint := ""
+		if resp.StatusCode == 401 || resp.StatusCode == 403 {
+			hint = " (fix: check catalog.backstage.token: a static token in Backstage's backend.auth.externalAccess)"
+		}
+		return fmt.Errorf("backstage %s %s: %s: %s%s", method, redactQuery(path), resp.Status, strings.TrimSpace(string(data[:min(len(data), 200)])), hint)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("backstage %s %s: unexpected answer: %w", method, redactQuery(path), err)
+	}
+	return nil
+}
+
+func redactQuery(p string) string {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+func sameSet(m map[string]bool, xs []string) bool {
+	if len(m) != len(xs) {
+		return false
+	}
+	for _, x := range xs {
+		if !m[x] {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedUIDs(m map[string]*bsEntity) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
