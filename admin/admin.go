@@ -16,6 +16,7 @@ type Sources struct {
 	Model    func() any // current model (nil before the first compile)
 	Nodes    func() any // connected Envoys
 	Problems func() any // current catalog problems
+	Sources  func() any // catalog sources and their sync status
 	// JWKS returns the key set that verifies identity assertions.
 	JWKS func() []byte
 	// Explain answers POST /debug/explain (the engine behind
@@ -46,6 +47,9 @@ func New(src Sources) *Handler {
 	h.mux.HandleFunc("GET /debug/model", jsonOf(src.Model))
 	h.mux.HandleFunc("GET /debug/nodes", jsonOf(src.Nodes))
 	h.mux.HandleFunc("GET /debug/problems", jsonOf(src.Problems))
+	if src.Sources != nil {
+		h.mux.HandleFunc("GET /debug/sources", jsonOf(src.Sources))
+	}
 	if src.JWKS != nil {
 		h.mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/jwk-set+json")

@@ -112,6 +112,21 @@ type Catalog struct {
 	// are relative to the configuration file.
 	Files        []string      `mapstructure:"files" yaml:"files"`
 	PollInterval time.Duration `mapstructure:"poll_interval" yaml:"poll_interval"`
+	// Backstage: follow a running Backstage catalog (off when base_url is empty).
+	Backstage Backstage `mapstructure:"backstage" yaml:"backstage"`
+}
+
+// Backstage is the Backstage catalog source.
+type Backstage struct {
+	BaseURL string `mapstructure:"base_url" yaml:"base_url"`
+	// The static external-access token: from the environment variable named
+	// by TokenEnv, or the file TokenFile (never written in this file).
+	TokenEnv          string        `mapstructure:"token_env" yaml:"token_env"`
+	TokenFile         string        `mapstructure:"token_file" yaml:"token_file"`
+	PollInterval      time.Duration `mapstructure:"poll_interval" yaml:"poll_interval"`
+	Filter            []string      `mapstructure:"filter" yaml:"filter"`
+	PageSize          int           `mapstructure:"page_size" yaml:"page_size"`
+	MaxDeleteFraction float64       `mapstructure:"max_delete_fraction" yaml:"max_delete_fraction"`
 }
 
 // Log configures logging.
@@ -230,6 +245,23 @@ func (c Config) Validate() error {
 	}
 	if c.Audit.Buffer < 1 {
 		bad("audit.buffer", "must be at least 1", "use e.g. 8192")
+	}
+	if bs := c.Catalog.Backstage; bs.BaseURL != "" {
+		if u, err := url.Parse(bs.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("catalog.backstage.base_url", fmt.Sprintf("%q is not an http(s) URL", bs.BaseURL), "give Backstage's backend URL, e.g. https://backstage.example.com")
+		}
+		if bs.TokenEnv == "" && bs.TokenFile == "" {
+			bad("catalog.backstage.token_env", "no token source", "name the environment variable (token_env) or file (token_file) that holds Backstage's static external-access token")
+		}
+		if bs.PollInterval < time.Second {
+			bad("catalog.backstage.poll_interval", fmt.Sprintf("%s is too short", bs.PollInterval), "use at least 1s, e.g. 30s")
+		}
+		if bs.PageSize < 1 || bs.PageSize > 10000 {
+			bad("catalog.backstage.page_size", fmt.Sprintf("%d is out of range", bs.PageSize), "use 1-10000, e.g. 500")
+		}
+		if bs.MaxDeleteFraction <= 0 || bs.MaxDeleteFraction > 1 {
+			bad("catalog.backstage.max_delete_fraction", fmt.Sprintf("%g is out of range", bs.MaxDeleteFraction), "use a share above 0 and at most 1, e.g. 0.5")
+		}
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -80,8 +83,11 @@ func applyReload(cur *config.Config, next config.Config, sources *catalogRunner,
 		cur.Log.Level = next.Log.Level
 	}
 	if !reflect.DeepEqual(cur.Catalog, next.Catalog) {
-		sources.apply(next.Catalog)
-		cur.Catalog = next.Catalog
+		if err := sources.apply(next.Catalog); err != nil {
+			log.Error("catalog sources not reloaded", "error", err)
+		} else {
+			cur.Catalog = next.Catalog
+		}
 	}
 	if !reflect.DeepEqual(cur.Issuers, next.Issuers) {
 		v, closeV, err := newAuthzVerifier(context.Background(), next)
@@ -110,38 +116,97 @@ func applyReload(cur *config.Config, next config.Config, sources *catalogRunner,
 // catalogRunner runs the catalog sources of the current configuration and
 // replaces them when the configuration changes.
 type catalogRunner struct {
-	ctx    context.Context
-	store  *cs.Store
-	log    *slog.Logger
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
-	name   string
+	ctx       context.Context
+	store     *cs.Store
+	log       *slog.Logger
+	mu        sync.Mutex
+	cancel    context.CancelFunc
+	done      chan struct{}
+	names     []string
+	backstage *cs.BackstageSource
 }
 
 func newCatalogRunner(ctx context.Context, store *cs.Store, log *slog.Logger) *catalogRunner {
 	return &catalogRunner{ctx: ctx, store: store, log: log}
 }
 
-// apply stops the running source and starts the one c describes. With no
-// files, the example catalog built into gatehouse is served.
-func (r *catalogRunner) apply(c config.Catalog) {
+// apply stops the running sources and starts the ones c describes: files,
+// a Backstage catalog, or, with neither, the example catalog built into
+// gatehouse.
+func (r *catalogRunner) apply(c config.Catalog) error {
+	var runs []func(context.Context)
+	var names []string
+	var bs *cs.BackstageSource
+	if len(c.Files) > 0 {
+		src := &cs.FileSource{Name: "files", Paths: c.Files, Interval: c.PollInterval, Logger: r.log}
+		names, runs = append(names, src.Name), append(runs, func(ctx context.Context) { src.Run(ctx, r.store) })
+	}
+	if c.Backstage.BaseURL != "" {
+		token, err := readToken(c.Backstage)
+		if err != nil {
+			return err
+		}
+		bs = &cs.BackstageSource{Name: "backstage", BaseURL: c.Backstage.BaseURL, Token: token, Interval: c.Backstage.PollInterval,
+			Filter: c.Backstage.Filter, PageSize: c.Backstage.PageSize, MaxDeleteFraction: c.Backstage.MaxDeleteFraction, Logger: r.log}
+		names, runs = append(names, bs.Name), append(runs, func(ctx context.Context) { bs.Run(ctx, r.store) })
+	}
+	if len(runs) == 0 {
+		src := &cs.FileSource{Name: "embedded", FS: examples.DefaultCatalog, Paths: []string{examples.DefaultCatalogRoot}, Interval: time.Hour, Logger: r.log}
+		names, runs = append(names, src.Name), append(runs, func(ctx context.Context) { src.Run(ctx, r.store) })
+		r.log.Warn("no catalog source configured: serving the example catalog built into gatehouse (fix: set catalog.files, catalog.backstage or pass --catalog)")
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopLocked()
-	src := &cs.FileSource{Name: "files", Paths: c.Files, Interval: c.PollInterval, Logger: r.log}
-	if len(c.Files) == 0 {
-		src.Name, src.FS, src.Paths = "embedded", examples.DefaultCatalog, []string{examples.DefaultCatalogRoot}
-		r.log.Warn("no catalog source configured: serving the example catalog built into gatehouse (fix: set catalog.files or pass --catalog)")
+	for _, old := range r.names {
+		if !slices.Contains(names, old) {
+			r.store.RemoveSource(old)
+		}
 	}
-	if r.name != "" && r.name != src.Name {
-		r.store.RemoveSource(r.name)
-	}
-	r.name = src.Name
+	r.names, r.backstage = names, bs
 	ctx, cancel := context.WithCancel(r.ctx)
-	r.cancel, r.done = cancel, make(chan struct{})
-	done := r.done
-	go func() { defer close(done); src.Run(ctx, r.store) }()
+	var wg sync.WaitGroup
+	for _, run := range runs {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(ctx) }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	r.cancel, r.done = cancel, done
+	return nil
+}
+
+// statuses reports the sync status of the sources (for /debug/sources).
+func (r *catalogRunner) statuses() []cs.SourceStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []cs.SourceStatus
+	for _, n := range r.names {
+		if r.backstage != nil && n == r.backstage.Name {
+			out = append(out, r.backstage.Status())
+			continue
+		}
+		out = append(out, cs.SourceStatus{Name: n})
+	}
+	return out
+}
+
+// readToken reads Backstage's static token from the environment or a file;
+// it is never logged.
+func readToken(b config.Backstage) (string, error) {
+	if b.TokenEnv != "" {
+		if v := strings.TrimSpace(os.Getenv(b.TokenEnv)); v != "" {
+			return v, nil
+		}
+		if b.TokenFile == "" {
+			return "", fmt.Errorf("catalog.backstage.token_env: the environment variable %s is empty (fix: export it with Backstage's static external-access token)", b.TokenEnv)
+		}
+	}
+	data, err := os.ReadFile(b.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("catalog.backstage.token_file: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
 }
 
 func (r *catalogRunner) stopLocked() {

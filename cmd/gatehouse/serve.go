@@ -96,7 +96,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	store := cs.NewStore("files", "embedded")
+	store := cs.NewStore("files", "backstage", "embedded")
 	opts := xds.DefaultOptions()
 	opts.EdgeAddress, opts.EdgePort, opts.UpstreamCAFile = cfg.Edge.Address, cfg.Edge.Port, cfg.Edge.UpstreamCAFile
 	opts.AuthzAddress, opts.AuthzTimeout = cfg.Authz.EnvoyAddress, cfg.Authz.Timeout
@@ -119,6 +119,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	defer closeAuthz()
 
 	var problems atomic.Pointer[cs.Problems]
+	var sources *catalogRunner
+	sourcesStatus := func() []cs.SourceStatus {
+		if sources == nil {
+			return nil
+		}
+		return sources.statuses()
+	}
 	var devHandler http.Handler
 	if devIssuer != nil {
 		devHandler = devIssuer.Handler()
@@ -128,6 +135,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 		Model:    func() any { return xdsSrv.Model() },
 		Nodes:    func() any { return xdsSrv.Nodes() },
 		Problems: func() any { return problems.Load() },
+		Sources:  func() any { return sourcesStatus() },
 		JWKS:     authz.signer.JWKS,
 		Explain:  explainHandler(authz.server),
 	})
@@ -160,8 +168,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 		wg.Add(1)
 		go func() { defer wg.Done(); f(); log.Debug("stopped", "runner", name) }()
 	}
-	sources := newCatalogRunner(runCtx, store, log.With("component", "catalog"))
-	sources.apply(cfg.Catalog)
+	sources = newCatalogRunner(runCtx, store, log.With("component", "catalog"))
+	if err := sources.apply(cfg.Catalog); err != nil {
+		return err
+	}
 	defer sources.stop()
 	run("reload", func() {
 		watchReload(runCtx, reload, log, func(next config.Config) {
