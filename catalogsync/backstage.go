@@ -203,14 +203,25 @@ func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, e
 			fetch = append(fetch, it)
 		}
 	}
-	var deleted []string
-	for uid := range b.known {
-		if !seen[uid] {
+	// A ref listed under a new uid (the entity was recreated, or Backstage
+	// was rebuilt with an in-memory database) replaces its old uid: that is
+	// not a deletion.
+	listedRefs := map[string]bool{}
+	for _, it := range all {
+		listedRefs[refKey(it)] = true
+	}
+	var deleted, replaced []string
+	for uid, k := range b.known {
+		switch {
+		case seen[uid]:
+		case !k.ref.IsZero() && listedRefs[k.ref.Key()]:
+			replaced = append(replaced, uid)
+		default:
 			deleted = append(deleted, uid)
 		}
 	}
 	sort.Strings(deleted)
-	if len(fetch) == 0 && len(deleted) == 0 && !first {
+	if len(fetch) == 0 && len(deleted) == 0 && len(replaced) == 0 && !first {
 		b.held = nil
 		b.status.HeldDeletions = 0
 		return false, nil // the cheap case: nothing changed
@@ -220,15 +231,14 @@ func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, e
 	for uid, k := range b.known {
 		next[uid] = k
 	}
+	for _, uid := range replaced {
+		delete(next, uid)
+	}
 	for i := 0; i < len(fetch); i += 100 {
 		batch := fetch[i:min(i+100, len(fetch))]
 		refs := make([]string, len(batch))
 		for j, it := range batch {
-			ns := it.Metadata.Namespace
-			if ns == "" {
-				ns = DefaultNamespace
-			}
-			refs[j] = strings.ToLower(it.Kind) + ":" + ns + "/" + it.Metadata.Name
+			refs[j] = refKey(it)
 		}
 		var resp struct {
 			Items []json.RawMessage `json:"items"`
@@ -346,6 +356,14 @@ func (b *BackstageSource) do(ctx context.Context, method, path string, body []by
 		return fmt.Errorf("backstage %s %s: unexpected answer: %w", method, redactQuery(path), err)
 	}
 	return nil
+}
+
+func refKey(it listed) string {
+	ns := it.Metadata.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	return strings.ToLower(it.Kind + ":" + ns + "/" + it.Metadata.Name)
 }
 
 func redactQuery(p string) string {

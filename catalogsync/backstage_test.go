@@ -213,3 +213,31 @@ func TestBackstageInvalidEntityKeepsLastGood(t *testing.T) {
 		t.Fatalf("problem not reported or b lost: %v", store.Snapshot().Problems)
 	}
 }
+
+// Backstage rebuilt with an in-memory database: every entity comes back under
+// a new uid. That replaces entities, it deletes none (no hold, no duplicates).
+func TestBackstageNewUIDsReplace(t *testing.T) {
+	f := newFakeBackstage()
+	for _, n := range []string{"a", "b", "c"} {
+		f.put(n, "http://10.0.0.1:80", 1)
+	}
+	b, store := newBS(t, f)
+	ctx := context.Background()
+	b.Sync(ctx, store)
+	f.mu.Lock()
+	for _, e := range f.entities {
+		md := e["metadata"].(map[string]any)
+		md["uid"] = "new-" + md["uid"].(string)
+	}
+	f.mu.Unlock()
+	b.Sync(ctx, store)
+	snap := store.Snapshot()
+	if len(snap.ByKind("component")) != 3 || b.Status().HeldDeletions != 0 {
+		t.Fatalf("components %d, held %d", len(snap.ByKind("component")), b.Status().HeldDeletions)
+	}
+	for _, p := range snap.Problems {
+		if strings.Contains(p.Message, "duplicate") {
+			t.Fatalf("recreated entities reported as duplicates: %s", p)
+		}
+	}
+}
