@@ -141,7 +141,7 @@ func Defaults() Config {
 		XDS:       XDS{Listen: "127.0.0.1:18000", Holdoff: 100 * time.Millisecond},
 		Edge:      Edge{Address: "0.0.0.0", Port: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt"},
 		Admin:     Admin{Listen: "127.0.0.1:9090"},
-		Catalog:   Catalog{PollInterval: time.Second},
+		Catalog:   Catalog{PollInterval: time.Second, Backstage: Backstage{PollInterval: 30 * time.Second, PageSize: 500, MaxDeleteFraction: 0.5}},
 		Authz:     Authz{Listen: "127.0.0.1:18001", Timeout: 500 * time.Millisecond, CacheSize: 100000, CacheTTL: 30 * time.Second},
 		Assertion: Assertion{Issuer: "gatehouse", Lifetime: 30 * time.Second, Rotate: 24 * time.Hour},
 		Audit:     Audit{Output: "stdout", Buffer: 8192},

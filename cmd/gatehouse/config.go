@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse-dev/gatehouse/config"
 )
@@ -23,8 +24,14 @@ func loadConfig(path string) (config.Config, error) {
 	v.AutomaticEnv()
 	// Every key gets its default registered, so environment overrides work
 	// without a file and AllSettings sees the whole tree.
+	// (Through YAML so nested sections become nested maps: a section kept
+	// as a struct value would be replaced whole by one overridden key.)
 	var defaults map[string]any
-	if err := mapstructure.Decode(cfg, &defaults); err != nil {
+	raw, err := yaml.Marshal(cfg)
+	if err != nil {
+		return cfg, err
+	}
+	if err := yaml.Unmarshal(raw, &defaults); err != nil {
 		return cfg, err
 	}
 	for k, val := range flatten("", defaults) {
@@ -38,7 +45,7 @@ func loadConfig(path string) (config.Config, error) {
 		}
 	}
 	var md mapstructure.Metadata
-	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
+	err = v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
 		dc.ZeroFields = false
 		dc.Metadata = &md

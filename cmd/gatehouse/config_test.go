@@ -34,6 +34,17 @@ func TestLoadConfigDefaultsAndOverrides(t *testing.T) {
 	if c.XDS.Holdoff != 100*time.Millisecond || c.Edge.Port != 10000 || c.Assertion.Lifetime != 30*time.Second {
 		t.Errorf("defaults lost: %+v %+v %+v", c.XDS, c.Edge, c.Assertion)
 	}
+	// One key of a nested section from the environment keeps the section's
+	// other defaults.
+	t.Setenv("GATEHOUSE_CATALOG_BACKSTAGE_BASE_URL", "https://backstage.example.com")
+	t.Setenv("GATEHOUSE_CATALOG_BACKSTAGE_TOKEN_ENV", "BS_TOKEN")
+	c2, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Catalog.Backstage.MaxDeleteFraction != 0.5 || c2.Catalog.Backstage.PageSize != 500 || c2.Catalog.Backstage.PollInterval != 30*time.Second {
+		t.Errorf("nested defaults lost by an env override: %+v", c2.Catalog.Backstage)
+	}
 	if want := filepath.Join(filepath.Dir(p), "catalog"); c.Catalog.Files[0] != want {
 		t.Errorf("catalog path %s not made relative to the config file (%s)", c.Catalog.Files[0], want)
 	}
