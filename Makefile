@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build demo test unit e2e envoy idp vet fmt-check golden-update clean
+.PHONY: build demo test unit e2e envoy idp backstage vet fmt-check golden-update clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
@@ -20,15 +20,19 @@ envoy:
 idp:
 	@bash examples/idp/install.sh >/dev/null
 
+# A real Backstage backend for the e2e tests (npm ci from the lockfile).
+backstage:
+	@bash examples/backstage/install.sh >/dev/null
+
 # All tests: formatting and vet, unit and golden tests with the race detector,
 # then the end-to-end tests against real Envoys.
-test: envoy idp fmt-check vet
+test: envoy idp backstage fmt-check vet
 	$(GO) test -race -count=1 ./...
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 
-e2e: envoy idp
+e2e: envoy idp backstage
 	$(GO) test -count=1 -v ./e2e/
 
 vet:

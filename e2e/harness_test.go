@@ -102,7 +102,16 @@ func (s *syncBuffer) String() string {
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, name, nil, args...)
+}
+
+// startProcEnv starts a process with extra environment variables.
+func startProcEnv(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, cmd: exec.Command(args[0], args[1:]...), log: &syncBuffer{}, done: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -184,6 +193,13 @@ type gatehouse struct {
 // ports, when given, are the xds, admin, edge and authz ports to reuse.
 func startGatehouse(t *testing.T, catalogPath, extra string, ports ...int) *gatehouse {
 	t.Helper()
+	return startGatehouseEnv(t, catalogPath, extra, nil, ports...)
+}
+
+// startGatehouseEnv is startGatehouse with extra environment variables
+// (GATEHOUSE_* overrides), usable from parallel tests.
+func startGatehouseEnv(t *testing.T, catalogPath, extra string, env []string, ports ...int) *gatehouse {
+	t.Helper()
 	g := &gatehouse{}
 	if len(ports) != 4 {
 		ports = []int{freePort(t), freePort(t), freePort(t), freePort(t)}
@@ -213,7 +229,7 @@ log:
 	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g.proc = startProc(t, "gatehouse", gatehouseBin, "serve", "--config", g.cfgPath)
+	g.proc = startProcEnv(t, "gatehouse", env, gatehouseBin, "serve", "--config", g.cfgPath)
 	eventually(t, 10*time.Second, "gatehouse /readyz", func() error {
 		if g.exited() {
 			t.Fatalf("gatehouse exited: %v\n%s", g.err, g.log.String())
