@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
@@ -42,23 +41,8 @@ func startBackstage(t *testing.T, port int, catalogFile, edge string) *proc {
 			t.Logf("---- backstage output ----\n%s", tail(p.log.String(), 40))
 		}
 	})
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "READY ") {
-				ready <- true
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatalf("the real Backstage (examples/backstage) exited before it was ready:\n%s", tail(p.log.String(), 40))
-		}
-	case <-time.After(180 * time.Second):
-		t.Fatalf("the real Backstage (examples/backstage) was not ready within 180s:\n%s", tail(p.log.String(), 40))
+	if _, err := waitReady(out, 180*time.Second); err != nil {
+		t.Fatalf("the real Backstage (examples/backstage) %v:\n%s", err, tail(p.log.String(), 40))
 	}
 	return p
 }

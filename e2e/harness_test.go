@@ -495,3 +495,27 @@ func expectRoute(t *testing.T, port int, host, path string, wantStatus int, want
 		return nil
 	})
 }
+
+// waitReady reads a runner script's stdout until its "READY <url>" line
+// (examples/idp/run.sh, examples/backstage/run.sh) and returns the URL.
+func waitReady(out io.Reader, timeout time.Duration) (string, error) {
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "READY" {
+				ready <- f[1]
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case u, ok := <-ready:
+		if !ok {
+			return "", fmt.Errorf("exited before it was ready")
+		}
+		return u, nil
+	case <-time.After(timeout):
+		return "", fmt.Errorf("not ready within %s", timeout)
+	}
+}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -51,26 +49,7 @@ func startIDP(t *testing.T) *keycloak {
 			k.err = fmt.Errorf("starting examples/idp/run.sh: %w", err)
 			return
 		}
-		ready := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "READY" {
-					ready <- f[1]
-				}
-			}
-			close(ready)
-		}()
-		select {
-		case iss, ok := <-ready:
-			if !ok {
-				k.err = fmt.Errorf("Keycloak exited before it was ready")
-				return
-			}
-			k.issuer = iss
-		case <-time.After(240 * time.Second):
-			k.err = fmt.Errorf("Keycloak not ready within 240s")
-		}
+		k.issuer, k.err = waitReady(out, 240*time.Second)
 	})
 	if idp.err != nil {
 		t.Fatalf("the real OIDC provider (Keycloak, examples/idp) could not start: %v\n%s", idp.err, tail(idp.log.String(), 40))
