@@ -52,7 +52,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func newTestServer(t *testing.T) (*Server, *fakeVerifier, *Signer, *Audit, *lockedBuffer) {
+func newTestServer(t testing.TB) (*Server, *fakeVerifier, *Signer, *Audit, *lockedBuffer) {
 	t.Helper()
 	exp := time.Now().Add(time.Hour)
 	v := &fakeVerifier{ids: map[string]*Identity{
