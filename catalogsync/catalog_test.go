@@ -355,3 +355,27 @@ func FuzzParseFile(f *testing.F) {
 		}
 	})
 }
+
+// A directory mounted from a Kubernetes ConfigMap: the files are symlinks
+// into a hidden ..<timestamp>/ directory, which must not be read twice.
+func TestDirectorySkipsHiddenEntries(t *testing.T) {
+	dir := t.TempDir()
+	hidden := filepath.Join(dir, "..2026_11_23_09_00_00.123")
+	if err := os.MkdirAll(hidden, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: a}\nspec: {type: s, lifecycle: l, owner: o}\n"
+	if err := os.WriteFile(filepath.Join(hidden, "a.yaml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(hidden), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", "a.yaml"), filepath.Join(dir, "a.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := (&FileSource{Name: "files", Paths: []string{dir}}).Load()
+	if len(p.Entities) != 1 || len(p.Problems) != 0 {
+		t.Fatalf("entities %d, problems %v", len(p.Entities), p.Problems)
+	}
+}

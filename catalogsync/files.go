@@ -183,6 +183,14 @@ func expand(fsys fileSystem, p string) ([]string, error) {
 			continue
 		}
 		_ = fsys.WalkDir(c, func(path string, d fs.DirEntry, err error) error {
+			// Hidden entries are skipped: a mounted Kubernetes ConfigMap keeps
+			// every file twice, once under a ..<timestamp>/ directory.
+			if err == nil && path != c && strings.HasPrefix(d.Name(), ".") {
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
 			if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
 				out = append(out, path)
 			}
