@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build demo test unit e2e envoy idp backstage vet fmt-check golden-update clean
+.PHONY: build demo test unit e2e envoy idp backstage vet fmt-check golden-update bench bench-smoke clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
@@ -26,8 +26,18 @@ backstage:
 
 # All tests: formatting and vet, unit and golden tests with the race detector,
 # then the end-to-end tests against real Envoys.
-test: envoy idp backstage fmt-check vet
+test: envoy idp backstage fmt-check vet bench-smoke
 	$(GO) test -race -count=1 ./...
+
+# Benchmarks (results and commands in BENCHMARKS.md); bench-smoke runs each
+# harness for a moment so it never rots (it fails on a wrong decision, never
+# on a timing).
+bench:
+	$(GO) run ./bench/checkload -duration 10s -concurrency 32
+	$(GO) test -run XXX -bench . -benchmem -benchtime 3s ./extauthz/
+
+bench-smoke:
+	$(GO) run ./bench/checkload -duration 300ms -concurrency 4 >/dev/null
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
