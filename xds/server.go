@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -80,12 +81,14 @@ func (st *streamState) acked(typeURL, nonce string) {
 type nodeState struct {
 	info    NodeInfo
 	streams int
+	metaErr string // node metadata gatehouse cannot use; the node gets no config
 }
 
 // NodeInfo is what /debug/nodes shows about one Envoy.
 type NodeInfo struct {
 	ID          string            `json:"id"`
 	Role        string            `json:"role"`
+	ListenPort  uint32            `json:"listenPort,omitempty"` // node metadata listen_port
 	Cluster     string            `json:"cluster,omitempty"`
 	Version     string            `json:"envoyVersion,omitempty"`
 	Delta       bool              `json:"delta"`
@@ -181,7 +184,12 @@ func (s *Server) pushLocked(n *nodeState) {
 	if s.model == nil {
 		return // nothing compiled yet; the node's watches wait
 	}
-	node := Node{ID: n.info.ID, Role: n.info.Role}
+	if n.metaErr != "" {
+		n.info.Error = n.metaErr
+		s.cache.ClearSnapshot(n.info.ID)
+		return
+	}
+	node := Node{ID: n.info.ID, Role: n.info.Role, ListenPort: n.info.ListenPort}
 	b := s.buildLocked(node)
 	if b.err != nil {
 		if n.info.Error != b.err.Error() {
@@ -228,6 +236,14 @@ func (s *Server) registerLocked(id int64, node *core.Node, delta bool) *streamSt
 			Acked: map[string]string{}, Role: metaString(node, "role"),
 			Version: node.GetUserAgentBuildVersion().GetVersion().String(),
 		}}
+		if p := metaString(node, "listen_port"); p != "" {
+			port, err := ParsePort(p)
+			if err != nil {
+				n.metaErr = fmt.Sprintf("node %q: metadata listen_port: %v (fix: a port 1-65535, or leave it out to use edge.port)", node.GetId(), err)
+				s.log.Error("no configuration for node", "node", node.GetId(), "error", n.metaErr)
+			}
+			n.info.ListenPort = port
+		}
 		s.nodes[node.GetId()] = n
 		s.log.Info("envoy connected", "node", n.info.ID, "role", n.info.Role, "delta", delta, "stream", id)
 		s.pushLocked(n)

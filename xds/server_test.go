@@ -8,6 +8,7 @@ import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
@@ -231,5 +232,51 @@ func TestSnapshotsSharedAcrossNodes(t *testing.T) {
 	b, _ := s.cache.GetSnapshot("e3")
 	if a != b {
 		t.Fatal("nodes of the same role hold different snapshot objects")
+	}
+}
+
+// Node metadata listen_port gives that Envoy its own listener port; a bad
+// one gets no config and a clear error.
+func TestListenPortFromNodeMetadata(t *testing.T) {
+	s, c := startServer(t)
+	s.SetModel(testModel(9000))
+	for _, tc := range []struct {
+		id, port string
+		want     uint32
+	}{{"edge-p", "18080", 18080}, {"edge-bad", "99999", 0}} {
+		stream, err := c.StreamAggregatedResources(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := receive(stream.Recv)
+		md, _ := structpb.NewStruct(map[string]any{"role": RoleEdge, "listen_port": tc.port})
+		if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: &core.Node{Id: tc.id, Metadata: md}, TypeUrl: resourcev3.ListenerType}); err != nil {
+			t.Fatal(err)
+		}
+		resp, ok := in.next(time.Second)
+		if tc.want == 0 {
+			if ok {
+				t.Fatalf("node with listen_port %s got config", tc.port)
+			}
+			waitFor(t, "error shown", func() bool {
+				for _, n := range s.Nodes() {
+					if n.ID == tc.id && strings.Contains(n.Error, "listen_port") {
+						return true
+					}
+				}
+				return false
+			})
+			continue
+		}
+		if !ok || len(resp.Resources) != 1 {
+			t.Fatalf("no listener for %s", tc.id)
+		}
+		var l listenerv3.Listener
+		if err := resp.Resources[0].UnmarshalTo(&l); err != nil {
+			t.Fatal(err)
+		}
+		if got := l.GetAddress().GetSocketAddress().GetPortValue(); got != tc.want {
+			t.Fatalf("listener port %d, want %d", got, tc.want)
+		}
 	}
 }

@@ -4,7 +4,6 @@ package xds
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 
@@ -119,13 +118,4 @@ func ParsePort(s string) (uint32, error) {
 		return 0, fmt.Errorf("invalid port %q", s)
 	}
 	return uint32(p), nil
-}
-
-func sortedNames(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
