@@ -2,7 +2,6 @@ package catalogsync
 
 import (
 	"bytes"
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -244,8 +243,6 @@ func lineOfItem(n *yaml.Node, i int, path ...string) int {
 	}
 	return line
 }
-
-func fieldf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
 
 var unmarshalTagRe = regexp.MustCompile(`cannot unmarshal !!(map|seq)`)
 

@@ -22,15 +22,6 @@ func upstreamOf(e *Entity) string {
 	return e.Routing.Upstreams[0].String()
 }
 
-func hasProblem(ps Problems, sev Severity, entity, msg string) bool {
-	for _, p := range ps {
-		if p.Severity == sev && p.Entity == entity && strings.Contains(p.Message, msg) {
-			return true
-		}
-	}
-	return false
-}
-
 func TestStoreLastGoodVersion(t *testing.T) {
 	team := catalogDoc("Group", "team-a", "  type: team\n")
 	badTimeout := "    gatehouse.dev/timeout: soon\n"

@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"sync"
 	"time"
@@ -183,32 +182,40 @@ func signES256(key *ecdsa.PrivateKey, kid string, payload []byte) (string, error
 func (s *Signer) publish() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	type jwk struct {
-		Kty string `json:"kty"`
-		Crv string `json:"crv"`
-		X   string `json:"x"`
-		Y   string `json:"y"`
-		Kid string `json:"kid"`
-		Use string `json:"use"`
-		Alg string `json:"alg"`
-	}
-	var set struct {
-		Keys []jwk `json:"keys"`
-	}
+	var keys []ecJWK
 	for _, k := range []*signingKey{s.current, s.next, s.previous} {
-		if k == nil {
-			continue
+		if k != nil {
+			keys = append(keys, publicJWK(&k.priv.PublicKey, k.kid))
 		}
-		pub := k.priv.PublicKey
-		set.Keys = append(set.Keys, jwk{Kty: "EC", Crv: "P-256", X: b64int(pub.X), Y: b64int(pub.Y), Kid: k.kid, Use: "sig", Alg: "ES256"})
 	}
-	s.jwks, _ = json.Marshal(set)
+	s.jwks, _ = json.Marshal(map[string][]ecJWK{"keys": keys})
 }
 
-func b64int(i *big.Int) string {
-	b := make([]byte, 32)
-	i.FillBytes(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+// ecJWK is the public JWK of a P-256 key.
+type ecJWK struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	Kid string `json:"kid"`
+	Use string `json:"use"`
+	Alg string `json:"alg"`
+}
+
+func publicJWK(pub *ecdsa.PublicKey, kid string) ecJWK {
+	x, y := coordinates(pub)
+	return ecJWK{Kty: "EC", Crv: "P-256", X: x, Y: y, Kid: kid, Use: "sig", Alg: "ES256"}
+}
+
+// coordinates returns the base64url x and y of a P-256 public key, from its
+// uncompressed encoding (0x04 || x || y).
+func coordinates(pub *ecdsa.PublicKey) (string, string) {
+	b, err := pub.Bytes()
+	if err != nil || len(b) != 65 {
+		panic("not a P-256 public key") // keys are generated or loaded as P-256 only
+	}
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString(b[1:33]), enc.EncodeToString(b[33:])
 }
 
 func newKey() (*signingKey, error) {
@@ -221,7 +228,8 @@ func newKey() (*signingKey, error) {
 
 // thumbprint is the RFC 7638 JWK thumbprint, used as kid.
 func thumbprint(pub *ecdsa.PublicKey) string {
-	j := `{"crv":"P-256","kty":"EC","x":"` + b64int(pub.X) + `","y":"` + b64int(pub.Y) + `"}`
+	x, y := coordinates(pub)
+	j := `{"crv":"P-256","kty":"EC","x":"` + x + `","y":"` + y + `"}`
 	sum := sha256.Sum256([]byte(j))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }

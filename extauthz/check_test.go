@@ -299,7 +299,10 @@ func verifyAssertion(t *testing.T, s *Signer, tok string) map[string]any {
 		}
 		xb, _ := base64.RawURLEncoding.DecodeString(k.X)
 		yb, _ := base64.RawURLEncoding.DecodeString(k.Y)
-		pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(xb), Y: new(big.Int).SetBytes(yb)}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, xb...), yb...))
+		if err != nil {
+			t.Fatalf("JWKS key %s: %v", k.Kid, err)
+		}
 		sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
 		sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
 		if len(sig) != 64 || !ecdsa.Verify(pub, sum[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {

@@ -92,10 +92,7 @@ func (d *DevIssuer) Handler() http.Handler {
 		})
 	})
 	mux.HandleFunc("GET /dev/oidc/jwks", func(w http.ResponseWriter, _ *http.Request) {
-		pub := d.key.PublicKey
-		writeJSON(w, map[string]any{"keys": []map[string]string{{
-			"kty": "EC", "crv": "P-256", "x": b64int(pub.X), "y": b64int(pub.Y), "kid": d.kid, "use": "sig", "alg": "ES256",
-		}}})
+		writeJSON(w, map[string][]ecJWK{"keys": {publicJWK(&d.key.PublicKey, d.kid)}})
 	})
 	mux.HandleFunc("POST /dev/token", func(w http.ResponseWriter, r *http.Request) {
 		var req DevTokenRequest
