@@ -379,3 +379,30 @@ func TestDirectorySkipsHiddenEntries(t *testing.T) {
 		t.Fatalf("entities %d, problems %v", len(p.Entities), p.Problems)
 	}
 }
+
+// The poller reads every file each interval; a file whose bytes did not
+// change is not parsed again, and a changed one is.
+func TestFileSourceParsesOnlyChangedFiles(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
+	comp := func(n, typ string) []byte {
+		return []byte("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: " + n + "}\nspec: {type: " + typ + ", lifecycle: l, owner: o}\n")
+	}
+	_ = os.WriteFile(a, comp("a", "s"), 0o644)
+	_ = os.WriteFile(b, comp("b", "s"), 0o644)
+	src := &FileSource{Name: "files", Paths: []string{dir}}
+	p1, _ := src.Load()
+	_ = os.WriteFile(b, comp("b", "website"), 0o644)
+	p2, _ := src.Load()
+	if p1.Entities[0] != p2.Entities[0] {
+		t.Error("the unchanged file was parsed again")
+	}
+	if p1.Entities[1] == p2.Entities[1] || p2.Entities[1].Spec.Type != "website" {
+		t.Error("the changed file was not parsed again")
+	}
+	_ = os.Remove(a)
+	p3, _ := src.Load()
+	if len(p3.Entities) != 1 || p3.ReadErrors != 0 {
+		t.Errorf("after removing a file: %d entities, %d read errors", len(p3.Entities), p3.ReadErrors)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,6 +29,30 @@ type FileSource struct {
 	// FS, when set, is read instead of the operating system's files (the
 	// catalog embedded in the binary); Paths are then paths inside it.
 	FS fs.FS
+
+	mu     sync.Mutex
+	parsed map[string]parsedFile // by path: a file whose bytes did not change is not parsed again
+}
+
+type parsedFile struct {
+	sum [32]byte
+	p   Parsed
+}
+
+// parse returns ParseFile of data, reusing the last result for the same
+// path and content (the poller reads every file each interval).
+func (f *FileSource) parse(path string, data []byte, sum [32]byte) Parsed {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.parsed[path]; ok && c.sum == sum {
+		return c.p
+	}
+	p := ParseFile(f.Name, path, data)
+	if f.parsed == nil {
+		f.parsed = map[string]parsedFile{}
+	}
+	f.parsed[path] = parsedFile{sum: sum, p: p}
+	return p
 }
 
 // files returns the file system the source reads.
@@ -94,11 +119,13 @@ func (f *FileSource) Load() (Parsed, string) {
 				p.Fix = "correct the target path (relative to the Location's file)"
 			}
 			out.Problems = append(out.Problems, p)
+			out.ReadErrors++
 			fmt.Fprintf(h, "%s\x00missing\x00", abs)
 			return
 		}
-		fmt.Fprintf(h, "%s\x00%x\x00", abs, sha256.Sum256(data))
-		p := ParseFile(f.Name, path, data)
+		sum := sha256.Sum256(data)
+		fmt.Fprintf(h, "%s\x00%x\x00", abs, sum)
+		p := f.parse(path, data, sum)
 		out.Entities = append(out.Entities, p.Entities...)
 		out.Rejected = append(out.Rejected, p.Rejected...)
 		out.Problems = append(out.Problems, p.Problems...)
@@ -219,10 +246,8 @@ func (f *FileSource) Run(ctx context.Context, store *Store) {
 	for {
 		p, fp := f.Load()
 		lastSync.WithLabelValues(f.Name).SetToCurrentTime()
-		for _, pr := range p.Problems {
-			if strings.HasPrefix(pr.Message, "cannot read") || strings.Contains(pr.Message, "cannot be read") {
-				syncErrors.WithLabelValues(f.Name).Inc()
-			}
+		if p.ReadErrors > 0 {
+			syncErrors.WithLabelValues(f.Name).Add(float64(p.ReadErrors))
 		}
 		if fp != last {
 			last = fp

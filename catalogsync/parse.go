@@ -17,6 +17,8 @@ type Parsed struct {
 	Entities []*Entity
 	Rejected []Ref
 	Problems Problems
+	// ReadErrors counts files that could not be read (file source).
+	ReadErrors int
 }
 
 // ParseFile reads a multi-document YAML catalog file. Each document is parsed
