@@ -90,7 +90,8 @@ func applyReload(cur *config.Config, next config.Config, sources *catalogRunner,
 		}
 	}
 	if !reflect.DeepEqual(cur.Issuers, next.Issuers) {
-		v, closeV, err := newAuthzVerifier(context.Background(), next)
+		// The new verifier is closed by the next swap; the process exit ends it otherwise.
+		v, _, err := newAuthzVerifier(context.Background(), next)
 		if err != nil {
 			log.Error("issuers not reloaded", "error", err)
 		} else {
@@ -100,7 +101,6 @@ func applyReload(cur *config.Config, next config.Config, sources *catalogRunner,
 				// Checks in flight may still use it for a moment.
 				time.AfterFunc(30*time.Second, c.Close)
 			}
-			_ = closeV // closed with the next swap (above), or at exit
 			log.Info("issuers reloaded", "issuers", len(next.Issuers))
 			cur.Issuers = next.Issuers
 		}
