@@ -39,6 +39,9 @@ type Entity struct {
 	Routing *Routing `json:"-" yaml:"-"`
 	// Access is the parsed gatehouse.dev/* access annotations (nil when none).
 	Access *Access `json:"-" yaml:"-"`
+	// Mesh is set when a Component is in the service mesh
+	// (gatehouse.dev/mesh-address).
+	Mesh *Mesh `json:"-" yaml:"-"`
 	// Stale is set when the newest version of the entity failed validation and
 	// this is the last good version, kept so one typo does not drop a route.
 	Stale bool `json:"-" yaml:"-"`

@@ -110,6 +110,7 @@ func validate(e *Entity, n *yaml.Node) Problems {
 	}
 	ps = append(ps, parseAnnotations(e, n)...)
 	ps = append(ps, parseAccess(e, n)...)
+	ps = append(ps, parseMesh(e, n)...)
 	return ps
 }
 

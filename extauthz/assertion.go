@@ -145,7 +145,10 @@ type Assertion struct {
 	Groups    []string `json:"gh_groups,omitempty"`
 	Client    string   `json:"gh_client,omitempty"`
 	Route     string   `json:"gh_route,omitempty"`
-	Email     string   `json:"email,omitempty"`
+	// Peer: the calling component, verified by mTLS, on mesh traffic (the
+	// subject is then the end user when a token came along, else the peer).
+	Peer  string `json:"gh_peer,omitempty"`
+	Email string `json:"email,omitempty"`
 }
 
 // Sign returns a compact ES256 JWT for the claims; iss, iat, nbf and exp are

@@ -19,6 +19,7 @@ type AuditRecord struct {
 	Groups     []string  `json:"groups,omitempty"`
 	ClientID   string    `json:"client_id,omitempty"`
 	Issuer     string    `json:"issuer,omitempty"`
+	Peer       string    `json:"peer,omitempty"` // mTLS peer component (mesh)
 	Source     string    `json:"source_address,omitempty"`
 	Method     string    `json:"method"`
 	Host       string    `json:"host"`

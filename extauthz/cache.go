@@ -22,6 +22,7 @@ type cacheShard struct {
 type cached struct {
 	decision  Decision
 	principal *Principal
+	peer      *Principal // the mTLS peer component on a sidecar inbound route
 	assertion string
 	expires   time.Time
 }

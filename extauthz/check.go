@@ -18,14 +18,16 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/gatehouse-dev/gatehouse/meshca"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 // Context extension keys stamped by the xDS translator on every protected
 // route (see xds.CtxRouteID).
 const (
-	ctxRouteID      = "route_id"
-	ctxModelVersion = "model_version"
+	ctxRouteID = "route_id"
+	// ctxMesh is "inbound" on a sidecar's inbound routes (xds.CtxMesh).
+	ctxMesh = "mesh"
 )
 
 // TokenVerifier verifies a raw bearer token.
@@ -43,6 +45,9 @@ type Options struct {
 	// CacheTTL bounds a cached decision (also bounded by the token's expiry
 	// and the assertion's).
 	CacheTTL time.Duration
+	// TrustDomain: the mesh's SPIFFE trust domain. On sidecar inbound
+	// routes the mTLS peer's SPIFFE ID in it names the calling component.
+	TrustDomain string
 }
 
 // Server is the envoy.service.auth.v3.Authorization service.
@@ -125,7 +130,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if rec.DecisionID == "" {
 		rec.DecisionID = h.GetId()
 	}
-	resp := s.check(ctx, h, attrs.GetContextExtensions(), &rec)
+	resp := s.check(ctx, h, attrs.GetContextExtensions(), attrs.GetSource().GetPrincipal(), &rec)
 	lat := s.now().Sub(start)
 	rec.LatencyUS = lat.Microseconds()
 	checkSeconds.Observe(lat.Seconds())
@@ -140,7 +145,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	return resp, nil
 }
 
-func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpRequest, ext map[string]string, rec *AuditRecord) *authv3.CheckResponse {
+func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpRequest, ext map[string]string, peerID string, rec *AuditRecord) *authv3.CheckResponse {
 	st := s.state.Load()
 	if st == nil {
 		return s.deny(rec, 503, "not_ready", "", "gatehouse has not loaded a catalog yet")
@@ -168,49 +173,87 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	}
 	if pol.Public {
 		d := eng.Decide(nil, rec.RouteID, h.GetMethod(), path, false)
-		return s.allow(rec, d, nil, "", h.GetHeaders(), false)
+		return s.allow(rec, d, nil, nil, "", h.GetHeaders(), false)
+	}
+	// On a sidecar's inbound route the caller is first the component that
+	// Envoy verified by mTLS; a bearer token, when present, is the end user
+	// it acts for, and both must be allowed.
+	var peer *Principal
+	if ext[ctxMesh] == "inbound" {
+		comp := ""
+		if s.opts.TrustDomain != "" {
+			comp = meshca.ComponentOf(s.opts.TrustDomain, peerID)
+		}
+		if comp == "" {
+			return s.deny(rec, 403, "unknown_peer", "", "mTLS peer "+truncate(peerID, 256)+" is not a component of trust domain "+s.opts.TrustDomain)
+		}
+		peer = &Principal{Kind: "component", Ref: comp}
+		rec.Peer = comp
 	}
 	token := bearerToken(h.GetHeaders(), s.opts.CookieName)
-	if token == "" {
+	if token == "" && peer == nil {
 		d := eng.Decide(nil, rec.RouteID, h.GetMethod(), path, false)
 		return s.deny(rec, d.Status, d.Reason, "", "")
 	}
 	key := cacheKey(token, rec.RouteID, h.GetMethod(), path, pol.pathRules)
+	if peer != nil {
+		key += "\x00peer\x00" + peer.Ref
+	}
 	now := s.now()
 	if c := st.cache.get(key, now); c != nil {
 		cacheLookups.WithLabelValues("hit").Inc()
 		rec.Cached = true
 		fillPrincipal(rec, c.principal)
 		if c.decision.Allow {
-			return s.allow(rec, c.decision, c.principal, c.assertion, h.GetHeaders(), pol.ForwardToken)
+			return s.allow(rec, c.decision, c.principal, c.peer, c.assertion, h.GetHeaders(), pol.ForwardToken)
 		}
 		rec.Rule = c.decision.Rule
 		return s.deny(rec, c.decision.Status, c.decision.Reason, "", "")
 	}
 	cacheLookups.WithLabelValues("miss").Inc()
-	id, err := s.verifier.Load().v.Verify(ctx, token)
-	if err != nil {
-		reason := "invalid_token"
-		if te, ok := err.(*TokenError); ok {
-			reason = "invalid_token:" + te.Reason
-		}
-		return s.deny(rec, 401, reason, "", err.Error())
-	}
-	p := eng.PrincipalFor(id)
-	fillPrincipal(rec, p)
-	d := eng.Decide(p, rec.RouteID, h.GetMethod(), path, false)
 	expires := now.Add(s.opts.CacheTTL)
-	if id.Expiry.Before(expires) {
-		expires = id.Expiry
+	subject := peer
+	if token != "" {
+		id, err := s.verifier.Load().v.Verify(ctx, token)
+		if err != nil {
+			reason := "invalid_token"
+			if te, ok := err.(*TokenError); ok {
+				reason = "invalid_token:" + te.Reason
+			}
+			return s.deny(rec, 401, reason, "", err.Error())
+		}
+		subject = eng.PrincipalFor(id)
+		if id.Expiry.Before(expires) {
+			expires = id.Expiry
+		}
+	}
+	fillPrincipal(rec, subject)
+	var d Decision
+	if peer != nil {
+		d = eng.Decide(peer, rec.RouteID, h.GetMethod(), path, false)
+		if d.Allow && subject != peer {
+			du := eng.Decide(subject, rec.RouteID, h.GetMethod(), path, false)
+			if !du.Allow {
+				d = du
+			} else {
+				d.Rule = "peer " + d.Rule + "; user " + du.Rule
+			}
+		} else if !d.Allow {
+			d.Rule = "peer " + peer.Ref + " denied"
+		}
+	} else {
+		d = eng.Decide(subject, rec.RouteID, h.GetMethod(), path, false)
 	}
 	if !d.Allow {
-		st.cache.put(key, &cached{decision: d, principal: p, expires: expires})
+		st.cache.put(key, &cached{decision: d, principal: subject, peer: peer, expires: expires})
 		rec.Rule = d.Rule
 		return s.deny(rec, d.Status, d.Reason, "", "")
 	}
-	assertion, aexp, err := s.signer.Sign(Assertion{
-		Subject: p.Name(), Audience: pol.Entity, Kind: p.Kind, Groups: p.Groups, Client: p.ClientID, Route: rec.RouteID, Email: p.Email,
-	}, now)
+	a := Assertion{Subject: subject.Name(), Audience: pol.Entity, Kind: subject.Kind, Groups: subject.Groups, Client: subject.ClientID, Route: rec.RouteID, Email: subject.Email}
+	if peer != nil {
+		a.Peer = peer.Ref
+	}
+	assertion, aexp, err := s.signer.Sign(a, now)
 	if err != nil {
 		s.log.Error("signing identity assertion", "error", err)
 		return s.deny(rec, 503, "assertion_error", "", "")
@@ -219,8 +262,8 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	if limit := aexp.Add(-s.signer.Lifetime() / 2); limit.Before(expires) {
 		expires = limit
 	}
-	st.cache.put(key, &cached{decision: d, principal: p, assertion: assertion, expires: expires})
-	return s.allow(rec, d, p, assertion, h.GetHeaders(), pol.ForwardToken)
+	st.cache.put(key, &cached{decision: d, principal: subject, peer: peer, assertion: assertion, expires: expires})
+	return s.allow(rec, d, subject, peer, assertion, h.GetHeaders(), pol.ForwardToken)
 }
 
 func fillPrincipal(rec *AuditRecord, p *Principal) {
@@ -231,7 +274,7 @@ func fillPrincipal(rec *AuditRecord, p *Principal) {
 // upstream. The caller's token is removed (unless the route forwards it),
 // and so is any x-gatehouse-* header the client sent (Envoy strips the
 // known ones already).
-func (s *Server) allow(rec *AuditRecord, d Decision, p *Principal, assertion string, in map[string]string, forwardToken bool) *authv3.CheckResponse {
+func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, assertion string, in map[string]string, forwardToken bool) *authv3.CheckResponse {
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
 	ok := &authv3.OkHttpResponse{}
 	for k := range in {
@@ -254,6 +297,9 @@ func (s *Server) allow(rec *AuditRecord, d Decision, p *Principal, assertion str
 		set("x-gatehouse-entity", rec.Entity)
 		if p.ClientID != "" {
 			set("x-gatehouse-client", p.ClientID)
+		}
+		if peer != nil {
+			set("x-gatehouse-peer", peer.Ref)
 		}
 		set("x-gatehouse-assertion", assertion)
 		set("x-gatehouse-decision-id", rec.DecisionID)

@@ -62,6 +62,11 @@ func compileAuthz(snap *cs.Snapshot, m *Model) cs.Problems {
 			m.Policies = append(m.Policies, policyFor(snap, r))
 		}
 	}
+	for _, svc := range m.Mesh {
+		for _, r := range svc.Inbound {
+			m.Policies = append(m.Policies, policyFor(snap, r))
+		}
+	}
 	sort.Slice(m.Policies, func(i, j int) bool { return m.Policies[i].RouteID < m.Policies[j].RouteID })
 
 	// Identity keys must be unambiguous: a key claimed by two entities maps
@@ -181,6 +186,12 @@ func policyFor(snap *cs.Snapshot, r Route) Policy {
 		for _, apiKey := range e.RelationTargets(cs.RelProvidesAPI) {
 			if api := snap.Get(apiKey); api != nil && (api.Routing == nil || api.Routing.PathPrefix == "") {
 				addConsumers(api)
+			}
+		}
+		// A component that declares spec.dependsOn this one consumes all of it.
+		for _, c := range e.RelationTargets(cs.RelDependencyOf) {
+			if strings.HasPrefix(c, "component:") {
+				consumers[c] = true
 			}
 		}
 	}

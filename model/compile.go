@@ -100,21 +100,7 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 	}
 	for _, h := range sortedKeys(vhosts) {
 		vh := vhosts[h]
-		// Exact paths first, then the longest prefix, so that the most
-		// specific route matches.
-		sort.SliceStable(vh.Routes, func(i, j int) bool {
-			a, b := vh.Routes[i], vh.Routes[j]
-			if (a.Path != "") != (b.Path != "") {
-				return a.Path != ""
-			}
-			if len(a.Prefix) != len(b.Prefix) {
-				return len(a.Prefix) > len(b.Prefix)
-			}
-			if a.Public != b.Public { // a public subtree equal to the route prefix
-				return a.Public
-			}
-			return a.ID < b.ID
-		})
+		sortRoutes(vh.Routes)
 		m.VirtualHosts = append(m.VirtualHosts, *vh)
 	}
 	// The shared host is the catch-all: Envoy needs it last among equals, and
@@ -136,6 +122,9 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 		}
 	}
 	m.Clusters = clusters
+	mesh, ps := compileMesh(snap)
+	m.Mesh = mesh
+	problems = append(problems, ps...)
 	problems = append(problems, compileAuthz(snap, m)...)
 	m.Version = ContentVersion(m)
 	return m, problems

@@ -21,6 +21,8 @@ type Model struct {
 	Clusters     []Cluster     `json:"clusters" yaml:"clusters"`
 	// Policies: one per route id, sorted by route id.
 	Policies []Policy `json:"policies" yaml:"policies"`
+	// Mesh: the Components in the service mesh, sorted by component.
+	Mesh []MeshService `json:"mesh,omitempty" yaml:"mesh,omitempty"`
 	// Directory maps IdP identities to catalog users, groups and components.
 	Directory Directory `json:"directory" yaml:"directory"`
 }

@@ -33,6 +33,9 @@ const (
 	// Context extensions every protected route carries to the Check call.
 	CtxRouteID      = "route_id"
 	CtxModelVersion = "model_version"
+	// CtxMesh is "inbound" on a sidecar's inbound routes: only there does
+	// Check take the mTLS peer (source.principal) as the calling component.
+	CtxMesh = "mesh"
 )
 
 // IdentityHeaders are the request headers gatehouse sets for upstreams.
@@ -40,7 +43,7 @@ const (
 // a client can never supply them.
 var IdentityHeaders = []string{
 	"x-gatehouse-user", "x-gatehouse-groups", "x-gatehouse-entity", "x-gatehouse-client",
-	"x-gatehouse-assertion", "x-gatehouse-decision-id",
+	"x-gatehouse-assertion", "x-gatehouse-decision-id", "x-gatehouse-peer",
 }
 
 // httpFilters is the one place the HTTP filter order is decided:
@@ -86,14 +89,16 @@ func httpFilters(opts Options) ([]*hcmFilter, error) {
 // routeAuthz is the per-route ext_authz setting: protected routes carry
 // their id and the model version to Check (an O(1) policy lookup there);
 // public-path routes skip the check.
-func routeAuthz(r model.Route, version string) (map[string]*anypb.Any, error) {
+func routeAuthz(r model.Route, version string, meshInbound bool) (map[string]*anypb.Any, error) {
 	per := &extauthzv3.ExtAuthzPerRoute{}
 	if r.Public {
 		per.Override = &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}
 	} else {
-		per.Override = &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{
-			ContextExtensions: map[string]string{CtxRouteID: r.ID, CtxModelVersion: version},
-		}}
+		ext := map[string]string{CtxRouteID: r.ID, CtxModelVersion: version}
+		if meshInbound {
+			ext[CtxMesh] = "inbound"
+		}
+		per.Override = &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{ContextExtensions: ext}}
 	}
 	a, err := anypb.New(per)
 	if err != nil {

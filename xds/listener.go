@@ -30,11 +30,17 @@ func edgeListener(addr string, port uint32, opts Options) (*listener.Listener, e
 	if err != nil {
 		return nil, err
 	}
+	return httpListener(EdgeListenerName, "edge", EdgeRouteConfigName, addr, port, filters, nil)
+}
+
+// httpListener is an HTTP listener whose routes come over RDS, with the
+// edge's protections (every listener gatehouse writes has them).
+func httpListener(name, statPrefix, routeConfig, addr string, port uint32, filters []*hcmFilter, ts *core.TransportSocket) (*listener.Listener, error) {
 	m := &hcm.HttpConnectionManager{
-		StatPrefix: "edge",
+		StatPrefix: statPrefix,
 		CodecType:  hcm.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
-			ConfigSource: adsSource(), RouteConfigName: EdgeRouteConfigName,
+			ConfigSource: adsSource(), RouteConfigName: routeConfig,
 		}},
 		HttpFilters:                  filters,
 		NormalizePath:                wrapperspb.Bool(true),
@@ -60,12 +66,13 @@ func edgeListener(addr string, port uint32, opts Options) (*listener.Listener, e
 		return nil, err
 	}
 	return &listener.Listener{
-		Name: EdgeListenerName,
+		Name: name,
 		Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
 			Address: addr, PortSpecifier: &core.SocketAddress_PortValue{PortValue: port},
 		}}},
 		PerConnectionBufferLimitBytes: wrapperspb.UInt32(32 * 1024),
 		FilterChains: []*listener.FilterChain{{
+			TransportSocket: ts,
 			Filters: []*listener.Filter{{
 				Name:       "envoy.filters.network.http_connection_manager",
 				ConfigType: &listener.Filter_TypedConfig{TypedConfig: hcmAny},

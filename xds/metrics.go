@@ -30,6 +30,14 @@ var (
 		Namespace: "gatehouse", Subsystem: "xds", Name: "nacks_total",
 		Help: "Configurations rejected by Envoy, by node role and resource type.",
 	}, []string{"role", "type"})
+	certsIssued = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "mesh", Name: "certificates_issued_total",
+		Help: "Workload certificates issued to sidecars (first ones and renewals).",
+	})
+	certRenewals = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "mesh", Name: "certificate_renewals_total",
+		Help: "Sidecar certificates renewed at half their lifetime.",
+	})
 )
 
 func shortType(typeURL string) string {

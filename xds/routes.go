@@ -15,22 +15,13 @@ func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error)
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {
-			match := &route.RouteMatch{}
-			switch {
-			case r.Path != "":
-				match.PathSpecifier = &route.RouteMatch_Path{Path: r.Path}
-			case r.Prefix == "/":
-				match.PathSpecifier = &route.RouteMatch_Prefix{Prefix: "/"}
-			default:
-				match.PathSpecifier = &route.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: r.Prefix}
-			}
-			perFilter, err := routeAuthz(r, m.Version)
+			perFilter, err := routeAuthz(r, m.Version, false)
 			if err != nil {
 				return nil, err
 			}
 			v.Routes = append(v.Routes, &route.Route{
 				Name:                 r.ID,
-				Match:                match,
+				Match:                routeMatch(r),
 				TypedPerFilterConfig: perFilter,
 				Action: &route.Route_Route{Route: &route.RouteAction{
 					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: r.Cluster},
@@ -41,4 +32,19 @@ func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error)
 		rc.VirtualHosts = append(rc.VirtualHosts, v)
 	}
 	return rc, nil
+}
+
+// routeMatch matches a model route: an exact path, everything ("/"), or a
+// prefix on path-segment boundaries.
+func routeMatch(r model.Route) *route.RouteMatch {
+	match := &route.RouteMatch{}
+	switch {
+	case r.Path != "":
+		match.PathSpecifier = &route.RouteMatch_Path{Path: r.Path}
+	case r.Prefix == "/":
+		match.PathSpecifier = &route.RouteMatch_Prefix{Prefix: "/"}
+	default:
+		match.PathSpecifier = &route.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: r.Prefix}
+	}
+	return match
 }

@@ -16,6 +16,7 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 
+	"github.com/gatehouse-dev/gatehouse/meshca"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -33,12 +34,16 @@ type Server struct {
 	nodes   map[string]*nodeState // by node id
 	streams map[int64]*streamState
 	built   map[buildKey]*built
+
+	ca      IdentityIssuer // nil: no mesh
+	certTTL time.Duration
 }
 
 type buildKey struct {
 	version string
 	role    string
 	port    uint32
+	sidecar Sidecar // zero for edges
 }
 
 type built struct {
@@ -82,6 +87,11 @@ type nodeState struct {
 	info    NodeInfo
 	streams int
 	metaErr string // node metadata gatehouse cannot use; the node gets no config
+
+	sidecar *Sidecar            // role sidecar
+	cert    *meshca.Certificate // its current workload certificate
+	certFor string              // the component cert was issued for
+	renewAt time.Time
 }
 
 // NodeInfo is what /debug/nodes shows about one Envoy.
@@ -98,6 +108,9 @@ type NodeInfo struct {
 	LastNack    *Nack             `json:"lastNack,omitempty"`
 	Nacks       int               `json:"nacks"`
 	Error       string            `json:"error,omitempty"`
+	// Sidecars: what the node said about itself, and its certificate.
+	Sidecar     *Sidecar  `json:"sidecar,omitempty"`
+	Certificate *CertInfo `json:"certificate,omitempty"`
 }
 
 // Nack is a rejected configuration as Envoy reported it.
@@ -189,24 +202,31 @@ func (s *Server) pushLocked(n *nodeState) {
 		s.cache.ClearSnapshot(n.info.ID)
 		return
 	}
-	node := Node{ID: n.info.ID, Role: n.info.Role, ListenPort: n.info.ListenPort}
+	node := Node{ID: n.info.ID, Role: n.info.Role, ListenPort: n.info.ListenPort, Sidecar: n.sidecar}
 	b := s.buildLocked(node)
-	if b.err != nil {
-		if n.info.Error != b.err.Error() {
-			s.log.Error("no configuration for node", "node", n.info.ID, "error", b.err)
+	snap, err := b.snap, b.err
+	if err == nil && n.sidecar != nil {
+		snap, err = s.sidecarSnapshot(n, b.snap)
+	}
+	if err != nil {
+		if n.info.Error != err.Error() {
+			s.log.Error("no configuration for node", "node", n.info.ID, "error", err)
 		}
-		n.info.Error = b.err.Error()
+		n.info.Error = err.Error()
 		s.cache.ClearSnapshot(n.info.ID)
 		return
 	}
 	n.info.Error = ""
-	if err := s.cache.SetSnapshot(context.Background(), n.info.ID, b.snap); err != nil {
+	if err := s.cache.SetSnapshot(context.Background(), n.info.ID, snap); err != nil {
 		s.log.Error("set snapshot", "node", n.info.ID, "error", err)
 	}
 }
 
 func (s *Server) buildLocked(n Node) *built {
 	k := buildKey{version: s.model.Version, role: n.Role, port: n.ListenPort}
+	if n.Sidecar != nil {
+		k.sidecar = *n.Sidecar
+	}
 	if b, ok := s.built[k]; ok {
 		return b
 	}
@@ -243,6 +263,14 @@ func (s *Server) registerLocked(id int64, node *core.Node, delta bool) *streamSt
 				s.log.Error("no configuration for node", "node", node.GetId(), "error", n.metaErr)
 			}
 			n.info.ListenPort = port
+		}
+		if n.info.Role == RoleSidecar && n.metaErr == "" {
+			sc, err := sidecarMeta(node)
+			if err != nil {
+				n.metaErr = err.Error()
+				s.log.Error("no configuration for node", "node", node.GetId(), "error", n.metaErr)
+			}
+			n.sidecar, n.info.Sidecar = sc, sc
 		}
 		s.nodes[node.GetId()] = n
 		s.log.Info("envoy connected", "node", n.info.ID, "role", n.info.Role, "delta", delta, "stream", id)

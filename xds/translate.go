@@ -24,6 +24,8 @@ type Node struct {
 	// ListenPort overrides Options.EdgePort for this node (node metadata
 	// "listen_port"), so several edges can share a host.
 	ListenPort uint32
+	// Sidecar: set for role sidecar.
+	Sidecar *Sidecar
 }
 
 // Options are the translator's settings that do not come from the catalog.
@@ -40,6 +42,9 @@ type Options struct {
 	AuthzTimeout time.Duration
 	// AuthzTLS, when set, makes Envoys use TLS to the ext_authz listener.
 	AuthzTLS *UpstreamTLS
+	// TrustDomain is the mesh's SPIFFE trust domain; empty disables the
+	// mesh (sidecar nodes get no configuration).
+	TrustDomain string
 }
 
 // UpstreamTLS is how an Envoy connects to a gatehouse listener over TLS:
@@ -62,6 +67,7 @@ type Resources struct {
 	Listeners []types.Resource
 	Routes    []types.Resource
 	Clusters  []types.Resource
+	Secrets   []types.Resource // per node (sidecars); never shared
 }
 
 // Names of the resources every edge gets.
@@ -76,10 +82,12 @@ func Translate(m *model.Model, n Node, opts Options) (*Resources, error) {
 	switch n.Role {
 	case RoleEdge:
 		return translateEdge(m, n, opts)
+	case RoleSidecar:
+		return translateSidecar(m, n, opts)
 	case "":
-		return nil, fmt.Errorf("node %q has no role; set node.metadata.role in its bootstrap (one of: %s)", n.ID, RoleEdge)
+		return nil, fmt.Errorf("node %q has no role; set node.metadata.role in its bootstrap (one of: %s, %s)", n.ID, RoleEdge, RoleSidecar)
 	default:
-		return nil, fmt.Errorf("node %q has unknown role %q; set node.metadata.role to one of: %s", n.ID, n.Role, RoleEdge)
+		return nil, fmt.Errorf("node %q has unknown role %q; set node.metadata.role to one of: %s, %s", n.ID, n.Role, RoleEdge, RoleSidecar)
 	}
 }
 
