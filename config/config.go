@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/meshca"
 )
 
 // Config is the whole configuration (gatehouse.yaml).
@@ -22,7 +24,23 @@ type Config struct {
 	Issuers   []Issuer  `mapstructure:"issuers" yaml:"issuers"`
 	Assertion Assertion `mapstructure:"assertion" yaml:"assertion"`
 	Audit     Audit     `mapstructure:"audit" yaml:"audit"`
+	Mesh      Mesh      `mapstructure:"mesh" yaml:"mesh"`
 	Log       Log       `mapstructure:"log" yaml:"log"`
+}
+
+// Mesh enables sidecars: a SPIFFE trust domain and the CA that issues their
+// workload certificates. An empty trust_domain leaves the mesh off.
+type Mesh struct {
+	TrustDomain string `mapstructure:"trust_domain" yaml:"trust_domain"`
+	CACert      string `mapstructure:"ca_cert" yaml:"ca_cert"`
+	CAKey       string `mapstructure:"ca_key" yaml:"ca_key"`
+	// GenerateCA creates ca_cert and ca_key at first start when neither
+	// exists.
+	GenerateCA bool `mapstructure:"generate_ca" yaml:"generate_ca"`
+	// ExtraTrust: more trusted CA certificates (PEM), e.g. the previous CA
+	// while rotating.
+	ExtraTrust string        `mapstructure:"extra_trust" yaml:"extra_trust"`
+	CertTTL    time.Duration `mapstructure:"cert_ttl" yaml:"cert_ttl"`
 }
 
 // Authz is the ext_authz gRPC listener and decision settings.
@@ -145,6 +163,7 @@ func Defaults() Config {
 		Authz:     Authz{Listen: "127.0.0.1:18001", Timeout: 500 * time.Millisecond, CacheSize: 100000, CacheTTL: 30 * time.Second},
 		Assertion: Assertion{Issuer: "gatehouse", Lifetime: 30 * time.Second, Rotate: 24 * time.Hour},
 		Audit:     Audit{Output: "stdout", Buffer: 8192},
+		Mesh:      Mesh{CertTTL: time.Hour},
 		Log:       Log{Level: "info", Format: "text"},
 	}
 }
@@ -235,6 +254,17 @@ func (c Config) Validate() error {
 		}
 		if is.ClockSkew < 0 || is.ClockSkew > 5*time.Minute {
 			bad(key+".clock_skew", fmt.Sprintf("%s is out of range", is.ClockSkew), "use 0 to 5m, e.g. 30s")
+		}
+	}
+	if c.Mesh.TrustDomain != "" {
+		if !meshca.ValidTrustDomain(c.Mesh.TrustDomain) {
+			bad("mesh.trust_domain", fmt.Sprintf("%q is not a SPIFFE trust domain", c.Mesh.TrustDomain), "use lower-case letters, digits, dots, dashes and underscores, e.g. prod.example.com")
+		}
+		if c.Mesh.CACert == "" || c.Mesh.CAKey == "" {
+			bad("mesh.ca_cert", "the mesh needs a CA certificate and key", "set mesh.ca_cert and mesh.ca_key (with mesh.generate_ca: true they are created at first start)")
+		}
+		if c.Mesh.CertTTL < 5*time.Second || c.Mesh.CertTTL > 30*24*time.Hour {
+			bad("mesh.cert_ttl", fmt.Sprintf("%s is out of range", c.Mesh.CertTTL), "use 5s to 720h, e.g. 1h (certificates are renewed at half their life)")
 		}
 	}
 	if c.Assertion.Lifetime <= 0 || c.Assertion.Lifetime > time.Minute {

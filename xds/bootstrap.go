@@ -3,6 +3,7 @@ package xds
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -27,6 +28,8 @@ type BootstrapOptions struct {
 	ListenPort uint32 // overrides the edge listener port for this node; 0 = gatehouse's edge.port
 	// XDSTLS, when set, makes the Envoy use TLS to gatehouse's xDS listener.
 	XDSTLS *UpstreamTLS
+	// Sidecar: the component and ports of a sidecar (role sidecar).
+	Sidecar Sidecar
 }
 
 // Bootstrap builds an Envoy bootstrap that takes all its configuration from
@@ -35,8 +38,33 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 	if o.NodeID == "" {
 		return nil, fmt.Errorf("node id is empty; give --node-id (unique per Envoy)")
 	}
-	if o.Role != RoleEdge {
-		return nil, fmt.Errorf("role %q is not supported; use --role %s", o.Role, RoleEdge)
+	meta := map[string]any{"role": o.Role}
+	switch o.Role {
+	case RoleEdge:
+		if o.ListenPort != 0 {
+			meta["listen_port"] = strconv.Itoa(int(o.ListenPort))
+		}
+	case RoleSidecar:
+		sc := o.Sidecar
+		if _, _, ok := strings.Cut(strings.TrimPrefix(sc.Component, "component:"), "/"); !ok || !strings.HasPrefix(sc.Component, "component:") {
+			return nil, fmt.Errorf("--component %q: a sidecar needs its Component's full ref, e.g. --component component:default/orders", sc.Component)
+		}
+		if sc.AppPort == 0 {
+			return nil, fmt.Errorf("--app-port is required for a sidecar: the port the application listens on at 127.0.0.1")
+		}
+		meta["component"] = strings.ToLower(sc.Component)
+		meta["app_port"] = strconv.Itoa(int(sc.AppPort))
+		if sc.InboundPort != 0 {
+			meta["inbound_port"] = strconv.Itoa(int(sc.InboundPort))
+		}
+		if sc.OutboundPort != 0 {
+			meta["outbound_port"] = strconv.Itoa(int(sc.OutboundPort))
+		}
+		if sc.InboundAddress != "" {
+			meta["inbound_address"] = sc.InboundAddress
+		}
+	default:
+		return nil, fmt.Errorf("role %q is not supported; use --role %s or --role %s", o.Role, RoleEdge, RoleSidecar)
 	}
 	xdsCluster, err := grpcCluster(XDSClusterName, o.XDSAddress, "xds address", o.XDSTLS)
 	if err != nil {
@@ -47,10 +75,6 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 	}
 	if o.AdminPort == 0 {
 		o.AdminPort = 9901
-	}
-	meta := map[string]any{"role": o.Role}
-	if o.ListenPort != 0 {
-		meta["listen_port"] = strconv.Itoa(int(o.ListenPort))
 	}
 	md, err := structpb.NewStruct(meta)
 	if err != nil {

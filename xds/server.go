@@ -32,7 +32,7 @@ type Server struct {
 	mu      sync.Mutex
 	model   *model.Model
 	nodes   map[string]*nodeState // by node id
-	streams map[int64]*streamState
+	streams map[streamKey]*streamState
 	built   map[buildKey]*built
 
 	ca      IdentityIssuer // nil: no mesh
@@ -44,6 +44,13 @@ type buildKey struct {
 	role    string
 	port    uint32
 	sidecar Sidecar // zero for edges
+}
+
+// streamKey names a stream: the SotW and the delta server number their
+// streams independently, so an id alone is ambiguous.
+type streamKey struct {
+	delta bool
+	id    int64
 }
 
 type built struct {
@@ -131,13 +138,13 @@ func NewServer(ctx context.Context, opts Options, log *slog.Logger) *Server {
 		opts:    opts,
 		log:     log,
 		nodes:   map[string]*nodeState{},
-		streams: map[int64]*streamState{},
+		streams: map[streamKey]*streamState{},
 		built:   map[buildKey]*built{},
 	}
 	s.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, slogAdapter{log})
 	s.xds = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
-		StreamClosedFunc:        func(id int64, _ *core.Node) { s.streamClosed(id) },
-		DeltaStreamClosedFunc:   func(id int64, _ *core.Node) { s.streamClosed(id) },
+		StreamClosedFunc:        func(id int64, _ *core.Node) { s.streamClosed(streamKey{false, id}) },
+		DeltaStreamClosedFunc:   func(id int64, _ *core.Node) { s.streamClosed(streamKey{true, id}) },
 		StreamRequestFunc:       s.onRequest,
 		StreamResponseFunc:      s.onResponse,
 		StreamDeltaRequestFunc:  s.onDeltaRequest,
@@ -243,12 +250,12 @@ func (s *Server) buildLocked(n Node) *built {
 // register records the node of a new stream; the first stream of a node gets
 // its snapshot before the stream's first watch is created.
 func (s *Server) registerLocked(id int64, node *core.Node, delta bool) *streamState {
-	st := s.streams[id]
+	st := s.streams[streamKey{delta, id}]
 	if st != nil {
 		return st
 	}
 	st = &streamState{node: node.GetId(), delta: delta, sent: map[string]string{}, nonce: map[string]string{}, sentAt: map[string]time.Time{}}
-	s.streams[id] = st
+	s.streams[streamKey{delta, id}] = st
 	n := s.nodes[node.GetId()]
 	if n == nil {
 		n = &nodeState{info: NodeInfo{
@@ -282,7 +289,7 @@ func (s *Server) registerLocked(id int64, node *core.Node, delta bool) *streamSt
 	return st
 }
 
-func (s *Server) streamClosed(id int64) {
+func (s *Server) streamClosed(id streamKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[id]
@@ -340,12 +347,12 @@ func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error 
 func (s *Server) onResponse(_ context.Context, id int64, req *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := s.streams[id]; st != nil {
+	if st := s.streams[streamKey{false, id}]; st != nil {
 		st.sent[resp.GetTypeUrl()] = resp.GetVersionInfo()
 		st.nonce[resp.GetTypeUrl()] = resp.GetNonce()
 		st.sending(resp.GetNonce())
 	}
-	pushesTotal.WithLabelValues(roleOf(s, id), "sotw", shortType(resp.GetTypeUrl())).Inc()
+	pushesTotal.WithLabelValues(roleOf(s, streamKey{false, id}), "sotw", shortType(resp.GetTypeUrl())).Inc()
 }
 
 func (s *Server) onDeltaRequest(id int64, req *discoverygrpc.DeltaDiscoveryRequest) error {
@@ -353,7 +360,7 @@ func (s *Server) onDeltaRequest(id int64, req *discoverygrpc.DeltaDiscoveryReque
 	defer s.mu.Unlock()
 	// Unlike SotW, the delta server calls back before filling in the node of
 	// later requests: only the stream's first request is sure to carry it.
-	st := s.streams[id]
+	st := s.streams[streamKey{true, id}]
 	if st == nil {
 		if req.GetNode().GetId() == "" {
 			return errors.New("the first request of a stream must carry node.id")
@@ -380,12 +387,12 @@ func (s *Server) onDeltaRequest(id int64, req *discoverygrpc.DeltaDiscoveryReque
 func (s *Server) onDeltaResponse(id int64, _ *discoverygrpc.DeltaDiscoveryRequest, resp *discoverygrpc.DeltaDiscoveryResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := s.streams[id]; st != nil {
+	if st := s.streams[streamKey{true, id}]; st != nil {
 		// Delta ACKs carry only the nonce: remember which version it stood for.
 		st.sent[resp.GetTypeUrl()+"\x00"+resp.GetNonce()] = resp.GetSystemVersionInfo()
 		st.sending(resp.GetNonce())
 	}
-	pushesTotal.WithLabelValues(roleOf(s, id), "delta", shortType(resp.GetTypeUrl())).Inc()
+	pushesTotal.WithLabelValues(roleOf(s, streamKey{true, id}), "delta", shortType(resp.GetTypeUrl())).Inc()
 }
 
 func (s *Server) nackLocked(n *nodeState, typeURL, version, msg string) {
@@ -395,7 +402,7 @@ func (s *Server) nackLocked(n *nodeState, typeURL, version, msg string) {
 	s.log.Error("envoy rejected configuration (NACK)", "node", n.info.ID, "type", typeURL, "version", version, "error", msg)
 }
 
-func roleOf(s *Server, stream int64) string {
+func roleOf(s *Server, stream streamKey) string {
 	if st := s.streams[stream]; st != nil {
 		if n := s.nodes[st.node]; n != nil {
 			return n.info.Role

@@ -10,6 +10,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -118,7 +119,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 			continue
 		}
 		seen[t.Provider] = true
-		c, err := meshCluster(m.MeshService(t.Provider), opts.TrustDomain)
+		c, err := meshCluster(m.MeshService(t.Provider), opts)
 		if err != nil {
 			return nil, err
 		}
@@ -225,8 +226,8 @@ func inboundTLS(trustDomain string) (*core.TransportSocket, error) {
 
 // meshCluster reaches a provider's sidecar over mTLS and accepts only the
 // provider's own SPIFFE ID: a misrouted address cannot impersonate it.
-func meshCluster(svc *model.MeshService, trustDomain string) (*clusterv3.Cluster, error) {
-	id := spiffeID(trustDomain, svc.Component)
+func meshCluster(svc *model.MeshService, opts Options) (*clusterv3.Cluster, error) {
+	id := spiffeID(opts.TrustDomain, svc.Component)
 	c, err := buildCluster(model.Cluster{Name: meshClusterPfx + svc.Component, Discovery: svc.Discovery, Endpoints: []model.Endpoint{svc.Address}}, Options{})
 	if err != nil {
 		return nil, err
@@ -249,6 +250,18 @@ func meshCluster(svc *model.MeshService, trustDomain string) (*clusterv3.Cluster
 	}
 	c.TransportSocket = &core.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: a}}
 	c.ConnectTimeout = durationpb.New(2 * time.Second)
+	if opts.MeshCertTTL > 0 {
+		hpo, err := anypb.New(&httpv3.HttpProtocolOptions{
+			CommonHttpProtocolOptions: &core.HttpProtocolOptions{MaxConnectionDuration: durationpb.New(opts.MeshCertTTL / 2)},
+			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &core.Http1ProtocolOptions{}},
+			}},
+		})
+		if err != nil {
+			return nil, err
+		}
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": hpo}
+	}
 	return c, nil
 }
 

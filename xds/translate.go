@@ -45,6 +45,10 @@ type Options struct {
 	// TrustDomain is the mesh's SPIFFE trust domain; empty disables the
 	// mesh (sidecar nodes get no configuration).
 	TrustDomain string
+	// MeshCertTTL is the sidecar certificates' lifetime: a connection
+	// between sidecars lasts at most half of it, so renewed certificates
+	// (and a changed trust bundle) take effect on every connection.
+	MeshCertTTL time.Duration
 }
 
 // UpstreamTLS is how an Envoy connects to a gatehouse listener over TLS:

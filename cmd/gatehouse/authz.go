@@ -60,7 +60,7 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 		w = file
 	}
 	audit := extauthz.NewAudit(w, cfg.Audit.Buffer)
-	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL},
+	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL, TrustDomain: cfg.Mesh.TrustDomain},
 		verifier, signer, audit, log)
 	var once sync.Once
 	closeFn := func() {

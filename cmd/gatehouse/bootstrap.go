@@ -10,7 +10,7 @@ import (
 
 func bootstrapCmd() *cobra.Command {
 	var o xds.BootstrapOptions
-	var adminPort, listenPort uint16
+	var adminPort, listenPort, appPort, inPort, outPort uint16
 	var tls xds.UpstreamTLS
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
@@ -18,6 +18,7 @@ func bootstrapCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.AdminPort, o.ListenPort = uint32(adminPort), uint32(listenPort)
+			o.Sidecar.AppPort, o.Sidecar.InboundPort, o.Sidecar.OutboundPort = uint32(appPort), uint32(inPort), uint32(outPort)
 			if tls.CAFile != "" {
 				o.XDSTLS = &tls
 			} else if tls.CertFile != "" || tls.ServerName != "" {
@@ -36,13 +37,18 @@ func bootstrapCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Role, "role", xds.RoleEdge, "node role: edge")
+	f.StringVar(&o.Role, "role", xds.RoleEdge, "node role: edge or sidecar")
 	f.StringVar(&o.NodeID, "node-id", "edge-1", "Envoy node id (unique per Envoy)")
 	f.StringVar(&o.Cluster, "cluster", "", "Envoy service cluster (default gatehouse-<role>)")
 	f.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "gatehouse xDS address host:port")
 	f.BoolVar(&o.Delta, "delta", false, "use delta xDS (DELTA_GRPC) instead of state of the world")
 	f.Uint16Var(&adminPort, "admin-port", 9901, "Envoy admin port (bound to 127.0.0.1)")
 	f.Uint16Var(&listenPort, "listen-port", 0, "edge listener port for this Envoy (default: gatehouse's edge.port)")
+	f.StringVar(&o.Sidecar.Component, "component", "", "sidecar: the Component it fronts, e.g. component:default/orders")
+	f.Uint16Var(&appPort, "app-port", 0, "sidecar: the port the application listens on at 127.0.0.1")
+	f.Uint16Var(&inPort, "inbound-port", xds.DefaultInboundPort, "sidecar: the mTLS inbound listener's port (other sidecars call it)")
+	f.Uint16Var(&outPort, "outbound-port", xds.DefaultOutboundPort, "sidecar: the outbound listener's port on 127.0.0.1 (the application calls it)")
+	f.StringVar(&o.Sidecar.InboundAddress, "inbound-address", "", "sidecar: the address the inbound listener binds (default 0.0.0.0)")
 	f.StringVar(&tls.CAFile, "xds-ca", "", "TLS to gatehouse's xDS listener: CA file (path on the Envoy host)")
 	f.StringVar(&tls.CertFile, "xds-cert", "", "mutual TLS: the Envoy's client certificate file")
 	f.StringVar(&tls.KeyFile, "xds-key", "", "mutual TLS: the Envoy's client key file")

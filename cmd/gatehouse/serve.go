@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/extauthz"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsfiles"
+	"github.com/gatehouse-dev/gatehouse/meshca"
 	"github.com/gatehouse-dev/gatehouse/model"
 	"github.com/gatehouse-dev/gatehouse/xds"
 )
@@ -107,7 +108,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	if opts.AuthzAddress == "" {
 		opts.AuthzAddress = authzLis.Addr().String()
 	}
+	var ca *meshca.CA
+	if cfg.Mesh.TrustDomain != "" {
+		ca, err = meshca.Load(meshca.Config{TrustDomain: cfg.Mesh.TrustDomain, CertFile: cfg.Mesh.CACert, KeyFile: cfg.Mesh.CAKey,
+			Generate: cfg.Mesh.GenerateCA, ExtraTrustFile: cfg.Mesh.ExtraTrust})
+		if err != nil {
+			xdsLis.Close()
+			adminLis.Close()
+			authzLis.Close()
+			return err
+		}
+		opts.TrustDomain, opts.MeshCertTTL = cfg.Mesh.TrustDomain, cfg.Mesh.CertTTL
+	}
 	xdsSrv := xds.NewServer(runCtx, opts, log.With("component", "xds"))
+	if ca != nil {
+		xdsSrv.EnableMesh(runCtx, ca, cfg.Mesh.CertTTL)
+		log.Info("mesh enabled", "trust_domain", cfg.Mesh.TrustDomain, "ca_cert", cfg.Mesh.CACert, "cert_ttl", cfg.Mesh.CertTTL)
+	}
 
 	authz, closeAuthz, err := newAuthz(runCtx, cfg, log.With("component", "authz"))
 	if err != nil {
