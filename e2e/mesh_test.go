@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -204,6 +205,20 @@ func TestMeshSidecars(t *testing.T) {
 		}
 		if sn.Assertion.Claims["sub"] != "component:default/a" || sn.Assertion.Claims["gh_peer"] != "component:default/a" || sn.Assertion.Claims["gh_kind"] != "component" {
 			t.Fatalf("assertion claims %v", sn.Assertion.Claims)
+		}
+		// An application that uses its sidecar as an HTTP proxy (HTTP_PROXY)
+		// reaches the same place by the plain URL.
+		proxy, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", a.outPort))
+		pc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+		resp, err := pc.Get("http://" + bHost + "/orders/8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var viaProxy seen
+		_ = json.NewDecoder(resp.Body).Decode(&viaProxy)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || viaProxy.Upstream != "b" || viaProxy.Path != "/orders/8" {
+			t.Fatalf("via HTTP_PROXY: %d %+v", resp.StatusCode, viaProxy)
 		}
 		// The hop between the sidecars was TLS, terminated by B's inbound.
 		if n := b.stat(t, fmt.Sprintf("listener.127.0.0.1_%d.ssl.handshake", bIn)); n < 1 {
