@@ -48,7 +48,15 @@ func Explain(ctx context.Context, eng *Engine, m *model.Model, verifier TokenVer
 		res.Decision = Decision{Status: 400, Reason: "bad_path"}
 		return res, nil
 	}
-	_, r := m.Match(u.Host, path)
+	var r *model.Route
+	mesh := model.IsMeshHost(u.Host)
+	if mesh {
+		// A call through the mesh: the caller's sidecar routes the name only
+		// if its component declares it; the provider's sidecar then checks.
+		_, r = m.MatchMesh(u.Host, path)
+	} else {
+		_, r = m.Match(u.Host, path)
+	}
 	if r == nil {
 		res.Decision = Decision{Status: 404, Reason: "no_route", Steps: []Step{{Rule: "route", Why: "no route matches host " + u.Host + " and path " + path}}}
 		return res, nil
@@ -73,6 +81,23 @@ func Explain(ctx context.Context, eng *Engine, m *model.Model, verifier TokenVer
 		}
 	}
 	res.Principal = p
+	if mesh && p != nil && p.Kind == "component" {
+		if caller := m.MeshService(p.Ref); caller != nil {
+			declared := false
+			host := strings.ToLower(u.Hostname())
+			for _, t := range caller.Outbound {
+				declared = declared || t.Host == host
+			}
+			if !declared {
+				res.Decision = Decision{Status: 403, Reason: "egress_not_declared", Steps: []Step{{Rule: "egress", Why: p.Ref + " declares neither the API nor the component named " + host + " (spec.consumesApis, spec.dependsOn); its sidecar refuses the call"}}}
+				return res, nil
+			}
+			step := Step{Rule: "egress", Matched: true, Why: p.Ref + " declares " + host + "; its sidecar routes the call over mTLS"}
+			res.Decision = eng.Decide(p, r.ID, method, path, true)
+			res.Decision.Steps = append([]Step{step}, res.Decision.Steps...)
+			return res, nil
+		}
+	}
 	res.Decision = eng.Decide(p, r.ID, method, path, true)
 	return res, nil
 }

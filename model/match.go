@@ -48,3 +48,52 @@ func (m *Model) Match(host, path string) (*VirtualHost, *Route) {
 	}
 	return vh, nil
 }
+
+// MatchMesh finds, for a mesh name (<name>.<namespace>.gatehouse.internal)
+// and a path, the component serving it and the inbound route its sidecar
+// would pick. svc is nil when no mesh component serves the name.
+func (m *Model) MatchMesh(host, path string) (*MeshService, *Route) {
+	host = strings.ToLower(host)
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	var svc *MeshService
+	for i := range m.Mesh {
+		for _, t := range m.Mesh[i].Outbound {
+			if t.Host == host && t.Provider != "" {
+				svc = m.MeshService(t.Provider)
+				break
+			}
+		}
+		if svc != nil {
+			break
+		}
+	}
+	if svc == nil {
+		return nil, nil
+	}
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	for i := range svc.Inbound {
+		r := &svc.Inbound[i]
+		switch {
+		case r.Path != "":
+			if path == r.Path {
+				return svc, r
+			}
+		case r.Prefix == "/", path == r.Prefix || strings.HasPrefix(path, r.Prefix+"/"):
+			return svc, r
+		}
+	}
+	return svc, nil
+}
+
+// IsMeshHost reports whether host (port ignored) is a mesh name.
+func IsMeshHost(host string) bool {
+	host = strings.ToLower(host)
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	return strings.HasSuffix(host, "."+MeshDomain)
+}

@@ -25,7 +25,8 @@ type MeshService struct {
 	Address   Endpoint  `json:"address" yaml:"address"` // where other sidecars reach its inbound listener
 	Discovery Discovery `json:"discovery" yaml:"discovery"`
 	// Inbound routes to the local application, most specific first; each
-	// has a policy (Model.Policies) like an edge route.
+	// has a policy (Model.Policies) like an edge route. Their Cluster names
+	// the component (the sidecar sends them to its local application).
 	Inbound []Route `json:"inbound" yaml:"inbound"`
 	// Outbound: the only names the component's sidecar routes, sorted by host.
 	Outbound []MeshTarget `json:"outbound,omitempty" yaml:"outbound,omitempty"`
@@ -75,7 +76,7 @@ func compileMesh(snap *cs.Snapshot) ([]MeshService, cs.Problems) {
 		// The whole application, plus a route of its own for every API it
 		// provides that scopes its paths (so consumers of that API reach
 		// exactly those paths), plus its public paths.
-		base := Route{ID: key + "@" + meshRouteHost + "/", Entity: key, Prefix: "/", Timeout: Duration(timeout)}
+		base := Route{ID: key + "@" + meshRouteHost + "/", Entity: key, Prefix: "/", Cluster: key, Timeout: Duration(timeout)}
 		svc.Inbound = append(svc.Inbound, base)
 		for _, apiKey := range e.RelationTargets(cs.RelProvidesAPI) {
 			api := snap.Get(apiKey)
@@ -83,7 +84,7 @@ func compileMesh(snap *cs.Snapshot) ([]MeshService, cs.Problems) {
 				continue
 			}
 			ap := api.Routing.PathPrefix
-			svc.Inbound = append(svc.Inbound, Route{ID: apiKey + "@" + meshRouteHost + ap, Entity: key, API: apiKey, Prefix: ap, Timeout: Duration(timeout)})
+			svc.Inbound = append(svc.Inbound, Route{ID: apiKey + "@" + meshRouteHost + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: Duration(timeout)})
 		}
 		pub, ps := publicRoutes(e, base)
 		svc.Inbound = append(svc.Inbound, pub...)

@@ -30,8 +30,12 @@ func validateCmd() *cobra.Command {
 				routes += len(vh.Routes)
 			}
 			errs := all.Errors()
-			fmt.Fprintf(out, "%d entities, %d routes, %d clusters; %d errors, %d warnings\n",
-				len(snap.All()), routes, len(m.Clusters), errs, len(all)-errs)
+			mesh := ""
+			if len(m.Mesh) > 0 {
+				mesh = fmt.Sprintf(", %d mesh components", len(m.Mesh))
+			}
+			fmt.Fprintf(out, "%d entities, %d routes, %d clusters%s; %d errors, %d warnings\n",
+				len(snap.All()), routes, len(m.Clusters), mesh, errs, len(all)-errs)
 			if errs > 0 {
 				return exitCode(1)
 			}
