@@ -16,6 +16,7 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -100,8 +101,10 @@ func routeAuthz(r model.Route, version string, meshInbound bool) (map[string]*an
 		}
 		per.Override = &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{ContextExtensions: ext}}
 	}
-	a, err := anypb.New(per)
-	if err != nil {
+	// Deterministic: the context extensions are a map, and anypb.New would
+	// encode it in random order (a new RDS version on every translation).
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, per, proto.MarshalOptions{Deterministic: true}); err != nil {
 		return nil, err
 	}
 	return map[string]*anypb.Any{extAuthzFilter: a}, nil
