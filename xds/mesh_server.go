@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -120,8 +121,10 @@ func (s *Server) sidecarSnapshot(n *nodeState, shared *cachev3.Snapshot) (*cache
 		}
 		certsIssued.Inc()
 		n.cert, n.certFor = c, n.sidecar.Component
+		// Renew at 40-50% of the life: sidecars that connected together
+		// (a gatehouse restart) do not all renew in the same tick.
 		life := time.Until(c.NotAfter)
-		n.renewAt = time.Now().Add(life / 2)
+		n.renewAt = time.Now().Add(life/2 - time.Duration(rand.Int64N(int64(life/10)+1)))
 		n.info.Certificate = &CertInfo{SPIFFEID: c.SPIFFEID, Serial: c.Serial, NotAfter: c.NotAfter, RenewAt: n.renewAt}
 	}
 	bundle := s.ca.TrustBundle()
