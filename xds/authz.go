@@ -88,14 +88,17 @@ func httpFilters(opts Options) ([]*hcmFilter, error) {
 }
 
 // routeAuthz is the per-route ext_authz setting: protected routes carry
-// their id and the model version to Check (an O(1) policy lookup there);
-// public-path routes skip the check.
+// their id (and, when version is set, the model version) to Check (an O(1)
+// policy lookup there); public-path routes skip the check.
 func routeAuthz(r model.Route, version string, meshInbound bool) (map[string]*anypb.Any, error) {
 	per := &extauthzv3.ExtAuthzPerRoute{}
 	if r.Public {
 		per.Override = &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}
 	} else {
-		ext := map[string]string{CtxRouteID: r.ID, CtxModelVersion: version}
+		ext := map[string]string{CtxRouteID: r.ID}
+		if version != "" {
+			ext[CtxModelVersion] = version
+		}
 		if meshInbound {
 			ext[CtxMesh] = "inbound"
 		}

@@ -98,7 +98,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 	}
 	res.Listeners = []types.Resource{in, out}
 
-	inRC, err := inboundRoutes(m, svc)
+	inRC, err := inboundRoutes(svc)
 	if err != nil {
 		return nil, err
 	}
@@ -128,10 +128,13 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 	return res, nil
 }
 
-func inboundRoutes(m *model.Model, svc *model.MeshService) (*route.RouteConfiguration, error) {
+// inboundRoutes carry no model version: it would change every sidecar's
+// routes, and push them to the whole fleet, on any change anywhere in the
+// catalog (Check needs only the route id).
+func inboundRoutes(svc *model.MeshService) (*route.RouteConfiguration, error) {
 	vh := &route.VirtualHost{Name: "inbound", Domains: []string{"*"}}
 	for _, r := range svc.Inbound {
-		perFilter, err := routeAuthz(r, m.Version, true)
+		perFilter, err := routeAuthz(r, "", true)
 		if err != nil {
 			return nil, err
 		}
