@@ -20,7 +20,19 @@ type translateCase struct {
 		ID         string `yaml:"id"`
 		Role       string `yaml:"role"`
 		ListenPort uint32 `yaml:"listenPort"`
+		Sidecar    *struct {
+			Component      string `yaml:"component"`
+			AppPort        uint32 `yaml:"appPort"`
+			InboundPort    uint32 `yaml:"inboundPort"`
+			InboundAddress string `yaml:"inboundAddress"`
+			OutboundPort   uint32 `yaml:"outboundPort"`
+		} `yaml:"sidecar"`
 	} `yaml:"node"`
+	// Options: the mesh settings on top of DefaultOptions.
+	Options struct {
+		TrustDomain string         `yaml:"trustDomain"`
+		MeshCertTTL model.Duration `yaml:"meshCertTTL"`
+	} `yaml:"options"`
 	Model model.Model `yaml:"model"`
 	// Error, when set, is a substring of the error Translate must return.
 	Error string `yaml:"error"`
@@ -42,7 +54,13 @@ func TestTranslateGolden(t *testing.T) {
 				t.Fatalf("%s.in.yaml: %v", name, err)
 			}
 			before := model.ContentVersion(&tc.Model)
-			res, err := Translate(&tc.Model, Node{ID: tc.Node.ID, Role: tc.Node.Role, ListenPort: tc.Node.ListenPort}, DefaultOptions())
+			opts := DefaultOptions()
+			opts.TrustDomain, opts.MeshCertTTL = tc.Options.TrustDomain, tc.Options.MeshCertTTL.Std()
+			n := Node{ID: tc.Node.ID, Role: tc.Node.Role, ListenPort: tc.Node.ListenPort}
+			if sc := tc.Node.Sidecar; sc != nil {
+				n.Sidecar = &Sidecar{Component: sc.Component, AppPort: sc.AppPort, InboundPort: sc.InboundPort, InboundAddress: sc.InboundAddress, OutboundPort: sc.OutboundPort}
+			}
+			res, err := Translate(&tc.Model, n, opts)
 			if tc.Error != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.Error) {
 					t.Fatalf("want error containing %q, got %v", tc.Error, err)
@@ -73,7 +91,8 @@ func TestTranslateGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res2, _ := Translate(&tc.Model, Node{ID: "another-node", Role: tc.Node.Role, ListenPort: tc.Node.ListenPort}, DefaultOptions())
+			n.ID = "another-node"
+			res2, _ := Translate(&tc.Model, n, opts)
 			s2, err := buildSnapshot(res2)
 			if err != nil {
 				t.Fatal(err)
