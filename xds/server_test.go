@@ -33,8 +33,18 @@ func testModel(upstreamPort uint32) *model.Model {
 
 func startServer(t *testing.T) (*Server, discoverygrpc.AggregatedDiscoveryServiceClient) {
 	t.Helper()
+	return startServerWith(t, DefaultOptions(), nil)
+}
+
+// startServerWith serves ADS with opts on a loopback port; setup, when set,
+// runs before serving (EnableMesh, say).
+func startServerWith(t *testing.T, opts Options, setup func(context.Context, *Server)) (*Server, discoverygrpc.AggregatedDiscoveryServiceClient) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := NewServer(ctx, DefaultOptions(), nil)
+	s := NewServer(ctx, opts, nil)
+	if setup != nil {
+		setup(ctx, s)
+	}
 	g := grpc.NewServer()
 	s.Register(g)
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,0 +1,367 @@
+package xds
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/gatehouse-dev/gatehouse/meshca"
+)
+
+const serverMeshCatalog = `apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: team}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: orders
+  annotations: {gatehouse.dev/mesh-address: "orders.svc:15006"}
+spec: {type: service, lifecycle: production, owner: team, providesApis: [orders-api]}
+---
+apiVersion: backstage.io/v1alpha1
+kind: API
+metadata: {name: orders-api}
+spec: {type: openapi, lifecycle: production, owner: team, definition: x}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: checkout
+  annotations: {gatehouse.dev/mesh-address: "checkout.svc:15006"}
+spec: {type: service, lifecycle: production, owner: team, consumesApis: [orders-api]}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: batch}
+spec: {type: service, lifecycle: production, owner: team}
+`
+
+func newTestCA(t *testing.T) *meshca.CA {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := meshca.Load(meshca.Config{TrustDomain: testTrustDomain, CertFile: filepath.Join(dir, "ca.crt"), KeyFile: filepath.Join(dir, "ca.key"), Generate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// startMeshServer serves serverMeshCatalog with the mesh enabled:
+// certificates valid for ttl.
+func startMeshServer(t *testing.T, ttl time.Duration) (*Server, discoverygrpc.AggregatedDiscoveryServiceClient) {
+	t.Helper()
+	ca := newTestCA(t)
+	s, c := startServerWith(t, meshOptions(ttl), func(ctx context.Context, s *Server) { s.EnableMesh(ctx, ca, ttl) })
+	s.SetModel(compileCatalog(t, serverMeshCatalog))
+	return s, c
+}
+
+func sidecarNode(id string, meta map[string]any) *core.Node {
+	md := map[string]any{"role": RoleSidecar}
+	for k, v := range meta {
+		md[k] = v
+	}
+	s, _ := structpb.NewStruct(md)
+	return &core.Node{Id: id, Metadata: s}
+}
+
+// connectSotW opens a SotW stream for a node and asks for every cluster.
+func connectSotW(t *testing.T, c discoverygrpc.AggregatedDiscoveryServiceClient, n *core.Node) (discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *inbox[*discoverygrpc.DiscoveryResponse]) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	stream, err := c.StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := receive(stream.Recv)
+	if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: n, TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	return stream, in
+}
+
+func nodeInfo(s *Server, id string) (NodeInfo, bool) {
+	for _, n := range s.Nodes() {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return NodeInfo{}, false
+}
+
+func snapshotOf(t *testing.T, s *Server, id string) *cachev3.Snapshot {
+	t.Helper()
+	rs, err := s.cache.GetSnapshot(id)
+	if err != nil {
+		t.Fatalf("no snapshot for %s: %v", id, err)
+	}
+	return rs.(*cachev3.Snapshot)
+}
+
+// leafOf returns the workload certificate in a snapshot's identity secret.
+func leafOf(t *testing.T, snap *cachev3.Snapshot) *x509.Certificate {
+	t.Helper()
+	item, ok := snap.Resources[cachev3.GetResponseType(resourcev3.SecretType)].Items[IdentitySecret]
+	if !ok {
+		t.Fatal("no identity secret in the snapshot")
+	}
+	chain := item.Resource.(*tlsv3.Secret).GetTlsCertificate().GetCertificateChain().GetInlineBytes()
+	blk, _ := pem.Decode(chain)
+	if blk == nil {
+		t.Fatal("identity secret holds no PEM certificate")
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var sharedTypes = []resourcev3.Type{resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ClusterType}
+
+// Two sidecars of one component share the built listeners, routes and
+// clusters (the same objects) and each gets a certificate of its own with the
+// component's SPIFFE ID.
+func TestSidecarsShareResourcesNotCertificates(t *testing.T) {
+	s, c := startMeshServer(t, time.Hour)
+	meta := map[string]any{"component": "component:default/orders", "app_port": "8080"}
+	for _, id := range []string{"orders-1", "orders-2"} {
+		_, in := connectSotW(t, c, sidecarNode(id, meta))
+		resp, ok := in.next(5 * time.Second)
+		if !ok || len(resp.Resources) != 2 { // ext_authz and the local application
+			t.Fatalf("%s: no clusters (%v)", id, resp)
+		}
+	}
+	a, b := snapshotOf(t, s, "orders-1"), snapshotOf(t, s, "orders-2")
+	if a == b {
+		t.Fatal("two sidecars hold one snapshot object: their certificates cannot differ")
+	}
+	for _, typ := range sharedTypes {
+		ra, rb := a.Resources[cachev3.GetResponseType(typ)], b.Resources[cachev3.GetResponseType(typ)]
+		if len(ra.Items) == 0 || len(ra.Items) != len(rb.Items) || ra.Version != rb.Version {
+			t.Fatalf("%s: %d/%d items, versions %s/%s", typ, len(ra.Items), len(rb.Items), ra.Version, rb.Version)
+		}
+		for name, it := range ra.Items {
+			if it.Resource != rb.Items[name].Resource {
+				t.Errorf("%s %s: the two sidecars hold different objects; want one shared build", typ, name)
+			}
+		}
+	}
+	la, lb := leafOf(t, a), leafOf(t, b)
+	if la.SerialNumber.Cmp(lb.SerialNumber) == 0 {
+		t.Error("both sidecars got the same certificate serial")
+	}
+	for _, l := range []*x509.Certificate{la, lb} {
+		if len(l.URIs) != 1 || l.URIs[0].String() != "spiffe://"+testTrustDomain+"/ns/default/component/orders" {
+			t.Errorf("URI SANs %v", l.URIs)
+		}
+	}
+	if a.GetVersion(resourcev3.SecretType) == b.GetVersion(resourcev3.SecretType) {
+		t.Error("different certificates under one secrets version")
+	}
+	for id, leaf := range map[string]*x509.Certificate{"orders-1": la, "orders-2": lb} {
+		n, _ := nodeInfo(s, id)
+		if n.Error != "" || n.Certificate == nil || n.Certificate.Serial != leaf.SerialNumber.Text(16) ||
+			n.Certificate.SPIFFEID != "spiffe://"+testTrustDomain+"/ns/default/component/orders" || n.Sidecar == nil || n.Sidecar.AppPort != 8080 {
+			t.Errorf("node info %s: %+v cert %+v", id, n, n.Certificate)
+		}
+	}
+	s.mu.Lock()
+	builds := len(s.built)
+	s.mu.Unlock()
+	if builds != 1 {
+		t.Errorf("%d builds for two sidecars of one component, want 1", builds)
+	}
+}
+
+// A sidecar gatehouse cannot configure gets nothing (no snapshot) and the
+// reason in Nodes().
+func TestSidecarWithoutConfig(t *testing.T) {
+	s, c := startMeshServer(t, time.Hour)
+	cases := []struct {
+		id   string
+		meta map[string]any
+		err  string
+	}{
+		{"no-component", map[string]any{"app_port": "8080"}, "role sidecar needs metadata component"},
+		{"bad-component", map[string]any{"component": "orders", "app_port": "8080"}, "write the full ref"},
+		{"no-app-port", map[string]any{"component": "component:default/orders"}, "needs metadata app_port"},
+		{"bad-app-port", map[string]any{"component": "component:default/orders", "app_port": "0"}, `metadata app_port: invalid port "0"`},
+		{"app-is-inbound", map[string]any{"component": "component:default/orders", "app_port": "15006"}, "app_port 15006, inbound_port 15006 and outbound_port 15001 must differ"},
+		{"in-is-out", map[string]any{"component": "component:default/orders", "app_port": "8080", "inbound_port": "9000", "outbound_port": "9000"}, "must differ"},
+		{"unknown-component", map[string]any{"component": "component:default/nope", "app_port": "8080"}, "component:default/nope is not a mesh Component of the catalog"},
+		{"not-in-mesh", map[string]any{"component": "component:default/batch", "app_port": "8080"}, "component:default/batch is not a mesh Component"},
+	}
+	var inboxes []*inbox[*discoverygrpc.DiscoveryResponse]
+	for _, tc := range cases {
+		_, in := connectSotW(t, c, sidecarNode(tc.id, tc.meta))
+		inboxes = append(inboxes, in)
+	}
+	// A good one alongside: it is configured.
+	_, good := connectSotW(t, c, sidecarNode("checkout-1", map[string]any{"component": "component:default/checkout", "app_port": "8080"}))
+	if _, ok := good.next(5 * time.Second); !ok {
+		t.Fatal("a good sidecar got no configuration")
+	}
+	time.Sleep(300 * time.Millisecond)
+	for i, tc := range cases {
+		if resp, got := inboxes[i].next(0); got {
+			t.Errorf("%s: got configuration %v", tc.id, resp)
+		}
+		waitFor(t, tc.id+" in Nodes()", func() bool { _, ok := nodeInfo(s, tc.id); return ok })
+		n, _ := nodeInfo(s, tc.id)
+		if !strings.Contains(n.Error, tc.err) || !strings.Contains(n.Error, tc.id) {
+			t.Errorf("%s: error %q; want it to name the node and contain %q", tc.id, n.Error, tc.err)
+		}
+		if n.Certificate != nil {
+			t.Errorf("%s: a certificate was issued", tc.id)
+		}
+		if _, err := s.cache.GetSnapshot(tc.id); err == nil {
+			t.Errorf("%s has a snapshot", tc.id)
+		}
+	}
+}
+
+// Without the mesh enabled a sidecar gets nothing and is told why.
+func TestSidecarWithoutMesh(t *testing.T) {
+	s, c := startServer(t)
+	s.SetModel(compileCatalog(t, serverMeshCatalog))
+	_, in := connectSotW(t, c, sidecarNode("orders-1", map[string]any{"component": "component:default/orders", "app_port": "8080"}))
+	if resp, got := in.next(300 * time.Millisecond); got {
+		t.Fatalf("sidecar got configuration without a mesh: %v", resp)
+	}
+	n, _ := nodeInfo(s, "orders-1")
+	if !strings.Contains(n.Error, "mesh is not enabled") {
+		t.Fatalf("error %q", n.Error)
+	}
+}
+
+// Renewal re-issues the certificate at half its life and changes nothing but
+// the secrets: the Envoy is sent new secrets, never its listeners, routes or
+// clusters again.
+func TestSidecarCertificateRenewal(t *testing.T) {
+	const ttl = 200 * time.Millisecond // renewed every ~100ms
+	s, c := startMeshServer(t, ttl)
+	stream, in := connectSotW(t, c, sidecarNode("orders-1", map[string]any{"component": "component:default/orders", "app_port": "8080"}))
+	if err := stream.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.SecretType, ResourceNames: []string{IdentitySecret, TrustSecret}}); err != nil {
+		t.Fatal(err)
+	}
+	ack := func(r *discoverygrpc.DiscoveryResponse) {
+		t.Helper()
+		var names []string
+		if r.TypeUrl == resourcev3.SecretType {
+			names = []string{IdentitySecret, TrustSecret}
+		}
+		if err := stream.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: r.TypeUrl, VersionInfo: r.VersionInfo, ResponseNonce: r.Nonce, ResourceNames: names}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := map[string]string{}
+	for len(first) < 2 {
+		r, ok := in.next(5 * time.Second)
+		if !ok {
+			t.Fatalf("initial responses: got %v", first)
+		}
+		if _, dup := first[r.TypeUrl]; !dup {
+			first[r.TypeUrl] = r.VersionInfo
+		}
+		ack(r)
+	}
+	before := snapshotOf(t, s, "orders-1")
+	serialBefore := leafOf(t, before).SerialNumber
+
+	// Over a few renewals: new secrets each time, nothing else.
+	secrets := map[string]bool{first[resourcev3.SecretType]: true}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		r, ok := in.next(time.Until(deadline))
+		if !ok {
+			break
+		}
+		if r.TypeUrl != resourcev3.SecretType {
+			t.Fatalf("renewal pushed %s (version %s, first %s)", r.TypeUrl, r.VersionInfo, first[r.TypeUrl])
+		}
+		secrets[r.VersionInfo] = true
+		ack(r)
+	}
+	if len(secrets) < 3 {
+		t.Fatalf("%d secret versions in a second with a %s certificate life; want renewals", len(secrets), ttl)
+	}
+	after := snapshotOf(t, s, "orders-1")
+	if after.GetVersion(resourcev3.SecretType) == before.GetVersion(resourcev3.SecretType) || leafOf(t, after).SerialNumber.Cmp(serialBefore) == 0 {
+		t.Fatal("the certificate was not renewed")
+	}
+	for _, typ := range sharedTypes {
+		if after.GetVersion(typ) != before.GetVersion(typ) {
+			t.Errorf("%s version changed on renewal: %s -> %s", typ, before.GetVersion(typ), after.GetVersion(typ))
+		}
+		for name, it := range before.Resources[cachev3.GetResponseType(typ)].Items {
+			if after.Resources[cachev3.GetResponseType(typ)].Items[name].Resource != it.Resource {
+				t.Errorf("%s %s was rebuilt on renewal", typ, name)
+			}
+		}
+	}
+	n, _ := nodeInfo(s, "orders-1")
+	if n.Certificate == nil || !n.Certificate.RenewAt.Before(n.Certificate.NotAfter) || n.Certificate.NotAfter.Sub(n.Certificate.RenewAt) > ttl {
+		t.Errorf("certificate info %+v", n.Certificate)
+	}
+}
+
+// Regression: the SotW and the delta server number their streams from 1
+// each; keyed by the id alone, a delta Envoy connecting while a SotW Envoy
+// held the same id was taken for it, never registered, and got nothing.
+func TestSotWAndDeltaStreamsAtOnce(t *testing.T) {
+	s, c := startServer(t)
+	s.SetModel(testModel(9000))
+	sotw, sin := connectSotW(t, c, node("edge-sotw", RoleEdge))
+	if _, ok := sin.next(5 * time.Second); !ok {
+		t.Fatal("SotW edge got no configuration")
+	}
+	delta, err := c.DeltaAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	din := receive(delta.Recv)
+	if err := delta.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: node("edge-delta", RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	resp, ok := din.next(5 * time.Second)
+	if !ok || len(resp.Resources) != 2 {
+		t.Fatalf("delta edge connected beside a SotW edge got no configuration (%v)", resp)
+	}
+	if err := delta.Send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.Nonce}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delta ACK recorded", func() bool {
+		n, _ := nodeInfo(s, "edge-delta")
+		return n.Acked[resourcev3.ClusterType] == resp.SystemVersionInfo
+	})
+	ns := s.Nodes()
+	if len(ns) != 2 || ns[0].ID != "edge-delta" || !ns[0].Delta || ns[0].Streams != 1 || ns[1].ID != "edge-sotw" || ns[1].Delta || ns[1].Streams != 1 {
+		t.Fatalf("nodes %+v", ns)
+	}
+	// Closing one forgets only that one.
+	_ = sotw.CloseSend()
+	waitFor(t, "SotW edge forgotten", func() bool { return len(s.Nodes()) == 1 })
+	if n := s.Nodes()[0]; n.ID != "edge-delta" || n.Streams != 1 {
+		t.Fatalf("after the SotW stream closed: %+v", n)
+	}
+	// The delta stream still works: a new model reaches it.
+	s.SetModel(testModel(9001))
+	if resp, ok := din.next(5 * time.Second); !ok || len(resp.Resources) != 1 {
+		t.Fatalf("delta edge not updated after the SotW stream closed: %v", resp)
+	}
+}
