@@ -14,8 +14,9 @@ import (
 const MeshDomain = "gatehouse.internal"
 
 // meshRouteHost marks the route ids of sidecar inbound routes
-// (<entity>@mesh:<prefix>); a colon never occurs in a host name, so these ids
-// cannot collide with edge route ids (<entity>@<host><prefix>).
+// (<component>@mesh:<prefix>, also for the routes of its APIs); a colon
+// never occurs in a host name, so these ids cannot collide with edge route
+// ids (<entity>@<host><prefix>).
 const meshRouteHost = "mesh:"
 
 // MeshService is one Component in the mesh (gatehouse.dev/mesh-address):
@@ -78,13 +79,22 @@ func compileMesh(snap *cs.Snapshot) ([]MeshService, cs.Problems) {
 		// exactly those paths), plus its public paths.
 		base := Route{ID: key + "@" + meshRouteHost + "/", Entity: key, Prefix: "/", Cluster: key, Timeout: Duration(timeout)}
 		svc.Inbound = append(svc.Inbound, base)
-		for _, apiKey := range e.RelationTargets(cs.RelProvidesAPI) {
+		// Ids are the component's, not the API's: an API provided by
+		// several mesh components gets a route (and a policy, with each
+		// provider's owners and rules) on each. Two APIs of one component
+		// with the same prefix share one route, the smallest API's (Envoy
+		// would match only the first anyway).
+		apis := e.RelationTargets(cs.RelProvidesAPI)
+		sort.Strings(apis)
+		prefixes := map[string]bool{}
+		for _, apiKey := range apis {
 			api := snap.Get(apiKey)
-			if api == nil || api.Routing == nil || api.Routing.PathPrefix == "" || api.Routing.PathPrefix == "/" {
+			if api == nil || api.Routing == nil || api.Routing.PathPrefix == "" || api.Routing.PathPrefix == "/" || prefixes[api.Routing.PathPrefix] {
 				continue
 			}
 			ap := api.Routing.PathPrefix
-			svc.Inbound = append(svc.Inbound, Route{ID: apiKey + "@" + meshRouteHost + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: Duration(timeout)})
+			prefixes[ap] = true
+			svc.Inbound = append(svc.Inbound, Route{ID: key + "@" + meshRouteHost + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: Duration(timeout)})
 		}
 		pub, ps := publicRoutes(e, base)
 		svc.Inbound = append(svc.Inbound, pub...)
