@@ -365,3 +365,40 @@ func TestSotWAndDeltaStreamsAtOnce(t *testing.T) {
 		t.Fatalf("delta edge not updated after the SotW stream closed: %v", resp)
 	}
 }
+
+// A configured sidecar whose component leaves the mesh keeps what it has
+// (and shows why it gets nothing new); when the component returns, the
+// sidecar is configured again without reconnecting: Envoy does not ask
+// again by itself, so its open watches must survive the gap.
+func TestSidecarComponentLeavesAndReturns(t *testing.T) {
+	s, c := startMeshServer(t, time.Hour)
+	stream, in := connectSotW(t, c, sidecarNode("orders-1", map[string]any{"component": "component:default/orders", "app_port": "8080"}))
+	first, ok := in.next(5 * time.Second)
+	if !ok {
+		t.Fatal("no configuration")
+	}
+	if err := stream.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: first.VersionInfo, ResponseNonce: first.Nonce}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ACK", func() bool { n, _ := nodeInfo(s, "orders-1"); return n.Acked[resourcev3.ClusterType] == first.VersionInfo })
+
+	without := strings.Replace(serverMeshCatalog, `annotations: {gatehouse.dev/mesh-address: "orders.svc:15006"}`, `annotations: {}`, 1)
+	s.SetModel(compileCatalog(t, without))
+	if n, _ := nodeInfo(s, "orders-1"); !strings.Contains(n.Error, "not a mesh Component") {
+		t.Fatalf("error %q", n.Error)
+	}
+	if r, got := in.next(200 * time.Millisecond); got {
+		t.Fatalf("pushed %v while the component is out of the mesh", r)
+	}
+
+	// Back, now also depending on checkout: a new cluster to push.
+	back := strings.Replace(serverMeshCatalog, `providesApis: [orders-api]}`, `providesApis: [orders-api], dependsOn: [component:checkout]}`, 1)
+	s.SetModel(compileCatalog(t, back))
+	if n, _ := nodeInfo(s, "orders-1"); n.Error != "" {
+		t.Fatalf("error %q after the component returned", n.Error)
+	}
+	r, ok := in.next(5 * time.Second)
+	if !ok || len(r.Resources) != 3 || r.VersionInfo == first.VersionInfo {
+		t.Fatalf("the sidecar was not configured again after its component returned to the mesh (got %v)", r)
+	}
+}

@@ -220,7 +220,11 @@ func (s *Server) pushLocked(n *nodeState) {
 			s.log.Error("no configuration for node", "node", n.info.ID, "error", err)
 		}
 		n.info.Error = err.Error()
-		s.cache.ClearSnapshot(n.info.ID)
+		// Keep whatever the node has (Envoy keeps it anyway): clearing the
+		// snapshot would also drop the node's open watches, and Envoy does
+		// not ask again by itself, so it would never be configured again
+		// when the error goes away (a sidecar whose component leaves the
+		// mesh and returns). A node that never had a snapshot gets none.
 		return
 	}
 	n.info.Error = ""
