@@ -380,7 +380,10 @@ func TestSidecarComponentLeavesAndReturns(t *testing.T) {
 	if err := stream.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: first.VersionInfo, ResponseNonce: first.Nonce}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "ACK", func() bool { n, _ := nodeInfo(s, "orders-1"); return n.Acked[resourcev3.ClusterType] == first.VersionInfo })
+	waitFor(t, "ACK", func() bool {
+		n, _ := nodeInfo(s, "orders-1")
+		return n.Acked[resourcev3.ClusterType] == first.VersionInfo
+	})
 
 	without := strings.Replace(serverMeshCatalog, `annotations: {gatehouse.dev/mesh-address: "orders.svc:15006"}`, `annotations: {}`, 1)
 	s.SetModel(compileCatalog(t, without))
