@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/meshca"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -177,4 +178,21 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The SAN a mesh cluster pins is exactly the ID the CA puts in the
+// provider's certificates, and Check maps it back to the component.
+func TestSpiffeIDMatchesCA(t *testing.T) {
+	for _, comp := range []string{"component:default/orders", "component:shop/orders-v2", "component:a.b/c_d"} {
+		want, err := meshca.SPIFFEID(testTrustDomain, comp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := spiffeID(testTrustDomain, comp); got != want {
+			t.Errorf("%s: cluster SAN %s, certificate %s", comp, got, want)
+		}
+		if back := meshca.ComponentOf(testTrustDomain, want); back != comp {
+			t.Errorf("%s: ComponentOf gives %s", comp, back)
+		}
+	}
 }
