@@ -2,6 +2,8 @@ package xds
 
 import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/gatehouse-dev/gatehouse/model"
@@ -25,6 +27,9 @@ func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error)
 				match.PathSpecifier = &route.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: r.Prefix}
 			}
 			perFilter, err := routeAuthz(r, m.Version)
+			if err == nil {
+				err = deterministic(perFilter)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -41,4 +46,21 @@ func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error)
 		rc.VirtualHosts = append(rc.VirtualHosts, v)
 	}
 	return rc, nil
+}
+
+// deterministic re-encodes typed configs whose messages hold maps (the
+// ext_authz context extensions) with sorted map keys: anypb.New encodes maps
+// in random order, so the same route would get different bytes on every
+// translation, and with them a new RDS version on every replica and rebuild.
+func deterministic(cfgs map[string]*anypb.Any) error {
+	for _, a := range cfgs {
+		msg, err := a.UnmarshalNew()
+		if err != nil {
+			return err
+		}
+		if a.Value, err = (proto.MarshalOptions{Deterministic: true}).Marshal(msg); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -58,3 +58,25 @@ func contentVersion(items []types.Resource) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
+
+// BuildSnapshot is the snapshot the server serves for translated resources
+// (for benchmarks and tools; the server builds its own).
+func BuildSnapshot(r *Resources) (*cachev3.Snapshot, error) { return buildSnapshot(r) }
+
+// Versions returns the version, per type URL, that the server's snapshot of
+// r carries: what a state-of-the-world client ACKs once it has r.
+func Versions(r *Resources) (map[string]string, error) {
+	out := map[string]string{}
+	for typ, items := range map[resourcev3.Type][]types.Resource{
+		resourcev3.ListenerType: r.Listeners,
+		resourcev3.RouteType:    r.Routes,
+		resourcev3.ClusterType:  r.Clusters,
+	} {
+		v, err := contentVersion(items)
+		if err != nil {
+			return nil, err
+		}
+		out[typ] = v
+	}
+	return out, nil
+}
