@@ -35,8 +35,10 @@ test: envoy idp backstage fmt-check vet bench-smoke
 bench:
 	$(GO) run ./bench/checkload -duration 10s -concurrency 32
 	$(GO) test -run XXX -bench . -benchmem -benchtime 3s ./extauthz/
+	$(GO) run ./bench/datapath -duration 10s
 
 bench-smoke:
+	$(GO) run ./bench/datapath -duration 500ms -rounds 1 >/dev/null
 	$(GO) run ./bench/checkload -duration 300ms -concurrency 4 >/dev/null
 
 unit:
