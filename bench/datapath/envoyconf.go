@@ -30,10 +30,19 @@ import (
 
 const extAuthzFilterName = "envoy.filters.http.ext_authz"
 
+// authzSetup is the authorization of a static Envoy: gatehouse's own
+// ext_authz filter calling grpcAddr, or else filters (with the clusters
+// they need) in its place; nothing set means no authorization at all.
+type authzSetup struct {
+	grpcAddr string
+	filters  []*hcm.HttpFilter
+	clusters []*clusterv3.Cluster
+}
+
 // staticBootstrap renders gatehouse's edge configuration for m as a static
-// bootstrap. With authzAddr set, ext_authz stays and calls that address;
-// otherwise the ext_authz filter is replaced by authz (none when empty).
-func staticBootstrap(m *model.Model, listenPort, adminPort uint32, authzAddr string, authz []*hcm.HttpFilter) (*bootstrapv3.Bootstrap, error) {
+// bootstrap with the authorization a.
+func staticBootstrap(m *model.Model, listenPort, adminPort uint32, a authzSetup) (*bootstrapv3.Bootstrap, error) {
+	authzAddr, authz := a.grpcAddr, a.filters
 	opts := xds.DefaultOptions()
 	opts.EdgeAddress, opts.EdgePort = "127.0.0.1", listenPort
 	if authzAddr != "" {
@@ -67,17 +76,18 @@ func staticBootstrap(m *model.Model, listenPort, adminPort uint32, authzAddr str
 		filters = append(filters, hf)
 	}
 	h.HttpFilters = filters
-	a, err := anypb.New(&h)
+	hcmAny, err := anypb.New(&h)
 	if err != nil {
 		return nil, err
 	}
-	f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: a}
+	f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: hcmAny}
 	var clusters []*clusterv3.Cluster
 	for _, c := range res.Clusters {
 		if c := c.(*clusterv3.Cluster); c.Name != xds.AuthzClusterName || authzAddr != "" {
 			clusters = append(clusters, c)
 		}
 	}
+	clusters = append(clusters, a.clusters...)
 	md, _ := structpb.NewStruct(map[string]any{"role": "edge"})
 	return &bootstrapv3.Bootstrap{
 		Node: &core.Node{Id: "static-edge", Cluster: "bench", Metadata: md},

@@ -35,8 +35,6 @@ import (
 	"syscall"
 	"time"
 
-	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/model"
 	"github.com/gatehouse-dev/gatehouse/xds"
@@ -47,7 +45,7 @@ func main() {
 	conns := flag.Int("connections", 32, "keep-alive HTTP/1.1 connections of the load generator")
 	rate := flag.Float64("rate", 0, "open-loop requests/s, the same for every scenario (0: half the closed-loop maximum of the slowest Envoy scenario of this run)")
 	workers := flag.Int("envoy-concurrency", 1, "Envoy worker threads (--concurrency)")
-	only := flag.String("only", "", "comma-separated scenarios to run besides direct and alone: noop, cached, uncached, native-cache, native, inproc (default all but inproc)")
+	only := flag.String("only", "", "comma-separated scenarios to run besides direct and alone: noop, noophdr, httpnoop, cached, uncached, native-cache, native, inproc (default all but inproc)")
 	cpuprofile := flag.String("cpuprofile", "", "also run gatehouse's Check in this process behind an Envoy (scenario inproc) and write a CPU profile of its first closed-loop slice here")
 	rounds := flag.Int("rounds", 5, "interleaved rounds: each scenario is measured duration/rounds at a time, in turn")
 	keep := flag.Bool("keep", false, "keep the work directory (configs, bootstraps, logs, audit trails)")
@@ -184,10 +182,9 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 	bob, _ := is.token("5f0c1a52-7d3e-4c57-9a43-1f2b9e4a0002", "bob@example.com", []string{"storefront"}, 2*time.Hour)
 
 	// The Envoys.
-	// startStatic runs an Envoy on gatehouse's translation of the catalog:
-	// with ext_authz calling authzAddr, or with native filters, or with no
-	// authorization filter.
-	startStatic := func(name, authzAddr string, nativeAuthz, jwtCache bool) (*envoy, error) {
+	// startStatic runs an Envoy on gatehouse's translation of the catalog
+	// with the authorization a.
+	startStatic := func(name string, a authzSetup) (*envoy, error) {
 		edge, err := freePort()
 		if err != nil {
 			return nil, err
@@ -196,15 +193,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		if err != nil {
 			return nil, err
 		}
-		var filters []*hcm.HttpFilter
-		if nativeAuthz {
-			f, err := nativeFilters(is, ordersPolicy, jwtCache)
-			if err != nil {
-				return nil, err
-			}
-			filters = f
-		}
-		b, err := staticBootstrap(m, uint32(edge), uint32(adm), authzAddr, filters)
+		b, err := staticBootstrap(m, uint32(edge), uint32(adm), a)
 		if err != nil {
 			return nil, err
 		}
@@ -270,16 +259,38 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 	specs := []spec{
 		{"direct", scenario{name: "generator → upstream (no Envoy)", kind: direct, addr: up.addr}, nil},
 		{"alone", scenario{name: "Envoy → upstream (no authorization)", kind: alone}, func(s *scenario) (err error) {
-			s.envoy, err = startStatic("envoy-alone", "", false, false)
+			s.envoy, err = startStatic("envoy-alone", authzSetup{})
 			return err
 		}},
 		{"noop", scenario{name: "Envoy + no-op ext_authz server (the ext_authz floor)", kind: noopAuthz}, func(s *scenario) error {
-			addr, stop, err := startNoop()
+			addr, stop, err := startNoop(nil)
 			if err != nil {
 				return err
 			}
 			onCleanup(stop)
-			s.envoy, err = startStatic("envoy-noop-authz", addr, false, false)
+			s.envoy, err = startStatic("envoy-noop-authz", authzSetup{grpcAddr: addr})
+			return err
+		}},
+		{"noophdr", scenario{name: "Envoy + no-op ext_authz answering with gatehouse's headers", kind: noopAuthz}, func(s *scenario) error {
+			ok, err := gatehouseHeaders(m)
+			if err != nil {
+				return err
+			}
+			addr, stop, err := startNoop(ok)
+			if err != nil {
+				return err
+			}
+			onCleanup(stop)
+			s.envoy, err = startStatic("envoy-noophdr-authz", authzSetup{grpcAddr: addr})
+			return err
+		}},
+		{"httpnoop", scenario{name: "Envoy + no-op HTTP ext_authz server (the floor over HTTP/1.1)", kind: noopAuthz}, func(s *scenario) error {
+			a, stop, err := startHTTPNoop()
+			if err != nil {
+				return err
+			}
+			onCleanup(stop)
+			s.envoy, err = startStatic("envoy-httpnoop-authz", a)
 			return err
 		}},
 		{"inproc", scenario{name: "Envoy + gatehouse Check in the harness process (profiled), cached", kind: inProcess, cached: true}, func(s *scenario) error {
@@ -288,7 +299,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 				return err
 			}
 			onCleanup(stop)
-			s.envoy, err = startStatic("envoy-inproc-authz", addr, false, false)
+			s.envoy, err = startStatic("envoy-inproc-authz", authzSetup{grpcAddr: addr})
 			return err
 		}},
 		{"cached", scenario{name: "Envoy + gatehouse ext_authz, cached", kind: viaGatehouse, cached: true}, func(s *scenario) (err error) {
@@ -300,11 +311,19 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 			return err
 		}},
 		{"native-cache", scenario{name: "Envoy jwt_authn + rbac, jwt cache on", kind: native, cached: true}, func(s *scenario) (err error) {
-			s.envoy, err = startStatic("envoy-native-cache", "", true, true)
+			f, err := nativeFilters(is, ordersPolicy, true)
+			if err != nil {
+				return err
+			}
+			s.envoy, err = startStatic("envoy-native-cache", authzSetup{filters: f})
 			return err
 		}},
 		{"native", scenario{name: "Envoy jwt_authn + rbac, no jwt cache", kind: native}, func(s *scenario) (err error) {
-			s.envoy, err = startStatic("envoy-native", "", true, false)
+			f, err := nativeFilters(is, ordersPolicy, false)
+			if err != nil {
+				return err
+			}
+			s.envoy, err = startStatic("envoy-native", authzSetup{filters: f})
 			return err
 		}},
 	}
