@@ -33,11 +33,15 @@ test: envoy idp backstage fmt-check vet bench-smoke
 # harness for a moment so it never rots (it fails on a wrong decision, never
 # on a timing).
 bench:
-	$(GO) run ./bench/checkload -duration 10s -concurrency 32
-	$(GO) test -run XXX -bench . -benchmem -benchtime 3s ./extauthz/
+	bash bench/opa/install.sh >/dev/null
+	$(GO) run ./bench/checkload -duration 10s -open-duration 10s
+	$(GO) test -run XXX -bench . -benchmem -cpu 1 -benchtime 2s ./bench/checkload/
+	$(GO) run ./bench/datapath -duration 10s
 
 bench-smoke:
-	$(GO) run ./bench/checkload -duration 300ms -concurrency 4 >/dev/null
+	$(GO) run ./bench/datapath -duration 500ms -rounds 1 >/dev/null
+	$(GO) run ./bench/checkload -duration 300ms -open-duration 300ms -pool 300 -components 300 -opa '' >/dev/null
+	$(GO) test -run XXX -bench . -benchtime 1x ./bench/checkload/ >/dev/null
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)

@@ -1,0 +1,68 @@
+package main
+
+// gatehouse's Check service inside this process, for -cpuprofile: the same
+// extauthz.Server that `gatehouse serve` runs (real verifier on the
+// harness's issuer, signer, audit to a file, decision cache), on a gRPC
+// server with serve's options, behind an Envoy whose configuration is
+// gatehouse's translation of the catalog.
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+func startInProcess(is *issuer, m *model.Model, auditPath string) (string, func(), error) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	verifier, err := extauthz.NewVerifier(ctx, []extauthz.IssuerConfig{{Name: "bench", IssuerURL: is.url, Audiences: []string{audience}, Algorithms: []string{"RS256"}}},
+		&http.Client{Timeout: 10 * time.Second}, quiet)
+	if err != nil {
+		cancel()
+		return "", nil, err
+	}
+	signer, err := extauthz.NewSigner(extauthz.SignerConfig{Issuer: "gatehouse", Lifetime: 30 * time.Second, Rotate: 24 * time.Hour})
+	if err != nil {
+		cancel()
+		verifier.Close()
+		return "", nil, err
+	}
+	f, err := os.Create(auditPath)
+	if err != nil {
+		cancel()
+		verifier.Close()
+		return "", nil, err
+	}
+	audit := extauthz.NewAudit(f, 8192)
+	srv := extauthz.NewServer(extauthz.Options{CacheSize: 100000, CacheTTL: 30 * time.Second}, verifier, signer, audit, quiet)
+	srv.SetModel(m)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		return "", nil, err
+	}
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(1<<20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	srv.Register(g)
+	go func() { _ = g.Serve(l) }()
+	return l.Addr().String(), func() {
+		g.Stop()
+		audit.Close()
+		f.Close()
+		verifier.Close()
+		cancel()
+	}, nil
+}

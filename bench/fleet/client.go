@@ -1,0 +1,448 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// The xDS types an edge Envoy subscribes to, in the order Envoy asks for
+// them: clusters, then listeners, then the route configurations the
+// listeners name.
+var xdsTypes = []string{resourcev3.ClusterType, resourcev3.ListenerType, resourcev3.RouteType}
+
+func short(typ string) string {
+	switch typ {
+	case resourcev3.ClusterType:
+		return "CDS"
+	case resourcev3.ListenerType:
+		return "LDS"
+	case resourcev3.RouteType:
+		return "RDS"
+	}
+	return typ
+}
+
+// fleet is N simulated Envoys and the target they must converge to.
+type fleet struct {
+	clients []*client
+	verify  bool // hash every received resource and compare with the target (costly; smoke)
+
+	mu     sync.Mutex
+	target *expected
+	gen    int           // target generation
+	done   int           // clients that reached the target of gen
+	doneAt time.Time     // when the last of them ACKed it
+	all    chan struct{} // closed when done == len(clients)
+	errs   []error
+}
+
+// setTarget makes exp the state every client must reach, and returns a
+// channel closed when all have ACKed it.
+func (f *fleet) setTarget(exp *expected) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.target, f.gen, f.done, f.all = exp, f.gen+1, 0, make(chan struct{})
+	gen := f.gen
+	// Clients that already match (a change that sends nothing) count now.
+	for _, c := range f.clients {
+		c.mu.Lock()
+		if c.matches(exp) {
+			c.reached = gen
+			f.done++
+		}
+		c.mu.Unlock()
+	}
+	if f.done == len(f.clients) {
+		f.doneAt = time.Now()
+		close(f.all)
+	}
+	return f.all
+}
+
+// reached is called by a client that matches the target after an ACK.
+func (f *fleet) reached(c *client, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c.reached == f.gen {
+		return
+	}
+	c.reached = f.gen
+	f.done++
+	if at.After(f.doneAt) || f.done == 1 {
+		f.doneAt = at
+	}
+	if f.done == len(f.clients) {
+		close(f.all)
+	}
+}
+
+func (f *fleet) fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.errs) < 10 {
+		f.errs = append(f.errs, err)
+	}
+}
+
+// counts are the totals over every client: bytes and resources per type, responses.
+type counts struct {
+	bytes, resources map[string]int64
+	responses        int64
+}
+
+func (f *fleet) counts() counts {
+	out := counts{bytes: map[string]int64{}, resources: map[string]int64{}}
+	for _, c := range f.clients {
+		for i, typ := range xdsTypes {
+			out.bytes[typ] += c.bytes[i].Load()
+			out.resources[typ] += c.resources[i].Load()
+		}
+		out.responses += c.responses.Load()
+	}
+	return out
+}
+
+// minus is c - o.
+func (c counts) minus(o counts) counts {
+	out := counts{bytes: map[string]int64{}, resources: map[string]int64{}, responses: c.responses - o.responses}
+	for _, typ := range xdsTypes {
+		out.bytes[typ] = c.bytes[typ] - o.bytes[typ]
+		out.resources[typ] = c.resources[typ] - o.resources[typ]
+	}
+	return out
+}
+
+// behind lists a few clients that have not reached the target, and why.
+func (f *fleet) behind(max int) []string {
+	f.mu.Lock()
+	exp, gen := f.target, f.gen
+	f.mu.Unlock()
+	var out []string
+	for _, c := range f.clients {
+		c.mu.Lock()
+		if c.reached != gen && len(out) < max {
+			var state string
+			for _, typ := range xdsTypes {
+				state += fmt.Sprintf(" %s=%s(%d)", short(typ), c.version[typ], len(c.names[typ]))
+			}
+			out = append(out, fmt.Sprintf("%s has%s; want %s", c.id, state, exp))
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
+
+// client is one simulated Envoy: one gRPC connection, one ADS stream.
+type client struct {
+	f     *fleet
+	id    string
+	delta bool
+	conn  *grpc.ClientConn
+
+	mu       sync.Mutex
+	version  map[string]string            // SotW: last ACKed version_info; delta: last system_version_info
+	names    map[string]map[string]string // resource name -> version (delta: from the server; SotW: hash when verifying, else "")
+	routes   []string                     // RDS names from the listener
+	reached  int                          // target generation this client reached
+	rdsAsked bool
+
+	bytes     [3]atomic.Int64 // per xdsTypes index: marshalled response bytes received
+	resources [3]atomic.Int64 // per xdsTypes index: resources received
+	responses atomic.Int64
+}
+
+func newClient(f *fleet, addr, id string, delta bool) (*client, error) {
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(512<<20)),
+		// Like Envoy's HTTP/2 client: large windows for large configs.
+		grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(16<<20))
+	if err != nil {
+		return nil, err
+	}
+	return &client{f: f, id: id, delta: delta, conn: conn,
+		version: map[string]string{}, names: map[string]map[string]string{}}, nil
+}
+
+func (c *client) node(first bool) *core.Node {
+	if !first {
+		return nil // set_node_on_first_message_only, as gatehouse's bootstraps
+	}
+	md, _ := structpb.NewStruct(map[string]any{"role": "edge"})
+	return &core.Node{Id: c.id, Cluster: "fleet", Metadata: md, UserAgentName: "envoy"}
+}
+
+// matches reports whether the client holds exactly the target. c.mu held.
+func (c *client) matches(exp *expected) bool {
+	if exp == nil {
+		return false
+	}
+	for _, typ := range xdsTypes {
+		want := exp.names[typ]
+		have := c.names[typ]
+		if len(have) != len(want) {
+			return false
+		}
+		if !c.delta && c.version[typ] != exp.versions[typ] {
+			return false
+		}
+		if c.delta || c.f.verify {
+			for n, v := range want {
+				if have[n] != v {
+					return false
+				}
+			}
+		} else {
+			for n := range want {
+				if _, ok := have[n]; !ok {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func (c *client) typeIndex(typ string) int {
+	for i, t := range xdsTypes {
+		if t == typ {
+			return i
+		}
+	}
+	return -1
+}
+
+// afterAck checks the target after an ACK was sent.
+func (c *client) afterAck() {
+	c.f.mu.Lock()
+	exp := c.f.target
+	c.f.mu.Unlock()
+	c.mu.Lock()
+	ok := c.matches(exp)
+	c.mu.Unlock()
+	if ok {
+		c.f.reached(c, time.Now())
+	}
+}
+
+// listenerRoutes returns the RDS names an edge listener asks for.
+func listenerRoutes(b []byte) ([]string, error) {
+	var l listenerv3.Listener
+	if err := proto.Unmarshal(b, &l); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, fc := range l.GetFilterChains() {
+		for _, flt := range fc.GetFilters() {
+			var m hcm.HttpConnectionManager
+			if err := flt.GetTypedConfig().UnmarshalTo(&m); err != nil {
+				continue
+			}
+			if n := m.GetRds().GetRouteConfigName(); n != "" {
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
+// resourceName reads field 1 (name) of a Cluster, Listener or
+// RouteConfiguration without decoding the rest.
+func resourceName(b []byte) string {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(b)
+			return string(v)
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+	}
+	return ""
+}
+
+// runSotW runs the state-of-the-world ADS stream until ctx ends.
+func (c *client) runSotW(ctx context.Context) error {
+	stream, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(c.conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	first := true
+	send := func(r *discoverygrpc.DiscoveryRequest) error {
+		r.Node = c.node(first)
+		first = false
+		return stream.Send(r)
+	}
+	// Envoy asks for clusters first, listeners once clusters are warm.
+	if err := send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
+		return err
+	}
+	ldsAsked := false
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if err == io.EOF || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		typ := resp.GetTypeUrl()
+		i := c.typeIndex(typ)
+		if i < 0 {
+			return fmt.Errorf("%s: unexpected type %s", c.id, typ)
+		}
+		c.bytes[i].Add(int64(proto.Size(resp)))
+		c.resources[i].Add(int64(len(resp.GetResources())))
+		c.responses.Add(1)
+		names := make(map[string]string, len(resp.GetResources()))
+		var routes []string
+		for _, a := range resp.GetResources() {
+			n := resourceName(a.GetValue())
+			if c.f.verify {
+				names[n] = cachev3.HashResource(a.GetValue())
+			} else {
+				names[n] = ""
+			}
+			if typ == resourcev3.ListenerType {
+				rs, err := listenerRoutes(a.GetValue())
+				if err != nil {
+					return fmt.Errorf("%s: listener %s: %v", c.id, n, err)
+				}
+				routes = append(routes, rs...)
+			}
+		}
+		c.mu.Lock()
+		c.version[typ] = resp.GetVersionInfo()
+		c.names[typ] = names
+		if typ == resourcev3.ListenerType {
+			c.routes = routes
+		}
+		c.mu.Unlock()
+		// ACK: the version and nonce of the response, the names asked for.
+		ack := &discoverygrpc.DiscoveryRequest{TypeUrl: typ, VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}
+		if typ == resourcev3.RouteType {
+			ack.ResourceNames = c.routes
+		}
+		if err := send(ack); err != nil {
+			return err
+		}
+		if typ == resourcev3.ClusterType && !ldsAsked {
+			ldsAsked = true
+			if err := send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ListenerType}); err != nil {
+				return err
+			}
+		}
+		if typ == resourcev3.ListenerType && len(routes) > 0 && !c.rdsAsked {
+			c.rdsAsked = true
+			if err := send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: routes}); err != nil {
+				return err
+			}
+		}
+		c.afterAck()
+	}
+}
+
+// runDelta runs the incremental ADS stream until ctx ends.
+func (c *client) runDelta(ctx context.Context) error {
+	stream, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(c.conn).DeltaAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	first := true
+	send := func(r *discoverygrpc.DeltaDiscoveryRequest) error {
+		r.Node = c.node(first)
+		first = false
+		return stream.Send(r)
+	}
+	if err := send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
+		return err
+	}
+	ldsAsked := false
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if err == io.EOF || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		typ := resp.GetTypeUrl()
+		i := c.typeIndex(typ)
+		if i < 0 {
+			return fmt.Errorf("%s: unexpected type %s", c.id, typ)
+		}
+		c.bytes[i].Add(int64(proto.Size(resp)))
+		c.resources[i].Add(int64(len(resp.GetResources())))
+		c.responses.Add(1)
+		var routes []string
+		c.mu.Lock()
+		names := c.names[typ]
+		if names == nil {
+			names = map[string]string{}
+			c.names[typ] = names
+		}
+		for _, r := range resp.GetResources() {
+			v := r.GetVersion()
+			if c.f.verify {
+				// The bytes must be what the version says.
+				if h := cachev3.HashResource(r.GetResource().GetValue()); h != v {
+					c.mu.Unlock()
+					return fmt.Errorf("%s: %s %s: version %s but bytes hash to %s", c.id, short(typ), r.GetName(), v, h)
+				}
+			}
+			names[r.GetName()] = v
+			if typ == resourcev3.ListenerType {
+				rs, err := listenerRoutes(r.GetResource().GetValue())
+				if err != nil {
+					c.mu.Unlock()
+					return fmt.Errorf("%s: listener %s: %v", c.id, r.GetName(), err)
+				}
+				routes = append(routes, rs...)
+			}
+		}
+		for _, n := range resp.GetRemovedResources() {
+			delete(names, n)
+		}
+		c.version[typ] = resp.GetSystemVersionInfo()
+		c.mu.Unlock()
+		if err := send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: typ, ResponseNonce: resp.GetNonce()}); err != nil {
+			return err
+		}
+		if typ == resourcev3.ClusterType && !ldsAsked {
+			ldsAsked = true
+			if err := send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.ListenerType}); err != nil {
+				return err
+			}
+		}
+		if typ == resourcev3.ListenerType && len(routes) > 0 && !c.rdsAsked {
+			c.rdsAsked = true
+			if err := send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNamesSubscribe: routes}); err != nil {
+				return err
+			}
+		}
+		c.afterAck()
+	}
+}
