@@ -159,38 +159,70 @@ type listed struct {
 	} `json:"metadata"`
 }
 
+type pageInfo struct {
+	NextCursor string `json:"nextCursor"`
+}
+
 func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, error) {
 	first := b.status.LastSuccess.IsZero()
-	// 1. List uid and etag of everything, page by page.
+	// 1. List uid and etag of everything, page by page. When nothing is
+	// known yet (the first poll), every entity is needed in full: list whole
+	// entities and skip the by-refs pass (a 10k catalog: 21 requests, not 122).
+	whole := len(b.known) == 0
 	var all []listed
+	bodies := map[string]json.RawMessage{} // by uid, when listed whole
 	cursor := ""
 	for page := 0; ; page++ {
 		q := url.Values{}
 		q.Set("limit", fmt.Sprint(b.PageSize)) // the cursor does not carry the limit
-		q.Set("fields", "kind,metadata.namespace,metadata.name,metadata.uid,metadata.etag")
+		if !whole {
+			q.Set("fields", "kind,metadata.namespace,metadata.name,metadata.uid,metadata.etag")
+		}
 		for _, f := range b.Filter {
 			q.Add("filter", f)
 		}
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		var resp struct {
-			Items    []listed `json:"items"`
-			PageInfo struct {
-				NextCursor string `json:"nextCursor"`
-			} `json:"pageInfo"`
+		path := "/api/catalog/entities/by-query?" + q.Encode()
+		var next string
+		if whole {
+			var resp struct {
+				Items    []json.RawMessage `json:"items"`
+				PageInfo pageInfo          `json:"pageInfo"`
+			}
+			if err := b.do(ctx, "GET", path, nil, &resp); err != nil {
+				return false, err
+			}
+			for _, raw := range resp.Items {
+				var it listed
+				if err := json.Unmarshal(raw, &it); err != nil {
+					return false, fmt.Errorf("backstage by-query: unexpected item: %w", err)
+				}
+				all = append(all, it)
+				if it.Metadata.UID != "" {
+					bodies[it.Metadata.UID] = raw
+				}
+			}
+			next = resp.PageInfo.NextCursor
+		} else {
+			var resp struct {
+				Items    []listed `json:"items"`
+				PageInfo pageInfo `json:"pageInfo"`
+			}
+			if err := b.do(ctx, "GET", path, nil, &resp); err != nil {
+				return false, err
+			}
+			all = append(all, resp.Items...)
+			next = resp.PageInfo.NextCursor
 		}
-		if err := b.do(ctx, "GET", "/api/catalog/entities/by-query?"+q.Encode(), nil, &resp); err != nil {
-			return false, err
-		}
-		all = append(all, resp.Items...)
-		if resp.PageInfo.NextCursor == "" {
+		if next == "" {
 			break
 		}
 		if page > 100000 {
 			return false, fmt.Errorf("backstage pagination does not end")
 		}
-		cursor = resp.PageInfo.NextCursor
+		cursor = next
 	}
 	// 2. What changed.
 	seen := map[string]bool{}
@@ -235,8 +267,17 @@ func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, e
 	for _, uid := range replaced {
 		delete(next, uid)
 	}
-	for i := 0; i < len(fetch); i += 100 {
-		batch := fetch[i:min(i+100, len(fetch))]
+	var remote []listed
+	for _, it := range fetch {
+		if raw, ok := bodies[it.Metadata.UID]; ok {
+			next[it.Metadata.UID] = b.parse(raw, it)
+			b.status.Fetched++
+		} else {
+			remote = append(remote, it)
+		}
+	}
+	for i := 0; i < len(remote); i += 100 {
+		batch := remote[i:min(i+100, len(remote))]
 		refs := make([]string, len(batch))
 		for j, it := range batch {
 			refs[j] = refKey(it)

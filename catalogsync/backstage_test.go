@@ -78,8 +78,13 @@ func (f *fakeBackstage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		start, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
 		end := min(start+limit, len(refs))
 		var items []map[string]any
+		whole := r.URL.Query().Get("fields") == ""
 		for _, ref := range refs[start:end] {
 			e := f.entities[ref]
+			if whole {
+				items = append(items, e) // whole entities
+				continue
+			}
 			md := e["metadata"].(map[string]any)
 			items = append(items, map[string]any{"kind": e["kind"], "metadata": map[string]any{"name": md["name"], "namespace": md["namespace"], "uid": md["uid"], "etag": md["etag"]}})
 		}
@@ -126,6 +131,10 @@ func TestBackstagePaginationAndCheapPolls(t *testing.T) {
 	}
 	if f.listings.Load() != 13 || f.noLimit.Load() != 0 {
 		t.Fatalf("%d pages listed (%d without limit), want 13 with limit", f.listings.Load(), f.noLimit.Load())
+	}
+	// The first poll lists whole entities: no by-refs pass.
+	if f.fetched.Load() != 0 || b.Status().Fetched != 1234 {
+		t.Fatalf("first sync fetched %d entities by ref (want 0) and read %d (want 1234)", f.fetched.Load(), b.Status().Fetched)
 	}
 	// Nothing changed: one listing pass, no entity fetched, no new generation.
 	gen, fetched := store.Snapshot().Generation, f.fetched.Load()
