@@ -212,6 +212,11 @@ func (s *Signer) Sign(a Assertion, now time.Time) (string, time.Time, error) {
 // (claims come from tokens and may hold any character).
 func memoKey(a Assertion) string {
 	var b strings.Builder
+	n := len(a.Subject) + len(a.Audience) + len(a.Kind) + len(a.Client) + len(a.Route) + len(a.Email) + 32
+	for _, g := range a.Groups {
+		n += len(g) + 4
+	}
+	b.Grow(n)
 	field := func(f string) {
 		b.WriteString(strconv.Itoa(len(f)))
 		b.WriteByte(':')

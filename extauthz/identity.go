@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -546,8 +547,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 }
 
 // audienceClaim reads `aud`: a string or an array of strings (RFC 7519).
-func audienceClaim(claims map[string]json.RawMessage) ([]string, error) {
-	r, ok := claims["aud"]
+func audienceClaim(claims members) ([]string, error) {
+	r, ok := claims.get("aud")
 	if !ok || string(r) == "null" {
 		return nil, nil
 	}
@@ -581,19 +582,41 @@ func truncateAll(ss []string) []string {
 }
 
 // numericDate reads a JWT NumericDate claim (seconds since the epoch, possibly fractional).
-func numericDate(claims map[string]json.RawMessage, name string) (time.Time, bool, error) {
-	r, ok := claims[name]
+func numericDate(claims members, name string) (time.Time, bool, error) {
+	r, ok := claims.get(name)
 	if !ok || string(r) == "null" {
 		return time.Time{}, false, nil
 	}
 	var n json.Number
+	if len(r) > 0 && len(r) <= 12 && allDigits(r) {
+		// Whole seconds, the usual form (no allocation).
+		var sec int64
+		for _, c := range r {
+			sec = sec*10 + int64(c-'0')
+		}
+		return numericTime(name, float64(sec), nil)
+	}
 	if len(r) > 0 && (r[0] == '-' || r[0] >= '0' && r[0] <= '9') {
 		// A bare JSON number (validated when the payload was decoded).
-		n = json.Number(r)
+		f, err := strconv.ParseFloat(string(r), 64)
+		return numericTime(name, f, err)
 	} else if err := json.Unmarshal(r, &n); err != nil {
 		return time.Time{}, false, fmt.Errorf("claim %q is not a number", name)
 	}
 	f, err := n.Float64()
+	return numericTime(name, f, err)
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func numericTime(name string, f float64, err error) (time.Time, bool, error) {
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 		return time.Time{}, false, fmt.Errorf("claim %q is not a valid NumericDate", name)
 	}
@@ -602,8 +625,8 @@ func numericDate(claims map[string]json.RawMessage, name string) (time.Time, boo
 }
 
 // stringClaim reads an optional string claim.
-func stringClaim(claims map[string]json.RawMessage, name string) (string, bool, error) {
-	r, ok := claims[name]
+func stringClaim(claims members, name string) (string, bool, error) {
+	r, ok := claims.get(name)
 	if !ok || string(r) == "null" {
 		return "", false, nil
 	}
@@ -621,16 +644,21 @@ func stringClaim(claims map[string]json.RawMessage, name string) (string, bool, 
 // was validated when it was decoded); anything else is left to
 // encoding/json.
 func plainString(r json.RawMessage) (string, bool) {
-	if len(r) < 2 || r[0] != '"' || r[len(r)-1] != '"' || bytes.IndexByte(r, '\\') >= 0 || !utf8.Valid(r) {
+	if !isPlainString(r) {
 		return "", false
 	}
 	return string(r[1 : len(r)-1]), true
 }
 
+// isPlainString: a JSON string without escapes, in valid UTF-8.
+func isPlainString(r []byte) bool {
+	return len(r) >= 2 && r[0] == '"' && r[len(r)-1] == '"' && bytes.IndexByte(r, '\\') < 0 && utf8.Valid(r)
+}
+
 // groupsClaim reads a JSON array of strings or a single string, stripping a
 // leading "/" (Keycloak full group paths: "/payments" becomes "payments").
-func groupsClaim(claims map[string]json.RawMessage, name string) ([]string, error) {
-	r, ok := claims[name]
+func groupsClaim(claims members, name string) ([]string, error) {
+	r, ok := claims.get(name)
 	if !ok || string(r) == "null" {
 		return nil, nil
 	}

@@ -46,19 +46,22 @@ func parseCompact(raw string) (*compactJWS, error) {
 	if !ok || !ok2 || strings.IndexByte(s, '.') >= 0 {
 		return nil, fmt.Errorf("expected a compact JWS with 3 parts, got %d", strings.Count(raw, ".")+1)
 	}
+	// Header and payload decoded into one buffer.
 	enc := base64.RawURLEncoding
-	hb, err := enc.DecodeString(h)
+	buf := make([]byte, enc.DecodedLen(len(h))+enc.DecodedLen(len(p)))
+	n, err := enc.Decode(buf, []byte(h))
 	if err != nil {
 		return nil, fmt.Errorf("header: %v", err)
 	}
+	hb := buf[:n:n]
 	hdr, err := objectMembers(hb) // exact (case-sensitive) member names
 	if err != nil {
 		return nil, fmt.Errorf("header: not a JSON object")
 	}
-	if _, ok := hdr["crit"]; ok {
+	if _, ok := hdr.get("crit"); ok {
 		return nil, errors.New("header: crit extensions are not supported")
 	}
-	if _, ok := hdr["b64"]; ok {
+	if _, ok := hdr.get("b64"); ok {
 		return nil, errors.New("header: b64 is not supported")
 	}
 	j := &compactJWS{signingInput: raw[:len(h)+1+len(p)]}
@@ -66,7 +69,7 @@ func parseCompact(raw string) (*compactJWS, error) {
 		name string
 		dst  *string
 	}{{"alg", &j.alg}, {"kid", &j.kid}, {"typ", &j.typ}} {
-		r, ok := hdr[f.name]
+		r, ok := hdr.get(f.name)
 		if !ok || string(r) == "null" {
 			continue
 		}
@@ -79,9 +82,11 @@ func parseCompact(raw string) (*compactJWS, error) {
 	if j.alg == "" {
 		return nil, errors.New("header: no alg")
 	}
-	if j.payload, err = enc.DecodeString(p); err != nil {
+	n, err = enc.Decode(buf[len(hb):], []byte(p))
+	if err != nil {
 		return nil, fmt.Errorf("payload: %v", err)
 	}
+	j.payload = buf[len(hb) : len(hb)+n : len(hb)+n]
 	j.rawSig = s
 	return j, nil
 }
@@ -125,11 +130,27 @@ func (j *compactJWS) verifyWith(key any) bool {
 	return false
 }
 
-// objectMembers splits a JSON object into its members, like
-// json.Unmarshal into map[string]json.RawMessage (exact names, the last of
-// duplicate names wins) but without reflection or copying: the values are
-// slices of data. Tokens are decoded on every fresh Check, so this matters.
-func objectMembers(data []byte) (map[string]json.RawMessage, error) {
+// members are a JSON object's members in order: names (unescaped) and raw
+// values, slices of the decoded document where possible.
+type members []member
+
+type member struct{ name, value []byte }
+
+// get returns the value of a member; the last of duplicate names wins, as
+// with encoding/json.
+func (ms members) get(name string) (json.RawMessage, bool) {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if string(ms[i].name) == name {
+			return ms[i].value, true
+		}
+	}
+	return nil, false
+}
+
+// objectMembers splits a JSON object into its members, like json.Unmarshal
+// into map[string]json.RawMessage (exact names) but without reflection,
+// maps or copies. Tokens are decoded on every fresh Check, so this matters.
+func objectMembers(data []byte) (members, error) {
 	if !json.Valid(data) {
 		return nil, errors.New("not valid JSON")
 	}
@@ -139,26 +160,28 @@ func objectMembers(data []byte) (map[string]json.RawMessage, error) {
 	if data[i] != '{' {
 		return nil, errors.New("not a JSON object")
 	}
-	m := make(map[string]json.RawMessage, 12)
+	ms := make(members, 0, 16)
 	i++
 	for {
 		i = skipSpace(data, i)
 		switch data[i] {
 		case '}':
-			return m, nil
+			return ms, nil
 		case ',':
 			i = skipSpace(data, i+1)
 		}
 		ke := endOfString(data, i)
-		key, ok := plainString(data[i:ke])
-		if !ok {
-			if err := json.Unmarshal(data[i:ke], &key); err != nil {
+		name := data[i+1 : ke-1]
+		if !isPlainString(data[i:ke]) {
+			var s string
+			if err := json.Unmarshal(data[i:ke], &s); err != nil {
 				return nil, err
 			}
+			name = []byte(s)
 		}
 		i = skipSpace(data, skipSpace(data, ke)+1) // past ':'
 		ve := endOfValue(data, i)
-		m[key] = data[i:ve:ve]
+		ms = append(ms, member{name: name, value: data[i:ve:ve]})
 		i = ve
 	}
 }
