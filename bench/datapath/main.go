@@ -103,6 +103,7 @@ type scenario struct {
 	gh       *gatehouse
 	cached   bool // gatehouse decision cache / jwt_authn cache on
 	closed   result
+	slices   []float64 // closed-loop req/s of each round
 	open     result
 	cpuEnvoy float64 // CPU µs per request in the closed loop
 	cpuGH    float64
@@ -404,6 +405,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 				cpu[i][k] += cpu1[k] - cpu0[k]
 			}
 			s.closed.add(res)
+			s.slices = append(s.slices, res.rps())
 		}
 	}
 	for i, s := range scenarios {
@@ -639,6 +641,9 @@ func report(ss []*scenario, d time.Duration, rounds, conns int, rate float64, wo
 	}
 	fmt.Println()
 	for _, s := range ss {
+		if lo, hi := slices.Min(s.slices), slices.Max(s.slices); hi > 1.5*lo {
+			fmt.Printf("- %s: closed-loop rounds ranged %.0f–%.0f req/s; something else was busy on the machine.\n", s.name, lo, hi)
+		}
 		if got := s.open.rps(); got < 0.95*rate {
 			fmt.Printf("- %s: the open loop reached %.0f of %.0f req/s; its latencies include the backlog.\n", s.name, got, rate)
 		}
