@@ -22,7 +22,8 @@ import (
 // backstage is the real Backstage backend of examples/backstage, run as a
 // child process (run.sh execs node, so the child's pid is node's).
 type backstage struct {
-	cmd     *exec.Cmd
+	cmd     *exec.Cmd // nil when attached to a running Backstage
+	pid     int       // node's pid (0: unknown)
 	done    chan struct{}
 	logPath string
 	url     string
@@ -57,7 +58,7 @@ func startBackstage(ctx context.Context, repo, catalogFile, logPath, token strin
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting examples/backstage/run.sh: %w", err)
 	}
-	b := &backstage{cmd: cmd, done: make(chan struct{}), logPath: logPath, token: token,
+	b := &backstage{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), logPath: logPath, token: token,
 		client: &http.Client{Timeout: 2 * time.Minute}}
 	go func() { _ = cmd.Wait(); close(b.done) }()
 	ready := make(chan string, 1)
@@ -85,7 +86,17 @@ func startBackstage(ctx context.Context, repo, catalogFile, logPath, token strin
 }
 
 // stop sends SIGTERM to the process group, then SIGKILL after 20 s.
+// attachBackstage uses a Backstage that is already running (pid, if not 0,
+// is its node process, for its CPU time).
+func attachBackstage(url, token string, pid int) *backstage {
+	return &backstage{url: strings.TrimSuffix(url, "/"), token: token, pid: pid, done: make(chan struct{}),
+		client: &http.Client{Timeout: 2 * time.Minute}}
+}
+
 func (b *backstage) stop() {
+	if b.cmd == nil {
+		return
+	}
 	select {
 	case <-b.done:
 		return
@@ -103,7 +114,10 @@ func (b *backstage) stop() {
 // cpu is the CPU time (user + system) node has used so far, from
 // /proc/<pid>/stat; ok is false if the child is not node (yet).
 func (b *backstage) cpu() (time.Duration, bool) {
-	pid := b.cmd.Process.Pid
+	pid := b.pid
+	if pid == 0 {
+		return 0, false
+	}
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	if err != nil || strings.TrimSpace(string(comm)) != "node" {
 		return 0, false

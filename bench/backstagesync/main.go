@@ -49,6 +49,9 @@ type options struct {
 	repo       string
 	cpuprofile string
 	keep       bool
+	attach     string
+	token      string
+	pid        int
 }
 
 func main() {
@@ -63,6 +66,9 @@ func main() {
 	flag.StringVar(&o.repo, "repo", ".", "the gatehouse repository (for examples/backstage)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write CPU profiles of the full syncs and the idle polls to PREFIX.full.pprof and PREFIX.idle.pprof")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (catalog, Backstage log)")
+	flag.StringVar(&o.attach, "url", "", "measure a Backstage that is already running at this URL (no -entities, no changes): full syncs and idle polls only")
+	flag.StringVar(&o.token, "token", os.Getenv("BACKSTAGE_STATIC_TOKEN"), "with -url: its static token")
+	flag.IntVar(&o.pid, "pid", 0, "with -url: its node process, for Backstage's CPU time")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -91,6 +97,9 @@ func logf(format string, args ...any) {
 func run(ctx context.Context, o options) error {
 	if o.runs < 1 || o.idlePolls < 1 || o.changes < 0 {
 		return fmt.Errorf("-runs and -idle-polls must be at least 1, -changes at least 0")
+	}
+	if o.attach != "" {
+		return attached(ctx, o)
 	}
 	copts, err := catgenOptions(o.entities)
 	if err != nil {
@@ -160,87 +169,11 @@ func run(ctx context.Context, o options) error {
 	ingestCPU, _ := bs.cpu()
 	logf("Backstage lists all %d entities %s after ready (node CPU since start: %s)", want, ingest.Round(time.Millisecond), ingestCPU.Round(time.Millisecond))
 
-	// Stitching may still change etags (relations of groups) after the count
-	// is reached: wait until two listings in a row agree.
-	quiet := slog.New(slog.NewTextHandler(discard{}, nil))
-	settle := &cs.BackstageSource{Name: "backstage", BaseURL: bs.url, Token: token, PageSize: o.pageSize, Logger: quiet}
-	settleStore := cs.NewStore("backstage")
-	t2 := time.Now()
-	for i := 0; ; i++ {
-		changed, err := settle.Sync(ctx, settleStore)
-		if err != nil {
-			return fmt.Errorf("settling: %w", err)
-		}
-		if !changed && i > 0 {
-			break
-		}
-		if i > 60 {
-			return fmt.Errorf("Backstage's etags still change after %d listings", i)
-		}
-		time.Sleep(time.Second)
-	}
-	logf("Backstage settled (etags unchanged between two listings) %s later", time.Since(t2).Round(time.Millisecond))
-
-	m := &meter{}
-	client := m.client()
-	newSource := func() *cs.BackstageSource {
-		return &cs.BackstageSource{Name: "backstage", BaseURL: bs.url, Token: token, PageSize: o.pageSize, Client: client, Logger: quiet}
-	}
-
-	// 1. Full first syncs, each with a fresh source and store (the
-	// connection pool is shared, as a restarted gatehouse would not; the
-	// first run pays for its connection).
-	stopProf, err := profile(o.cpuprofile, "full")
+	res, err := syncs(ctx, o, bs, want)
 	if err != nil {
 		return err
 	}
-	var full []cost
-	var src *cs.BackstageSource
-	var store *cs.Store
-	for r := 0; r < o.runs; r++ {
-		src, store = newSource(), cs.NewStore("backstage")
-		runtime.GC()
-		a := take(m, bs)
-		changed, err := src.Sync(ctx, store)
-		b := take(m, bs)
-		if err != nil {
-			return fmt.Errorf("full sync: %w", err)
-		}
-		snap := store.Snapshot()
-		if got := len(snap.All()); !changed || got != want || src.Status().Fetched != int64(want) {
-			return fmt.Errorf("full sync committed %d entities (changed %v, fetched %d), want %d", got, changed, src.Status().Fetched, want)
-		}
-		if e := snap.Problems.Errors(); e > 0 {
-			return fmt.Errorf("full sync: %d errors in the catalog from Backstage: %v", e, snap.Problems[0])
-		}
-		full = append(full, since(a, b))
-		logf("  full sync %d: %s", r+1, since(a, b))
-	}
-	stopProf()
-
-	// 2. Idle polls: nothing changed.
-	stopProf, err = profile(o.cpuprofile, "idle")
-	if err != nil {
-		return err
-	}
-	var idle []cost
-	for i := 0; i < o.idlePolls; i++ {
-		time.Sleep(500 * time.Millisecond)
-		before, fetched := store.Snapshot(), src.Status().Fetched
-		runtime.GC()
-		a := take(m, bs)
-		changed, err := src.Sync(ctx, store)
-		b := take(m, bs)
-		if err != nil {
-			return fmt.Errorf("idle poll: %w", err)
-		}
-		if changed || store.Snapshot() != before || src.Status().Fetched != fetched {
-			return fmt.Errorf("idle poll %d committed a new generation (changed %v) or fetched %d entities", i+1, changed, src.Status().Fetched-fetched)
-		}
-		idle = append(idle, since(a, b))
-	}
-	stopProf()
-	logf("  idle poll (median of %d): %s", len(idle), median(idle))
+	m, src, store := res.m, res.src, res.store
 
 	// 3. One entity changed: a component's timeout (its route) in the file.
 	var change []cost
@@ -308,6 +241,22 @@ func run(ctx context.Context, o options) error {
 		o.entities, copts.Components, copts.Components, copts.Groups, copts.Users, want, o.pageSize)
 	fmt.Printf("Backstage's own work (not gatehouse's): startup to READY %.1f s; ingestion (READY → by-query totalItems = %d) %.1f s = %.0f entities/s; node CPU from start to ingested %.1f s.\n\n",
 		startup.Seconds(), want, ingest.Seconds(), float64(want)/ingest.Seconds(), ingestCPU.Seconds())
+	row := table(res, want)
+	if len(change) > 0 {
+		row(fmt.Sprintf("one entity changed (%s)", plural(len(change), "change")), change, fmt.Sprintf("entities fetched per poll: %s; the new version committed", joinInts(fetchedPerChange)))
+		slices.Sort(propagate)
+		fmt.Printf("\nBackstage's own time for a one-entity change (file rewritten, POST /api/catalog/refresh of the Location → new etag in its API): median %.2f s (%s).\n",
+			propagate[len(propagate)/2].Seconds(), joinDurations(propagate))
+	}
+	fmt.Println(footnote)
+	return nil
+}
+
+const footnote = "\nwall and CPU are medians over the runs; requests and bytes are the median run's. Backstage CPU = node's user+system time during the poll."
+
+// table prints the rows of the full syncs and idle polls, and returns the
+// row printer for more.
+func table(res *measured, want int) func(string, []cost, string) {
 	fmt.Println("| gatehouse BackstageSource.Sync | wall, median (min–max) | HTTP requests | received | sent | gatehouse CPU | gatehouse allocated | Backstage CPU | result |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 	row := func(name string, cs []cost, result string) {
@@ -315,15 +264,129 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("| %s | %s (%s–%s) | %d | %s | %s | %s | %s | %s | %s |\n", name,
 			ms(md.wall), ms(minOf(cs).wall), ms(maxOf(cs).wall), md.requests, mb(md.rx), mb(md.tx), ms(md.cpu), mb(int64(md.alloc)), bsCPU(md.backstageCPU), result)
 	}
-	row(fmt.Sprintf("full first sync (%d runs)", len(full)), full, fmt.Sprintf("%d entities committed (= Backstage's totalItems)", want))
-	row(fmt.Sprintf("idle poll, nothing changed (%d polls)", len(idle)), idle, "nothing fetched, nothing committed")
-	if len(change) > 0 {
-		row(fmt.Sprintf("one entity changed (%d changes)", len(change)), change, fmt.Sprintf("fetched %s entities per poll, new version committed", joinInts(fetchedPerChange)))
-		slices.Sort(propagate)
-		fmt.Printf("\nBackstage's own time for a one-entity change (file rewritten, POST /api/catalog/refresh of the Location → new etag in its API): median %.2f s (%s).\n",
-			propagate[len(propagate)/2].Seconds(), joinDurations(propagate))
+	row(fmt.Sprintf("full first sync (%s)", plural(len(res.full), "run")), res.full, fmt.Sprintf("%d entities committed (= Backstage's totalItems)", want))
+	row(fmt.Sprintf("idle poll, nothing changed (%s)", plural(len(res.idle), "poll")), res.idle, "nothing fetched, nothing committed")
+	return row
+}
+
+// measured is what syncs measures.
+type measured struct {
+	full, idle []cost
+	m          *meter
+	src        *cs.BackstageSource
+	store      *cs.Store
+}
+
+// syncs waits until Backstage's etags are stable, then measures full first
+// syncs and idle polls; want is the number of entities Backstage lists.
+func syncs(ctx context.Context, o options, bs *backstage, want int) (*measured, error) {
+	// Stitching may still change etags (relations of groups) after the count
+	// is reached: wait until two listings in a row agree.
+	quiet := slog.New(slog.NewTextHandler(discard{}, nil))
+	settle := &cs.BackstageSource{Name: "backstage", BaseURL: bs.url, Token: bs.token, PageSize: o.pageSize, Logger: quiet}
+	settleStore := cs.NewStore("backstage")
+	t2 := time.Now()
+	for i := 0; ; i++ {
+		changed, err := settle.Sync(ctx, settleStore)
+		if err != nil {
+			return nil, fmt.Errorf("settling: %w", err)
+		}
+		if !changed && i > 0 {
+			break
+		}
+		if i > 60 {
+			return nil, fmt.Errorf("Backstage's etags still change after %d listings", i)
+		}
+		time.Sleep(time.Second)
 	}
-	fmt.Println("\nwall and CPU are medians over the runs; requests and bytes are the median run's. Backstage CPU = node's user+system time during the poll.")
+	logf("Backstage settled (etags unchanged between two listings) %s later", time.Since(t2).Round(time.Millisecond))
+
+	m := &meter{}
+	client := m.client()
+	newSource := func() *cs.BackstageSource {
+		return &cs.BackstageSource{Name: "backstage", BaseURL: bs.url, Token: bs.token, PageSize: o.pageSize, Client: client, Logger: quiet}
+	}
+
+	// 1. Full first syncs, each with a fresh source and store (the
+	// connection pool is shared, as a restarted gatehouse would not; the
+	// first run pays for its connection).
+	stopProf, err := profile(o.cpuprofile, "full")
+	if err != nil {
+		return nil, err
+	}
+	var full []cost
+	var src *cs.BackstageSource
+	var store *cs.Store
+	for r := 0; r < o.runs; r++ {
+		src, store = newSource(), cs.NewStore("backstage")
+		runtime.GC()
+		a := take(m, bs)
+		changed, err := src.Sync(ctx, store)
+		b := take(m, bs)
+		if err != nil {
+			return nil, fmt.Errorf("full sync: %w", err)
+		}
+		snap := store.Snapshot()
+		if got := len(snap.All()); !changed || got != want || src.Status().Fetched != int64(want) {
+			return nil, fmt.Errorf("full sync committed %d entities (changed %v, fetched %d), want %d", got, changed, src.Status().Fetched, want)
+		}
+		if e := snap.Problems.Errors(); e > 0 {
+			return nil, fmt.Errorf("full sync: %d errors in the catalog from Backstage: %v", e, snap.Problems[0])
+		}
+		full = append(full, since(a, b))
+		logf("  full sync %d: %s", r+1, since(a, b))
+	}
+	stopProf()
+
+	// 2. Idle polls: nothing changed.
+	stopProf, err = profile(o.cpuprofile, "idle")
+	if err != nil {
+		return nil, err
+	}
+	var idle []cost
+	for i := 0; i < o.idlePolls; i++ {
+		time.Sleep(500 * time.Millisecond)
+		before, fetched := store.Snapshot(), src.Status().Fetched
+		runtime.GC()
+		a := take(m, bs)
+		changed, err := src.Sync(ctx, store)
+		b := take(m, bs)
+		if err != nil {
+			return nil, fmt.Errorf("idle poll: %w", err)
+		}
+		if changed || store.Snapshot() != before || src.Status().Fetched != fetched {
+			return nil, fmt.Errorf("idle poll %d committed a new generation (changed %v) or fetched %d entities", i+1, changed, src.Status().Fetched-fetched)
+		}
+		idle = append(idle, since(a, b))
+	}
+	stopProf()
+	logf("  idle poll (median of %d): %s", len(idle), median(idle))
+
+	return &measured{full: full, idle: idle, m: m, src: src, store: store}, nil
+}
+
+// attached measures a Backstage that is already running (-url): full syncs
+// and idle polls of whatever it serves.
+func attached(ctx context.Context, o options) error {
+	bs := attachBackstage(o.attach, o.token, o.pid)
+	want, err := bs.total(ctx)
+	if err != nil {
+		return err
+	}
+	if want == 0 {
+		return fmt.Errorf("the Backstage at %s lists no entities", o.attach)
+	}
+	if _, ok := bs.cpu(); o.pid != 0 && !ok {
+		return fmt.Errorf("-pid %d is not a node process", o.pid)
+	}
+	logf("attached to %s: %d entities; no -entities, no changes", bs.url, want)
+	res, err := syncs(ctx, o, bs, want)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Backstage at %s (already running), %d entities. Page size %d.\n\n", bs.url, want, o.pageSize)
+	table(res, want)
+	fmt.Println(footnote)
 	return nil
 }
 
@@ -383,6 +446,13 @@ func bsCPU(d time.Duration) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f ms", float64(d.Milliseconds()))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func joinInts(xs []int64) string {
