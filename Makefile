@@ -37,7 +37,7 @@ bench:
 	$(GO) run ./bench/checkload -duration 10s -open-duration 10s
 	$(GO) test -run XXX -bench . -benchmem -cpu 1 -benchtime 2s ./bench/checkload/
 	$(GO) run ./bench/datapath -duration 10s
-	$(GO) run ./bench/fleet -components 1000,10000 -clients 100,1000
+	$(GO) run ./bench/fleet -components 1000,10000 -clients 100,1000 -timeout 60s
 
 bench-smoke:
 	$(GO) run ./bench/datapath -duration 500ms -rounds 1 >/dev/null
