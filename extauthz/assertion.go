@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -35,7 +37,24 @@ type Signer struct {
 	current  *signingKey
 	next     *signingKey
 	jwks     []byte
+
+	// memo holds recently signed assertions by their claims (all but the
+	// times), so that the same caller on the same route with a new token
+	// (refreshed, or one of a service's replicas) costs no new signature.
+	memoMu sync.Mutex
+	memo   map[string]memoAssertion
 }
+
+type memoAssertion struct {
+	token    string
+	kid      string
+	signedAt time.Time
+	expires  time.Time
+}
+
+// maxMemo bounds the memoised assertions (about 1 KiB each); when full the
+// memo starts over.
+const maxMemo = 10000
 
 type signingKey struct {
 	kid  string
@@ -111,6 +130,9 @@ func (s *Signer) Rotate() error {
 	s.mu.Lock()
 	s.previous, s.current, s.next = s.current, s.next, k
 	s.mu.Unlock()
+	s.memoMu.Lock()
+	s.memo = nil // new assertions are signed with the new key
+	s.memoMu.Unlock()
 	s.publish()
 	return nil
 }
@@ -152,11 +174,24 @@ type Assertion struct {
 }
 
 // Sign returns a compact ES256 JWT for the claims; iss, iat, nbf and exp are
-// set here.
+// set here. An assertion with the same claims signed by the current key
+// less than half its lifetime ago is returned again (with its own expiry):
+// it says the same thing, and stays valid at least half its lifetime.
+// Assertions with an ID (jti) are always signed anew.
 func (s *Signer) Sign(a Assertion, now time.Time) (string, time.Time, error) {
 	s.mu.RLock()
 	k := s.current
 	s.mu.RUnlock()
+	var key string
+	if a.ID == "" {
+		key = memoKey(a)
+		s.memoMu.Lock()
+		m, ok := s.memo[key]
+		s.memoMu.Unlock()
+		if ok && m.kid == k.kid && !now.Before(m.signedAt) && now.Before(m.signedAt.Add(s.lifetime/2)) {
+			return m.token, m.expires, nil
+		}
+	}
 	exp := now.Add(s.lifetime)
 	a.Issuer, a.IssuedAt, a.NotBefore, a.Expiry = s.issuer, now.Unix(), now.Unix(), exp.Unix()
 	payload, err := json.Marshal(a)
@@ -164,7 +199,40 @@ func (s *Signer) Sign(a Assertion, now time.Time) (string, time.Time, error) {
 		return "", time.Time{}, err
 	}
 	tok, err := signES256(k.priv, k.kid, payload)
+	if err == nil && key != "" {
+		s.memoMu.Lock()
+		if s.memo == nil || len(s.memo) >= maxMemo {
+			s.memo = make(map[string]memoAssertion)
+		}
+		s.memo[key] = memoAssertion{token: tok, kid: k.kid, signedAt: now, expires: exp}
+		s.memoMu.Unlock()
+	}
 	return tok, exp, err
+}
+
+// memoKey is every claim of an assertion but the times set by Sign, each
+// length-prefixed so that no two different assertions share a key
+// (claims come from tokens and may hold any character).
+func memoKey(a Assertion) string {
+	var b strings.Builder
+	n := len(a.Subject) + len(a.Audience) + len(a.Kind) + len(a.Client) + len(a.Route) + len(a.Email) + len(a.Peer) + 40
+	for _, g := range a.Groups {
+		n += len(g) + 4
+	}
+	b.Grow(n)
+	field := func(f string) {
+		b.WriteString(strconv.Itoa(len(f)))
+		b.WriteByte(':')
+		b.WriteString(f)
+	}
+	for _, f := range [...]string{a.Subject, a.Audience, a.Kind, a.Client, a.Route, a.Email, a.Peer} {
+		field(f)
+	}
+	b.WriteString(strconv.Itoa(len(a.Groups)))
+	for _, g := range a.Groups {
+		field(g)
+	}
+	return b.String()
 }
 
 // signES256 returns a compact JWS (ES256, typ JWT) of payload.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,9 +63,10 @@ func NewAudit(w io.Writer, buffer int) *Audit {
 
 func (a *Audit) run() {
 	defer close(a.done)
-	enc := json.NewEncoder(a.w)
+	var line []byte
 	for r := range a.ch {
-		if err := enc.Encode(&r); err == nil {
+		line = appendRecord(line[:0], &r)
+		if _, err := a.w.Write(line); err == nil {
 			a.written.Add(1)
 			auditWritten.Inc()
 		} else {
@@ -107,3 +109,73 @@ func (a *Audit) Close() {
 // Written and Dropped count records.
 func (a *Audit) Written() int64 { return a.written.Load() }
 func (a *Audit) Dropped() int64 { return a.dropped.Load() }
+
+// appendRecord appends r as one JSON line, byte for byte what
+// json.Encoder writes for it (the field order and omitempty of
+// AuditRecord's tags), without reflection: one record is written per
+// Check.
+func appendRecord(b []byte, r *AuditRecord) []byte {
+	b = append(b, `{"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	str := func(name, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, v)
+	}
+	str("decision_id", r.DecisionID, false)
+	str("principal", r.Principal, true)
+	str("principal_kind", r.Kind, true)
+	if len(r.Groups) > 0 {
+		b = append(b, `,"groups":[`...)
+		for i, g := range r.Groups {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, g)
+		}
+		b = append(b, ']')
+	}
+	str("client_id", r.ClientID, true)
+	str("issuer", r.Issuer, true)
+	str("peer", r.Peer, true)
+	str("source_address", r.Source, true)
+	str("method", r.Method, false)
+	str("host", r.Host, false)
+	str("path", r.Path, false)
+	str("route_id", r.RouteID, true)
+	str("entity", r.Entity, true)
+	str("owner", r.Owner, true)
+	str("system", r.System, true)
+	str("decision", r.Decision, false)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	str("reason", r.Reason, false)
+	str("matched_rule", r.Rule, true)
+	if r.Cached {
+		b = append(b, `,"cached":true`...)
+	}
+	str("model_version", r.Model, true)
+	b = append(b, `,"latency_us":`...)
+	b = strconv.AppendInt(b, r.LatencyUS, 10)
+	return append(b, '}', '\n')
+}
+
+// appendJSONString appends s as encoding/json does (HTML-safe): printable
+// ASCII other than the characters it escapes is copied; anything else is
+// left to encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

@@ -138,7 +138,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if rec.Decision == "allow" {
 		result = "allow"
 	}
-	decisions.WithLabelValues(result, rec.Reason).Inc() // reasons are a fixed set of codes
+	decisionCounter(result, rec.Reason).Inc() // reasons are a fixed set of codes
 	if s.audit != nil {
 		s.audit.Record(rec)
 	}
@@ -201,7 +201,7 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	}
 	now := s.now()
 	if c := st.cache.get(key, now); c != nil {
-		cacheLookups.WithLabelValues("hit").Inc()
+		cacheHits.Inc()
 		rec.Cached = true
 		fillPrincipal(rec, c.principal)
 		if c.decision.Allow {
@@ -210,7 +210,7 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 		rec.Rule = c.decision.Rule
 		return s.deny(rec, c.decision.Status, c.decision.Reason, "", "")
 	}
-	cacheLookups.WithLabelValues("miss").Inc()
+	cacheMisses.Inc()
 	expires := now.Add(s.opts.CacheTTL)
 	subject := peer
 	if token != "" {
@@ -286,11 +286,19 @@ func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, asserti
 		if !forwardToken {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, "authorization")
 		}
+		// The headers' messages come from two arrays, not an allocation each.
+		var vals []core.HeaderValue
+		var opts []core.HeaderValueOption
+		ok.Headers = make([]*core.HeaderValueOption, 0, 6)
 		set := func(k, v string) {
-			ok.Headers = append(ok.Headers, &core.HeaderValueOption{
-				Header:       &core.HeaderValue{Key: k, Value: v},
-				AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			})
+			if len(vals) == 0 {
+				vals, opts = make([]core.HeaderValue, 6), make([]core.HeaderValueOption, 6)
+			}
+			h, o := &vals[0], &opts[0]
+			vals, opts = vals[1:], opts[1:]
+			h.Key, h.Value = k, v
+			o.Header, o.AppendAction = h, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+			ok.Headers = append(ok.Headers, o)
 		}
 		set("x-gatehouse-user", p.Name())
 		set("x-gatehouse-groups", strings.Join(p.Groups, ","))

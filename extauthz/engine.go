@@ -34,6 +34,7 @@ type routePolicy struct {
 
 type compiledRule struct {
 	index   int
+	name    string // "rule N of <entity> gatehouse.dev/access"
 	allow   map[string]bool
 	methods map[string]bool // nil: any
 	paths   []pathglob.Pattern
@@ -55,7 +56,7 @@ func NewEngine(m *model.Model) *Engine {
 		p := &m.Policies[i]
 		rp := &routePolicy{Policy: *p, owners: set(p.Owners), consumers: set(p.Consumers)}
 		for j, r := range p.Rules {
-			cr := compiledRule{index: j + 1, allow: set(r.Allow)}
+			cr := compiledRule{index: j + 1, name: "rule " + strconv.Itoa(j+1) + " of " + p.Entity + " gatehouse.dev/access", allow: set(r.Allow)}
 			if len(r.Methods) > 0 {
 				cr.methods = set(r.Methods)
 			}
@@ -272,7 +273,7 @@ func (e *Engine) Decide(p *Principal, routeID, method, path string, explain bool
 		step("consumers", false, "only the components "+strings.Join(rp.Policy.Consumers, ", ")+" consume this route's API; the caller is not a component")
 	}
 	for _, r := range rp.rules {
-		name := "rule " + strconv.Itoa(r.index) + " of " + rp.Entity + " gatehouse.dev/access"
+		name := r.name
 		who := r.allow[p.Ref]
 		if !who {
 			for _, g := range p.Groups {

@@ -1,8 +1,8 @@
 package extauthz
 
 import (
+	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,10 +12,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 )
@@ -236,11 +238,11 @@ type Verifier struct {
 }
 
 type issuerState struct {
-	cfg      IssuerConfig
-	ks       atomic.Pointer[KeySet]
-	verifier atomic.Pointer[oidc.IDTokenVerifier]
-	lastErr  atomic.Pointer[string]
-	kick     chan struct{}
+	cfg     IssuerConfig
+	ks      atomic.Pointer[KeySet]
+	ready   atomic.Bool // discovery done and the JWKS loaded once
+	lastErr atomic.Pointer[string]
+	kick    chan struct{}
 }
 
 // NewVerifier validates the issuers and starts discovery for each. An issuer
@@ -317,7 +319,7 @@ func (v *Verifier) Close() {
 func (v *Verifier) Status() []IssuerStatus {
 	out := make([]IssuerStatus, 0, len(v.list))
 	for _, is := range v.list {
-		st := IssuerStatus{Name: is.cfg.Name, IssuerURL: is.cfg.IssuerURL, Ready: is.verifier.Load() != nil}
+		st := IssuerStatus{Name: is.cfg.Name, IssuerURL: is.cfg.IssuerURL, Ready: is.ready.Load()}
 		if e := is.lastErr.Load(); e != nil {
 			st.LastError = *e
 		}
@@ -439,72 +441,40 @@ func (v *Verifier) setup(ctx context.Context, is *issuerState) error {
 	if err := ks.Refresh(actx); err != nil {
 		return fmt.Errorf("JWKS: %w", err)
 	}
-	is.verifier.Store(oidc.NewVerifier(c.IssuerURL, ks, &oidc.Config{
-		SkipClientIDCheck:    true, // audiences are checked in Verify (any of several)
-		SkipExpiryCheck:      true, // exp/nbf/iat are checked in Verify with ClockSkew
-		SupportedSigningAlgs: c.Algorithms,
-	}))
+	is.ready.Store(true)
 	return nil
 }
 
-// unverifiedHeader is the JOSE header, read before verification only to
-// route and pre-reject; typ is used after the signature checks out.
-type unverifiedHeader struct {
-	Alg string `json:"alg"`
-	Typ string `json:"typ"`
-}
-
-// peek decodes the compact JWS header and the `iss` claim without verifying
-// anything. The results select the issuer and nothing else.
-func peek(raw string) (unverifiedHeader, string, error) {
-	var h unverifiedHeader
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return h, "", fmt.Errorf("expected a compact JWS with 3 parts, got %d", len(parts))
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return h, "", fmt.Errorf("header: %v", err)
-	}
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return h, "", fmt.Errorf("header: %v", err)
-	}
-	pb, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return h, "", fmt.Errorf("payload: %v", err)
-	}
-	var claims struct {
-		Iss any `json:"iss"`
-	}
-	if err := json.Unmarshal(pb, &claims); err != nil {
-		return h, "", fmt.Errorf("payload: %v", err)
-	}
-	iss, ok := claims.Iss.(string)
-	if !ok || iss == "" {
-		return h, "", errors.New("payload: no string `iss` claim")
-	}
-	return h, iss, nil
-}
-
-// Verify checks a raw JWT and returns its caller. Every rejection is a *TokenError.
+// Verify checks a raw JWT and returns its caller. Every rejection is a
+// *TokenError. The token is split and decoded once; its unverified `iss`
+// and `alg` only select the issuer and reject early. The signature is
+// checked with the issuer's key named by `kid` before any claim is used.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, tokenErr("malformed", "token longer than %d bytes", maxTokenBytes)
 	}
-	hdr, iss, err := peek(raw)
+	jws, err := parseCompact(raw)
 	if err != nil {
 		return nil, tokenErr("malformed", "%v", err)
+	}
+	claims, err := objectMembers(jws.payload)
+	if err != nil {
+		return nil, tokenErr("malformed", "payload: not a JSON object")
+	}
+	iss, _, err := stringClaim(claims, "iss")
+	if err != nil || iss == "" {
+		return nil, tokenErr("malformed", "payload: no string `iss` claim")
 	}
 	is := v.byIss[iss]
 	if is == nil {
 		return nil, tokenErr("unknown_issuer", "iss %q is not a configured issuer", clipStr(iss, 200))
 	}
 	c := is.cfg
-	if !slices.Contains(c.Algorithms, hdr.Alg) {
-		return nil, tokenErr("alg_not_allowed", "alg %q is not allowed for issuer %q (allowed: %v)", clipStr(hdr.Alg, 32), c.Name, c.Algorithms)
+	if !slices.Contains(c.Algorithms, jws.alg) {
+		return nil, tokenErr("alg_not_allowed", "alg %q is not allowed for issuer %q (allowed: %v)", clipStr(jws.alg, 32), c.Name, c.Algorithms)
 	}
-	ov := is.verifier.Load()
-	if ov == nil {
+	ks := is.ks.Load()
+	if !is.ready.Load() || ks == nil {
 		select {
 		case is.kick <- struct{}{}:
 		default:
@@ -515,23 +485,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		}
 		return nil, &TokenError{Reason: "issuer_unavailable", Detail: detail}
 	}
-
-	slot := &errSlot{}
-	tok, err := ov.Verify(context.WithValue(ctx, errSlotKey{}, slot), raw)
-	if err != nil {
-		if te := slot.get(); te != nil {
-			return nil, te
-		}
-		return nil, tokenErr("malformed", "%v", err)
+	if err := ks.verify(ctx, jws); err != nil {
+		return nil, err
 	}
 	// From here on the payload and the protected header are authentic.
-	var claims map[string]json.RawMessage
-	if err := tok.Claims(&claims); err != nil {
-		return nil, tokenErr("malformed", "claims: %v", err)
-	}
-	if tok.Issuer != c.IssuerURL { // go-oidc checked this too
-		return nil, tokenErr("unknown_issuer", "iss mismatch")
-	}
 
 	now := v.now()
 	skew := c.ClockSkew
@@ -544,7 +501,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	case now.After(exp.Add(skew)):
 		return nil, tokenErr("expired", "expired at %s (now %s, leeway %v)", exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
 	}
-	for _, name := range []string{"nbf", "iat"} {
+	for _, name := range [...]string{"nbf", "iat"} {
 		t, ok, err := numericDate(claims, name)
 		if err != nil {
 			return nil, tokenErr("malformed", "%v", err)
@@ -553,14 +510,18 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 			return nil, tokenErr("not_yet_valid", "`%s` %s is in the future (now %s, leeway %v)", name, t.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
 		}
 	}
-	if len(tok.Audience) == 0 {
+	aud, err := audienceClaim(claims)
+	if err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	if len(aud) == 0 {
 		return nil, tokenErr("missing_claim", "token has no `aud`")
 	}
-	if !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(c.Audiences, a) }) {
-		return nil, tokenErr("wrong_audience", "aud %q does not contain any of %q", truncateAll(tok.Audience), c.Audiences)
+	if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(c.Audiences, a) }) {
+		return nil, tokenErr("wrong_audience", "aud %q does not contain any of %q", truncateAll(aud), c.Audiences)
 	}
 
-	id := &Identity{Issuer: tok.Issuer, IssuerName: c.Name, Expiry: exp, TokenType: hdr.Typ}
+	id := &Identity{Issuer: iss, IssuerName: c.Name, Expiry: exp, TokenType: jws.typ}
 	if id.Subject, _, err = stringClaim(claims, "sub"); err != nil {
 		return nil, tokenErr("malformed", "%v", err)
 	}
@@ -585,6 +546,29 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	return id, nil
 }
 
+// audienceClaim reads `aud`: a string or an array of strings (RFC 7519).
+func audienceClaim(claims members) ([]string, error) {
+	r, ok := claims.get("aud")
+	if !ok || string(r) == "null" {
+		return nil, nil
+	}
+	one, ok := plainString(r)
+	if !ok && json.Unmarshal(r, &one) == nil {
+		ok = true
+	}
+	if ok {
+		if one == "" {
+			return nil, nil
+		}
+		return []string{one}, nil
+	}
+	var list []string
+	if err := json.Unmarshal(r, &list); err != nil {
+		return nil, errors.New("claim \"aud\" is neither a string nor an array of strings")
+	}
+	return list, nil
+}
+
 func truncateAll(ss []string) []string {
 	out := make([]string, 0, min(len(ss), 10))
 	for i, s := range ss {
@@ -598,16 +582,41 @@ func truncateAll(ss []string) []string {
 }
 
 // numericDate reads a JWT NumericDate claim (seconds since the epoch, possibly fractional).
-func numericDate(claims map[string]json.RawMessage, name string) (time.Time, bool, error) {
-	r, ok := claims[name]
+func numericDate(claims members, name string) (time.Time, bool, error) {
+	r, ok := claims.get(name)
 	if !ok || string(r) == "null" {
 		return time.Time{}, false, nil
 	}
 	var n json.Number
-	if err := json.Unmarshal(r, &n); err != nil {
+	if len(r) > 0 && len(r) <= 12 && allDigits(r) {
+		// Whole seconds, the usual form (no allocation).
+		var sec int64
+		for _, c := range r {
+			sec = sec*10 + int64(c-'0')
+		}
+		return numericTime(name, float64(sec), nil)
+	}
+	if len(r) > 0 && (r[0] == '-' || r[0] >= '0' && r[0] <= '9') {
+		// A bare JSON number (validated when the payload was decoded).
+		f, err := strconv.ParseFloat(string(r), 64)
+		return numericTime(name, f, err)
+	} else if err := json.Unmarshal(r, &n); err != nil {
 		return time.Time{}, false, fmt.Errorf("claim %q is not a number", name)
 	}
 	f, err := n.Float64()
+	return numericTime(name, f, err)
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func numericTime(name string, f float64, err error) (time.Time, bool, error) {
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 		return time.Time{}, false, fmt.Errorf("claim %q is not a valid NumericDate", name)
 	}
@@ -616,10 +625,13 @@ func numericDate(claims map[string]json.RawMessage, name string) (time.Time, boo
 }
 
 // stringClaim reads an optional string claim.
-func stringClaim(claims map[string]json.RawMessage, name string) (string, bool, error) {
-	r, ok := claims[name]
+func stringClaim(claims members, name string) (string, bool, error) {
+	r, ok := claims.get(name)
 	if !ok || string(r) == "null" {
 		return "", false, nil
+	}
+	if s, ok := plainString(r); ok {
+		return s, true, nil
 	}
 	var s string
 	if err := json.Unmarshal(r, &s); err != nil {
@@ -628,10 +640,25 @@ func stringClaim(claims map[string]json.RawMessage, name string) (string, bool, 
 	return s, true, nil
 }
 
+// plainString reads a JSON string without escapes directly (the payload
+// was validated when it was decoded); anything else is left to
+// encoding/json.
+func plainString(r json.RawMessage) (string, bool) {
+	if !isPlainString(r) {
+		return "", false
+	}
+	return string(r[1 : len(r)-1]), true
+}
+
+// isPlainString: a JSON string without escapes, in valid UTF-8.
+func isPlainString(r []byte) bool {
+	return len(r) >= 2 && r[0] == '"' && r[len(r)-1] == '"' && bytes.IndexByte(r, '\\') < 0 && utf8.Valid(r)
+}
+
 // groupsClaim reads a JSON array of strings or a single string, stripping a
 // leading "/" (Keycloak full group paths: "/payments" becomes "payments").
-func groupsClaim(claims map[string]json.RawMessage, name string) ([]string, error) {
-	r, ok := claims[name]
+func groupsClaim(claims members, name string) ([]string, error) {
+	r, ok := claims.get(name)
 	if !ok || string(r) == "null" {
 		return nil, nil
 	}

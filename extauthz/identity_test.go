@@ -535,7 +535,7 @@ func TestGroupsClaim(t *testing.T) {
 		{`[1,2]`, nil, true},
 		{`{"a":"b"}`, nil, true},
 	} {
-		got, err := groupsClaim(map[string]json.RawMessage{"groups": json.RawMessage(tc.raw)}, "groups")
+		got, err := groupsClaim(members{{name: []byte("groups"), value: []byte(tc.raw)}}, "groups")
 		if (err != nil) != tc.err || (!tc.err && !slices.Equal(got, tc.want)) {
 			t.Errorf("%s: got %q, %v", tc.raw, got, err)
 		}

@@ -7,11 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -288,20 +288,28 @@ func (s *errSlot) get() error {
 }
 
 func (k *KeySet) verifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSignedCompact(raw, k.algs)
+	jws, err := parseCompact(raw)
 	if err != nil {
-		var ua *jose.ErrUnexpectedSignatureAlgorithm
-		if errors.As(err, &ua) {
-			return nil, &TokenError{Reason: "alg_not_allowed", Detail: err.Error()}
-		}
 		return nil, &TokenError{Reason: "malformed", Detail: err.Error()}
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, &TokenError{Reason: "malformed", Detail: "expected exactly one signature"}
+	if !slices.Contains(k.algs, jose.SignatureAlgorithm(jws.alg)) {
+		return nil, &TokenError{Reason: "alg_not_allowed", Detail: fmt.Sprintf("alg %q is not allowed", clipStr(jws.alg, 32))}
 	}
-	h := jws.Signatures[0].Protected
-	alg := jose.SignatureAlgorithm(h.Algorithm)
-	kid := h.KeyID
+	if err := k.verify(ctx, jws); err != nil {
+		return nil, err
+	}
+	return jws.payload, nil
+}
+
+// verify checks a parsed token's signature against the key its kid names
+// (refetching the JWKS for an unknown kid, rate-limited). The caller has
+// checked that jws.alg is allowed. Errors are *TokenError.
+func (k *KeySet) verify(ctx context.Context, jws *compactJWS) error {
+	if err := jws.decodeSig(); err != nil {
+		return &TokenError{Reason: "malformed", Detail: err.Error()}
+	}
+	alg := jose.SignatureAlgorithm(jws.alg)
+	kid := jws.kid
 
 	k.mu.Lock()
 	loaded := k.loaded
@@ -324,7 +332,7 @@ func (k *KeySet) verifySignature(ctx context.Context, raw string) ([]byte, error
 
 	if c != nil {
 		if err := k.wait(ctx, c); err != nil && !loaded {
-			return nil, &TokenError{Reason: "issuer_unavailable", Detail: fmt.Sprintf("issuer %q: JWKS unavailable: %v", k.name, err)}
+			return &TokenError{Reason: "issuer_unavailable", Detail: fmt.Sprintf("issuer %q: JWKS unavailable: %v", k.name, err)}
 		}
 		k.mu.Lock()
 		loaded = k.loaded
@@ -333,28 +341,28 @@ func (k *KeySet) verifySignature(ctx context.Context, raw string) ([]byte, error
 	}
 	if !found {
 		if !loaded {
-			return nil, &TokenError{Reason: "issuer_unavailable", Detail: fmt.Sprintf("issuer %q: JWKS not loaded yet", k.name)}
+			return &TokenError{Reason: "issuer_unavailable", Detail: fmt.Sprintf("issuer %q: JWKS not loaded yet", k.name)}
 		}
 		if kid == "" {
-			return nil, &TokenError{Reason: "unknown_kid", Detail: "token has no kid and the issuer publishes no key without one"}
+			return &TokenError{Reason: "unknown_kid", Detail: "token has no kid and the issuer publishes no key without one"}
 		}
-		return nil, &TokenError{Reason: "unknown_kid", Detail: fmt.Sprintf("kid %q is not in the JWKS of issuer %q", clipStr(kid, 64), k.name)}
+		return &TokenError{Reason: "unknown_kid", Detail: fmt.Sprintf("kid %q is not in the JWKS of issuer %q", clipStr(kid, 64), k.name)}
 	}
 
 	tried := 0
-	for _, key := range cands {
-		if !keyMatchesAlg(key, alg) {
+	for i := range cands {
+		if !keyMatchesAlg(cands[i], alg) {
 			continue
 		}
 		tried++
-		if payload, err := jws.Verify(key.Key); err == nil {
-			return payload, nil
+		if jws.verifyWith(cands[i].Key) {
+			return nil
 		}
 	}
 	if tried == 0 {
-		return nil, &TokenError{Reason: "bad_signature", Detail: fmt.Sprintf("no key of issuer %q with kid %q matches alg %s", k.name, clipStr(kid, 64), alg)}
+		return &TokenError{Reason: "bad_signature", Detail: fmt.Sprintf("no key of issuer %q with kid %q matches alg %s", k.name, clipStr(kid, 64), alg)}
 	}
-	return nil, &TokenError{Reason: "bad_signature", Detail: "signature does not verify"}
+	return &TokenError{Reason: "bad_signature", Detail: "signature does not verify"}
 }
 
 func clipStr(s string, n int) string {

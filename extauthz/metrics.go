@@ -1,6 +1,8 @@
 package extauthz
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -26,3 +28,35 @@ var (
 		Namespace: "gatehouse", Subsystem: "audit", Name: "records_dropped_total", Help: "Audit records dropped (buffer full or closed).",
 	})
 )
+
+// The counters of every Check, looked up once rather than by label values
+// on each Check.
+var (
+	cacheHits   = cacheLookups.WithLabelValues("hit")
+	cacheMisses = cacheLookups.WithLabelValues("miss")
+	byDecision  struct {
+		sync.RWMutex
+		m [2]map[string]prometheus.Counter // allow, deny; by reason
+	}
+)
+
+func decisionCounter(result, reason string) prometheus.Counter {
+	i := 0
+	if result != "allow" {
+		i = 1
+	}
+	byDecision.RLock()
+	c := byDecision.m[i][reason]
+	byDecision.RUnlock()
+	if c != nil {
+		return c
+	}
+	c = decisions.WithLabelValues(result, reason)
+	byDecision.Lock()
+	if byDecision.m[i] == nil {
+		byDecision.m[i] = map[string]prometheus.Counter{}
+	}
+	byDecision.m[i][reason] = c
+	byDecision.Unlock()
+	return c
+}

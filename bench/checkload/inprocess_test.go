@@ -57,6 +57,9 @@ func setupInproc(tb testing.TB) *inproc {
 			tb.Fatal(err)
 		}
 	}
+	if p.toks["RS256-new"], err = is.pool("RS256", newSubjects(inprocPool), inprocPool); err != nil {
+		tb.Fatal(err)
+	}
 	if p.small, err = writeCatalog("small", tb.TempDir(), 0); err != nil {
 		tb.Fatal(err)
 	}
@@ -97,6 +100,19 @@ func (p *inproc) largeCatalog(tb testing.TB) *benchCatalog {
 
 var shared *inproc
 
+// cpuPerOp reports the process CPU time per iteration (cpu-ns/op) next to
+// the wall time: on a shared machine the CPU time is the steadier measure,
+// and with -cpu 1 it includes the garbage collector and the audit writer.
+// Call as: defer cpuPerOp(b)() right before the loop.
+func cpuPerOp(b *testing.B) func() {
+	b.ResetTimer()
+	c0 := selfCPU()
+	return func() {
+		b.StopTimer()
+		b.ReportMetric(float64((selfCPU()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
 func setup(b *testing.B) *inproc {
 	if shared == nil {
 		shared = setupInproc(b)
@@ -124,7 +140,7 @@ func BenchmarkRawVerifyRS256(b *testing.B) {
 	}
 	pub := &p.is.rs.PublicKey
 	b.ReportAllocs()
-	b.ResetTimer()
+	defer cpuPerOp(b)()
 	for i := 0; i < b.N; i++ {
 		t := ts[i%len(ts)]
 		sum := sha256.Sum256(t.in)
@@ -147,7 +163,7 @@ func BenchmarkRawVerifyES256(b *testing.B) {
 	}
 	pub := &p.is.es.PublicKey
 	b.ReportAllocs()
-	b.ResetTimer()
+	defer cpuPerOp(b)()
 	for i := 0; i < b.N; i++ {
 		t := ts[i%len(ts)]
 		sum := sha256.Sum256(t.in)
@@ -163,7 +179,7 @@ func BenchmarkJoseVerifyRS256(b *testing.B) {
 	toks := p.toks["RS256"]
 	pub := &p.is.rs.PublicKey
 	b.ReportAllocs()
-	b.ResetTimer()
+	defer cpuPerOp(b)()
 	for i := 0; i < b.N; i++ {
 		jws, err := jose.ParseSignedCompact(toks[i%len(toks)], []jose.SignatureAlgorithm{jose.RS256})
 		if err != nil {
@@ -184,7 +200,7 @@ func benchVerifier(b *testing.B, alg string) {
 	toks := p.toks[alg]
 	ctx := context.Background()
 	b.ReportAllocs()
-	b.ResetTimer()
+	defer cpuPerOp(b)()
 	for i := 0; i < b.N; i++ {
 		if _, err := p.ver.Verify(ctx, toks[i%len(toks)]); err != nil {
 			b.Fatal(err)
@@ -192,15 +208,26 @@ func benchVerifier(b *testing.B, alg string) {
 	}
 }
 
-// The identity assertion signed for every allowed request not in the cache.
-func BenchmarkAssertionSign(b *testing.B) {
-	p := setup(b)
+// The identity assertion of an allowed request not in the decision cache:
+// reused (the same claims signed less than half a lifetime ago), and
+// signed anew (ES256).
+func BenchmarkAssertionSign(b *testing.B)    { benchSign(b, 30*time.Second) }
+func BenchmarkAssertionSignNew(b *testing.B) { benchSign(b, time.Nanosecond) }
+
+func benchSign(b *testing.B, lifetime time.Duration) {
+	signer, err := extauthz.NewSigner(extauthz.SignerConfig{Issuer: "gatehouse", Lifetime: lifetime, Rotate: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
 	a := extauthz.Assertion{Subject: benchAlice, Audience: benchEntity, Kind: "user", Groups: []string{"group:default/bench-org", "group:default/bench-readers"}, Route: "r"}
 	now := time.Now()
 	b.ReportAllocs()
-	b.ResetTimer()
+	defer cpuPerOp(b)()
 	for i := 0; i < b.N; i++ {
-		if _, _, err := p.signer.Sign(a, now); err != nil {
+		if lifetime < time.Second {
+			now = now.Add(time.Microsecond)
+		}
+		if _, _, err := signer.Sign(a, now); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -210,6 +237,10 @@ func BenchmarkAssertionSign(b *testing.B) {
 // maps, decides, signs an assertion, audits).
 func BenchmarkCheckFreshRS256(b *testing.B) { benchCheck(b, "RS256", false, 0, false) }
 func BenchmarkCheckFreshES256(b *testing.B) { benchCheck(b, "ES256", false, 0, false) }
+
+// Fresh tokens, each of a different IdP user unknown to the catalog
+// (allowed through the IdP group claim): no assertion can be reused.
+func BenchmarkCheckFreshRS256NewSubject(b *testing.B) { benchCheck(b, "RS256-new", false, 0, false) }
 
 // The same on the ~10k-entity catalog.
 func BenchmarkCheckFreshRS256Catalog10k(b *testing.B) { benchCheck(b, "RS256", true, 0, false) }
@@ -251,7 +282,7 @@ func benchCheck(b *testing.B, alg string, large bool, cacheSize int, deny bool) 
 		b.Fatalf("status %v, want %d", r.GetStatus(), want)
 	}
 	b.ReportAllocs()
-	b.ResetTimer()
+	defer cpuPerOp(b)()
 	for i := 0; i < b.N; i++ {
 		if r, _ := s.Check(ctx, reqs[i%len(reqs)]); r.GetStatus().GetCode() != want {
 			b.Fatalf("status %v, want %d", r.GetStatus(), want)
@@ -282,4 +313,83 @@ func TestInprocDecisions(t *testing.T) {
 	if r.GetStatus().GetCode() != 16 {
 		t.Errorf("forged token: %v", r.GetStatus())
 	}
+}
+
+// The target ratio, measured so that a busy machine moves both sides
+// alike: each iteration runs a batch of raw verifications and a batch of
+// fresh-token Checks of the same tokens, alternating, and the process CPU
+// time of each kind of batch is summed. Reports raw-cpu-ns/op,
+// check-cpu-ns/op and check/raw.
+func BenchmarkFreshCheckVsRawVerifyRS256(b *testing.B) { benchRatio(b, "RS256") }
+func BenchmarkFreshCheckVsRawVerifyES256(b *testing.B) { benchRatio(b, "ES256") }
+
+// The same with a different IdP user in every token: no assertion is
+// reused, every Check signs one (ES256).
+func BenchmarkFreshCheckVsRawVerifyRS256NewSubject(b *testing.B) { benchRatio(b, "RS256-new") }
+
+func benchRatio(b *testing.B, pool string) {
+	p := setup(b)
+	alg := strings.TrimSuffix(pool, "-new")
+	s := p.server(b, p.small, 0)
+	if strings.HasSuffix(pool, "-new") {
+		// Every token of the pool is a different subject, but the pool is
+		// cycled: an assertion lifetime this short makes sure none is
+		// reused, as with a pool as long as the run.
+		quick, err := extauthz.NewSigner(extauthz.SignerConfig{Issuer: "gatehouse", Lifetime: time.Nanosecond, Rotate: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		audit := extauthz.NewAudit(io.Discard, 8192)
+		b.Cleanup(audit.Close)
+		s = extauthz.NewServer(extauthz.Options{}, p.ver, quick, audit, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		s.SetModel(p.small.model)
+	}
+	toks := p.toks[pool]
+	reqs := make([]*authv3.CheckRequest, len(toks))
+	raws := make([]func() bool, len(toks))
+	for i, tok := range toks {
+		reqs[i] = checkReq(p.small.routeID, benchPath, tok)
+		in, sig := parts(b, tok)
+		switch alg {
+		case "RS256":
+			pub := &p.is.rs.PublicKey
+			raws[i] = func() bool {
+				sum := sha256.Sum256(in)
+				return rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig) == nil
+			}
+		case "ES256":
+			pub := &p.is.es.PublicKey
+			r, ss := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+			raws[i] = func() bool {
+				sum := sha256.Sum256(in)
+				return ecdsa.Verify(pub, sum[:], r, ss)
+			}
+		}
+	}
+	ctx := context.Background()
+	const batch = 32
+	var rawCPU, checkCPU time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c0 := selfCPU()
+		for k := 0; k < batch; k++ {
+			if !raws[(i*batch+k)%len(raws)]() {
+				b.Fatal("raw verification failed")
+			}
+		}
+		c1 := selfCPU()
+		for k := 0; k < batch; k++ {
+			if r, _ := s.Check(ctx, reqs[(i*batch+k)%len(reqs)]); r.GetStatus().GetCode() != 0 {
+				b.Fatalf("denied: %v", r.GetStatus())
+			}
+		}
+		c2 := selfCPU()
+		rawCPU += c1 - c0
+		checkCPU += c2 - c1
+	}
+	b.StopTimer()
+	n := float64(b.N * batch)
+	b.ReportMetric(float64(rawCPU.Nanoseconds())/n, "raw-cpu-ns/op")
+	b.ReportMetric(float64(checkCPU.Nanoseconds())/n, "check-cpu-ns/op")
+	b.ReportMetric(float64(checkCPU)/float64(rawCPU), "check/raw")
 }

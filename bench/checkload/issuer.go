@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,14 +86,20 @@ func (is *issuers) jwks(alg string) string {
 	return string(out)
 }
 
-// mint signs a token for sub; every token is distinct (jti).
+// mint signs a token for sub; every token is distinct (jti). A sub that
+// is not a catalog user ref gets the IdP group claim "bench-readers"
+// instead (an IdP user unknown to the catalog, allowed through the group).
 func (is *issuers) mint(alg, sub string, now time.Time, ttl time.Duration) (string, error) {
 	enc := base64.RawURLEncoding
 	header, _ := json.Marshal(map[string]string{"alg": alg, "typ": "JWT", "kid": is.kid(alg)})
-	payload, _ := json.Marshal(map[string]any{
+	claims := map[string]any{
 		"iss": is.url(alg), "sub": sub, "aud": benchAudience, "iat": now.Unix(), "nbf": now.Unix(),
 		"exp": now.Add(ttl).Unix(), "jti": fmt.Sprintf("t%d", is.seq.Add(1)),
-	})
+	}
+	if !strings.HasPrefix(sub, "user:") {
+		claims["groups"] = []string{"bench-readers"}
+	}
+	payload, _ := json.Marshal(claims)
 	signing := enc.EncodeToString(header) + "." + enc.EncodeToString(payload)
 	sum := sha256.Sum256([]byte(signing))
 	var sig []byte
@@ -114,6 +121,16 @@ func (is *issuers) mint(alg, sub string, now time.Time, ttl time.Duration) (stri
 		return "", fmt.Errorf("unsupported alg %s", alg)
 	}
 	return signing + "." + enc.EncodeToString(sig), nil
+}
+
+// newSubjects is the subjects for a pool where every token is a different
+// IdP user (none in the catalog).
+func newSubjects(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("idp-user-%07d", i)
+	}
+	return out
 }
 
 // pool mints n distinct tokens for the subjects (round robin) on all

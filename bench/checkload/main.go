@@ -48,7 +48,7 @@ func main() {
 	flag.IntVar(&o.conc, "concurrency", 32, "Checks in flight in closed loop")
 	flag.IntVar(&o.workers, "workers", 256, "open loop: most Checks in flight")
 	flag.IntVar(&o.components, "components", 3225, "components of the large catalog (bench/catgen; ~3.1 entities each, 3225 gives ~10k entities)")
-	flag.IntVar(&o.pool, "pool", 40000, "fresh tokens minted per algorithm before the runs")
+	flag.IntVar(&o.pool, "pool", 30000, "fresh tokens minted per algorithm before the runs")
 	rates := flag.String("rates", "0.25,0.5,0.75", "open-loop rates, as fractions of each server's closed-loop maximum")
 	flag.StringVar(&o.opa, "opa", ".tools/opa-envoy-plugin", "OPA-Envoy plugin binary (bench/opa/install.sh); empty skips the OPA baseline")
 	flag.StringVar(&o.policy, "policy", "bench/opa/policy.rego", "the Rego policy of the OPA baseline")
@@ -135,15 +135,19 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	logf("minted %d RS256 and %d ES256 fresh tokens in %s", o.pool, o.pool, time.Since(t0).Round(time.Millisecond))
+	freshNew, err := is.pool("RS256", newSubjects(o.pool), o.pool)
+	if err != nil {
+		return err
+	}
+	logf("minted %d RS256, %d ES256 and %d RS256 new-subject fresh tokens in %s", o.pool, o.pool, o.pool, time.Since(t0).Round(time.Millisecond))
 
-	pools := map[string][]string{"RS256": freshRS, "ES256": freshES}
+	pools := map[string][]string{"RS256": freshRS, "ES256": freshES, "RS256-new": freshNew}
 	// same: one request repeated; fresh: each token of the pool once.
 	same := func(name string, srv *server, want int32, cat *benchCatalog, tok string) *row {
 		return &row{name: name, t: target{srv, want}, cat: cat, reqs: requests{reqs: []*authv3.CheckRequest{checkReq(cat.routeID, benchPath, tok)}, repeat: true}}
 	}
 	fresh := func(name string, srv *server, cat *benchCatalog, alg string) *row {
-		r := &row{name: name, t: target{srv, 0}, cat: cat, alg: alg}
+		r := &row{name: name, t: target{srv, 0}, cat: cat, alg: strings.TrimSuffix(alg, "-new")}
 		for _, tok := range pools[alg] {
 			r.reqs.reqs = append(r.reqs.reqs, checkReq(cat.routeID, benchPath, tok))
 		}
@@ -191,6 +195,7 @@ func run(o options) error {
 		same("gatehouse, cached deny (403)", ghSmall, 7, small, bob),
 		fresh("gatehouse, fresh RS256 token per call", ghSmall, small, "RS256"),
 		fresh("gatehouse, fresh ES256 token per call", ghSmall, small, "ES256"),
+		fresh("gatehouse, fresh RS256 token, new IdP user per call", ghSmall, small, "RS256-new"),
 	}
 	if opaSmall != nil {
 		rows = append(rows,

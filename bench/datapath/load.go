@@ -40,6 +40,8 @@ func request(method, path, host string, headers ...string) []byte {
 	return b.Bytes()
 }
 
+const requestTimeout = 10 * time.Second
+
 // conn is one keep-alive client connection.
 type conn struct {
 	c  net.Conn
@@ -60,8 +62,10 @@ func (c *conn) Close() error { return c.c.Close() }
 var errClosing = errors.New("server closed the connection")
 
 // roundTrip sends req and reads one response; it returns the status and the
-// body (valid until the next call).
+// body (valid until the next call). A response that takes more than
+// requestTimeout is an error, never a hang.
 func (c *conn) roundTrip(req []byte) (int, []byte, error) {
+	_ = c.c.SetDeadline(time.Now().Add(requestTimeout))
 	if _, err := c.c.Write(req); err != nil {
 		return 0, nil, err
 	}

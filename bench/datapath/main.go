@@ -103,6 +103,7 @@ type scenario struct {
 	gh       *gatehouse
 	cached   bool // gatehouse decision cache / jwt_authn cache on
 	closed   result
+	slices   []float64 // closed-loop req/s of each round
 	open     result
 	cpuEnvoy float64 // CPU µs per request in the closed loop
 	cpuGH    float64
@@ -361,6 +362,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 	// all of them instead of landing on one.
 	slice := d / time.Duration(rounds)
 	warm := min(max(d/5, 200*time.Millisecond), 2*time.Second)
+	loadBefore := loadavg()
 	fmt.Fprintf(os.Stderr, "datapath: closed loop, %d connections, %s per scenario in %d rounds\n", conns, d, rounds)
 	for _, s := range scenarios {
 		w := closedLoop(target{addr: s.addr, req: req, want: 200}, conns, warm)
@@ -403,6 +405,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 				cpu[i][k] += cpu1[k] - cpu0[k]
 			}
 			s.closed.add(res)
+			s.slices = append(s.slices, res.rps())
 		}
 	}
 	for i, s := range scenarios {
@@ -445,7 +448,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		s.open.sort()
 	}
 
-	report(scenarios, d, rounds, conns, rate, workers, strings.TrimSpace(string(envoyVersion)))
+	report(scenarios, d, rounds, conns, rate, workers, strings.TrimSpace(string(envoyVersion)), loadBefore, loadavg())
 	return nil
 }
 
@@ -594,7 +597,17 @@ func checkCounters(s *scenario, up *upstream, before counters, n int) error {
 	return nil
 }
 
-func report(ss []*scenario, d time.Duration, rounds, conns int, rate float64, workers int, envoyVersion string) {
+// loadavg is the machine's 1-minute load average: how much else was
+// running (the table is only as quiet as the machine).
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
+func report(ss []*scenario, d time.Duration, rounds, conns int, rate float64, workers int, envoyVersion, load0, load1 string) {
 	var base *scenario
 	for _, s := range ss {
 		if s.kind == alone {
@@ -603,8 +616,8 @@ func report(ss []*scenario, d time.Duration, rounds, conns int, rate float64, wo
 	}
 	ms := func(t time.Duration) string { return fmt.Sprintf("%.2f ms", float64(t.Microseconds())/1000) }
 	add := func(t time.Duration) string { return fmt.Sprintf("%+.2f ms", float64(t.Microseconds())/1000) }
-	fmt.Printf("Envoy %s, --concurrency %d; GOMAXPROCS=%d on %d CPUs; %d keep-alive HTTP/1.1 connections; %s per scenario and loop, in %d interleaved rounds\n\n",
-		envoyVersionShort(envoyVersion), workers, runtime.GOMAXPROCS(0), runtime.NumCPU(), conns, d, rounds)
+	fmt.Printf("Envoy %s, --concurrency %d; GOMAXPROCS=%d on %d CPUs; %d keep-alive HTTP/1.1 connections; %s per scenario and loop, in %d interleaved rounds; load average %s before, %s after\n\n",
+		envoyVersionShort(envoyVersion), workers, runtime.GOMAXPROCS(0), runtime.NumCPU(), conns, d, rounds, load0, load1)
 	fmt.Printf("| scenario | req/s (closed loop) | vs Envoy alone | p50 @ %.0f req/s | p99 | p99.9 | added p50 | added p99 | Envoy CPU µs/req | gatehouse CPU µs/req | generator+upstream CPU µs/req |\n", rate)
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range ss {
@@ -628,6 +641,9 @@ func report(ss []*scenario, d time.Duration, rounds, conns int, rate float64, wo
 	}
 	fmt.Println()
 	for _, s := range ss {
+		if lo, hi := slices.Min(s.slices), slices.Max(s.slices); hi > 1.5*lo {
+			fmt.Printf("- %s: closed-loop rounds ranged %.0f–%.0f req/s; something else was busy on the machine.\n", s.name, lo, hi)
+		}
 		if got := s.open.rps(); got < 0.95*rate {
 			fmt.Printf("- %s: the open loop reached %.0f of %.0f req/s; its latencies include the backlog.\n", s.name, got, rate)
 		}

@@ -169,7 +169,7 @@ func runEnvoy(c config, bin, work string, n int, delta bool, p ports, states []*
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(500 * time.Millisecond)
 	if u, err := readUsage(env.Process.Pid); err == nil {
 		row.rss = u.rss
 	}
@@ -198,7 +198,7 @@ func runEnvoy(c config, bin, work string, n int, delta bool, p ports, states []*
 		case 2:
 			stat = statKey(statCDSOK)
 		default:
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond)
 			continue
 		}
 		for {

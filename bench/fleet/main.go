@@ -45,6 +45,9 @@ type config struct {
 	reps       int
 	timeout    time.Duration
 	keep       bool
+	strict     bool  // a client that does not converge fails the run (else: reported)
+	check      bool  // also check that one-entity changes send only what changed
+	rssLimit   int64 // stop gatehouse above this RSS (bytes): protects the machine
 }
 
 func main() {
@@ -56,8 +59,11 @@ func main() {
 	flag.BoolVar(&c.envoy, "envoy", true, "also measure one real Envoy on the largest catalog (envoy/install.sh or ENVOY_BIN)")
 	flag.DurationVar(&c.poll, "poll", 250*time.Millisecond, "gatehouse catalog.poll_interval")
 	flag.IntVar(&c.reps, "reps", 5, "repetitions of the in-process compile/translate measurement")
-	flag.DurationVar(&c.timeout, "timeout", 3*time.Minute, "how long clients may take to reach a configuration before the run fails")
+	flag.DurationVar(&c.timeout, "timeout", 90*time.Second, "how long clients may take to reach a configuration")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (catalogs, gatehouse logs)")
+	flag.BoolVar(&c.strict, "strict", false, "fail when clients do not reach the expected configuration within -timeout (default: report it and go on)")
+	flag.BoolVar(&c.check, "check", false, "fail unless one-entity changes send only the changed resources (delta) and a membership change sends nothing")
+	rssLimit := flag.Int("rss-limit-mib", 4096, "stop gatehouse (and report it) when its RSS exceeds this")
 	flag.Parse()
 	var err error
 	if c.components, err = ints(*comps); err == nil {
@@ -66,6 +72,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	c.rssLimit = int64(*rssLimit) << 20
 	c.protocols = strings.Split(*protos, ",")
 	for _, p := range c.protocols {
 		if p != "sotw" && p != "delta" {
@@ -243,6 +250,7 @@ type scenarioRow struct {
 	cpu                 time.Duration
 	rssIdle, rssPeak    int64 // before clients; peak during sync
 	rssSteady           int64 // after sync and all changes
+	note                string
 }
 
 type changeRow struct {
@@ -257,6 +265,7 @@ type changeRow struct {
 	cpu                 time.Duration
 	rssPeak             int64
 	noPush              bool
+	kind                int // index in changes()
 }
 
 func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, states []*expected) (scenarioRow, []changeRow, error) {
@@ -279,12 +288,26 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 	if _, err := g.waitPublished(states[0].model, c.timeout); err != nil {
 		return row, nil, fmt.Errorf("gatehouse does not serve the expected model (in-process compile differs?): %w", err)
 	}
-	smp := newSampler(g.pid())
+	smp := newSampler(g.pid(), c.rssLimit, g.kill)
 	defer smp.close()
 	time.Sleep(500 * time.Millisecond)
 	u0, _ := readUsage(g.pid())
 	row.rssIdle = u0.rss
 	smp.reset()
+
+	// A failure to converge is a result in a benchmark run (reported in the
+	// table) and an error with -strict.
+	giveUp := func(what string, err error) (scenarioRow, []changeRow, error) {
+		if smp.exceeded() {
+			err = fmt.Errorf("gatehouse RSS passed %s; stopped", mib(c.rssLimit))
+		}
+		if c.strict {
+			return row, nil, fmt.Errorf("%d components, %d %s clients: %s: %w", n, nc, proto, what, err)
+		}
+		logf("  %s: %v", what, err)
+		row.note = what + ": " + shorten(err.Error(), 160)
+		return row, nil, nil
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -314,7 +337,7 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 		}()
 	}
 	if err := f.wait(all, errc, c.timeout); err != nil {
-		return row, nil, fmt.Errorf("initial sync: %w", err)
+		return giveUp("initial sync", err)
 	}
 	row.connect = f.doneAt.Sub(start)
 	u1, _ := readUsage(g.pid())
@@ -325,9 +348,9 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 
 	var rows []changeRow
 	for k, ch := range changes(n) {
-		time.Sleep(300 * time.Millisecond) // let the previous push settle
+		time.Sleep(200 * time.Millisecond) // let the previous push settle
 		exp := states[k+1]
-		cr := changeRow{components: n, clients: nc, delta: delta, change: ch.name, clientsN: nc}
+		cr := changeRow{components: n, clients: nc, delta: delta, change: ch.name, clientsN: nc, kind: k}
 		before := f.counts()
 		smp.reset()
 		ua, _ := readUsage(g.pid())
@@ -343,15 +366,17 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 			return row, nil, err
 		}
 		pub, err := g.waitPublished(exp.model, c.timeout)
-		if err != nil {
-			return row, nil, fmt.Errorf("%s: %w", ch.name, err)
+		if err == nil {
+			err = f.wait(all, errc, c.timeout)
 		}
-		if err := f.wait(all, errc, c.timeout); err != nil {
-			return row, nil, fmt.Errorf("%s: %w", ch.name, err)
+		if err != nil {
+			_, _, err := giveUp(ch.name, err)
+			return row, rows, err
 		}
 		if cr.noPush {
-			// Nothing should be sent: give the server time to prove it.
-			time.Sleep(time.Second)
+			// Nothing should be sent: give the server time to prove it
+			// (it pushes before it logs the publication).
+			time.Sleep(300 * time.Millisecond)
 		}
 		ub, _ := readUsage(g.pid())
 		cr.publish = pub.Sub(t0)
@@ -363,6 +388,11 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 		cr.cpu = ub.cpu - ua.cpu
 		cr.rssPeak = smp.reset()
 		logf("  %s: published +%s, all ACKed +%s; per client %s; CPU %.2fs", ch.name, cr.publish.Round(time.Millisecond), cr.all.Round(time.Millisecond), fmtCounts(cr.perClient, nc), cr.cpu.Seconds())
+		if c.check {
+			if err := checkProportional(cr, delta, exp); err != nil {
+				return row, nil, fmt.Errorf("%d components, %d %s clients: %s: %w", n, nc, proto, ch.name, err)
+			}
+		}
 		rows = append(rows, cr)
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -370,6 +400,39 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 	row.rssSteady = u2.rss
 	cancel()
 	return row, rows, nil
+}
+
+// checkProportional: what one-entity changes must send, per client. A
+// membership change touches no route, cluster or listener: nothing. A route
+// change: the route configuration only. An upstream change: with delta that
+// one cluster; with SotW every cluster (the protocol sends whole types).
+func checkProportional(cr changeRow, delta bool, exp *expected) error {
+	want := map[string]int64{}
+	switch cr.kind {
+	case 0:
+	case 1:
+		want[xdsTypes[2]] = 1
+	case 2:
+		want[xdsTypes[0]] = 1
+		if !delta {
+			want[xdsTypes[0]] = int64(len(exp.names[xdsTypes[0]]))
+		}
+	default:
+		return nil
+	}
+	for _, typ := range xdsTypes {
+		if got := cr.perClient.resources[typ]; got != want[typ]*int64(cr.clientsN) {
+			return fmt.Errorf("%s: %d clients received %d resources in all, want %d each", short(typ), cr.clientsN, got, want[typ])
+		}
+	}
+	return nil
+}
+
+func shorten(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // wait waits for all, a client error, or the timeout.
@@ -451,8 +514,17 @@ func printScenarios(w io.Writer, rows []scenarioRow) {
 	fmt.Fprintln(w, "| components | clients | protocol | all ACKed after | sent per client | gatehouse CPU | RSS before clients | peak RSS | RSS after the changes |")
 	fmt.Fprintln(w, "|---:|---:|---|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %d | %d | %s | %s | %s | %.1f s | %s | **%s** | %s |\n", r.components, r.clients, map[bool]string{false: "SotW", true: "delta"}[r.delta],
-			fmtDur(r.connect), fmtBytes(r.bytesPerClient), r.cpu.Seconds(), mib(r.rssIdle), mib(r.rssPeak), mib(r.rssSteady))
+		p := map[bool]string{false: "SotW", true: "delta"}[r.delta]
+		if r.connect == 0 {
+			fmt.Fprintf(w, "| %d | %d | %s | not reached: %s | | | %s | | |\n", r.components, r.clients, p, r.note, mib(r.rssIdle))
+			continue
+		}
+		steady := mib(r.rssSteady)
+		if r.note != "" {
+			steady = "(" + r.note + ")"
+		}
+		fmt.Fprintf(w, "| %d | %d | %s | %s | %s | %.1f s | %s | **%s** | %s |\n", r.components, r.clients, p,
+			fmtDur(r.connect), fmtBytes(r.bytesPerClient), r.cpu.Seconds(), mib(r.rssIdle), mib(r.rssPeak), steady)
 	}
 	fmt.Fprintln(w)
 }

@@ -184,6 +184,9 @@ func (g *gatehouse) waitPublished(version string, timeout time.Duration) (time.T
 
 func (g *gatehouse) pid() int { return g.cmd.Process.Pid }
 
+// kill stops gatehouse at once (it went over the memory limit).
+func (g *gatehouse) kill() { g.cmd.Process.Kill() }
+
 func (g *gatehouse) stop() {
 	g.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -227,15 +230,17 @@ func readUsage(pid int) (usage, error) {
 	return u, nil
 }
 
-// sampler polls a process's RSS to find the peak of a phase.
+// sampler polls a process's RSS to find the peak of a phase, and calls
+// over (once) if it passes limit.
 type sampler struct {
 	pid  int
 	mu   sync.Mutex
 	peak int64
+	over bool
 	stop chan struct{}
 }
 
-func newSampler(pid int) *sampler {
+func newSampler(pid int, limit int64, over func()) *sampler {
 	s := &sampler{pid: pid, stop: make(chan struct{})}
 	go func() {
 		t := time.NewTicker(20 * time.Millisecond)
@@ -248,7 +253,12 @@ func newSampler(pid int) *sampler {
 				if u, err := readUsage(pid); err == nil {
 					s.mu.Lock()
 					s.peak = max(s.peak, u.rss)
+					first := u.rss > limit && !s.over
+					s.over = s.over || u.rss > limit
 					s.mu.Unlock()
+					if first {
+						over()
+					}
 				}
 			}
 		}
@@ -264,6 +274,12 @@ func (s *sampler) reset() int64 {
 	p := max(s.peak, u.rss)
 	s.peak = u.rss
 	return p
+}
+
+func (s *sampler) exceeded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.over
 }
 
 func (s *sampler) close() { close(s.stop) }
