@@ -2,6 +2,7 @@ package catalogsync
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -192,18 +193,39 @@ func (s *Store) commit() *Snapshot {
 	problems = append(problems, relProblems...)
 	closure := groupClosure(resolved)
 
+	// Write only the rows that changed: rewriting every row (and every index
+	// entry) of a large catalog cost more than everything else a one-entity
+	// change does. Unchanged rows keep their previous (equal) entity value.
 	txn := s.db.Txn(true)
-	if _, err := txn.DeleteAll(tableEntities, "id"); err != nil {
-		txn.Abort()
-		panic(err)
-	}
+	keep := make(map[string]bool, len(resolved))
 	for _, e := range resolved {
 		k := e.Ref().Key()
+		keep[k] = true
 		r := &row{Key: k, Kind: strings.ToLower(e.Kind), Groups: closure[k], RouteClaims: e.RouteClaims(), Source: e.Origin.Source, Entity: e}
 		if o := e.RelationTargets(RelOwnedBy); len(o) > 0 {
 			r.Owner = o[0]
 		}
+		if old, err := txn.First(tableEntities, "id", k); err == nil && old != nil && reflect.DeepEqual(old.(*row), r) {
+			continue
+		}
 		if err := txn.Insert(tableEntities, r); err != nil {
+			txn.Abort()
+			panic(err)
+		}
+	}
+	var gone []any
+	it, err := txn.Get(tableEntities, "id")
+	if err != nil {
+		txn.Abort()
+		panic(err)
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if !keep[obj.(*row).Key] {
+			gone = append(gone, obj)
+		}
+	}
+	for _, obj := range gone {
+		if err := txn.Delete(tableEntities, obj); err != nil {
 			txn.Abort()
 			panic(err)
 		}
