@@ -58,6 +58,8 @@ func (s *Server) EnableMesh(ctx context.Context, ca IdentityIssuer, ttl time.Dur
 // renewDue re-issues every sidecar certificate past its renewal time and
 // pushes only the new secret.
 func (s *Server) renewDue() {
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()

@@ -66,6 +66,7 @@ func startMeshServer(t *testing.T, ttl time.Duration) (*Server, discoverygrpc.Ag
 	ca := newTestCA(t)
 	s, c := startServerWith(t, meshOptions(ttl), func(ctx context.Context, s *Server) { s.EnableMesh(ctx, ca, ttl) })
 	s.SetModel(compileCatalog(t, serverMeshCatalog))
+	waitPushed(t, s)
 	return s, c
 }
 
@@ -239,6 +240,7 @@ func TestSidecarWithoutConfig(t *testing.T) {
 func TestSidecarWithoutMesh(t *testing.T) {
 	s, c := startServer(t)
 	s.SetModel(compileCatalog(t, serverMeshCatalog))
+	waitPushed(t, s)
 	_, in := connectSotW(t, c, sidecarNode("orders-1", map[string]any{"component": "component:default/orders", "app_port": "8080"}))
 	if resp, got := in.next(300 * time.Millisecond); got {
 		t.Fatalf("sidecar got configuration without a mesh: %v", resp)
@@ -326,6 +328,7 @@ func TestSidecarCertificateRenewal(t *testing.T) {
 func TestSotWAndDeltaStreamsAtOnce(t *testing.T) {
 	s, c := startServer(t)
 	s.SetModel(testModel(9000))
+	waitPushed(t, s)
 	sotw, sin := connectSotW(t, c, node("edge-sotw", RoleEdge))
 	if _, ok := sin.next(5 * time.Second); !ok {
 		t.Fatal("SotW edge got no configuration")
@@ -361,6 +364,7 @@ func TestSotWAndDeltaStreamsAtOnce(t *testing.T) {
 	}
 	// The delta stream still works: a new model reaches it.
 	s.SetModel(testModel(9001))
+	waitPushed(t, s)
 	if resp, ok := din.next(5 * time.Second); !ok || len(resp.Resources) != 1 {
 		t.Fatalf("delta edge not updated after the SotW stream closed: %v", resp)
 	}
@@ -387,6 +391,7 @@ func TestSidecarComponentLeavesAndReturns(t *testing.T) {
 
 	without := strings.Replace(serverMeshCatalog, `annotations: {gatehouse.dev/mesh-address: "orders.svc:15006"}`, `annotations: {}`, 1)
 	s.SetModel(compileCatalog(t, without))
+	waitPushed(t, s)
 	if n, _ := nodeInfo(s, "orders-1"); !strings.Contains(n.Error, "not a mesh Component") {
 		t.Fatalf("error %q", n.Error)
 	}
@@ -397,6 +402,7 @@ func TestSidecarComponentLeavesAndReturns(t *testing.T) {
 	// Back, now also depending on checkout: a new cluster to push.
 	back := strings.Replace(serverMeshCatalog, `providesApis: [orders-api]}`, `providesApis: [orders-api], dependsOn: [component:checkout]}`, 1)
 	s.SetModel(compileCatalog(t, back))
+	waitPushed(t, s)
 	if n, _ := nodeInfo(s, "orders-1"); n.Error != "" {
 		t.Fatalf("error %q after the component returned", n.Error)
 	}

@@ -29,11 +29,23 @@ type Server struct {
 	cache cachev3.SnapshotCache
 	xds   serverv3.Server
 
+	// pushMu orders every change of the cache's snapshots (taken before mu):
+	// the pusher sets snapshots outside mu, and a snapshot it computed must
+	// not land after the node closed or re-registered, or after a renewal.
+	pushMu sync.Mutex
+
 	mu      sync.Mutex
 	model   *model.Model
 	nodes   map[string]*nodeState // by node id
 	streams map[streamKey]*streamState
 	built   map[buildKey]*built
+
+	// SetModel only records the model; the pusher goroutine pushes the
+	// latest one to the nodes (see pushLoop).
+	kick      chan struct{} // capacity 1: a push is pending
+	modelGen  uint64        // bumped by SetModel
+	pushedGen uint64        // every node has been pushed a model at least this new
+	pushed    *sync.Cond    // on mu; broadcast when pushedGen moves
 
 	ca      IdentityIssuer // nil: no mesh
 	certTTL time.Duration
@@ -99,6 +111,8 @@ type nodeState struct {
 	cert    *meshca.Certificate // its current workload certificate
 	certFor string              // the component cert was issued for
 	renewAt time.Time
+
+	pushedVersion string // model version last pushed to the node
 }
 
 // NodeInfo is what /debug/nodes shows about one Envoy.
@@ -140,7 +154,9 @@ func NewServer(ctx context.Context, opts Options, log *slog.Logger) *Server {
 		nodes:   map[string]*nodeState{},
 		streams: map[streamKey]*streamState{},
 		built:   map[buildKey]*built{},
+		kick:    make(chan struct{}, 1),
 	}
+	s.pushed = sync.NewCond(&s.mu)
 	s.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, slogAdapter{log})
 	s.xds = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
 		StreamClosedFunc:        func(id int64, _ *core.Node) { s.streamClosed(streamKey{false, id}) },
@@ -150,6 +166,7 @@ func NewServer(ctx context.Context, opts Options, log *slog.Logger) *Server {
 		StreamDeltaRequestFunc:  s.onDeltaRequest,
 		StreamDeltaResponseFunc: s.onDeltaResponse,
 	}, sotw.WithOrderedADS())
+	go s.pushLoop(ctx)
 	return s
 }
 
@@ -158,11 +175,15 @@ func (s *Server) Register(g *grpc.Server) {
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
 }
 
-// SetModel publishes a new model to every connected node.
+// SetModel publishes a new model: it records it and returns; the pusher
+// goroutine sends it to every connected node (a slow stream does not hold up
+// the publish, the other nodes or the admin endpoints). Nodes that connect
+// from now on get it at once. WaitPushed waits for the push.
 func (s *Server) SetModel(m *model.Model) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.model = m
+	s.modelGen++
 	publishesTotal.Inc()
 	// Drop builds of older versions: they will not be asked for again.
 	for k := range s.built {
@@ -170,8 +191,82 @@ func (s *Server) SetModel(m *model.Model) {
 			delete(s.built, k)
 		}
 	}
-	for _, id := range sortedNodeIDs(s.nodes) {
-		s.pushLocked(s.nodes[id])
+	select {
+	case s.kick <- struct{}{}:
+	default: // a push is already pending; it takes the latest model
+	}
+}
+
+// WaitPushed waits until every node connected now has been given the model
+// of the last SetModel (or a newer one), or ctx ends.
+func (s *Server) WaitPushed(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.pushed.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gen := s.modelGen
+	for s.pushedGen < gen {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.pushed.Wait()
+	}
+	return nil
+}
+
+// pushLoop pushes the latest model to the nodes, one node at a time, each
+// without holding mu while the cache computes and hands out its responses.
+// Models superseded during a round are skipped: a node is only pushed when
+// its last pushed version is not the current one.
+func (s *Server) pushLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		}
+		s.mu.Lock()
+		gen := s.modelGen
+		ids := sortedNodeIDs(s.nodes)
+		s.mu.Unlock()
+		for _, id := range ids {
+			if ctx.Err() != nil {
+				return
+			}
+			s.pushNode(id)
+		}
+		s.mu.Lock()
+		if gen > s.pushedGen {
+			s.pushedGen = gen
+			s.pushed.Broadcast()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// pushNode gives one node the current model unless it already has it.
+func (s *Server) pushNode(id string) {
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	s.mu.Lock()
+	n := s.nodes[id]
+	if n == nil || s.model == nil || n.pushedVersion == s.model.Version {
+		s.mu.Unlock()
+		return
+	}
+	snap := s.nodeSnapshotLocked(n)
+	s.mu.Unlock()
+	if snap == nil {
+		return
+	}
+	// pushMu keeps the node from closing, re-registering or renewing until
+	// the snapshot is set.
+	if err := s.cache.SetSnapshot(context.Background(), id, snap); err != nil {
+		s.log.Error("set snapshot", "node", id, "error", err)
 	}
 }
 
@@ -199,15 +294,27 @@ func (s *Server) Nodes() []NodeInfo {
 	return out
 }
 
-// pushLocked builds (or reuses) the snapshot for a node and sets it.
+// pushLocked builds (or reuses) the snapshot for a node and sets it. The
+// caller holds pushMu and mu.
 func (s *Server) pushLocked(n *nodeState) {
-	if s.model == nil {
-		return // nothing compiled yet; the node's watches wait
+	if snap := s.nodeSnapshotLocked(n); snap != nil {
+		if err := s.cache.SetSnapshot(context.Background(), n.info.ID, snap); err != nil {
+			s.log.Error("set snapshot", "node", n.info.ID, "error", err)
+		}
 	}
+}
+
+// nodeSnapshotLocked returns the snapshot to set for a node, nil for none
+// (and records why on the node), and marks the model as pushed to it.
+func (s *Server) nodeSnapshotLocked(n *nodeState) *cachev3.Snapshot {
+	if s.model == nil {
+		return nil // nothing compiled yet; the node's watches wait
+	}
+	n.pushedVersion = s.model.Version
 	if n.metaErr != "" {
 		n.info.Error = n.metaErr
 		s.cache.ClearSnapshot(n.info.ID)
-		return
+		return nil
 	}
 	node := Node{ID: n.info.ID, Role: n.info.Role, ListenPort: n.info.ListenPort, Sidecar: n.sidecar}
 	b := s.buildLocked(node)
@@ -225,12 +332,10 @@ func (s *Server) pushLocked(n *nodeState) {
 		// not ask again by itself, so it would never be configured again
 		// when the error goes away (a sidecar whose component leaves the
 		// mesh and returns). A node that never had a snapshot gets none.
-		return
+		return nil
 	}
 	n.info.Error = ""
-	if err := s.cache.SetSnapshot(context.Background(), n.info.ID, snap); err != nil {
-		s.log.Error("set snapshot", "node", n.info.ID, "error", err)
-	}
+	return snap
 }
 
 func (s *Server) buildLocked(n Node) *built {
@@ -252,7 +357,8 @@ func (s *Server) buildLocked(n Node) *built {
 }
 
 // register records the node of a new stream; the first stream of a node gets
-// its snapshot before the stream's first watch is created.
+// its snapshot before the stream's first watch is created. The caller holds
+// pushMu and mu (lockForRequest).
 func (s *Server) registerLocked(id int64, node *core.Node, delta bool) *streamState {
 	st := s.streams[streamKey{delta, id}]
 	if st != nil {
@@ -294,6 +400,8 @@ func (s *Server) registerLocked(id int64, node *core.Node, delta bool) *streamSt
 }
 
 func (s *Server) streamClosed(id streamKey) {
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[id]
@@ -321,8 +429,7 @@ func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error 
 	if req.GetNode().GetId() == "" {
 		return errors.New("the first request of a stream must carry node.id")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForRequest(streamKey{false, id})()
 	st := s.registerLocked(id, req.GetNode(), false)
 	n := s.nodes[st.node]
 	if req.GetResponseNonce() == "" {
@@ -348,6 +455,24 @@ func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error 
 	return nil
 }
 
+// lockForRequest takes mu for a request callback, and pushMu before it when
+// the stream is new (registering it may set the node's first snapshot). Only
+// the stream's own goroutine registers it, so the answer cannot go stale.
+func (s *Server) lockForRequest(k streamKey) (unlock func()) {
+	s.mu.Lock()
+	registered := s.streams[k] != nil
+	if registered {
+		return s.mu.Unlock
+	}
+	s.mu.Unlock()
+	s.pushMu.Lock()
+	s.mu.Lock()
+	return func() {
+		s.mu.Unlock()
+		s.pushMu.Unlock()
+	}
+}
+
 func (s *Server) onResponse(_ context.Context, id int64, req *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -360,8 +485,7 @@ func (s *Server) onResponse(_ context.Context, id int64, req *discoverygrpc.Disc
 }
 
 func (s *Server) onDeltaRequest(id int64, req *discoverygrpc.DeltaDiscoveryRequest) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForRequest(streamKey{true, id})()
 	// Unlike SotW, the delta server calls back before filling in the node of
 	// later requests: only the stream's first request is sure to carry it.
 	st := s.streams[streamKey{true, id}]

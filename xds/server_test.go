@@ -111,6 +111,7 @@ func waitFor(t *testing.T, what string, f func() bool) {
 func TestSotWNackIsRecordedWithoutRepushLoop(t *testing.T) {
 	s, c := startServer(t)
 	s.SetModel(testModel(9000))
+	waitPushed(t, s)
 	stream, err := c.StreamAggregatedResources(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +142,7 @@ func TestSotWNackIsRecordedWithoutRepushLoop(t *testing.T) {
 	}
 	// A new config is pushed.
 	s.SetModel(testModel(9001))
+	waitPushed(t, s)
 	next, ok := in.next(5 * time.Second)
 	if !ok || next.VersionInfo == resp.VersionInfo {
 		t.Fatalf("new config not pushed after a NACK (got %v)", next.GetVersionInfo())
@@ -160,6 +162,7 @@ func TestSotWNackIsRecordedWithoutRepushLoop(t *testing.T) {
 func TestDeltaAckNack(t *testing.T) {
 	s, c := startServer(t)
 	s.SetModel(testModel(9000))
+	waitPushed(t, s)
 	stream, err := c.DeltaAggregatedResources(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +183,7 @@ func TestDeltaAckNack(t *testing.T) {
 		return len(ns) == 1 && ns[0].Acked[resourcev3.ClusterType] == resp.SystemVersionInfo && ns[0].Delta
 	})
 	s.SetModel(testModel(9001))
+	waitPushed(t, s)
 	next, ok := in.next(5 * time.Second)
 	if !ok || len(next.Resources) != 1 {
 		t.Fatalf("changed cluster not pushed: %v", next)
@@ -199,6 +203,7 @@ func TestDeltaAckNack(t *testing.T) {
 func TestUnknownRoleGetsNoConfig(t *testing.T) {
 	s, c := startServer(t)
 	s.SetModel(testModel(9000))
+	waitPushed(t, s)
 	stream, err := c.StreamAggregatedResources(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -220,6 +225,7 @@ func TestUnknownRoleGetsNoConfig(t *testing.T) {
 func TestSnapshotsSharedAcrossNodes(t *testing.T) {
 	s, c := startServer(t)
 	s.SetModel(testModel(9000))
+	waitPushed(t, s)
 	for _, id := range []string{"e1", "e2", "e3"} {
 		stream, err := c.StreamAggregatedResources(context.Background())
 		if err != nil {
@@ -250,6 +256,7 @@ func TestSnapshotsSharedAcrossNodes(t *testing.T) {
 func TestListenPortFromNodeMetadata(t *testing.T) {
 	s, c := startServer(t)
 	s.SetModel(testModel(9000))
+	waitPushed(t, s)
 	for _, tc := range []struct {
 		id, port string
 		want     uint32
@@ -288,5 +295,15 @@ func TestListenPortFromNodeMetadata(t *testing.T) {
 		if got := l.GetAddress().GetSocketAddress().GetPortValue(); got != tc.want {
 			t.Fatalf("listener port %d, want %d", got, tc.want)
 		}
+	}
+}
+
+// waitPushed waits for the pusher to hand the last model to every node.
+func waitPushed(t *testing.T, s *Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.WaitPushed(ctx); err != nil {
+		t.Fatalf("model not pushed: %v", err)
 	}
 }
