@@ -38,12 +38,16 @@ bench:
 	$(GO) test -run XXX -bench . -benchmem -cpu 1 -benchtime 2s ./bench/checkload/
 	$(GO) run ./bench/datapath -duration 10s
 	$(GO) run ./bench/fleet -components 1000,10000 -clients 100,1000 -timeout 60s
+	$(GO) run ./bench/backstagesync -entities 10000
+	$(GO) test -run XXX -bench BackstageEntityJSON -benchmem ./catalogsync/
 
 bench-smoke:
 	$(GO) run ./bench/datapath -duration 500ms -rounds 1 >/dev/null
 	$(GO) run ./bench/checkload -duration 300ms -open-duration 300ms -pool 300 -components 300 -opa '' >/dev/null
 	$(GO) test -run XXX -bench . -benchtime 1x ./bench/checkload/ >/dev/null
 	$(GO) run ./bench/fleet -components 200 -clients 20 -reps 1 -poll 100ms -verify -strict -check >/dev/null
+	$(GO) run ./bench/backstagesync -entities 200 -runs 1 -idle-polls 2 -changes 1 >/dev/null
+	$(GO) test -run XXX -bench Backstage -benchtime 1x ./catalogsync/ >/dev/null
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
