@@ -104,6 +104,7 @@ type scenario struct {
 	cached   bool // gatehouse decision cache / jwt_authn cache on
 	closed   result
 	slices   []float64 // closed-loop req/s of each round
+	note     func() string
 	open     result
 	cpuEnvoy float64 // CPU µs per request in the closed loop
 	cpuGH    float64
@@ -295,10 +296,11 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 			return err
 		}},
 		{"inproc", scenario{name: "Envoy + gatehouse Check in the harness process (profiled), cached", kind: inProcess, cached: true}, func(s *scenario) error {
-			addr, stop, err := startInProcess(is, m, filepath.Join(dir, "inproc-audit.jsonl"))
+			addr, stop, note, err := startInProcess(is, m, filepath.Join(dir, "inproc-audit.jsonl"))
 			if err != nil {
 				return err
 			}
+			s.note = note
 			onCleanup(stop)
 			s.envoy, err = startStatic("envoy-inproc-authz", authzSetup{grpcAddr: addr})
 			return err
@@ -643,6 +645,9 @@ func report(ss []*scenario, d time.Duration, rounds, conns int, rate float64, wo
 	for _, s := range ss {
 		if lo, hi := slices.Min(s.slices), slices.Max(s.slices); hi > 1.5*lo {
 			fmt.Printf("- %s: closed-loop rounds ranged %.0f–%.0f req/s; something else was busy on the machine.\n", s.name, lo, hi)
+		}
+		if s.note != nil {
+			fmt.Printf("- %s: %s.\n", s.name, s.note())
 		}
 		if got := s.open.rps(); got < 0.95*rate {
 			fmt.Printf("- %s: the open loop reached %.0f of %.0f req/s; its latencies include the backlog.\n", s.name, got, rate)
