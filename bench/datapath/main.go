@@ -3,6 +3,9 @@
 //
 //   - the generator straight to the upstream (the harness's own ceiling);
 //   - Envoy alone: gatehouse's edge listener and routes, no authorization;
+//   - Envoy with ext_authz calling a no-op server (allow, nothing else):
+//     the floor of any ext_authz service; the same answering with the
+//     headers gatehouse sets; and a no-op over HTTP/1.1 (http_service);
 //   - Envoy configured by gatehouse over xDS, with gatehouse's ext_authz:
 //     cached (the same token on every request) and uncached (a gatehouse
 //     with authz.cache_size: 0, so every request verifies the RS256 token
