@@ -55,10 +55,9 @@ type result struct {
 	serverCPU time.Duration // CPU of the server process during the run
 	genCPU    time.Duration // CPU of the load generator (this process) during the run
 	rate      float64       // open loop: the target rate
-	// open loop: checks sent behind schedule (latency from the scheduled
-	// time), and the p99 of the timer oversleep of the others.
-	behind      int
-	oversleep99 time.Duration
+	// open loop: p99 of how late the pacer handed checks to the senders
+	// (included in the latencies).
+	pacerLate99 time.Duration
 }
 
 func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -142,21 +141,26 @@ func closedLoop(c authv3.AuthorizationClient, t target, reqs requests, d time.Du
 }
 
 // openLoop sends Checks at a fixed rate for d, each at its scheduled time
-// whatever happened to the previous ones, and measures latency from the
-// scheduled send time, not from the actual one: when the server (or the
-// generator) falls behind, the waiting counts (no coordinated omission).
-// workers bounds the requests in flight; they are many more than the rate
-// needs at the latencies measured.
+// whatever happened to the previous ones, and measures every latency from
+// the scheduled send time (no coordinated omission: when the server falls
+// behind, the wait counts). One pacer hands scheduled checks to workers;
+// it sleeps with nanosleep(2), which wakes within tens of µs, where Go's
+// timers wake up to a millisecond late on Linux. workers bounds the checks
+// in flight; when all are busy the next checks wait, and that wait counts.
 func openLoop(c authv3.AuthorizationClient, t target, reqs requests, rate float64, d time.Duration, workers int) (result, error) {
 	total := int64(rate * d.Seconds())
 	if !reqs.repeat && total > int64(len(reqs.reqs)) {
 		total = int64(len(reqs.reqs))
 	}
 	interval := time.Duration(float64(time.Second) / rate)
-	var next, failed atomic.Int64
+	var failed atomic.Int64
 	var firstErr atomic.Value
 	lats := make([][]time.Duration, workers)
-	oversleep := make([][]time.Duration, workers)
+	type job struct {
+		i  int64
+		at time.Time
+	}
+	jobs := make(chan job, workers)
 	cpu0, gen0 := t.srv.cpu(), selfCPU()
 	start := time.Now().Add(10 * time.Millisecond)
 	var wg sync.WaitGroup
@@ -164,26 +168,9 @@ func openLoop(c authv3.AuthorizationClient, t target, reqs requests, rate float6
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= total {
-					return
-				}
-				at := start.Add(time.Duration(i) * interval)
-				// Behind schedule (every sender was busy: the server's
-				// backlog): latency counts from the scheduled time. Ahead:
-				// sleep until the slot; Go's timers wake up to ~1 ms late on
-				// Linux, and that oversleep is the generator's, not the
-				// server's, so latency counts from the actual send.
-				ref := at
-				if wait := time.Until(at); wait > 0 {
-					time.Sleep(wait)
-					ref = time.Now()
-					late := ref.Sub(at)
-					oversleep[w] = append(oversleep[w], late)
-				}
-				err := check(c, reqs.get(i), t.want)
-				lats[w] = append(lats[w], time.Since(ref))
+			for j := range jobs {
+				err := check(c, reqs.get(j.i), t.want)
+				lats[w] = append(lats[w], time.Since(j.at))
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err)
@@ -191,17 +178,23 @@ func openLoop(c authv3.AuthorizationClient, t target, reqs requests, rate float6
 			}
 		}(w)
 	}
+	var late []time.Duration // how late the pacer handed each check over
+	for i := int64(0); i < total; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(at); wait > 0 {
+			ts := syscall.NsecToTimespec(wait.Nanoseconds())
+			_ = syscall.Nanosleep(&ts, nil)
+		}
+		jobs <- job{i, at}
+		late = append(late, time.Since(at))
+	}
+	close(jobs)
 	wg.Wait()
 	r, err := finish(t, lats, start, cpu0, gen0, failed.Load(), firstErr.Load())
 	r.rate = rate
-	var os []time.Duration
-	for _, o := range oversleep {
-		os = append(os, o...)
-	}
-	r.behind = r.n - len(os)
-	if len(os) > 0 {
-		slices.Sort(os)
-		r.oversleep99 = os[(len(os)-1)*99/100]
+	slices.Sort(late)
+	if len(late) > 0 {
+		r.pacerLate99 = late[(len(late)-1)*99/100]
 	}
 	return r, err
 }

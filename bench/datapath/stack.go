@@ -35,7 +35,7 @@ func freePort() (int, error) {
 // ---- upstream ----
 
 // upstreamBody is the upstream's answer: small, fixed, with a length.
-var upstreamBody = []byte(`{"service":"orders","status":"ok","note":"gatehouse datapath benchmark upstream, 128 bytes"}` + "\n")
+var upstreamBody = []byte(`{"service":"orders","status":"ok","note":"gatehouse datapath benchmark upstream"}` + "\n")
 
 // upstream is a plain Go HTTP/1.1 server answering 200 with upstreamBody.
 // It remembers the headers of the last request to /orders/probe so the
