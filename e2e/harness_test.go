@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -63,15 +64,33 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// freePort returns a port that was free a moment ago on 127.0.0.1.
+// nextPort walks ports below Linux's ephemeral range (32768-60999): a port
+// picked with :0 comes from that range, where every outgoing connection of
+// a load generator or test client also takes its local port, so it could be
+// taken again between the pick and the server's bind.
+var nextPort atomic.Int32
+
+func init() { nextPort.Store(int32(20000 + os.Getpid()%8000)) }
+
+// freePort returns a port that was free a moment ago on 127.0.0.1, never
+// the same twice in one run.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 2000 {
+		p := nextPort.Add(1)
+		if p >= 32000 {
+			nextPort.Store(20000)
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return int(p)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-32000")
+	return 0
 }
 
 // proc is a child process whose output goes to a log file shown on failure.
