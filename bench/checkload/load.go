@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -179,6 +180,10 @@ func openLoop(c authv3.AuthorizationClient, t target, reqs requests, rate float6
 		}(w)
 	}
 	var late []time.Duration // how late the pacer handed each check over
+	// The pacer keeps its own thread: its nanosleep wake-ups go straight
+	// to it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for i := int64(0); i < total; i++ {
 		at := start.Add(time.Duration(i) * interval)
 		if wait := time.Until(at); wait > 0 {

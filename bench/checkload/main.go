@@ -25,6 +25,7 @@ import (
 	"fmt"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ func main() {
 	flag.StringVar(&o.opa, "opa", ".tools/opa-envoy-plugin", "OPA-Envoy plugin binary (bench/opa/install.sh); empty skips the OPA baseline")
 	flag.StringVar(&o.policy, "policy", "bench/opa/policy.rego", "the Rego policy of the OPA baseline")
 	flag.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: go build ./cmd/gatehouse)")
+	pin := flag.Bool("pin", false, "pin the load generator to CPU 0 and every server to CPU 1 (taskset; the servers with GOMAXPROCS=1), so that they never compete for a core")
 	flag.Parse()
 	if *role == "noop" {
 		if err := runNoop(); err != nil {
@@ -71,6 +73,13 @@ func main() {
 			os.Exit(2)
 		}
 		o.rates = append(o.rates, v)
+	}
+	if *pin {
+		if out, err := exec.Command("taskset", "-a", "-c", "-p", "0", strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "checkload: -pin: taskset: %v %s\n", err, out)
+			os.Exit(1)
+		}
+		serverCPU = "1"
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "checkload:", err)

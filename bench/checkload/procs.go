@@ -21,6 +21,10 @@ import (
 	"google.golang.org/grpc"
 )
 
+// serverCPU, when set, pins every server process to that CPU (taskset)
+// with GOMAXPROCS=1; see -pin.
+var serverCPU string
+
 // startTimeout bounds the start of a server process.
 var startTimeout = 30 * time.Second
 
@@ -40,6 +44,10 @@ type server struct {
 // harness dies (Pdeathsig) and stopped by Stop.
 func start(name string, ready func(line string) (string, error), bin string, args ...string) (*server, error) {
 	s := &server{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	if serverCPU != "" {
+		s.cmd = exec.Command("taskset", append([]string{"-c", serverCPU, bin}, args...)...)
+		s.cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	}
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
 	s.cmd.Stdout, s.cmd.Stderr = pw, pw
