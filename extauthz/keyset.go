@@ -255,36 +255,9 @@ func (k *KeySet) lookupLocked(kid string) ([]jose.JSONWebKey, bool) {
 	return []jose.JSONWebKey{key}, true
 }
 
-// VerifySignature implements oidc.KeySet. Errors are *TokenError. go-oidc
-// flattens the error into a string, so it is also recorded in the context's
-// error slot (see Verifier.Verify) to keep the reason code.
+// VerifySignature implements oidc.KeySet. Errors are *TokenError.
 func (k *KeySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	payload, err := k.verifySignature(ctx, raw)
-	if err != nil {
-		if slot, ok := ctx.Value(errSlotKey{}).(*errSlot); ok {
-			slot.set(err)
-		}
-	}
-	return payload, err
-}
-
-type errSlotKey struct{}
-
-type errSlot struct {
-	mu  sync.Mutex
-	err error
-}
-
-func (s *errSlot) set(err error) {
-	s.mu.Lock()
-	s.err = err
-	s.mu.Unlock()
-}
-
-func (s *errSlot) get() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
+	return k.verifySignature(ctx, raw)
 }
 
 func (k *KeySet) verifySignature(ctx context.Context, raw string) ([]byte, error) {

@@ -49,7 +49,6 @@ type fleet struct {
 	done   int           // clients that reached the target of gen
 	doneAt time.Time     // when the last of them ACKed it
 	all    chan struct{} // closed when done == len(clients)
-	errs   []error
 }
 
 // setTarget makes exp the state every client must reach, and returns a
@@ -89,14 +88,6 @@ func (f *fleet) reached(c *client, at time.Time) {
 	}
 	if f.done == len(f.clients) {
 		close(f.all)
-	}
-}
-
-func (f *fleet) fail(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.errs) < 10 {
-		f.errs = append(f.errs, err)
 	}
 }
 

@@ -35,12 +35,11 @@ func measureOffline(dir string, opts xds.Options, reps int) (*offline, error) {
 		parsed, _ := (&cs.FileSource{Name: "files", Paths: []string{dir}}).Load()
 		t1 := time.Now()
 		snap := cs.NewStore("files").ReplaceSource("files", parsed)
-		t2 := time.Now()
 		var ms0, ms1 runtime.MemStats
 		if i == 0 {
 			runtime.ReadMemStats(&ms0)
 		}
-		t2 = time.Now()
+		t2 := time.Now()
 		m, _ := model.Compile(snap)
 		t3 := time.Now()
 		res, err := xds.Translate(m, xds.Node{ID: "offline", Role: xds.RoleEdge}, opts)
