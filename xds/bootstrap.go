@@ -8,6 +8,7 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/gatehouse-dev/gatehouse/meshca"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -46,7 +47,7 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 		}
 	case RoleSidecar:
 		sc := o.Sidecar
-		if _, _, ok := strings.Cut(strings.TrimPrefix(sc.Component, "component:"), "/"); !ok || !strings.HasPrefix(sc.Component, "component:") {
+		if _, err := meshca.SPIFFEID("t", strings.ToLower(sc.Component)); err != nil {
 			return nil, fmt.Errorf("--component %q: a sidecar needs its Component's full ref, e.g. --component component:default/orders", sc.Component)
 		}
 		if sc.AppPort == 0 {

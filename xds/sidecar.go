@@ -3,7 +3,6 @@ package xds
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/gatehouse-dev/gatehouse/meshca"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -230,7 +230,10 @@ func inboundTLS(trustDomain string) (*core.TransportSocket, error) {
 // meshCluster reaches a provider's sidecar over mTLS and accepts only the
 // provider's own SPIFFE ID: a misrouted address cannot impersonate it.
 func meshCluster(svc *model.MeshService, opts Options) (*clusterv3.Cluster, error) {
-	id := spiffeID(opts.TrustDomain, svc.Component)
+	id, err := meshca.SPIFFEID(opts.TrustDomain, svc.Component)
+	if err != nil {
+		return nil, err
+	}
 	c, err := buildCluster(model.Cluster{Name: meshClusterPfx + svc.Component, Discovery: svc.Discovery, Endpoints: []model.Endpoint{svc.Address}}, Options{})
 	if err != nil {
 		return nil, err
@@ -266,12 +269,4 @@ func meshCluster(svc *model.MeshService, opts Options) (*clusterv3.Cluster, erro
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": hpo}
 	}
 	return c, nil
-}
-
-// spiffeID mirrors meshca.SPIFFEID for a component ref key (the translator
-// stays free of the CA).
-func spiffeID(trustDomain, component string) string {
-	rest := strings.TrimPrefix(component, "component:")
-	ns, name, _ := strings.Cut(rest, "/")
-	return "spiffe://" + trustDomain + "/ns/" + ns + "/component/" + name
 }

@@ -10,8 +10,10 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/meshca"
+
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -188,8 +190,17 @@ func TestSpiffeIDMatchesCA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := spiffeID(testTrustDomain, comp); got != want {
-			t.Errorf("%s: cluster SAN %s, certificate %s", comp, got, want)
+		c, err := meshCluster(&model.MeshService{Component: comp, Address: model.Endpoint{Host: "127.0.0.1", Port: 15006}, Discovery: model.DiscoveryStatic}, Options{TrustDomain: testTrustDomain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var utc tlsv3.UpstreamTlsContext
+		if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&utc); err != nil {
+			t.Fatal(err)
+		}
+		sans := utc.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames()
+		if len(sans) != 1 || sans[0].GetMatcher().GetExact() != want {
+			t.Errorf("%s: cluster pins %v, certificate carries %s", comp, sans, want)
 		}
 		if back := meshca.ComponentOf(testTrustDomain, want); back != comp {
 			t.Errorf("%s: ComponentOf gives %s", comp, back)
