@@ -9,10 +9,7 @@ import "strings"
 // prefix on segment boundaries). The port of host is ignored. It is for
 // explaining decisions offline; Envoy does the matching on the data path.
 func (m *Model) Match(host, path string) (*VirtualHost, *Route) {
-	host = strings.ToLower(host)
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		host = host[:i]
-	}
+	host = hostOnly(host)
 	var vh *VirtualHost
 	best := -1
 	for i := range m.VirtualHosts {
@@ -30,33 +27,45 @@ func (m *Model) Match(host, path string) (*VirtualHost, *Route) {
 	if vh == nil {
 		return nil, nil
 	}
+	return vh, firstMatch(vh.Routes, path)
+}
+
+// firstMatch is the first route of a list (most specific first) that
+// matches path, as Envoy picks it: an exact path, "/", or a prefix on
+// segment boundaries. The query is ignored.
+func firstMatch(routes []Route, path string) *Route {
 	if i := strings.IndexAny(path, "?#"); i >= 0 {
 		path = path[:i]
 	}
-	for i := range vh.Routes {
-		r := &vh.Routes[i]
+	for i := range routes {
+		r := &routes[i]
 		switch {
 		case r.Path != "":
 			if path == r.Path {
-				return vh, r
+				return r
 			}
-		case r.Prefix == "/":
-			return vh, r
-		case path == r.Prefix || strings.HasPrefix(path, r.Prefix+"/"):
-			return vh, r
+		case r.Prefix == "/", path == r.Prefix || strings.HasPrefix(path, r.Prefix+"/"):
+			return r
 		}
 	}
-	return vh, nil
+	return nil
+}
+
+// hostOnly lower-cases a host and drops its port (not the colons of an
+// IPv6 literal).
+func hostOnly(host string) string {
+	host = strings.ToLower(host)
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	return host
 }
 
 // MatchMesh finds, for a mesh name (<name>.<namespace>.gatehouse.internal)
 // and a path, the component serving it and the inbound route its sidecar
 // would pick. svc is nil when no mesh component serves the name.
 func (m *Model) MatchMesh(host, path string) (*MeshService, *Route) {
-	host = strings.ToLower(host)
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
+	host = hostOnly(host)
 	var svc *MeshService
 	for i := range m.Mesh {
 		for _, t := range m.Mesh[i].Outbound {
@@ -72,28 +81,10 @@ func (m *Model) MatchMesh(host, path string) (*MeshService, *Route) {
 	if svc == nil {
 		return nil, nil
 	}
-	if i := strings.IndexAny(path, "?#"); i >= 0 {
-		path = path[:i]
-	}
-	for i := range svc.Inbound {
-		r := &svc.Inbound[i]
-		switch {
-		case r.Path != "":
-			if path == r.Path {
-				return svc, r
-			}
-		case r.Prefix == "/", path == r.Prefix || strings.HasPrefix(path, r.Prefix+"/"):
-			return svc, r
-		}
-	}
-	return svc, nil
+	return svc, firstMatch(svc.Inbound, path)
 }
 
 // IsMeshHost reports whether host (port ignored) is a mesh name.
 func IsMeshHost(host string) bool {
-	host = strings.ToLower(host)
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return strings.HasSuffix(host, "."+MeshDomain)
+	return strings.HasSuffix(hostOnly(host), "."+MeshDomain)
 }
