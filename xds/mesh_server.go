@@ -117,53 +117,59 @@ func (s *Server) sidecarSnapshot(n *nodeState, shared *cachev3.Snapshot) (*cache
 		return nil, fmt.Errorf("node %q is a sidecar but the mesh CA is not configured (fix: set mesh.trust_domain, mesh.ca_cert and mesh.ca_key)", n.info.ID)
 	}
 	if n.cert == nil || n.certFor != n.sidecar.Component {
-		c, err := s.ca.Issue(n.sidecar.Component, s.certTTL)
-		if err != nil {
-			return nil, fmt.Errorf("issuing the certificate of node %q: %w", n.info.ID, err)
+		if err := s.issue(n); err != nil {
+			return nil, err
 		}
-		certsIssued.Inc()
-		n.cert, n.certFor = c, n.sidecar.Component
-		// Renew at 40-50% of the life: sidecars that connected together
-		// (a gatehouse restart) do not all renew in the same tick.
-		life := time.Until(c.NotAfter)
-		n.renewAt = time.Now().Add(life/2 - time.Duration(rand.Int64N(int64(life/10)+1)))
-		n.info.Certificate = &CertInfo{SPIFFEID: c.SPIFFEID, Serial: c.Serial, NotAfter: c.NotAfter, RenewAt: n.renewAt}
+	}
+	snap := &cachev3.Snapshot{Resources: shared.Resources}
+	snap.Resources[cachev3.GetResponseType(resourcev3.SecretType)] = n.secrets
+	// The shared types' version maps are reused as they are (read-only).
+	snap.VersionMap = make(map[string]map[string]string, len(shared.VersionMap)+1)
+	for k, v := range shared.VersionMap {
+		snap.VersionMap[k] = v
+	}
+	snap.VersionMap[resourcev3.SecretType] = n.secretVersions
+	if err := snap.Consistent(); err != nil {
+		return nil, fmt.Errorf("inconsistent snapshot: %w", err)
+	}
+	return snap, nil
+}
+
+// issue gives a node a new certificate and builds its SDS secrets once:
+// every later push (a catalog change) reuses them until the renewal.
+func (s *Server) issue(n *nodeState) error {
+	c, err := s.ca.Issue(n.sidecar.Component, s.certTTL)
+	if err != nil {
+		return fmt.Errorf("issuing the certificate of node %q: %w", n.info.ID, err)
 	}
 	bundle := s.ca.TrustBundle()
 	secrets := []types.Resource{
 		&tlsv3.Secret{Name: IdentitySecret, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-			CertificateChain: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: n.cert.CertPEM}},
-			PrivateKey:       &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: n.cert.KeyPEM}},
+			CertificateChain: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: c.CertPEM}},
+			PrivateKey:       &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: c.KeyPEM}},
 		}}},
 		&tlsv3.Secret{Name: TrustSecret, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 			TrustedCa: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: bundle}},
 		}}},
 	}
-	h := sha256.New()
-	h.Write([]byte(n.cert.Serial))
-	h.Write(bundle)
-	version := hex.EncodeToString(h.Sum(nil)[:8])
-
-	snap := &cachev3.Snapshot{Resources: shared.Resources}
-	idx := cachev3.GetResponseType(resourcev3.SecretType)
-	snap.Resources[idx] = cachev3.NewResources(version, secrets)
-	// The shared types' version maps are reused as they are (read-only);
-	// only the secrets are hashed here.
-	snap.VersionMap = make(map[string]map[string]string, len(shared.VersionMap)+1)
-	for k, v := range shared.VersionMap {
-		snap.VersionMap[k] = v
-	}
 	vm := make(map[string]string, len(secrets))
 	for _, r := range secrets {
 		b, err := cachev3.MarshalResource(r)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		vm[cachev3.GetResourceName(r)] = cachev3.HashResource(b)
 	}
-	snap.VersionMap[resourcev3.SecretType] = vm
-	if err := snap.Consistent(); err != nil {
-		return nil, fmt.Errorf("inconsistent snapshot: %w", err)
-	}
-	return snap, nil
+	h := sha256.New()
+	h.Write([]byte(c.Serial))
+	h.Write(bundle)
+	certsIssued.Inc()
+	n.cert, n.certFor = c, n.sidecar.Component
+	n.secrets, n.secretVersions = cachev3.NewResources(hex.EncodeToString(h.Sum(nil)[:8]), secrets), vm
+	// Renew at 40-50% of the life: sidecars that connected together
+	// (a gatehouse restart) do not all renew in the same tick.
+	life := time.Until(c.NotAfter)
+	n.renewAt = time.Now().Add(life/2 - time.Duration(rand.Int64N(int64(life/10)+1)))
+	n.info.Certificate = &CertInfo{SPIFFEID: c.SPIFFEID, Serial: c.Serial, NotAfter: c.NotAfter, RenewAt: n.renewAt}
+	return nil
 }

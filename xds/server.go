@@ -111,6 +111,9 @@ type nodeState struct {
 	cert    *meshca.Certificate // its current workload certificate
 	certFor string              // the component cert was issued for
 	renewAt time.Time
+	// Its SDS secrets and their hashes, built once per certificate.
+	secrets        cachev3.Resources
+	secretVersions map[string]string
 
 	pushedVersion string // model version last pushed to the node
 }
