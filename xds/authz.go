@@ -32,8 +32,10 @@ const (
 	headerMutFilter  = "envoy.filters.http.header_mutation"
 
 	// Context extensions every protected route carries to the Check call.
-	CtxRouteID      = "route_id"
-	CtxModelVersion = "model_version"
+	CtxRouteID = "route_id"
+	// CtxPolicyVersion: a hash of the route's policy (edge routes), so the
+	// route changes, and is re-sent, only when who may call it changes.
+	CtxPolicyVersion = "policy_version"
 	// CtxMesh is "inbound" on a sidecar's inbound routes: only there does
 	// Check take the mTLS peer (source.principal) as the calling component.
 	CtxMesh = "mesh"
@@ -99,7 +101,7 @@ func httpFilters(opts Options) ([]*hcmFilter, error) {
 }
 
 // routeAuthz is the per-route ext_authz setting: protected routes carry
-// their id (and, when version is set, the model version) to Check (an O(1)
+// their id (and, when version is set, their policy version) to Check (an O(1)
 // policy lookup there); public-path routes skip the check.
 func routeAuthz(r model.Route, version string, meshInbound bool) (map[string]*anypb.Any, error) {
 	per := &extauthzv3.ExtAuthzPerRoute{}
@@ -108,7 +110,7 @@ func routeAuthz(r model.Route, version string, meshInbound bool) (map[string]*an
 	} else {
 		ext := map[string]string{CtxRouteID: r.ID}
 		if version != "" {
-			ext[CtxModelVersion] = version
+			ext[CtxPolicyVersion] = version
 		}
 		if meshInbound {
 			ext[CtxMesh] = "inbound"

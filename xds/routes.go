@@ -13,7 +13,7 @@ import (
 
 // routeConfig renders the model's virtual hosts.
 //
-// Each protected route carries, in the model_version context extension, the
+// Each protected route carries, in the policy_version context extension, the
 // version of its own policy, not the model's: the model version changes with
 // every catalog edit (a user joining a group, a port), and stamping it on
 // every route made each edit re-send the whole route configuration (one
