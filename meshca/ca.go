@@ -255,12 +255,21 @@ func (ca *CA) Issue(component string, ttl time.Duration) (*Certificate, error) {
 // SPIFFEID returns spiffe://<td>/ns/<namespace>/component/<name> for a
 // component ref key (component:<namespace>/<name>).
 func SPIFFEID(trustDomain, component string) (string, error) {
-	rest, ok := strings.CutPrefix(component, "component:")
-	ns, name, ok2 := strings.Cut(rest, "/")
-	if !ok || !ok2 || ns == "" || name == "" {
-		return "", fmt.Errorf("%q is not a component ref (component:<namespace>/<name>)", component)
+	ns, name, err := ParseComponent(component)
+	if err != nil {
+		return "", err
 	}
 	return "spiffe://" + trustDomain + "/ns/" + ns + "/component/" + name, nil
+}
+
+// ParseComponent splits a component ref key, component:<namespace>/<name>.
+func ParseComponent(component string) (namespace, name string, err error) {
+	rest, ok := strings.CutPrefix(component, "component:")
+	ns, n, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 || ns == "" || n == "" {
+		return "", "", fmt.Errorf("%q is not a component ref (component:<namespace>/<name>)", component)
+	}
+	return ns, n, nil
 }
 
 // ComponentOf returns the component ref key of a SPIFFE ID in trustDomain,

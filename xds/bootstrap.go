@@ -47,7 +47,7 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 		}
 	case RoleSidecar:
 		sc := o.Sidecar
-		if _, err := meshca.SPIFFEID("t", strings.ToLower(sc.Component)); err != nil {
+		if _, _, err := meshca.ParseComponent(strings.ToLower(sc.Component)); err != nil {
 			return nil, fmt.Errorf("--component %q: a sidecar needs its Component's full ref, e.g. --component component:default/orders", sc.Component)
 		}
 		if sc.AppPort == 0 {

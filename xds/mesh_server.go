@@ -81,7 +81,7 @@ func sidecarMeta(node *core.Node) (*Sidecar, error) {
 	if sc.Component == "" {
 		return nil, fmt.Errorf("node %q: role sidecar needs metadata component (fix: gatehouse bootstrap --role sidecar --component component:<namespace>/<name>)", node.GetId())
 	}
-	if _, err := meshca.SPIFFEID("t", sc.Component); err != nil {
+	if _, _, err := meshca.ParseComponent(sc.Component); err != nil {
 		return nil, fmt.Errorf("node %q: metadata component: %v (fix: write the full ref, e.g. component:default/orders)", node.GetId(), err)
 	}
 	ports := []struct {
