@@ -2,8 +2,6 @@ package xds
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/gatehouse-dev/gatehouse/meshca"
@@ -55,21 +52,24 @@ func (s *Server) EnableMesh(ctx context.Context, ca IdentityIssuer, ttl time.Dur
 	}()
 }
 
-// renewDue re-issues every sidecar certificate past its renewal time and
-// pushes only the new secret.
+// renewDue re-issues every sidecar certificate past its renewal time: the
+// pusher gives the node a config with the new secrets, and its streams
+// send only those.
 func (s *Server) renewDue() {
-	s.pushMu.Lock()
-	defer s.pushMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
+	due := false
 	for _, id := range sortedNodeIDs(s.nodes) {
 		n := s.nodes[id]
 		if n.cert != nil && !now.Before(n.renewAt) {
-			n.cert = nil // pushLocked issues a new one
+			n.cert, n.pushedVersion = nil, "" // applyLocked issues a new one
 			certRenewals.Inc()
-			s.pushLocked(n)
+			due = true
 		}
+	}
+	if due {
+		s.kickLocked()
 	}
 }
 
@@ -109,10 +109,10 @@ func sidecarMeta(node *core.Node) (*Sidecar, error) {
 	return sc, nil
 }
 
-// sidecarSnapshot is a node's own snapshot: the listeners, routes and
-// clusters shared by every sidecar of its component (same objects, same
-// versions and hashes), plus its own certificate and the trust bundle.
-func (s *Server) sidecarSnapshot(n *nodeState, shared *cachev3.Snapshot) (*cachev3.Snapshot, error) {
+// sidecarConfig is a node's own config: the listeners, routes and clusters
+// shared by every sidecar of its component (the same encoded sets), plus its
+// own certificate and the trust bundle.
+func (s *Server) sidecarConfig(n *nodeState, shared *nodeConfig) (*nodeConfig, error) {
 	if s.ca == nil {
 		return nil, fmt.Errorf("node %q is a sidecar but the mesh CA is not configured (fix: set mesh.trust_domain, mesh.ca_cert and mesh.ca_key)", n.info.ID)
 	}
@@ -121,21 +121,15 @@ func (s *Server) sidecarSnapshot(n *nodeState, shared *cachev3.Snapshot) (*cache
 			return nil, err
 		}
 	}
-	snap := &cachev3.Snapshot{Resources: shared.Resources}
-	snap.Resources[cachev3.GetResponseType(resourcev3.SecretType)] = n.secrets
-	// The shared types' version maps are reused as they are (read-only).
-	snap.VersionMap = make(map[string]map[string]string, len(shared.VersionMap)+1)
-	for k, v := range shared.VersionMap {
-		snap.VersionMap[k] = v
+	cfg := &nodeConfig{sets: make(map[string]*resourceSet, len(shared.sets)+1)}
+	for k, v := range shared.sets {
+		cfg.sets[k] = v
 	}
-	snap.VersionMap[resourcev3.SecretType] = n.secretVersions
-	if err := snap.Consistent(); err != nil {
-		return nil, fmt.Errorf("inconsistent snapshot: %w", err)
-	}
-	return snap, nil
+	cfg.sets[resourcev3.SecretType] = n.secrets
+	return cfg, nil
 }
 
-// issue gives a node a new certificate and builds its SDS secrets once:
+// issue gives a node a new certificate and encodes its SDS secrets once:
 // every later push (a catalog change) reuses them until the renewal.
 func (s *Server) issue(n *nodeState) error {
 	c, err := s.ca.Issue(n.sidecar.Component, s.certTTL)
@@ -152,20 +146,12 @@ func (s *Server) issue(n *nodeState) error {
 			TrustedCa: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: bundle}},
 		}}},
 	}
-	vm := make(map[string]string, len(secrets))
-	for _, r := range secrets {
-		b, err := cachev3.MarshalResource(r)
-		if err != nil {
-			return err
-		}
-		vm[cachev3.GetResourceName(r)] = cachev3.HashResource(b)
+	set, err := newResourceSet(resourcev3.SecretType, secrets)
+	if err != nil {
+		return err
 	}
-	h := sha256.New()
-	h.Write([]byte(c.Serial))
-	h.Write(bundle)
 	certsIssued.Inc()
-	n.cert, n.certFor = c, n.sidecar.Component
-	n.secrets, n.secretVersions = cachev3.NewResources(hex.EncodeToString(h.Sum(nil)[:8]), secrets), vm
+	n.cert, n.certFor, n.secrets = c, n.sidecar.Component, set
 	// Renew at 40-50% of the life: sidecars that connected together
 	// (a gatehouse restart) do not all renew in the same tick.
 	life := time.Until(c.NotAfter)

@@ -12,8 +12,8 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gatehouse-dev/gatehouse/meshca"
@@ -104,26 +104,47 @@ func nodeInfo(s *Server, id string) (NodeInfo, bool) {
 	return NodeInfo{}, false
 }
 
-func snapshotOf(t *testing.T, s *Server, id string) *cachev3.Snapshot {
+func configOf(t *testing.T, s *Server, id string) *nodeConfig {
 	t.Helper()
-	rs, err := s.cache.GetSnapshot(id)
-	if err != nil {
-		t.Fatalf("no snapshot for %s: %v", id, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[id]
+	if n == nil || n.config.Load() == nil {
+		t.Fatalf("no configuration for %s", id)
 	}
-	return rs.(*cachev3.Snapshot)
+	return n.config.Load()
 }
 
-// leafOf returns the workload certificate in a snapshot's identity secret.
-func leafOf(t *testing.T, snap *cachev3.Snapshot) *x509.Certificate {
+func hasConfig(s *Server, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nodes[id] != nil && s.nodes[id].config.Load() != nil
+}
+
+// leafOf returns the workload certificate in a config's identity secret.
+func leafOf(t *testing.T, cfg *nodeConfig) *x509.Certificate {
 	t.Helper()
-	item, ok := snap.Resources[cachev3.GetResponseType(resourcev3.SecretType)].Items[IdentitySecret]
-	if !ok {
-		t.Fatal("no identity secret in the snapshot")
+	set := cfg.sets[resourcev3.SecretType]
+	if set == nil {
+		t.Fatal("no secrets in the configuration")
 	}
-	chain := item.Resource.(*tlsv3.Secret).GetTlsCertificate().GetCertificateChain().GetInlineBytes()
+	var resp discoverygrpc.DiscoveryResponse
+	if err := proto.Unmarshal(set.sotw, &resp); err != nil {
+		t.Fatal(err)
+	}
+	var chain []byte
+	for _, a := range resp.GetResources() {
+		var sec tlsv3.Secret
+		if err := a.UnmarshalTo(&sec); err != nil {
+			t.Fatal(err)
+		}
+		if sec.GetName() == IdentitySecret {
+			chain = sec.GetTlsCertificate().GetCertificateChain().GetInlineBytes()
+		}
+	}
 	blk, _ := pem.Decode(chain)
 	if blk == nil {
-		t.Fatal("identity secret holds no PEM certificate")
+		t.Fatal("no identity secret holding a PEM certificate")
 	}
 	c, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
@@ -147,19 +168,14 @@ func TestSidecarsShareResourcesNotCertificates(t *testing.T) {
 			t.Fatalf("%s: no clusters (%v)", id, resp)
 		}
 	}
-	a, b := snapshotOf(t, s, "orders-1"), snapshotOf(t, s, "orders-2")
+	a, b := configOf(t, s, "orders-1"), configOf(t, s, "orders-2")
 	if a == b {
-		t.Fatal("two sidecars hold one snapshot object: their certificates cannot differ")
+		t.Fatal("two sidecars hold one configuration object: their certificates cannot differ")
 	}
 	for _, typ := range sharedTypes {
-		ra, rb := a.Resources[cachev3.GetResponseType(typ)], b.Resources[cachev3.GetResponseType(typ)]
-		if len(ra.Items) == 0 || len(ra.Items) != len(rb.Items) || ra.Version != rb.Version {
-			t.Fatalf("%s: %d/%d items, versions %s/%s", typ, len(ra.Items), len(rb.Items), ra.Version, rb.Version)
-		}
-		for name, it := range ra.Items {
-			if it.Resource != rb.Items[name].Resource {
-				t.Errorf("%s %s: the two sidecars hold different objects; want one shared build", typ, name)
-			}
+		ra, rb := a.sets[typ], b.sets[typ]
+		if ra == nil || len(ra.names) == 0 || ra != rb {
+			t.Fatalf("%s: the two sidecars do not share one encoded set (%p, %p)", typ, ra, rb)
 		}
 	}
 	la, lb := leafOf(t, a), leafOf(t, b)
@@ -171,7 +187,7 @@ func TestSidecarsShareResourcesNotCertificates(t *testing.T) {
 			t.Errorf("URI SANs %v", l.URIs)
 		}
 	}
-	if a.GetVersion(resourcev3.SecretType) == b.GetVersion(resourcev3.SecretType) {
+	if a.sets[resourcev3.SecretType].version == b.sets[resourcev3.SecretType].version {
 		t.Error("different certificates under one secrets version")
 	}
 	for id, leaf := range map[string]*x509.Certificate{"orders-1": la, "orders-2": lb} {
@@ -230,8 +246,8 @@ func TestSidecarWithoutConfig(t *testing.T) {
 		if n.Certificate != nil {
 			t.Errorf("%s: a certificate was issued", tc.id)
 		}
-		if _, err := s.cache.GetSnapshot(tc.id); err == nil {
-			t.Errorf("%s has a snapshot", tc.id)
+		if hasConfig(s, tc.id) {
+			t.Errorf("%s has a configuration", tc.id)
 		}
 	}
 }
@@ -282,7 +298,7 @@ func TestSidecarCertificateRenewal(t *testing.T) {
 		}
 		ack(r)
 	}
-	before := snapshotOf(t, s, "orders-1")
+	before := configOf(t, s, "orders-1")
 	serialBefore := leafOf(t, before).SerialNumber
 
 	// Over a few renewals: new secrets each time, nothing else.
@@ -302,18 +318,13 @@ func TestSidecarCertificateRenewal(t *testing.T) {
 	if len(secrets) < 3 {
 		t.Fatalf("%d secret versions in a second with a %s certificate life; want renewals", len(secrets), ttl)
 	}
-	after := snapshotOf(t, s, "orders-1")
-	if after.GetVersion(resourcev3.SecretType) == before.GetVersion(resourcev3.SecretType) || leafOf(t, after).SerialNumber.Cmp(serialBefore) == 0 {
+	after := configOf(t, s, "orders-1")
+	if after.sets[resourcev3.SecretType].version == before.sets[resourcev3.SecretType].version || leafOf(t, after).SerialNumber.Cmp(serialBefore) == 0 {
 		t.Fatal("the certificate was not renewed")
 	}
 	for _, typ := range sharedTypes {
-		if after.GetVersion(typ) != before.GetVersion(typ) {
-			t.Errorf("%s version changed on renewal: %s -> %s", typ, before.GetVersion(typ), after.GetVersion(typ))
-		}
-		for name, it := range before.Resources[cachev3.GetResponseType(typ)].Items {
-			if after.Resources[cachev3.GetResponseType(typ)].Items[name].Resource != it.Resource {
-				t.Errorf("%s %s was rebuilt on renewal", typ, name)
-			}
+		if after.sets[typ] != before.sets[typ] {
+			t.Errorf("%s was rebuilt on renewal (version %s -> %s)", typ, before.sets[typ].version, after.sets[typ].version)
 		}
 	}
 	n, _ := nodeInfo(s, "orders-1")

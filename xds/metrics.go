@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +12,10 @@ var (
 		Namespace: "gatehouse", Subsystem: "xds", Name: "pushes_total",
 		Help: "xDS responses sent, by node role, protocol (sotw, delta) and resource type.",
 	}, []string{"role", "protocol", "type"})
+	sentBytes = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "xds", Name: "sent_bytes_total",
+		Help: "Bytes of xDS responses sent, by protocol (sotw, delta) and resource type.",
+	}, []string{"protocol", "type"})
 	streamsGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "gatehouse", Subsystem: "xds", Name: "streams",
 		Help: "Open ADS streams, by node role and protocol.",
@@ -43,5 +46,3 @@ var (
 func shortType(typeURL string) string {
 	return typeURL[strings.LastIndex(typeURL, ".")+1:]
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

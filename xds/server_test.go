@@ -45,7 +45,7 @@ func startServerWith(t *testing.T, opts Options, setup func(context.Context, *Se
 	if setup != nil {
 		setup(ctx, s)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(GRPCServerOptions()...)
 	s.Register(g)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -242,12 +242,11 @@ func TestSnapshotsSharedAcrossNodes(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.built) != 1 {
-		t.Fatalf("%d snapshots built for 3 nodes of one role, want 1", len(s.built))
+		t.Fatalf("%d builds for 3 nodes of one role, want 1", len(s.built))
 	}
-	a, _ := s.cache.GetSnapshot("e1")
-	b, _ := s.cache.GetSnapshot("e3")
-	if a != b {
-		t.Fatal("nodes of the same role hold different snapshot objects")
+	a, b := s.nodes["e1"].config.Load(), s.nodes["e3"].config.Load()
+	if a == nil || a != b {
+		t.Fatal("nodes of the same role hold different configurations")
 	}
 }
 

@@ -2,22 +2,41 @@ package xds
 
 import (
 	"bytes"
+	"sort"
 	"testing"
+	"time"
 
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gatehouse-dev/gatehouse/model"
 )
 
-// The snapshot serves exactly the bytes of the translated resources (the
-// pre-encoded ones included), under the same names and versions.
-func TestSnapshotServesTranslatedBytes(t *testing.T) {
-	m := testModel(8080)
-	res, err := Translate(m, Node{ID: "n", Role: RoleEdge}, DefaultOptions())
+func joined(m *wireMessage) []byte {
+	var b []byte
+	for _, p := range m.parts {
+		b = append(b, p...)
+	}
+	if len(b) != m.size {
+		panic("wireMessage size out of step with its parts")
+	}
+	return b
+}
+
+// The encoded sets serve exactly the bytes of the translated resources,
+// under the same names, with go-control-plane's versions (a SotW version
+// per type, the SHA-256 of each resource for delta), and the pieces of a
+// response decode as the DiscoveryResponse and DeltaDiscoveryResponse an
+// Envoy expects.
+func TestConfigServesTranslatedBytes(t *testing.T) {
+	res, err := Translate(testModel(8080), Node{ID: "n", Role: RoleEdge}, DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := buildSnapshot(res)
+	cfg, err := buildConfig(res)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,52 +45,143 @@ func TestSnapshotServesTranslatedBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for typ, items := range map[string][]types.Resource{resourcev3.ClusterType: res.Clusters, resourcev3.RouteType: res.Routes, resourcev3.ListenerType: res.Listeners} {
-		if got := snap.GetVersion(typ); got != vs[typ] {
-			t.Errorf("%s: snapshot version %s, Versions says %s", typ, got, vs[typ])
+		set := cfg.sets[typ]
+		if set.version != vs[typ] {
+			t.Errorf("%s: set version %s, Versions says %s", typ, set.version, vs[typ])
 		}
-		served := snap.GetResources(typ)
-		if len(served) != len(items) {
-			t.Fatalf("%s: %d resources served, %d translated", typ, len(served), len(items))
+		msg := &wireMessage{}
+		msg.add(set.sotw)
+		msg.add(sotwTail(set.version, typ, "7"))
+		var sotw discoverygrpc.DiscoveryResponse
+		if err := proto.Unmarshal(joined(msg), &sotw); err != nil {
+			t.Fatal(err)
 		}
-		for _, it := range items {
-			name := cachev3.GetResourceName(it)
-			s, ok := served[name]
-			if !ok {
-				t.Fatalf("%s: %s not served", typ, name)
-			}
+		if sotw.VersionInfo != set.version || sotw.TypeUrl != typ || sotw.Nonce != "7" || len(sotw.Resources) != len(items) {
+			t.Fatalf("%s: SotW response %s/%s/%s with %d resources", typ, sotw.VersionInfo, sotw.TypeUrl, sotw.Nonce, len(sotw.Resources))
+		}
+		msg = &wireMessage{}
+		msg.add(set.delta)
+		msg.add(deltaTail(set.version, typ, "8"))
+		var delta discoverygrpc.DeltaDiscoveryResponse
+		if err := proto.Unmarshal(joined(msg), &delta); err != nil {
+			t.Fatal(err)
+		}
+		if delta.SystemVersionInfo != set.version || delta.TypeUrl != typ || delta.Nonce != "8" || len(delta.Resources) != len(items) {
+			t.Fatalf("%s: delta response %s/%s/%s with %d resources", typ, delta.SystemVersionInfo, delta.TypeUrl, delta.Nonce, len(delta.Resources))
+		}
+		for i, it := range items {
 			want, _ := cachev3.MarshalResource(it)
-			got, _ := cachev3.MarshalResource(s)
-			if !bytes.Equal(got, want) {
-				t.Fatalf("%s %s: served bytes differ from the translation", typ, name)
+			name := cachev3.GetResourceName(it)
+			if a := sotw.Resources[i]; a.TypeUrl != typ || !bytes.Equal(a.Value, want) {
+				t.Fatalf("%s %s: SotW bytes differ from the translation", typ, name)
 			}
-			if v := snap.GetVersionMap(typ)[name]; v != cachev3.HashResource(want) {
-				t.Fatalf("%s %s: delta version %s", typ, name, v)
+			r := delta.Resources[i]
+			if r.Name != name || r.Version != cachev3.HashResource(want) || r.Resource.TypeUrl != typ || !bytes.Equal(r.Resource.Value, want) {
+				t.Fatalf("%s %s: delta resource %s version %s", typ, name, r.Name, r.Version)
 			}
-		}
-	}
-	// The large types are the pre-encoded ones.
-	for _, typ := range []string{resourcev3.ClusterType, resourcev3.RouteType} {
-		for name, s := range snap.GetResources(typ) {
-			if len(s.ProtoReflect().GetUnknown()) == 0 {
-				t.Errorf("%s %s is not pre-encoded", typ, name)
+			if !bytes.Equal(set.sotwEntry(i), appendSotwEntry(nil, encodeAny(typ, want))) {
+				t.Fatalf("%s %s: entry %d is not its resource", typ, name, i)
 			}
 		}
 	}
 }
 
-func BenchmarkMarshalServed(b *testing.B) {
-	m := testModel(8080)
-	res, _ := Translate(m, Node{ID: "n", Role: RoleEdge}, DefaultOptions())
-	snap, _ := buildSnapshot(res)
-	rc := snap.GetResources(resourcev3.RouteType)[EdgeRouteConfigName]
-	b.Run("translated", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			cachev3.MarshalResource(res.Routes[0])
+// A diff between two builds carries the changed and new resources and the
+// removed names, nothing else, and is computed once per pair of builds.
+func TestSetDiff(t *testing.T) {
+	m1 := testModel(8080)
+	m2 := testModel(8081) // the upstream's port changed
+	m2.Clusters = append(m2.Clusters, model.Cluster{Name: "component:default/b", Entity: "component:default/b", Discovery: model.DiscoveryStatic,
+		Endpoints: []model.Endpoint{{Host: "127.0.0.1", Port: 9}}})
+	m3 := testModel(8081) // b removed again
+	var sets []*resourceSet
+	for _, m := range []*model.Model{m1, m2, m3} {
+		m.Version = model.ContentVersion(m)
+		res, err := Translate(m, Node{ID: "n", Role: RoleEdge}, DefaultOptions())
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	b.Run("served", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			cachev3.MarshalResource(rc)
+		cfg, err := buildConfig(res)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		sets = append(sets, cfg.sets[resourcev3.ClusterType])
+	}
+	decode := func(d *setDiff) (changed, removed []string) {
+		var r discoverygrpc.DeltaDiscoveryResponse
+		if err := proto.Unmarshal(d.body, &r); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range r.Resources {
+			changed = append(changed, x.Name)
+		}
+		sort.Strings(changed)
+		return changed, r.RemovedResources
+	}
+	d := sets[1].diffFrom(sets[0])
+	if c, r := decode(d); d.changed != 2 || d.removed != 0 || len(c) != 2 || c[0] != "component:default/a" || c[1] != "component:default/b" || len(r) != 0 {
+		t.Fatalf("1 -> 2: changed %v removed %v", c, r)
+	}
+	if again := sets[1].diffFrom(sets[0]); again != d {
+		t.Fatal("the same step was computed twice")
+	}
+	d = sets[2].diffFrom(sets[1])
+	if c, r := decode(d); len(c) != 0 || len(r) != 1 || r[0] != "component:default/b" {
+		t.Fatalf("2 -> 3: changed %v removed %v", c, r)
+	}
+	if d := sets[2].diffFrom(sets[2]); !d.empty() {
+		t.Fatal("a set differs from itself")
+	}
+}
+
+// Delta clients that hold the same build get the same bytes: the stream
+// shares the diff, it does not copy it.
+func TestDeltaStreamsShareDiffBytes(t *testing.T) {
+	s, c := startServer(t)
+	s.SetModel(testModel(9000))
+	waitPushed(t, s)
+	type client struct {
+		in     *inbox[*discoverygrpc.DeltaDiscoveryResponse]
+		stream discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+	}
+	var clients []client
+	for _, id := range []string{"d1", "d2", "d3"} {
+		stream, err := c.DeltaAggregatedResources(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := receive(stream.Recv)
+		if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: node(id, RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
+			t.Fatal(err)
+		}
+		r, ok := in.next(5 * time.Second)
+		if !ok || len(r.Resources) != 2 {
+			t.Fatalf("%s: initial response %v", id, r)
+		}
+		if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: r.Nonce}); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, client{in, stream})
+	}
+	s.mu.Lock()
+	before := s.nodes["d1"].config.Load().sets[resourcev3.ClusterType]
+	s.mu.Unlock()
+	s.SetModel(testModel(9001))
+	waitPushed(t, s)
+	for i, cl := range clients {
+		r, ok := cl.in.next(5 * time.Second)
+		if !ok || len(r.Resources) != 1 || r.Resources[0].Name != "component:default/a" || len(r.RemovedResources) != 0 {
+			t.Fatalf("client %d: %v", i, r)
+		}
+	}
+	s.mu.Lock()
+	after := s.nodes["d1"].config.Load().sets[resourcev3.ClusterType]
+	s.mu.Unlock()
+	after.diffMu.Lock()
+	n := len(after.diffs)
+	d := after.diffs[before]
+	after.diffMu.Unlock()
+	if n != 1 || d == nil || d.changed != 1 {
+		t.Fatalf("%d diffs memoised for 3 clients making one step (%+v), want 1", n, d)
+	}
 }

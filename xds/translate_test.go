@@ -86,20 +86,20 @@ func TestTranslateGolden(t *testing.T) {
 					}
 				}
 			}
-			// The snapshot built from them is consistent and versioned by content.
-			s1, err := buildSnapshot(res)
+			// The config built from them is consistent and versioned by content.
+			s1, err := buildConfig(res)
 			if err != nil {
 				t.Fatal(err)
 			}
 			n.ID = "another-node"
 			res2, _ := Translate(&tc.Model, n, opts)
-			s2, err := buildSnapshot(res2)
+			s2, err := buildConfig(res2)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, typ := range []string{"type.googleapis.com/envoy.config.listener.v3.Listener", "type.googleapis.com/envoy.config.cluster.v3.Cluster"} {
-				if s1.GetVersion(typ) != s2.GetVersion(typ) {
-					t.Errorf("%s version differs between two translations of one model: %s vs %s", typ, s1.GetVersion(typ), s2.GetVersion(typ))
+				if s1.sets[typ].version != s2.sets[typ].version {
+					t.Errorf("%s version differs between two translations of one model: %s vs %s", typ, s1.sets[typ].version, s2.sets[typ].version)
 				}
 			}
 		})

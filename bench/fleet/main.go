@@ -497,12 +497,12 @@ type offRow struct {
 func printOffline(w io.Writer, rows []offRow) {
 	fmt.Fprintln(w, "In-process, one catalog generation (median of -reps runs):")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| components | routes | clusters | parse files | store + relations | Compile | Translate | **Compile + Translate** | snapshot (hash) | CDS bytes | RDS bytes | LDS bytes |")
+	fmt.Fprintln(w, "| components | routes | clusters | parse files | store + relations | Compile | Translate | **Compile + Translate** | encode (hash) | CDS bytes | RDS bytes | LDS bytes |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		o := r.o
 		fmt.Fprintf(w, "| %d | %d | %d | %s | %s | %s | %s | **%s** | %s | %s | %s | %s |\n", r.components, r.routes, r.clusters,
-			fmtDur(o.Load), fmtDur(o.Store), fmtDur(o.Compile), fmtDur(o.Translate), fmtDur(o.Compile+o.Translate), fmtDur(o.Snapshot),
+			fmtDur(o.Load), fmtDur(o.Store), fmtDur(o.Compile), fmtDur(o.Translate), fmtDur(o.Compile+o.Translate), fmtDur(o.Encode),
 			fmtBytes(int64(o.Bytes[xdsTypes[0]])), fmtBytes(int64(o.Bytes[xdsTypes[2]])), fmtBytes(int64(o.Bytes[xdsTypes[1]])))
 	}
 	fmt.Fprintln(w)

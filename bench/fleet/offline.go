@@ -19,13 +19,13 @@ import (
 // offline is the in-process cost of turning a catalog directory into xDS
 // resources, phase by phase: what the control plane does on every change.
 type offline struct {
-	Load, Store, Compile, Translate, Snapshot time.Duration  // medians
-	Bytes                                     map[string]int // marshalled bytes per type URL
-	Counts                                    map[string]int
-	Allocs                                    uint64 // bytes allocated by Compile + Translate, one run
+	Load, Store, Compile, Translate, Encode time.Duration  // medians
+	Bytes                                   map[string]int // marshalled bytes per type URL
+	Counts                                  map[string]int
+	Allocs                                  uint64 // bytes allocated by Compile + Translate, one run
 }
 
-// measureOffline runs load → store → compile → translate → snapshot reps
+// measureOffline runs load → store → compile → translate → encode reps
 // times and returns the median of each phase.
 func measureOffline(dir string, opts xds.Options, reps int) (*offline, error) {
 	var load, store, comp, tr, snapT []time.Duration
@@ -51,7 +51,7 @@ func measureOffline(dir string, opts xds.Options, reps int) (*offline, error) {
 			runtime.ReadMemStats(&ms1)
 			o.Allocs = ms1.TotalAlloc - ms0.TotalAlloc
 		}
-		if _, err := xds.BuildSnapshot(res); err != nil {
+		if _, err := xds.EncodedSize(res); err != nil {
 			return nil, err
 		}
 		t5 := time.Now()
@@ -67,7 +67,7 @@ func measureOffline(dir string, opts xds.Options, reps int) (*offline, error) {
 		}
 		runtime.GC()
 	}
-	o.Load, o.Store, o.Compile, o.Translate, o.Snapshot = median(load), median(store), median(comp), median(tr), median(snapT)
+	o.Load, o.Store, o.Compile, o.Translate, o.Encode = median(load), median(store), median(comp), median(tr), median(snapT)
 	return o, nil
 }
 

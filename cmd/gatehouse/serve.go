@@ -165,12 +165,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	if err != nil {
 		return err
 	}
-	g := grpc.NewServer(xdsCreds,
+	g := grpc.NewServer(append(xds.GRPCServerOptions(), xdsCreds,
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.MaxSendMsgSize(64<<20), // a large fleet config fits one response
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	xdsSrv.Register(g)
 	ga := grpc.NewServer(authzCreds,
 		grpc.MaxRecvMsgSize(1<<20), // a Check request: headers only
