@@ -110,6 +110,9 @@ type XDS struct {
 	TLS TLS `mapstructure:"tls" yaml:"tls"`
 	// Holdoff coalesces bursts of catalog changes into one push.
 	Holdoff time.Duration `mapstructure:"holdoff" yaml:"holdoff"`
+	// SendBudgetMiB bounds the MiB of large responses on their way to
+	// Envoys at once (a fleet reconnecting is served in turn).
+	SendBudgetMiB int `mapstructure:"send_budget_mib" yaml:"send_budget_mib"`
 }
 
 // Edge configures the edge gateway's listener (served over LDS).
@@ -156,7 +159,7 @@ type Log struct {
 // Defaults returns a configuration with every key at its default.
 func Defaults() Config {
 	return Config{
-		XDS:       XDS{Listen: "127.0.0.1:18000", Holdoff: 100 * time.Millisecond},
+		XDS:       XDS{Listen: "127.0.0.1:18000", Holdoff: 100 * time.Millisecond, SendBudgetMiB: 128},
 		Edge:      Edge{Address: "0.0.0.0", Port: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt"},
 		Admin:     Admin{Listen: "127.0.0.1:9090"},
 		Catalog:   Catalog{PollInterval: time.Second, Backstage: Backstage{PollInterval: 30 * time.Second, PageSize: 500, MaxDeleteFraction: 0.5}},
@@ -182,6 +185,9 @@ func (c Config) Validate() error {
 	addr("admin.listen", c.Admin.Listen)
 	if c.XDS.Holdoff < 0 || c.XDS.Holdoff > 10*time.Second {
 		bad("xds.holdoff", fmt.Sprintf("%s is out of range", c.XDS.Holdoff), "use a duration from 0 to 10s, e.g. 100ms")
+	}
+	if c.XDS.SendBudgetMiB < 1 || c.XDS.SendBudgetMiB > 16384 {
+		bad("xds.send_budget_mib", fmt.Sprintf("%d is out of range", c.XDS.SendBudgetMiB), "use 1-16384 MiB, e.g. 128; keep it well under the kernel's TCP memory (net.ipv4.tcp_mem)")
 	}
 	if net.ParseIP(c.Edge.Address) == nil {
 		bad("edge.address", fmt.Sprintf("%q is not an IP address", c.Edge.Address), "use 0.0.0.0 to listen on every interface, or one IP")

@@ -3,6 +3,7 @@ package xds
 import (
 	"errors"
 	"io"
+	"sort"
 	"strconv"
 	"time"
 
@@ -59,6 +60,7 @@ type sotwType struct {
 	haveNames map[string]bool // names it was sent with that version
 	nonce     string          // of the last response
 	pending   bool            // a response awaits its ACK/NACK
+	held      int64           // send budget the response holds until then
 }
 
 // deltaType is a delta stream's state of one type.
@@ -71,6 +73,7 @@ type deltaType struct {
 	known    map[string]string
 	answered bool              // a response of the type was sent
 	pending  bool              // a response awaits the Envoy's next request
+	held     int64             // send budget the response holds until then
 	sent     map[string]string // nonce -> system version, for ACK/NACK reports
 }
 
@@ -102,6 +105,7 @@ func (st *adsStream) wake() {
 // through respond, all on this goroutine.
 func serve[Req any](st *adsStream, stream grpc.ServerStream, recv func() (*Req, error), handle func(*Req) error, respond func() error) error {
 	defer st.s.streamClosed(st)
+	defer st.releaseBudget()
 	reqs := make(chan *Req)
 	errc := make(chan error, 1)
 	ctx := stream.Context()
@@ -190,6 +194,8 @@ func (st *adsStream) sotwRequest(req *discoverygrpc.DiscoveryRequest) error {
 		return nil // about an older response, crossed by a newer one: the Envoy will answer that
 	}
 	t.pending = false
+	st.s.budget.release(t.held)
+	t.held = 0
 	t.setNames(req.GetResourceNames())
 	switch {
 	case req.GetErrorDetail() != nil:
@@ -253,6 +259,10 @@ func (st *adsStream) sotwRespond(stream grpc.ServerStream) error {
 				}
 			}
 		}
+		if !st.s.budget.acquire(st, typ, int64(msg.size)) {
+			continue // woken when it is this stream's turn
+		}
+		t.held = budgeted(msg)
 		nonce := st.nextNonce()
 		msg.add(sotwTail(set.version, typ, nonce))
 		if err := st.send(stream, typ, nonce, msg); err != nil {
@@ -261,6 +271,14 @@ func (st *adsStream) sotwRespond(stream grpc.ServerStream) error {
 		t.have, t.haveNames, t.nonce, t.pending = set.version, t.names, nonce, true
 	}
 	return nil
+}
+
+// budgeted is what a response holds of the send budget.
+func budgeted(msg *wireMessage) int64 {
+	if msg.size < smallResponse {
+		return 0
+	}
+	return int64(msg.size)
 }
 
 // wantsUnsent reports whether the Envoy asks for a name it was not sent
@@ -313,6 +331,8 @@ func (st *adsStream) deltaRequest(req *discoverygrpc.DeltaDiscoveryRequest) erro
 		st.deltaTypes[typ] = t
 	}
 	t.pending = false
+	st.s.budget.release(t.held)
+	t.held = 0
 	for _, n := range req.GetResourceNamesSubscribe() {
 		if n == "*" {
 			t.wildcard = true
@@ -383,11 +403,13 @@ func (st *adsStream) deltaRespond(stream grpc.ServerStream) error {
 			continue
 		}
 		msg := &wireMessage{}
+		// What the Envoy will hold once it has msg.
+		base, known := set, map[string]string(nil)
 		switch {
 		case t.wildcard && t.known == nil && t.base == nil:
 			msg.add(set.delta) // first response: everything
-			t.base = set
 			if len(set.names) == 0 && t.answered {
+				t.base = set
 				continue
 			}
 		case t.wildcard && t.known == nil:
@@ -395,21 +417,32 @@ func (st *adsStream) deltaRespond(stream grpc.ServerStream) error {
 				continue
 			}
 			d := set.diffFrom(t.base)
-			t.base = set
 			if d.empty() {
+				t.base = set
 				continue
 			}
 			msg.add(d.body)
 		default:
-			if !t.diff(set, msg) && t.answered {
+			var changed bool
+			changed, known = t.diff(set, msg)
+			if !t.wildcard {
+				base = nil
+			}
+			if !changed && t.answered {
+				t.base, t.known = base, known
 				continue
 			}
 		}
+		if !st.s.budget.acquire(st, typ, int64(msg.size)) {
+			continue // woken when it is this stream's turn
+		}
+		t.held = budgeted(msg)
 		nonce := st.nextNonce()
 		msg.add(deltaTail(set.version, typ, nonce))
 		if err := st.send(stream, typ, nonce, msg); err != nil {
 			return err
 		}
+		t.base, t.known = base, known
 		if len(t.sent) > 16 {
 			clear(t.sent) // nonces never answered must not accumulate
 		}
@@ -419,9 +452,10 @@ func (st *adsStream) deltaRespond(stream grpc.ServerStream) error {
 	return nil
 }
 
-// diff adds to msg what the Envoy lacks of set (by the known map), and
-// updates that map; false if it lacks nothing.
-func (t *deltaType) diff(set *resourceSet, msg *wireMessage) bool {
+// diff adds to msg what the Envoy lacks of set, going by the known map
+// (which it leaves as it is), and returns whether it lacks anything and
+// what it will hold: nil for exactly set (wildcard), else name -> version.
+func (t *deltaType) diff(set *resourceSet, msg *wireMessage) (bool, map[string]string) {
 	t.materialize()
 	changed := false
 	want := make(map[string]bool, len(t.names))
@@ -442,18 +476,30 @@ func (t *deltaType) diff(set *resourceSet, msg *wireMessage) bool {
 		}
 	}
 	if len(removed) > 0 {
+		sort.Strings(removed)
 		msg.add(appendRemoved(nil, removed...))
 		changed = true
 	}
 	if t.wildcard {
-		t.known, t.base = nil, set // holds exactly the set again
-		return changed
+		return changed, nil
 	}
-	t.known = make(map[string]string, len(want))
+	known := make(map[string]string, len(want))
 	for name := range want {
-		t.known[name] = set.hash(name)
+		known[name] = set.hash(name)
 	}
-	return changed
+	return changed, known
+}
+
+// releaseBudget gives back what the stream holds of the send budget.
+func (st *adsStream) releaseBudget() {
+	b := st.s.budget
+	b.drop(st)
+	for _, t := range st.sotwTypes {
+		b.release(t.held)
+	}
+	for _, t := range st.deltaTypes {
+		b.release(t.held)
+	}
 }
 
 func (st *adsStream) nextNonce() string {

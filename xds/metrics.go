@@ -16,6 +16,14 @@ var (
 		Namespace: "gatehouse", Subsystem: "xds", Name: "sent_bytes_total",
 		Help: "Bytes of xDS responses sent, by protocol (sotw, delta) and resource type.",
 	}, []string{"protocol", "type"})
+	budgetWaiting = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "xds", Name: "send_budget_waiting",
+		Help: "ADS responses waiting for send budget (large responses to Envoys are sent a bounded number of bytes at a time).",
+	})
+	budgetInFlight = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "xds", Name: "send_budget_in_flight_bytes",
+		Help: "Bytes of large ADS responses sent and not yet ACKed or NACKed.",
+	})
 	streamsGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "gatehouse", Subsystem: "xds", Name: "streams",
 		Help: "Open ADS streams, by node role and protocol.",

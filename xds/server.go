@@ -40,6 +40,8 @@ type Server struct {
 	pushedGen uint64        // every node has been given a model at least this new
 	pushed    *sync.Cond    // on mu; broadcast when pushedGen moves
 
+	budget *sendBudget
+
 	ca      IdentityIssuer // nil: no mesh
 	certTTL time.Duration
 }
@@ -115,6 +117,9 @@ func NewServer(ctx context.Context, opts Options, log *slog.Logger) *Server {
 		nodes: map[string]*nodeState{},
 		built: map[buildKey]*built{},
 		kick:  make(chan struct{}, 1),
+	}
+	if opts.SendBudget > 0 {
+		s.budget = newSendBudget(opts.SendBudget)
 	}
 	s.pushed = sync.NewCond(&s.mu)
 	go s.pushLoop(ctx)

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -304,5 +305,99 @@ func waitPushed(t *testing.T, s *Server) {
 	defer cancel()
 	if err := s.WaitPushed(ctx); err != nil {
 		t.Fatalf("model not pushed: %v", err)
+	}
+}
+
+// bigModel has n upstreams: its cluster response is larger than
+// smallResponse.
+func bigModel(n int, port uint32) *model.Model {
+	m := testModel(port)
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("component:default/c%04d", i)
+		m.Clusters = append(m.Clusters, model.Cluster{Name: name, Entity: name, Discovery: model.DiscoveryStatic,
+			Endpoints: []model.Endpoint{{Host: "127.0.0.1", Port: port}}})
+	}
+	m.Version = model.ContentVersion(m)
+	return m
+}
+
+// With a send budget smaller than one response, Envoys are served one at a
+// time: the next gets its clusters when the previous ACKs, not before, and
+// every one of them is served in the end (SotW and delta alike).
+func TestSendBudgetServesInTurn(t *testing.T) {
+	opts := DefaultOptions()
+	opts.SendBudget = 1
+	s, c := startServerWith(t, opts, nil)
+	s.SetModel(bigModel(3000, 9000))
+	waitPushed(t, s)
+	type peer struct {
+		ack func() error
+		got func(time.Duration) bool
+	}
+	var peers []peer
+	for i := 0; i < 4; i++ {
+		id := fmt.Sprintf("budget-%d", i)
+		if i%2 == 0 {
+			stream, err := c.StreamAggregatedResources(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := receive(stream.Recv)
+			if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: node(id, RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
+				t.Fatal(err)
+			}
+			var last *discoverygrpc.DiscoveryResponse
+			peers = append(peers, peer{
+				ack: func() error {
+					return stream.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: last.VersionInfo, ResponseNonce: last.Nonce})
+				},
+				got: func(d time.Duration) bool {
+					r, ok := in.next(d)
+					if ok {
+						last = r
+					}
+					return ok && len(r.Resources) == 3002
+				},
+			})
+			continue
+		}
+		stream, err := c.DeltaAggregatedResources(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := receive(stream.Recv)
+		if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: node(id, RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
+			t.Fatal(err)
+		}
+		var last *discoverygrpc.DeltaDiscoveryResponse
+		peers = append(peers, peer{
+			ack: func() error {
+				return stream.Send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: last.Nonce})
+			},
+			got: func(d time.Duration) bool {
+				r, ok := in.next(d)
+				if ok {
+					last = r
+				}
+				return ok && len(r.Resources) == 3002
+			},
+		})
+	}
+	served := map[int]bool{}
+	for round := 0; round < len(peers); round++ {
+		// Exactly one unserved peer gets its clusters now.
+		var now []int
+		for i, p := range peers {
+			if !served[i] && p.got(300*time.Millisecond) {
+				now = append(now, i)
+			}
+		}
+		if len(now) != 1 {
+			t.Fatalf("round %d: peers %v got their clusters at once; want exactly one while the budget is taken", round, now)
+		}
+		served[now[0]] = true
+		if err := peers[now[0]].ack(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

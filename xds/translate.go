@@ -49,6 +49,11 @@ type Options struct {
 	// between sidecars lasts at most half of it, so renewed certificates
 	// (and a changed trust bundle) take effect on every connection.
 	MeshCertTTL time.Duration
+
+	// SendBudget (the server's, not the translator's) bounds the bytes of
+	// large responses on their way to Envoys at once (see sendBudget); 0:
+	// no bound.
+	SendBudget int64
 }
 
 // UpstreamTLS is how an Envoy connects to a gatehouse listener over TLS:
@@ -63,8 +68,12 @@ type UpstreamTLS struct {
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{EdgeAddress: "0.0.0.0", EdgePort: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt",
-		AuthzAddress: "127.0.0.1:18001", AuthzTimeout: 500 * time.Millisecond}
+		AuthzAddress: "127.0.0.1:18001", AuthzTimeout: 500 * time.Millisecond, SendBudget: DefaultSendBudget}
 }
+
+// DefaultSendBudget is the default Options.SendBudget: 128 MiB, about 14
+// full configurations of 10k components at once.
+const DefaultSendBudget = 128 << 20
 
 // Resources is the translated configuration of one node, by xDS type.
 type Resources struct {

@@ -16,7 +16,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -52,7 +52,10 @@ type fleet struct {
 }
 
 // setTarget makes exp the state every client must reach, and returns a
-// channel closed when all have ACKed it.
+// channel closed when all have ACKed it. Each client compares what it
+// holds with exp once here (before the change is made); from then on it
+// only counts the differences its responses add or remove, so checking
+// whether it arrived costs nothing per ACK.
 func (f *fleet) setTarget(exp *expected) <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -61,7 +64,11 @@ func (f *fleet) setTarget(exp *expected) <-chan struct{} {
 	// Clients that already match (a change that sends nothing) count now.
 	for _, c := range f.clients {
 		c.mu.Lock()
-		if c.matches(exp) {
+		c.target = exp
+		for _, typ := range xdsTypes {
+			c.recount(typ)
+		}
+		if c.matches() {
 			c.reached = gen
 			f.done++
 		}
@@ -139,7 +146,10 @@ func (f *fleet) behind(max int) []string {
 	return out
 }
 
-// client is one simulated Envoy: one gRPC connection, one ADS stream.
+// client is one simulated Envoy: one gRPC connection, one ADS stream. It
+// reads responses as bytes and takes only names, versions and nonces out
+// of them (rawResponse), as an Envoy's own cost of decoding is not the
+// control plane's.
 type client struct {
 	f     *fleet
 	id    string
@@ -152,6 +162,8 @@ type client struct {
 	routes   []string                     // RDS names from the listener
 	reached  int                          // target generation this client reached
 	rdsAsked bool
+	target   *expected
+	differ   map[string]int // per type: names whose version differs from the target's, or that only one side has
 
 	bytes     [3]atomic.Int64 // per xdsTypes index: marshalled response bytes received
 	resources [3]atomic.Int64 // per xdsTypes index: resources received
@@ -161,14 +173,14 @@ type client struct {
 func newClient(f *fleet, addr, id string, delta bool) (*client, error) {
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(512<<20)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(512<<20), grpc.ForceCodecV2(rawCodec{encoding.GetCodecV2("proto")})),
 		// Like Envoy's HTTP/2 client: large windows for large configs.
 		grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(16<<20))
 	if err != nil {
 		return nil, err
 	}
 	return &client{f: f, id: id, delta: delta, conn: conn,
-		version: map[string]string{}, names: map[string]map[string]string{}}, nil
+		version: map[string]string{}, names: map[string]map[string]string{}, differ: map[string]int{}}, nil
 }
 
 func (c *client) node(first bool) *core.Node {
@@ -179,32 +191,70 @@ func (c *client) node(first bool) *core.Node {
 	return &core.Node{Id: c.id, Cluster: "fleet", Metadata: md, UserAgentName: "envoy"}
 }
 
+// differs reports whether the client's copy of a resource (version v, held
+// says whether it has one) is not the target's. c.mu held.
+func (c *client) differs(typ, name, v string, held bool) bool {
+	want, wanted := c.target.names[typ][name]
+	if held != wanted {
+		return true
+	}
+	if !held {
+		return false
+	}
+	// SotW carries no per-resource version: the hash of the bytes when
+	// verifying, else presence is all there is (the type's version decides).
+	return (c.delta || c.f.verify) && v != want
+}
+
+// recount compares a type with the target from scratch. c.mu held.
+func (c *client) recount(typ string) {
+	if c.target == nil {
+		return
+	}
+	n := 0
+	for name, v := range c.names[typ] {
+		if c.differs(typ, name, v, true) {
+			n++
+		}
+	}
+	for name := range c.target.names[typ] {
+		if _, ok := c.names[typ][name]; !ok {
+			n++
+		}
+	}
+	c.differ[typ] = n
+}
+
+// set records a resource's new version (or its removal) and keeps the
+// count of differences. c.mu held.
+func (c *client) set(typ, name, v string, remove bool) {
+	names := c.names[typ]
+	old, had := names[name]
+	if remove {
+		delete(names, name)
+	} else {
+		names[name] = v
+	}
+	if c.target == nil {
+		return
+	}
+	before, after := c.differs(typ, name, old, had), c.differs(typ, name, v, !remove)
+	switch {
+	case before && !after:
+		c.differ[typ]--
+	case after && !before:
+		c.differ[typ]++
+	}
+}
+
 // matches reports whether the client holds exactly the target. c.mu held.
-func (c *client) matches(exp *expected) bool {
-	if exp == nil {
+func (c *client) matches() bool {
+	if c.target == nil {
 		return false
 	}
 	for _, typ := range xdsTypes {
-		want := exp.names[typ]
-		have := c.names[typ]
-		if len(have) != len(want) {
+		if c.differ[typ] != 0 || (!c.delta && c.version[typ] != c.target.versions[typ]) {
 			return false
-		}
-		if !c.delta && c.version[typ] != exp.versions[typ] {
-			return false
-		}
-		if c.delta || c.f.verify {
-			for n, v := range want {
-				if have[n] != v {
-					return false
-				}
-			}
-		} else {
-			for n := range want {
-				if _, ok := have[n]; !ok {
-					return false
-				}
-			}
 		}
 	}
 	return true
@@ -221,11 +271,8 @@ func (c *client) typeIndex(typ string) int {
 
 // afterAck checks the target after an ACK was sent.
 func (c *client) afterAck() {
-	c.f.mu.Lock()
-	exp := c.f.target
-	c.f.mu.Unlock()
 	c.mu.Lock()
-	ok := c.matches(exp)
+	ok := c.matches()
 	c.mu.Unlock()
 	if ok {
 		c.f.reached(c, time.Now())
@@ -253,28 +300,6 @@ func listenerRoutes(b []byte) ([]string, error) {
 	return out, nil
 }
 
-// resourceName reads field 1 (name) of a Cluster, Listener or
-// RouteConfiguration without decoding the rest.
-func resourceName(b []byte) string {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return ""
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.BytesType {
-			v, _ := protowire.ConsumeBytes(b)
-			return string(v)
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return ""
-		}
-		b = b[n:]
-	}
-	return ""
-}
-
 // runSotW runs the state-of-the-world ADS stream until ctx ends.
 func (c *client) runSotW(ctx context.Context) error {
 	stream, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(c.conn).StreamAggregatedResources(ctx)
@@ -293,47 +318,51 @@ func (c *client) runSotW(ctx context.Context) error {
 	}
 	ldsAsked := false
 	for {
-		resp, err := stream.Recv()
-		if err != nil {
+		var raw rawMessage
+		if err := stream.RecvMsg(&raw); err != nil {
 			if err == io.EOF || ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		typ := resp.GetTypeUrl()
+		resp, err := parseResponse(raw, false)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.id, err)
+		}
+		typ := resp.typeURL
 		i := c.typeIndex(typ)
 		if i < 0 {
 			return fmt.Errorf("%s: unexpected type %s", c.id, typ)
 		}
-		c.bytes[i].Add(int64(proto.Size(resp)))
-		c.resources[i].Add(int64(len(resp.GetResources())))
+		c.bytes[i].Add(int64(len(raw)))
+		c.resources[i].Add(int64(len(resp.resources)))
 		c.responses.Add(1)
-		names := make(map[string]string, len(resp.GetResources()))
+		names := make(map[string]string, len(resp.resources))
 		var routes []string
-		for _, a := range resp.GetResources() {
-			n := resourceName(a.GetValue())
+		for _, r := range resp.resources {
 			if c.f.verify {
-				names[n] = cachev3.HashResource(a.GetValue())
+				names[r.name] = cachev3.HashResource(r.value)
 			} else {
-				names[n] = ""
+				names[r.name] = ""
 			}
 			if typ == resourcev3.ListenerType {
-				rs, err := listenerRoutes(a.GetValue())
+				rs, err := listenerRoutes(r.value)
 				if err != nil {
-					return fmt.Errorf("%s: listener %s: %v", c.id, n, err)
+					return fmt.Errorf("%s: listener %s: %v", c.id, r.name, err)
 				}
 				routes = append(routes, rs...)
 			}
 		}
 		c.mu.Lock()
-		c.version[typ] = resp.GetVersionInfo()
+		c.version[typ] = resp.version
 		c.names[typ] = names
+		c.recount(typ)
 		if typ == resourcev3.ListenerType {
 			c.routes = routes
 		}
 		c.mu.Unlock()
 		// ACK: the version and nonce of the response, the names asked for.
-		ack := &discoverygrpc.DiscoveryRequest{TypeUrl: typ, VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}
+		ack := &discoverygrpc.DiscoveryRequest{TypeUrl: typ, VersionInfo: resp.version, ResponseNonce: resp.nonce}
 		if typ == resourcev3.RouteType {
 			ack.ResourceNames = c.routes
 		}
@@ -373,53 +402,54 @@ func (c *client) runDelta(ctx context.Context) error {
 	}
 	ldsAsked := false
 	for {
-		resp, err := stream.Recv()
-		if err != nil {
+		var raw rawMessage
+		if err := stream.RecvMsg(&raw); err != nil {
 			if err == io.EOF || ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		typ := resp.GetTypeUrl()
+		resp, err := parseResponse(raw, true)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.id, err)
+		}
+		typ := resp.typeURL
 		i := c.typeIndex(typ)
 		if i < 0 {
 			return fmt.Errorf("%s: unexpected type %s", c.id, typ)
 		}
-		c.bytes[i].Add(int64(proto.Size(resp)))
-		c.resources[i].Add(int64(len(resp.GetResources())))
+		c.bytes[i].Add(int64(len(raw)))
+		c.resources[i].Add(int64(len(resp.resources)))
 		c.responses.Add(1)
 		var routes []string
 		c.mu.Lock()
-		names := c.names[typ]
-		if names == nil {
-			names = map[string]string{}
-			c.names[typ] = names
+		if c.names[typ] == nil {
+			c.names[typ] = map[string]string{}
 		}
-		for _, r := range resp.GetResources() {
-			v := r.GetVersion()
+		for _, r := range resp.resources {
 			if c.f.verify {
 				// The bytes must be what the version says.
-				if h := cachev3.HashResource(r.GetResource().GetValue()); h != v {
+				if h := cachev3.HashResource(r.value); h != r.version {
 					c.mu.Unlock()
-					return fmt.Errorf("%s: %s %s: version %s but bytes hash to %s", c.id, short(typ), r.GetName(), v, h)
+					return fmt.Errorf("%s: %s %s: version %s but bytes hash to %s", c.id, short(typ), r.name, r.version, h)
 				}
 			}
-			names[r.GetName()] = v
+			c.set(typ, r.name, r.version, false)
 			if typ == resourcev3.ListenerType {
-				rs, err := listenerRoutes(r.GetResource().GetValue())
+				rs, err := listenerRoutes(r.value)
 				if err != nil {
 					c.mu.Unlock()
-					return fmt.Errorf("%s: listener %s: %v", c.id, r.GetName(), err)
+					return fmt.Errorf("%s: listener %s: %v", c.id, r.name, err)
 				}
 				routes = append(routes, rs...)
 			}
 		}
-		for _, n := range resp.GetRemovedResources() {
-			delete(names, n)
+		for _, n := range resp.removed {
+			c.set(typ, n, "", true)
 		}
-		c.version[typ] = resp.GetSystemVersionInfo()
+		c.version[typ] = resp.version
 		c.mu.Unlock()
-		if err := send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: typ, ResponseNonce: resp.GetNonce()}); err != nil {
+		if err := send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: typ, ResponseNonce: resp.nonce}); err != nil {
 			return err
 		}
 		if typ == resourcev3.ClusterType && !ldsAsked {
