@@ -1,11 +1,12 @@
 // Package admin is gatehouse's admin HTTP listener: health, readiness,
-// Prometheus metrics and debug views of the model, catalog problems and
-// connected Envoys.
+// Prometheus metrics, debug views of the model, catalog problems and
+// connected Envoys, and Go's profiler.
 package admin
 
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -47,6 +48,11 @@ func New(src Sources) *Handler {
 	h.mux.HandleFunc("GET /debug/model", jsonOf(src.Model))
 	h.mux.HandleFunc("GET /debug/nodes", jsonOf(src.Nodes))
 	h.mux.HandleFunc("GET /debug/problems", jsonOf(src.Problems))
+	// Go's profiler, for "where does the control plane spend its CPU":
+	// go tool pprof http://<admin>/debug/pprof/profile?seconds=10
+	h.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	h.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	h.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if src.Sources != nil {
 		h.mux.HandleFunc("GET /debug/sources", jsonOf(src.Sources))
 	}

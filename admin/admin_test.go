@@ -54,3 +54,18 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("POST /healthz: %d", rec.Code)
 	}
 }
+
+// The Go profiler answers on the admin listener.
+func TestPprof(t *testing.T) {
+	srv := httptest.NewServer(New(Sources{Model: func() any { return nil }, Nodes: func() any { return nil }, Problems: func() any { return nil }}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "goroutine profile") {
+		t.Fatalf("%d %.200s", resp.StatusCode, b)
+	}
+}
