@@ -26,10 +26,11 @@ type Engine struct {
 
 type routePolicy struct {
 	model.Policy
-	owners    map[string]bool
-	consumers map[string]bool
-	rules     []compiledRule
-	pathRules bool // some rule depends on the path
+	ownerRules []string // "owner <ref>" for each of Policy.Owners
+	owners     map[string]bool
+	consumers  map[string]bool
+	rules      []compiledRule
+	pathRules  bool // some rule depends on the path
 }
 
 type compiledRule struct {
@@ -55,6 +56,9 @@ func NewEngine(m *model.Model) *Engine {
 	for i := range m.Policies {
 		p := &m.Policies[i]
 		rp := &routePolicy{Policy: *p, owners: set(p.Owners), consumers: set(p.Consumers)}
+		for _, o := range p.Owners {
+			rp.ownerRules = append(rp.ownerRules, "owner "+o)
+		}
 		for j, r := range p.Rules {
 			cr := compiledRule{index: j + 1, name: "rule " + strconv.Itoa(j+1) + " of " + p.Entity + " gatehouse.dev/access", allow: set(r.Allow)}
 			if len(r.Methods) > 0 {
@@ -141,15 +145,23 @@ func (e *Engine) PrincipalFor(id *Identity) *Principal {
 	if u == nil && id.Email != "" {
 		u = e.byEmail[strings.ToLower(id.Email)]
 	}
-	groups := map[string]bool{}
 	switch {
 	case u != nil:
 		p.Kind, p.Ref = "user", u.Ref
+	case id.Email == "" && id.ClientID != "" && e.clients[id.ClientID] != "":
+		p.Kind, p.Ref = "component", e.clients[id.ClientID]
+	}
+	if len(id.Groups) == 0 {
+		if u != nil {
+			p.Groups = u.Groups // sorted and unique in the model; never written to
+		}
+		return p
+	}
+	groups := map[string]bool{}
+	if u != nil {
 		for _, g := range u.Groups {
 			groups[g] = true
 		}
-	case id.Email == "" && id.ClientID != "" && e.clients[id.ClientID] != "":
-		p.Kind, p.Ref = "component", e.clients[id.ClientID]
 	}
 	for _, name := range id.Groups {
 		for _, gk := range e.groupsNamed(name) {
@@ -226,38 +238,50 @@ func (e *Engine) Decide(p *Principal, routeID, method, path string, explain bool
 		}
 		return d
 	}
+	// Steps are only written when explaining: building their text costs
+	// allocations a Check does not need.
 	step := func(rule string, ok bool, why string) {
-		if explain {
-			d.Steps = append(d.Steps, Step{Rule: rule, Matched: ok, Why: why})
-		}
+		d.Steps = append(d.Steps, Step{Rule: rule, Matched: ok, Why: why})
 	}
 	allow := func(reason, rule string) Decision {
 		d.Allow, d.Status, d.Reason, d.Rule = true, 200, reason, rule
 		return d
 	}
 	if rp.Public {
-		step("public path", true, "gatehouse.dev/public-paths of "+rp.Entity)
+		if explain {
+			step("public path", true, "gatehouse.dev/public-paths of "+rp.Entity)
+		}
 		return allow("public_path", "public path of "+rp.Entity)
 	}
 	if p == nil {
-		step("token", false, "no bearer token or session cookie")
+		if explain {
+			step("token", false, "no bearer token or session cookie")
+		}
 		d.Status, d.Reason = 401, "no_token"
 		return d
 	}
-	for _, o := range rp.Policy.Owners {
+	for i, o := range rp.Policy.Owners {
 		switch {
 		case p.Ref == o:
-			step("owner "+o, true, "the caller is the owner")
-			return allow("owner", "owner "+o)
+			if explain {
+				step("owner "+o, true, "the caller is the owner")
+			}
+			return allow("owner", rp.ownerRules[i])
 		case contains(p.Groups, o):
-			step("owner "+o, true, "the caller is a member of "+o)
-			return allow("owner", "owner "+o)
+			if explain {
+				step("owner "+o, true, "the caller is a member of "+o)
+			}
+			return allow("owner", rp.ownerRules[i])
 		default:
-			step("owner "+o, false, "the caller is not a member of "+o)
+			if explain {
+				step("owner "+o, false, "the caller is not a member of "+o)
+			}
 		}
 	}
 	if len(rp.Policy.Owners) == 0 {
-		step("owner", false, "the entity has no owner")
+		if explain {
+			step("owner", false, "the entity has no owner")
+		}
 	}
 	if p.Kind == "component" {
 		if rp.consumers[p.Ref] {
@@ -265,12 +289,18 @@ func (e *Engine) Decide(p *Principal, routeID, method, path string, explain bool
 			if rp.API != "" {
 				what = rp.API
 			}
-			step("consumer "+p.Ref, true, p.Ref+" declares consumesApis "+what)
+			if explain {
+				step("consumer "+p.Ref, true, p.Ref+" declares consumesApis "+what)
+			}
 			return allow("consumer", "consumer "+p.Ref+" of "+what)
 		}
-		step("consumers", false, p.Ref+" does not consume an API served on this route")
+		if explain {
+			step("consumers", false, p.Ref+" does not consume an API served on this route")
+		}
 	} else if len(rp.Policy.Consumers) > 0 {
-		step("consumers", false, "only the components "+strings.Join(rp.Policy.Consumers, ", ")+" consume this route's API; the caller is not a component")
+		if explain {
+			step("consumers", false, "only the components "+strings.Join(rp.Policy.Consumers, ", ")+" consume this route's API; the caller is not a component")
+		}
 	}
 	for _, r := range rp.rules {
 		name := r.name
@@ -285,13 +315,21 @@ func (e *Engine) Decide(p *Principal, routeID, method, path string, explain bool
 		}
 		switch {
 		case !who:
-			step(name, false, "the caller is not in allow")
+			if explain {
+				step(name, false, "the caller is not in allow")
+			}
 		case r.methods != nil && !r.methods[method]:
-			step(name, false, "method "+method+" is not in methods")
+			if explain {
+				step(name, false, "method "+method+" is not in methods")
+			}
 		case len(r.paths) > 0 && !matchAny(r.paths, path):
-			step(name, false, "path "+path+" matches none of paths")
+			if explain {
+				step(name, false, "path "+path+" matches none of paths")
+			}
 		default:
-			step(name, true, "allow, methods and paths match")
+			if explain {
+				step(name, true, "allow, methods and paths match")
+			}
 			return allow("rule", name)
 		}
 	}

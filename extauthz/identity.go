@@ -457,15 +457,29 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if err != nil {
 		return nil, tokenErr("malformed", "%v", err)
 	}
-	claims, err := objectMembers(jws.payload)
+	// Everything taken from the token below is copied out of it.
+	defer jws.release()
+	claims, err := objectMembersInto(jws.claimMembers[:0], jws.payload)
 	if err != nil {
 		return nil, tokenErr("malformed", "payload: not a JSON object")
 	}
-	iss, _, err := stringClaim(claims, "iss")
+	var iss string
+	var is *issuerState
+	if r, ok := claims.get("iss"); ok && isPlainString(r) {
+		// The usual case: look the issuer up without a copy of its name.
+		if is = v.byIss[string(r[1:len(r)-1])]; is != nil {
+			iss = is.cfg.IssuerURL
+		} else {
+			iss = string(r[1 : len(r)-1])
+		}
+	} else {
+		if iss, _, err = stringClaim(claims, "iss"); err == nil {
+			is = v.byIss[iss]
+		}
+	}
 	if err != nil || iss == "" {
 		return nil, tokenErr("malformed", "payload: no string `iss` claim")
 	}
-	is := v.byIss[iss]
 	if is == nil {
 		return nil, tokenErr("unknown_issuer", "iss %q is not a configured issuer", clipStr(iss, 200))
 	}
@@ -655,6 +669,31 @@ func isPlainString(r []byte) bool {
 	return len(r) >= 2 && r[0] == '"' && r[len(r)-1] == '"' && bytes.IndexByte(r, '\\') < 0 && utf8.Valid(r)
 }
 
+// plainStrings reads a JSON array of strings without escapes directly (the
+// payload is valid JSON); anything else is left to encoding/json.
+func plainStrings(r []byte) ([]string, bool) {
+	if len(r) < 2 || r[0] != '[' {
+		return nil, false
+	}
+	out := []string{}
+	i := skipSpace(r, 1)
+	for i < len(r) && r[i] != ']' {
+		if r[i] == ',' {
+			i = skipSpace(r, i+1)
+		}
+		if r[i] != '"' {
+			return nil, false
+		}
+		e := endOfString(r, i)
+		if !isPlainString(r[i:e]) {
+			return nil, false
+		}
+		out = append(out, string(r[i+1:e-1]))
+		i = skipSpace(r, e)
+	}
+	return out, true
+}
+
 // groupsClaim reads a JSON array of strings or a single string, stripping a
 // leading "/" (Keycloak full group paths: "/payments" becomes "payments").
 func groupsClaim(claims members, name string) ([]string, error) {
@@ -662,15 +701,17 @@ func groupsClaim(claims members, name string) ([]string, error) {
 	if !ok || string(r) == "null" {
 		return nil, nil
 	}
-	var list []string
-	if err := json.Unmarshal(r, &list); err != nil {
-		var one string
-		if err := json.Unmarshal(r, &one); err != nil {
-			return nil, fmt.Errorf("claim %q is neither a string nor an array of strings", name)
+	list, ok := plainStrings(r)
+	if !ok {
+		if err := json.Unmarshal(r, &list); err != nil {
+			var one string
+			if err := json.Unmarshal(r, &one); err != nil {
+				return nil, fmt.Errorf("claim %q is neither a string nor an array of strings", name)
+			}
+			list = []string{one}
 		}
-		list = []string{one}
 	}
-	out := make([]string, 0, len(list))
+	out := list[:0] // list is this call's own: filtered in place
 	for _, g := range list {
 		g = strings.TrimPrefix(g, "/")
 		if g != "" && !slices.Contains(out, g) {

@@ -5,14 +5,17 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	_ "crypto/sha256" // SHA-256 for RS256, PS256, ES256
+	"crypto/sha256"
 	_ "crypto/sha512" // SHA-384 and SHA-512
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
+	"sync"
+	"unsafe"
 )
 
 // compactJWS is a compact-serialised JWS (a JWT), split and decoded once:
@@ -24,15 +27,44 @@ type compactJWS struct {
 	payload       []byte
 	rawSig        string // BASE64URL(signature), decoded by decodeSig
 	sig           []byte
+	// Room for the members of the header and of the payload (claims), so
+	// that splitting them allocates nothing for ordinary tokens.
+	hdrMembers   [4]member
+	claimMembers [16]member
+	// buf holds the decoded header and payload, sigBuf the signature;
+	// both are reused when the JWS goes back to the pool.
+	buf, sigBuf []byte
 }
+
+// jwsPool recycles parsed tokens: a fresh Check parses one, and its
+// buffers are the largest allocations of the Check.
+var jwsPool = sync.Pool{New: func() any { return new(compactJWS) }}
+
+// release returns j to the pool. Nothing may use j, or any slice of its
+// payload, header or signature, afterwards.
+func (j *compactJWS) release() {
+	buf, sigBuf := j.buf, j.sigBuf
+	*j = compactJWS{}
+	if cap(buf) <= 8<<10 && cap(sigBuf) <= 1<<10 { // keep the pool's memory bounded
+		j.buf, j.sigBuf = buf[:0], sigBuf[:0]
+		jwsPool.Put(j)
+	}
+}
+
+// bytesOf is s's bytes without a copy, for functions that only read them
+// (decoding, hashing): a token is read several times per fresh Check.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // decodeSig decodes the signature; it is done after the cheap checks
 // (issuer, alg). An empty signature (alg none) decodes; no key verifies it.
 func (j *compactJWS) decodeSig() error {
-	var err error
-	if j.sig, err = base64.RawURLEncoding.DecodeString(j.rawSig); err != nil {
+	enc := base64.RawURLEncoding
+	j.sigBuf = slices.Grow(j.sigBuf[:0], enc.DecodedLen(len(j.rawSig)))[:enc.DecodedLen(len(j.rawSig))]
+	n, err := enc.Decode(j.sigBuf, bytesOf(j.rawSig))
+	if err != nil {
 		return errors.New("signature: not base64url")
 	}
+	j.sig = j.sigBuf[:n:n]
 	return nil
 }
 
@@ -48,13 +80,17 @@ func parseCompact(raw string) (*compactJWS, error) {
 	}
 	// Header and payload decoded into one buffer.
 	enc := base64.RawURLEncoding
-	buf := make([]byte, enc.DecodedLen(len(h))+enc.DecodedLen(len(p)))
-	n, err := enc.Decode(buf, []byte(h))
+	j := jwsPool.Get().(*compactJWS)
+	j.signingInput = raw[:len(h)+1+len(p)]
+	size := enc.DecodedLen(len(h)) + enc.DecodedLen(len(p))
+	j.buf = slices.Grow(j.buf[:0], size)[:size]
+	buf := j.buf
+	n, err := enc.Decode(buf, bytesOf(h))
 	if err != nil {
 		return nil, fmt.Errorf("header: %v", err)
 	}
 	hb := buf[:n:n]
-	hdr, err := objectMembers(hb) // exact (case-sensitive) member names
+	hdr, err := objectMembersInto(j.hdrMembers[:0], hb) // exact (case-sensitive) member names
 	if err != nil {
 		return nil, fmt.Errorf("header: not a JSON object")
 	}
@@ -64,7 +100,6 @@ func parseCompact(raw string) (*compactJWS, error) {
 	if _, ok := hdr.get("b64"); ok {
 		return nil, errors.New("header: b64 is not supported")
 	}
-	j := &compactJWS{signingInput: raw[:len(h)+1+len(p)]}
 	for _, f := range [...]struct {
 		name string
 		dst  *string
@@ -82,7 +117,7 @@ func parseCompact(raw string) (*compactJWS, error) {
 	if j.alg == "" {
 		return nil, errors.New("header: no alg")
 	}
-	n, err = enc.Decode(buf[len(hb):], []byte(p))
+	n, err = enc.Decode(buf[len(hb):], bytesOf(p))
 	if err != nil {
 		return nil, fmt.Errorf("payload: %v", err)
 	}
@@ -104,13 +139,19 @@ func (j *compactJWS) verifyWith(key any) bool {
 		h = crypto.SHA512
 	case "EdDSA":
 		pub, ok := key.(ed25519.PublicKey)
-		return ok && ed25519.Verify(pub, []byte(j.signingInput), j.sig)
+		return ok && ed25519.Verify(pub, bytesOf(j.signingInput), j.sig)
 	default:
 		return false
 	}
-	d := h.New()
-	d.Write([]byte(j.signingInput))
-	digest := d.Sum(nil)
+	var digest []byte
+	if h == crypto.SHA256 {
+		sum := sha256.Sum256(bytesOf(j.signingInput))
+		digest = sum[:]
+	} else {
+		d := h.New()
+		d.Write(bytesOf(j.signingInput))
+		digest = d.Sum(nil)
+	}
 	switch pub := key.(type) {
 	case *rsa.PublicKey:
 		if j.alg[0] == 'P' {
@@ -151,6 +192,11 @@ func (ms members) get(name string) (json.RawMessage, bool) {
 // into map[string]json.RawMessage (exact names) but without reflection,
 // maps or copies. Tokens are decoded on every fresh Check, so this matters.
 func objectMembers(data []byte) (members, error) {
+	return objectMembersInto(make(members, 0, 16), data)
+}
+
+// objectMembersInto is objectMembers appending to ms (room the caller has).
+func objectMembersInto(ms members, data []byte) (members, error) {
 	if !json.Valid(data) {
 		return nil, errors.New("not valid JSON")
 	}
@@ -160,7 +206,6 @@ func objectMembers(data []byte) (members, error) {
 	if data[i] != '{' {
 		return nil, errors.New("not a JSON object")
 	}
-	ms := make(members, 0, 16)
 	i++
 	for {
 		i = skipSpace(data, i)

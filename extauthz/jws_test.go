@@ -222,3 +222,32 @@ func FuzzObjectMembers(f *testing.F) {
 		}
 	})
 }
+
+// go test -fuzz FuzzPlainStrings ./extauthz/: the fast path for a groups
+// claim reads what encoding/json reads, or leaves the value to it.
+func FuzzPlainStrings(f *testing.F) {
+	for _, s := range []string{`[]`, `["a","b"]`, ` [ "a" , "/b" ] `, `["a\"b"]`, `["é"]`, `[1]`, `"a"`, `["a",]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return // claims are validated before they are read
+		}
+		got, ok := plainStrings(data)
+		if !ok {
+			return
+		}
+		var want []string
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("%q read as %q, encoding/json: %v", data, got, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %q, encoding/json %q", data, got, want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%q: %q, encoding/json %q", data, got, want)
+			}
+		}
+	})
+}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/gatehouse-dev/gatehouse/extauthz"
 	"github.com/gatehouse-dev/gatehouse/model"
@@ -56,11 +55,7 @@ func startInProcess(is *issuer, m *model.Model, auditPath string) (string, func(
 		cancel()
 		return "", nil, nil, err
 	}
-	g := grpc.NewServer(
-		grpc.MaxRecvMsgSize(1<<20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	g := grpc.NewServer(extauthz.GRPCServerOptions()...)
 	srv.Register(g)
 	go func() { _ = g.Serve(l) }()
 	note := func() string {

@@ -173,11 +173,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)...)
 	xdsSrv.Register(g)
-	ga := grpc.NewServer(authzCreds,
-		grpc.MaxRecvMsgSize(1<<20), // a Check request: headers only
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	ga := grpc.NewServer(append(extauthz.GRPCServerOptions(), authzCreds)...)
 	authz.server.Register(ga)
 	httpSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 5 * time.Second}
 
