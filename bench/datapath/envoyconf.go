@@ -17,12 +17,15 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	rbacfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 	"github.com/gatehouse-dev/gatehouse/xds"
@@ -37,6 +40,12 @@ type authzSetup struct {
 	grpcAddr string
 	filters  []*hcm.HttpFilter
 	clusters []*clusterv3.Cluster
+	// pipe: reach the gRPC server over this Unix socket instead.
+	pipe string
+	// tune changes gatehouse's ext_authz filter settings.
+	tune func(*extauthzv3.ExtAuthz)
+	// nghttp2: the ext_authz cluster uses the nghttp2 codec.
+	nghttp2 bool
 }
 
 // staticBootstrap renders gatehouse's edge configuration for m as a static
@@ -73,6 +82,18 @@ func staticBootstrap(m *model.Model, listenPort, adminPort uint32, a authzSetup)
 			filters = append(filters, authz...)
 			continue
 		}
+		if hf.Name == extAuthzFilterName && a.tune != nil {
+			var ea extauthzv3.ExtAuthz
+			if err := hf.GetTypedConfig().UnmarshalTo(&ea); err != nil {
+				return nil, err
+			}
+			a.tune(&ea)
+			tc, err := anypb.New(&ea)
+			if err != nil {
+				return nil, err
+			}
+			hf.ConfigType = &hcm.HttpFilter_TypedConfig{TypedConfig: tc}
+		}
 		filters = append(filters, hf)
 	}
 	h.HttpFilters = filters
@@ -84,6 +105,20 @@ func staticBootstrap(m *model.Model, listenPort, adminPort uint32, a authzSetup)
 	var clusters []*clusterv3.Cluster
 	for _, c := range res.Clusters {
 		if c := c.(*clusterv3.Cluster); c.Name != xds.AuthzClusterName || authzAddr != "" {
+			if c.Name == xds.AuthzClusterName && a.nghttp2 {
+				key := "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+				var po httpv3.HttpProtocolOptions
+				if err := c.TypedExtensionProtocolOptions[key].UnmarshalTo(&po); err != nil {
+					return nil, err
+				}
+				po.GetExplicitHttpConfig().GetHttp2ProtocolOptions().UseOghttp2Codec = wrapperspb.Bool(false)
+				if c.TypedExtensionProtocolOptions[key], err = anypb.New(&po); err != nil {
+					return nil, err
+				}
+			}
+			if c.Name == xds.AuthzClusterName && a.pipe != "" {
+				c.LoadAssignment.Endpoints[0].LbEndpoints[0].GetEndpoint().Address = &core.Address{Address: &core.Address_Pipe{Pipe: &core.Pipe{Path: a.pipe}}}
+			}
 			clusters = append(clusters, c)
 		}
 	}

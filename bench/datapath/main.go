@@ -38,6 +38,9 @@ import (
 	"syscall"
 	"time"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/model"
 	"github.com/gatehouse-dev/gatehouse/xds"
@@ -48,7 +51,7 @@ func main() {
 	conns := flag.Int("connections", 32, "keep-alive HTTP/1.1 connections of the load generator")
 	rate := flag.Float64("rate", 0, "open-loop requests/s, the same for every scenario (0: half the closed-loop maximum of the slowest Envoy scenario of this run)")
 	workers := flag.Int("envoy-concurrency", 1, "Envoy worker threads (--concurrency)")
-	only := flag.String("only", "", "comma-separated scenarios to run besides direct and alone: noop, noophdr, httpnoop, cached, uncached, native-cache, native, inproc (default all but inproc)")
+	only := flag.String("only", "", "comma-separated scenarios to run besides direct and alone: noop, noophdr, httpnoop, cached, uncached, native-cache, native, inproc; transport experiments noop-uds, noop-google, noop-cluster-nghttp2 (default all but inproc and the experiments)")
 	cpuprofile := flag.String("cpuprofile", "", "also run gatehouse's Check in this process behind an Envoy (scenario inproc) and write a CPU profile of its first closed-loop slice here")
 	rounds := flag.Int("rounds", 5, "interleaved rounds: each scenario is measured duration/rounds at a time, in turn")
 	keep := flag.Bool("keep", false, "keep the work directory (configs, bootstraps, logs, audit trails)")
@@ -261,6 +264,8 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		s     scenario
 		start func(s *scenario) error
 	}
+	// Transport experiments: run only when named in -only.
+	experiments := []string{"noop-uds", "noop-google", "noop-cluster-nghttp2"}
 	specs := []spec{
 		{"direct", scenario{name: "generator → upstream (no Envoy)", kind: direct, addr: up.addr}, nil},
 		{"alone", scenario{name: "Envoy → upstream (no authorization)", kind: alone}, func(s *scenario) (err error) {
@@ -287,6 +292,37 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 			}
 			onCleanup(stop)
 			s.envoy, err = startStatic("envoy-noophdr-authz", authzSetup{grpcAddr: addr})
+			return err
+		}},
+		{"noop-uds", scenario{name: "Envoy + no-op ext_authz server over a Unix socket", kind: noopAuthz}, func(s *scenario) error {
+			sock := filepath.Join(dir, "noop.sock")
+			_, stop, err := startNoopOn("unix", sock, nil)
+			if err != nil {
+				return err
+			}
+			onCleanup(stop)
+			s.envoy, err = startStatic("envoy-noop-uds", authzSetup{grpcAddr: "127.0.0.1:1", pipe: sock})
+			return err
+		}},
+		{"noop-google", scenario{name: "Envoy + no-op ext_authz over Envoy's google_grpc client", kind: noopAuthz}, func(s *scenario) error {
+			addr, stop, err := startNoop(nil)
+			if err != nil {
+				return err
+			}
+			onCleanup(stop)
+			s.envoy, err = startStatic("envoy-noop-google", authzSetup{grpcAddr: addr, tune: func(e *extauthzv3.ExtAuthz) {
+				g := e.GetGrpcService()
+				g.TargetSpecifier = &core.GrpcService_GoogleGrpc_{GoogleGrpc: &core.GrpcService_GoogleGrpc{TargetUri: addr, StatPrefix: "gh"}}
+			}})
+			return err
+		}},
+		{"noop-cluster-nghttp2", scenario{name: "Envoy + no-op ext_authz, nghttp2 codec on the authz cluster", kind: noopAuthz}, func(s *scenario) error {
+			addr, stop, err := startNoop(nil)
+			if err != nil {
+				return err
+			}
+			onCleanup(stop)
+			s.envoy, err = startStatic("envoy-noop-cl-nghttp2", authzSetup{grpcAddr: addr, nghttp2: true})
 			return err
 		}},
 		{"httpnoop", scenario{name: "Envoy + no-op HTTP ext_authz server (the floor over HTTP/1.1)", kind: noopAuthz}, func(s *scenario) error {
@@ -336,7 +372,8 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 	var scenarios []*scenario
 	for i, sp := range specs {
 		switch {
-		case sp.key == "inproc" && cpuprofile == "", i >= 2 && only != "" && !slices.Contains(strings.Split(only, ","), sp.key):
+		case sp.key == "inproc" && cpuprofile == "", i >= 2 && only != "" && !slices.Contains(strings.Split(only, ","), sp.key),
+			only == "" && slices.Contains(experiments, sp.key):
 			continue
 		}
 		s := sp.s

@@ -40,7 +40,13 @@ func (n noopServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckR
 // startNoop serves the no-op Check on a free loopback port; every answer
 // is ok (nil: an empty OK).
 func startNoop(ok *authv3.OkHttpResponse) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return startNoopOn("tcp", "127.0.0.1:0", ok)
+}
+
+// startNoopOn serves the no-op Check on a listener of the network given
+// (tcp or unix).
+func startNoopOn(network, addr string, ok *authv3.OkHttpResponse) (string, func(), error) {
+	l, err := net.Listen(network, addr)
 	if err != nil {
 		return "", nil, err
 	}
