@@ -341,3 +341,55 @@ func TestFileSourceRun(t *testing.T) {
 		t.Errorf("after the change: upstream %q", got)
 	}
 }
+
+// With an hour between polls, a change is still loaded at once: the
+// directories read are watched. Files written in place, replaced by
+// rename, and added in a new subdirectory all count.
+func TestFileSourceWatchesDirectories(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"team/c.yaml": routedDoc("orders", "http://a:1", "")})
+	store := NewStore("files")
+	changed := store.Changed()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		(&FileSource{Name: "files", Paths: []string{dir}, Interval: time.Hour,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Run(ctx, store)
+	}()
+	defer func() {
+		cancel()
+		<-stopped
+	}()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-changed:
+			changed = store.Changed()
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: not loaded within 5s (the next poll is an hour away)", what)
+		}
+	}
+	wait("first load")
+	time.Sleep(50 * time.Millisecond) // the watches are set after the first load
+	start := time.Now()
+	writeTree(t, dir, map[string]string{"team/c.yaml": routedDoc("orders", "http://b:2", "")})
+	wait("a file written in place")
+	if got := upstreamOf(store.Snapshot().Get("component:default/orders")); got != "http://b:2" {
+		t.Fatalf("upstream %q", got)
+	}
+	writeTree(t, dir, map[string]string{"team/c.yaml.tmp": routedDoc("orders", "http://c:3", "")})
+	if err := os.Rename(filepath.Join(dir, "team/c.yaml.tmp"), filepath.Join(dir, "team/c.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	wait("a file replaced by rename")
+	if got := upstreamOf(store.Snapshot().Get("component:default/orders")); got != "http://c:3" {
+		t.Fatalf("upstream %q", got)
+	}
+	writeTree(t, dir, map[string]string{"new/d.yaml": routedDoc("shop", "http://d:4", "")})
+	wait("a file in a new directory")
+	for store.Snapshot().Get("component:default/shop") == nil {
+		wait("the new directory's file") // the directory, then its file
+	}
+	t.Logf("three changes loaded in %s", time.Since(start).Round(time.Millisecond))
+}
