@@ -33,9 +33,6 @@ const (
 
 	// Context extensions every protected route carries to the Check call.
 	CtxRouteID = "route_id"
-	// CtxPolicyVersion: a hash of the route's policy (edge routes), so the
-	// route changes, and is re-sent, only when who may call it changes.
-	CtxPolicyVersion = "policy_version"
 	// CtxMesh is "inbound" on a sidecar's inbound routes: only there does
 	// Check take the mTLS peer (source.principal) as the calling component.
 	CtxMesh = "mesh"
@@ -101,17 +98,16 @@ func httpFilters(opts Options) ([]*hcmFilter, error) {
 }
 
 // routeAuthz is the per-route ext_authz setting: protected routes carry
-// their id (and, when version is set, their policy version) to Check (an O(1)
-// policy lookup there); public-path routes skip the check.
-func routeAuthz(r model.Route, version string, meshInbound bool) (map[string]*anypb.Any, error) {
+// their id to Check (an O(1) policy lookup there); public-path routes skip
+// the check. Nothing about the policy itself is in the route: who may call
+// it lives in gatehouse, so a policy edit (owners, consumers, rules) sends
+// Envoy nothing, and a route is re-sent only when its routing changes.
+func routeAuthz(r model.Route, meshInbound bool) (map[string]*anypb.Any, error) {
 	per := &extauthzv3.ExtAuthzPerRoute{}
 	if r.Public {
 		per.Override = &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}
 	} else {
 		ext := map[string]string{CtxRouteID: r.ID}
-		if version != "" {
-			ext[CtxPolicyVersion] = version
-		}
 		if meshInbound {
 			ext[CtxMesh] = "inbound"
 		}

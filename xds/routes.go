@@ -1,9 +1,6 @@
 package xds
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -13,24 +10,20 @@ import (
 
 // routeConfig renders the model's virtual hosts.
 //
-// Each protected route carries, in the policy_version context extension, the
-// version of its own policy, not the model's: the model version changes with
-// every catalog edit (a user joining a group, a port), and stamping it on
-// every route made each edit re-send the whole route configuration (one
-// resource holding every route) to every Envoy. Check looks policies up by
-// route id and does not read the stamp. Prefixes other than "/" are
-// matched on path-segment boundaries (path_separated_prefix): /orders matches
-// /orders and /orders/7, never /ordersx.
+// A route carries its id and nothing of the model's or its policy's
+// version: the route configuration is one resource holding every route, so
+// a stamp that changes with catalog edits (a user joining a group, a new
+// owner) would re-send all of it to every Envoy (6.3 MB each at 10k
+// components) for a change Envoy has no part in. Check looks policies up
+// by route id. Prefixes other than "/" are matched on path-segment
+// boundaries (path_separated_prefix): /orders matches /orders and
+// /orders/7, never /ordersx.
 func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error) {
 	rc := &route.RouteConfiguration{Name: name}
-	policies, err := policyVersions(m)
-	if err != nil {
-		return nil, err
-	}
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {
-			perFilter, err := routeAuthz(r, policies[r.ID], false)
+			perFilter, err := routeAuthz(r, false)
 			if err != nil {
 				return nil, err
 			}
@@ -62,20 +55,4 @@ func routeMatch(r model.Route) *route.RouteMatch {
 		match.PathSpecifier = &route.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: r.Prefix}
 	}
 	return match
-}
-
-// policyVersions returns, per route id, a hash of the route's policy: it
-// changes when who may call the route changes, not when the rest of the
-// catalog does.
-func policyVersions(m *model.Model) (map[string]string, error) {
-	out := make(map[string]string, len(m.Policies))
-	for i := range m.Policies {
-		b, err := json.Marshal(&m.Policies[i])
-		if err != nil {
-			return nil, err
-		}
-		sum := sha256.Sum256(b)
-		out[m.Policies[i].RouteID] = hex.EncodeToString(sum[:8])
-	}
-	return out, nil
 }

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"testing"
+	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
@@ -35,10 +36,10 @@ func TestTranslateDeterministic(t *testing.T) {
 	}
 }
 
-// A catalog change that does not touch a route or its policy (here: a user
-// joins a group, so the model version changes) leaves the route
-// configuration as it was; a change of the route's policy changes it.
-func TestRoutesIndependentOfModelVersion(t *testing.T) {
+// A catalog change that does not touch routing leaves the route
+// configuration as it was: a user joining a group, and a new owner (the
+// policy lives in gatehouse, not in Envoy); a new timeout changes it.
+func TestRoutesIndependentOfModelAndPolicy(t *testing.T) {
 	rds := func(m *model.Model) string {
 		t.Helper()
 		res, err := Translate(m, Node{ID: "n", Role: RoleEdge}, DefaultOptions())
@@ -69,7 +70,16 @@ func TestRoutesIndependentOfModelVersion(t *testing.T) {
 	owners := *m
 	owners.Policies = []model.Policy{{RouteID: m.Policies[0].RouteID, Entity: "component:default/a", Owners: []string{"group:default/b"}}}
 	owners.Version = model.ContentVersion(&owners)
-	if got := rds(&owners); got == base {
-		t.Fatal("a policy change must change the route's stamp")
+	if got := rds(&owners); got != base {
+		t.Fatalf("an owner change re-versioned the routes: %s -> %s", base, got)
+	}
+
+	timeout := *m
+	timeout.VirtualHosts = []model.VirtualHost{m.VirtualHosts[0]}
+	timeout.VirtualHosts[0].Routes = []model.Route{m.VirtualHosts[0].Routes[0]}
+	timeout.VirtualHosts[0].Routes[0].Timeout = model.Duration(7 * time.Second)
+	timeout.Version = model.ContentVersion(&timeout)
+	if got := rds(&timeout); got == base {
+		t.Fatal("a new route timeout did not change the route configuration")
 	}
 }

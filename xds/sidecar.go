@@ -134,7 +134,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 func inboundRoutes(svc *model.MeshService) (*route.RouteConfiguration, error) {
 	vh := &route.VirtualHost{Name: "inbound", Domains: []string{"*"}}
 	for _, r := range svc.Inbound {
-		perFilter, err := routeAuthz(r, "", true)
+		perFilter, err := routeAuthz(r, true)
 		if err != nil {
 			return nil, err
 		}
