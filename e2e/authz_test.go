@@ -203,6 +203,25 @@ func TestAuthz(t *testing.T) {
 			t.Fatalf("spoofed headers: %d %v", code, s.Headers)
 		}
 	})
+	t.Run("a client cannot pick the route Check decides for", func(t *testing.T) {
+		// Envoy sets x-gatehouse-route from the route it chose, over
+		// whatever the client sent: naming the public health route does not
+		// open /orders/7.
+		public := "component:default/orders@*/orders#public:/orders/healthz"
+		if code, _, _ := get(t, "/orders/7", "", "X-Gatehouse-Route", public); code != 401 {
+			t.Fatalf("no token, route header naming a public route: %d, want 401", code)
+		}
+		if code, _, _ := get(t, "/orders/7", bob, "X-Gatehouse-Route", public); code != 403 {
+			t.Fatalf("bob, route header naming a public route: %d, want 403", code)
+		}
+		// The header is Envoy's and Check's: upstreams never see it.
+		for _, p := range []struct{ path, token string }{{"/orders/7", alice}, {"/orders/healthz", ""}} {
+			code, s, _ := get(t, p.path, p.token, "X-Gatehouse-Route", public)
+			if v, ok := s.Headers["x-gatehouse-route"]; code != 200 || ok {
+				t.Fatalf("%s: %d, upstream saw x-gatehouse-route %q", p.path, code, v)
+			}
+		}
+	})
 	t.Run("client-credentials token of a consumer reaches exactly the API's paths", func(t *testing.T) {
 		code, s, _ := get(t, "/orders/v1/items", checkout)
 		if code != 200 || s.Headers["x-gatehouse-user"] != "component:default/checkout" {

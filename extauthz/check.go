@@ -25,10 +25,13 @@ import (
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
-// Context extension keys stamped by the xDS translator on every protected
-// route (see xds.CtxRouteID).
+// How the route Envoy chose reaches Check: in the context extension
+// route_id when the route carries one (sidecar inbound routes, and Envoys
+// configured before gatehouse set RouteHeader), else in the header Envoy
+// sets from the route's name (xds.RouteHeader, xds.CtxRouteID).
 const (
-	ctxRouteID = "route_id"
+	ctxRouteID  = "route_id"
+	routeHeader = "x-gatehouse-route"
 	// ctxMesh is "inbound" on a sidecar's inbound routes (xds.CtxMesh).
 	ctxMesh = "mesh"
 )
@@ -144,6 +147,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		Source:  attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(),
 		RouteID: attrs.GetContextExtensions()[ctxRouteID],
 	}
+	if rec.RouteID == "" {
+		rec.RouteID = headers[routeHeader]
+	}
 	if rec.DecisionID == "" {
 		rec.DecisionID = h.GetId()
 	}
@@ -183,6 +189,12 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	pol := eng.routes[rec.RouteID]
 	if pol == nil {
 		return s.deny(rec, 404, "unknown_route", "", "")
+	}
+	// The route must be one Envoy could have chosen for this path: a
+	// route id that does not match it (an Envoy whose configuration lets a
+	// client set the route header) decides nothing.
+	if pol.route != nil && !pol.route.MatchesPath(pathOnly(h.GetPath())) {
+		return s.deny(rec, 404, "route_mismatch", "", "route "+rec.RouteID+" does not match path "+truncate(h.GetPath(), 256))
 	}
 	rec.Entity, rec.System = pol.Entity, pol.System
 	if len(pol.Owners) > 0 {
@@ -426,6 +438,14 @@ func cleanPath(raw string) (string, bool) {
 		return "", false
 	}
 	return p, true
+}
+
+// pathOnly is a path without its query or fragment, as Envoy matches it.
+func pathOnly(p string) string {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		return p[:i]
+	}
+	return p
 }
 
 func cacheKey(token, route, method, path string, pathMatters bool) string {

@@ -176,6 +176,33 @@ func TestCheckResponses(t *testing.T) {
 			t.Fatalf("consumer: %v", r)
 		}
 	})
+	t.Run("route id from the route header Envoy sets", func(t *testing.T) {
+		alice := map[string]string{"authorization": "Bearer alice-token", "x-gatehouse-route": ordersRoute}
+		r, _ := s.Check(ctx, checkReq("", "GET", "/orders/1", alice))
+		if r.GetOkResponse() == nil {
+			t.Fatalf("alice on orders by route header: %v", r)
+		}
+		if rm := strings.Join(r.GetOkResponse().GetHeadersToRemove(), ","); !strings.Contains(rm, "x-gatehouse-route") {
+			t.Errorf("the route header is not removed before the upstream: %s", rm)
+		}
+		// A context extension, when the route has one, wins over the header.
+		bob := map[string]string{"authorization": "Bearer bob-token", "x-gatehouse-route": ordersAPI}
+		if r, _ := s.Check(ctx, checkReq(ordersRoute, "POST", "/orders/1", bob)); r.GetDeniedResponse().GetStatus().GetCode() != 403 {
+			t.Fatalf("the header overrode the context extension: %v", r)
+		}
+	})
+	t.Run("a route that does not match the path decides nothing: 404", func(t *testing.T) {
+		// As if a client could set the route header: the API's route id
+		// for a path outside the API.
+		h := map[string]string{"authorization": "Bearer checkout-token", "x-gatehouse-route": ordersAPI}
+		r, _ := s.Check(ctx, checkReq("", "GET", "/orders/1", h))
+		if r.GetDeniedResponse().GetStatus().GetCode() != 404 {
+			t.Fatalf("route id of /orders/v1 on /orders/1: %v", r)
+		}
+		if r, _ := s.Check(ctx, checkReq("", "GET", "/orders/v1/items?x=/orders/1", h)); r.GetOkResponse() == nil {
+			t.Fatalf("the same route on its own path (with a query): %v", r)
+		}
+	})
 	t.Run("nothing before a model: 503", func(t *testing.T) {
 		empty := NewServer(Options{}, &fakeVerifier{}, signer, nil, nil)
 		r, _ := empty.Check(ctx, checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"authorization": "Bearer alice-token"}))

@@ -26,7 +26,8 @@ type Engine struct {
 
 type routePolicy struct {
 	model.Policy
-	ownerRules []string // "owner <ref>" for each of Policy.Owners
+	route      *model.Route // what Envoy matches for it (nil: not in the model's routes)
+	ownerRules []string     // "owner <ref>" for each of Policy.Owners
 	owners     map[string]bool
 	consumers  map[string]bool
 	rules      []compiledRule
@@ -53,9 +54,22 @@ func NewEngine(m *model.Model) *Engine {
 		idpGroups: map[string][]string{},
 		clients:   map[string]string{},
 	}
+	routes := map[string]*model.Route{}
+	for i := range m.VirtualHosts {
+		for j := range m.VirtualHosts[i].Routes {
+			r := &m.VirtualHosts[i].Routes[j]
+			routes[r.ID] = r
+		}
+	}
+	for i := range m.Mesh {
+		for j := range m.Mesh[i].Inbound {
+			r := &m.Mesh[i].Inbound[j]
+			routes[r.ID] = r
+		}
+	}
 	for i := range m.Policies {
 		p := &m.Policies[i]
-		rp := &routePolicy{Policy: *p, owners: set(p.Owners), consumers: set(p.Consumers)}
+		rp := &routePolicy{Policy: *p, route: routes[p.RouteID], owners: set(p.Owners), consumers: set(p.Consumers)}
 		for _, o := range p.Owners {
 			rp.ownerRules = append(rp.ownerRules, "owner "+o)
 		}

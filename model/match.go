@@ -38,17 +38,25 @@ func firstMatch(routes []Route, path string) *Route {
 		path = path[:i]
 	}
 	for i := range routes {
-		r := &routes[i]
-		switch {
-		case r.Path != "":
-			if path == r.Path {
-				return r
-			}
-		case r.Prefix == "/", path == r.Prefix || strings.HasPrefix(path, r.Prefix+"/"):
-			return r
+		if routes[i].MatchesPath(path) {
+			return &routes[i]
 		}
 	}
 	return nil
+}
+
+// MatchesPath reports whether the route matches a path (without query) as
+// Envoy matches it: the exact path, "/", or the prefix on segment
+// boundaries.
+func (r *Route) MatchesPath(path string) bool {
+	switch {
+	case r.Path != "":
+		return path == r.Path
+	case r.Prefix == "/":
+		return true
+	default:
+		return path == r.Prefix || strings.HasPrefix(path, r.Prefix+"/")
+	}
 }
 
 // hostOnly lower-cases a host and drops its port (not the colons of an

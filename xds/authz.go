@@ -31,23 +31,31 @@ const (
 	extAuthzFilter   = "envoy.filters.http.ext_authz"
 	headerMutFilter  = "envoy.filters.http.header_mutation"
 
-	// Context extensions every protected route carries to the Check call.
+	// RouteHeader carries the id of the route Envoy chose to the Check call:
+	// the first HTTP filter sets it from the route's name (after removing
+	// whatever a client sent), so routes need no ext_authz settings of their
+	// own, and it is removed before the upstream.
+	RouteHeader = "x-gatehouse-route"
+	// Context extensions a route may carry to the Check call instead (the
+	// route id; sidecar inbound routes also carry CtxMesh). Check prefers
+	// them to RouteHeader.
 	CtxRouteID = "route_id"
 	// CtxMesh is "inbound" on a sidecar's inbound routes: only there does
 	// Check take the mTLS peer (source.principal) as the calling component.
 	CtxMesh = "mesh"
 )
 
-// IdentityHeaders are the request headers gatehouse sets for upstreams.
-// Envoy removes them from every incoming request before any other filter, so
-// a client can never supply them.
+// IdentityHeaders are the request headers gatehouse sets for upstreams
+// (and RouteHeader, for Check). Envoy removes them from every incoming
+// request before any other filter, so a client can never supply them.
 var IdentityHeaders = []string{
 	"x-gatehouse-user", "x-gatehouse-groups", "x-gatehouse-entity", "x-gatehouse-client",
-	"x-gatehouse-assertion", "x-gatehouse-decision-id", "x-gatehouse-peer",
+	"x-gatehouse-assertion", "x-gatehouse-decision-id", "x-gatehouse-peer", RouteHeader,
 }
 
 // httpFilters is the one place the HTTP filter order is decided:
-//  1. header_mutation: strip identity headers a client may have sent;
+//  1. header_mutation: strip identity headers a client may have sent, then
+//     set RouteHeader to the name (id) of the route Envoy chose;
 //  2. ext_authz: every request is checked by gatehouse (fail closed);
 //  3. router.
 func httpFilters(opts Options) ([]*hcmFilter, error) {
@@ -55,6 +63,10 @@ func httpFilters(opts Options) ([]*hcmFilter, error) {
 	for _, h := range IdentityHeaders {
 		muts = append(muts, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Remove{Remove: h}})
 	}
+	muts = append(muts, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Append{Append: &core.HeaderValueOption{
+		Header:       &core.HeaderValue{Key: RouteHeader, Value: "%ROUTE_NAME%"},
+		AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}}})
 	strip, err := anypb.New(&headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{RequestMutations: muts}})
 	if err != nil {
 		return nil, err
@@ -97,20 +109,22 @@ func httpFilters(opts Options) ([]*hcmFilter, error) {
 	}, nil
 }
 
-// routeAuthz is the per-route ext_authz setting: protected routes carry
-// their id to Check (an O(1) policy lookup there); public-path routes skip
-// the check. Nothing about the policy itself is in the route: who may call
-// it lives in gatehouse, so a policy edit (owners, consumers, rules) sends
-// Envoy nothing, and a route is re-sent only when its routing changes.
+// routeAuthz is a route's own ext_authz setting: public-path routes skip
+// the check; sidecar inbound routes carry their id and the mesh flag to
+// Check. Edge routes have none: their id reaches Check in RouteHeader (an
+// O(1) policy lookup there), and nothing about the policy is in the route:
+// who may call it lives in gatehouse, so a policy edit (owners, consumers,
+// rules) sends Envoy nothing, and a route is re-sent only when its routing
+// changes.
 func routeAuthz(r model.Route, meshInbound bool) (map[string]*anypb.Any, error) {
+	if !r.Public && !meshInbound {
+		return nil, nil
+	}
 	per := &extauthzv3.ExtAuthzPerRoute{}
 	if r.Public {
 		per.Override = &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}
 	} else {
-		ext := map[string]string{CtxRouteID: r.ID}
-		if meshInbound {
-			ext[CtxMesh] = "inbound"
-		}
+		ext := map[string]string{CtxRouteID: r.ID, CtxMesh: "inbound"}
 		per.Override = &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{ContextExtensions: ext}}
 	}
 	// Deterministic: the context extensions are a map, and anypb.New would

@@ -10,16 +10,18 @@ import (
 
 // routeConfig renders the model's virtual hosts.
 //
-// A route carries its id and nothing of the model's or its policy's
-// version: the route configuration is one resource holding every route, so
-// a stamp that changes with catalog edits (a user joining a group, a new
-// owner) would re-send all of it to every Envoy (6.3 MB each at 10k
-// components) for a change Envoy has no part in. Check looks policies up
-// by route id. Prefixes other than "/" are matched on path-segment
-// boundaries (path_separated_prefix): /orders matches /orders and
-// /orders/7, never /ordersx.
+// A route's name is its id, which the first HTTP filter copies into
+// RouteHeader for Check (and the route configuration removes before the
+// upstream). Routes carry nothing else for authorization, least of all a
+// model or policy version: the route configuration is one resource holding
+// every route, so a stamp that changed with catalog edits (a user joining a
+// group, a new owner) would re-send all of it to every Envoy for a change
+// Envoy has no part in, and per-route ext_authz settings were half its
+// bytes (5.6 of 11 MB... see BENCHMARKS.md). Prefixes other than "/" are
+// matched on path-segment boundaries (path_separated_prefix): /orders
+// matches /orders and /orders/7, never /ordersx.
 func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error) {
-	rc := &route.RouteConfiguration{Name: name}
+	rc := &route.RouteConfiguration{Name: name, RequestHeadersToRemove: []string{RouteHeader}}
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {
