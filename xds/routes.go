@@ -1,7 +1,6 @@
 package xds
 
 import (
-
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -16,8 +15,9 @@ import (
 // model or policy version: the route configuration is one resource holding
 // every route, so a stamp that changed with catalog edits (a user joining a
 // group, a new owner) would re-send all of it to every Envoy for a change
-// Envoy has no part in, and per-route ext_authz settings were half its
-// bytes (5.6 of 11 MB... see BENCHMARKS.md). Prefixes other than "/" are
+// Envoy has no part in, and per-route ext_authz settings were most of its
+// bytes (at 10k components: 6.3 MB with them, 2.0 MB without) and of the
+// translation's time. Prefixes other than "/" are
 // matched on path-segment boundaries (path_separated_prefix): /orders
 // matches /orders and /orders/7, never /ordersx.
 func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error) {
