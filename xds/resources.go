@@ -32,7 +32,10 @@ type resourceSet struct {
 	sotwAt, deltaAt []int
 
 	diffMu sync.Mutex
-	diffs  map[*resourceSet]*setDiff // from an older set to this one
+	// diffs from older sets to this one, by the older set's version (a
+	// content hash): not by pointer, which would keep every older set, and
+	// through its own memo every set before it, alive.
+	diffs map[string]*setDiff
 }
 
 // setDiff is what a delta client holding exactly one set needs to hold
@@ -91,13 +94,13 @@ func (s *resourceSet) hash(name string) string {
 // same next one). Only the last few origins are remembered.
 func (s *resourceSet) diffFrom(from *resourceSet) *setDiff {
 	s.diffMu.Lock()
-	d := s.diffs[from]
+	d := s.diffs[from.version]
 	if d == nil {
 		if s.diffs == nil || len(s.diffs) >= 4 {
-			s.diffs = map[*resourceSet]*setDiff{}
+			s.diffs = map[string]*setDiff{}
 		}
 		d = &setDiff{}
-		s.diffs[from] = d
+		s.diffs[from.version] = d
 	}
 	s.diffMu.Unlock()
 	d.once.Do(func() {

@@ -2,9 +2,11 @@ package xds
 
 import (
 	"bytes"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
+	"weak"
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -132,6 +134,17 @@ func TestSetDiff(t *testing.T) {
 	if d := sets[2].diffFrom(sets[2]); !d.empty() {
 		t.Fatal("a set differs from itself")
 	}
+	// The memo does not keep older sets alive (each would keep the one
+	// before it: a chain of every build since the start).
+	old := weak.Make(sets[0])
+	sets[0] = nil
+	for i := 0; i < 5 && old.Value() != nil; i++ {
+		runtime.GC()
+	}
+	if old.Value() != nil {
+		t.Fatal("an older set is still reachable through the diff memo of a newer one")
+	}
+	runtime.KeepAlive(sets) // the newer sets, whose memos are under test, live on
 }
 
 // Delta clients that hold the same build get the same bytes: the stream
@@ -179,7 +192,7 @@ func TestDeltaStreamsShareDiffBytes(t *testing.T) {
 	s.mu.Unlock()
 	after.diffMu.Lock()
 	n := len(after.diffs)
-	d := after.diffs[before]
+	d := after.diffs[before.version]
 	after.diffMu.Unlock()
 	if n != 1 || d == nil || d.changed != 1 {
 		t.Fatalf("%d diffs memoised for 3 clients making one step (%+v), want 1", n, d)
