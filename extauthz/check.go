@@ -305,7 +305,8 @@ func fillPrincipal(rec *AuditRecord, p *Principal) {
 // known ones already).
 func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, assertion string, in map[string]string, forwardToken bool) *authv3.CheckResponse {
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
-	// Every message of the answer in one allocation.
+	// The answer's messages in two allocations: the response, and its
+	// headers (exactly as many as it has).
 	a := &allowResponse{}
 	a.resp.Status, a.resp.HttpResponse, a.oneof.OkResponse = &a.status, &a.oneof, &a.ok
 	a.ok.HeadersToRemove = a.remove[:0]
@@ -314,43 +315,55 @@ func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, asserti
 			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, k)
 		}
 	}
-	if p != nil {
-		if !forwardToken {
-			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
-		}
-		a.ok.Headers = a.headers[:0]
-		set := func(k, v string) {
-			i := len(a.ok.Headers)
-			h, o := &a.vals[i], &a.opts[i]
-			h.Key, h.Value = k, v
-			o.Header, o.AppendAction = h, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-			a.ok.Headers = append(a.ok.Headers, o)
-		}
-		set("x-gatehouse-user", p.Name())
-		set("x-gatehouse-groups", strings.Join(p.Groups, ","))
-		set("x-gatehouse-entity", rec.Entity)
-		if p.ClientID != "" {
-			set("x-gatehouse-client", p.ClientID)
-		}
-		if peer != nil {
-			set("x-gatehouse-peer", peer.Ref)
-		}
-		set("x-gatehouse-assertion", assertion)
-		set("x-gatehouse-decision-id", rec.DecisionID)
+	if p == nil {
+		return &a.resp
 	}
+	if !forwardToken {
+		a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
+	}
+	n := 5
+	if p.ClientID != "" {
+		n++
+	}
+	if peer != nil {
+		n++
+	}
+	hs := make([]header, n)
+	a.ok.Headers = make([]*core.HeaderValueOption, 0, n)
+	set := func(k, v string) {
+		h := &hs[len(a.ok.Headers)]
+		h.val.Key, h.val.Value = k, v
+		h.opt.Header, h.opt.AppendAction = &h.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		a.ok.Headers = append(a.ok.Headers, &h.opt)
+	}
+	set("x-gatehouse-user", p.Name())
+	set("x-gatehouse-groups", strings.Join(p.Groups, ","))
+	set("x-gatehouse-entity", rec.Entity)
+	if p.ClientID != "" {
+		set("x-gatehouse-client", p.ClientID)
+	}
+	if peer != nil {
+		set("x-gatehouse-peer", peer.Ref)
+	}
+	set("x-gatehouse-assertion", assertion)
+	set("x-gatehouse-decision-id", rec.DecisionID)
 	return &a.resp
 }
 
-// allowResponse is an OK answer and everything it points to.
+// allowResponse is an OK answer and the messages it points to, but for
+// its headers.
 type allowResponse struct {
-	resp    authv3.CheckResponse
-	status  status.Status // code OK
-	oneof   authv3.CheckResponse_OkResponse
-	ok      authv3.OkHttpResponse
-	remove  [2]string
-	headers [7]*core.HeaderValueOption
-	opts    [7]core.HeaderValueOption
-	vals    [7]core.HeaderValue
+	resp   authv3.CheckResponse
+	status status.Status // code OK
+	oneof  authv3.CheckResponse_OkResponse
+	ok     authv3.OkHttpResponse
+	remove [2]string
+}
+
+// header is one header of an answer: the option and its value.
+type header struct {
+	opt core.HeaderValueOption
+	val core.HeaderValue
 }
 
 // deny answers with a small JSON body: an error code and the decision id,

@@ -567,8 +567,8 @@ func audienceClaim(claims members) ([]string, error) {
 		return nil, nil
 	}
 	one, ok := plainString(r)
-	if !ok && json.Unmarshal(r, &one) == nil {
-		ok = true
+	if !ok {
+		one, ok = unmarshalString(r)
 	}
 	if ok {
 		if one == "" {
@@ -576,11 +576,23 @@ func audienceClaim(claims members) ([]string, error) {
 		}
 		return []string{one}, nil
 	}
-	var list []string
-	if err := json.Unmarshal(r, &list); err != nil {
-		return nil, errors.New("claim \"aud\" is neither a string nor an array of strings")
+	list, ok := plainStrings(r)
+	if !ok {
+		if err := json.Unmarshal(r, &list); err != nil {
+			return nil, errors.New("claim \"aud\" is neither a string nor an array of strings")
+		}
 	}
 	return list, nil
+}
+
+// unmarshalString is encoding/json's reading of a string, for the escaped
+// ones (a variable of its own, so that the usual path does not allocate).
+func unmarshalString(r []byte) (string, bool) {
+	var s string
+	if err := json.Unmarshal(r, &s); err != nil {
+		return "", false
+	}
+	return s, true
 }
 
 func truncateAll(ss []string) []string {
@@ -601,7 +613,6 @@ func numericDate(claims members, name string) (time.Time, bool, error) {
 	if !ok || string(r) == "null" {
 		return time.Time{}, false, nil
 	}
-	var n json.Number
 	if len(r) > 0 && len(r) <= 12 && allDigits(r) {
 		// Whole seconds, the usual form (no allocation).
 		var sec int64
@@ -614,7 +625,16 @@ func numericDate(claims members, name string) (time.Time, bool, error) {
 		// A bare JSON number (validated when the payload was decoded).
 		f, err := strconv.ParseFloat(string(r), 64)
 		return numericTime(name, f, err)
-	} else if err := json.Unmarshal(r, &n); err != nil {
+	}
+	return jsonNumericDate(name, r)
+}
+
+// jsonNumericDate reads a NumericDate that is not a bare number (a quoted
+// one is an error) through encoding/json, kept apart so that its variable
+// does not cost the usual path an allocation.
+func jsonNumericDate(name string, r []byte) (time.Time, bool, error) {
+	var n json.Number
+	if err := json.Unmarshal(r, &n); err != nil {
 		return time.Time{}, false, fmt.Errorf("claim %q is not a number", name)
 	}
 	f, err := n.Float64()
@@ -647,8 +667,8 @@ func stringClaim(claims members, name string) (string, bool, error) {
 	if s, ok := plainString(r); ok {
 		return s, true, nil
 	}
-	var s string
-	if err := json.Unmarshal(r, &s); err != nil {
+	s, ok := unmarshalString(r)
+	if !ok {
 		return "", true, fmt.Errorf("claim %q is not a string", name)
 	}
 	return s, true, nil
