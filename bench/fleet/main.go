@@ -45,9 +45,11 @@ type config struct {
 	reps       int
 	timeout    time.Duration
 	keep       bool
-	strict     bool  // a client that does not converge fails the run (else: reported)
-	check      bool  // also check that one-entity changes send only what changed
-	rssLimit   int64 // stop gatehouse above this RSS (bytes): protects the machine
+	strict     bool   // a client that does not converge fails the run (else: reported)
+	check      bool   // also check that one-entity changes send only what changed
+	rssLimit   int64  // stop gatehouse above this RSS (bytes): protects the machine
+	gatehouse  string // a gatehouse binary to measure instead of this tree's
+	namesOnly  bool   // initial sync only, converged on resource names (any build's versions)
 }
 
 func main() {
@@ -64,6 +66,8 @@ func main() {
 	flag.BoolVar(&c.strict, "strict", false, "fail when clients do not reach the expected configuration within -timeout (default: report it and go on)")
 	flag.BoolVar(&c.check, "check", false, "fail unless one-entity changes send only the changed resources (delta) and a membership change sends nothing")
 	rssLimit := flag.Int("rss-limit-mib", 4096, "stop gatehouse (and report it) when its RSS exceeds this")
+	flag.StringVar(&c.gatehouse, "gatehouse", "", "measure this gatehouse binary (e.g. an older build) instead of building the tree's")
+	flag.BoolVar(&c.namesOnly, "names-only", false, "measure the initial sync only, a client converging when it holds every expected resource name whatever the versions: for builds whose encoding differs from the tree's (with -gatehouse)")
 	flag.Parse()
 	var err error
 	if c.components, err = ints(*comps); err == nil {
@@ -135,11 +139,18 @@ func run(c config) error {
 		defer os.RemoveAll(work)
 	}
 	bin := filepath.Join(work, "gatehouse")
-	logf("building gatehouse")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/gatehouse")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building gatehouse: %w", err)
+	if c.gatehouse != "" {
+		if bin, err = filepath.Abs(c.gatehouse); err != nil {
+			return err
+		}
+		logf("measuring %s", bin)
+	} else {
+		logf("building gatehouse")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/gatehouse")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building gatehouse: %w", err)
+		}
 	}
 	if c.envoy {
 		if c.envoyBin, err = installEnvoy(); err != nil {
@@ -311,7 +322,7 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := &fleet{verify: c.verify}
+	f := &fleet{verify: c.verify, namesOnly: c.namesOnly}
 	for i := 0; i < nc; i++ {
 		cl, err := newClient(f, g.xdsAddr, fmt.Sprintf("fleet-%s-%04d", proto, i), delta)
 		if err != nil {
@@ -347,6 +358,10 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 	logf("  initial sync %s, %.1f MB/client, gatehouse CPU %.1fs, peak RSS %d MiB", row.connect.Round(time.Millisecond), float64(row.bytesPerClient)/1e6, row.cpu.Seconds(), row.rssPeak>>20)
 
 	var rows []changeRow
+	if c.namesOnly {
+		cancel()
+		return row, nil, nil
+	}
 	for k, ch := range changes(n) {
 		time.Sleep(200 * time.Millisecond) // let the previous push settle
 		exp := states[k+1]
@@ -520,6 +535,9 @@ func printScenarios(w io.Writer, rows []scenarioRow) {
 			continue
 		}
 		steady := mib(r.rssSteady)
+		if r.rssSteady == 0 {
+			steady = "—" // no changes measured (-names-only)
+		}
 		if r.note != "" {
 			steady = "(" + r.note + ")"
 		}
@@ -530,6 +548,9 @@ func printScenarios(w io.Writer, rows []scenarioRow) {
 }
 
 func printChanges(w io.Writer, rows []changeRow) {
+	if len(rows) == 0 {
+		return
+	}
 	fmt.Fprintln(w, "Catalog changes: one file of the catalog directory rewritten; times from the write. \"published\" is gatehouse noticing, parsing, merging and compiling (its log); \"push\" is publish → the last client's ACK. Per client: bytes / resources received, by type.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| components | clients | protocol | change | published | push | **all ACKed** | CDS per client | RDS per client | LDS per client | gatehouse CPU | peak RSS |")
