@@ -55,6 +55,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "also run gatehouse's Check in this process behind an Envoy (scenario inproc) and write a CPU profile of its first closed-loop slice here")
 	rounds := flag.Int("rounds", 5, "interleaved rounds: each scenario is measured duration/rounds at a time, in turn")
 	keep := flag.Bool("keep", false, "keep the work directory (configs, bootstraps, logs, audit trails)")
+	flag.StringVar(&baseline, "baseline", "", "another gatehouse binary (an older build), measured as scenario baseline next to this tree's (-only ...,baseline)")
 	flag.Parse()
 	if *rounds < 1 || *conns < 1 || *duration <= 0 {
 		fmt.Fprintln(os.Stderr, "datapath: -rounds, -connections and -duration must be positive")
@@ -67,6 +68,9 @@ func main() {
 	}
 	cleanup()
 }
+
+// baseline is -baseline: a gatehouse binary to compare with the tree's.
+var baseline string
 
 // Everything started is stopped on return, on error and on Ctrl-C.
 var (
@@ -155,6 +159,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	envoyBin := lines[len(lines)-1]
 	envoyVersion, _ := exec.Command(envoyBin, "--version").Output()
+	var startWith func(ghBin, name string, cacheSize int) (*gatehouse, *envoy, error)
 	ghBin := filepath.Join(dir, "gatehouse")
 	build := exec.Command("go", "build", "-o", ghBin, "./cmd/gatehouse")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
@@ -221,6 +226,9 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		return e, nil
 	}
 	startWithGatehouse := func(name string, cacheSize int) (*gatehouse, *envoy, error) {
+		return startWith(ghBin, name, cacheSize)
+	}
+	startWith = func(ghBin, name string, cacheSize int) (*gatehouse, *envoy, error) {
 		g, err := startGatehouse(dir, ghBin, name, catalogPath, is, cacheSize)
 		if err != nil {
 			return nil, nil, err
@@ -265,7 +273,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		start func(s *scenario) error
 	}
 	// Transport experiments: run only when named in -only.
-	experiments := []string{"noop-uds", "noop-google", "noop-cluster-nghttp2"}
+	experiments := []string{"noop-uds", "noop-google", "noop-cluster-nghttp2", "baseline"}
 	specs := []spec{
 		{"direct", scenario{name: "generator → upstream (no Envoy)", kind: direct, addr: up.addr}, nil},
 		{"alone", scenario{name: "Envoy → upstream (no authorization)", kind: alone}, func(s *scenario) (err error) {
@@ -346,6 +354,13 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		}},
 		{"cached", scenario{name: "Envoy + gatehouse ext_authz, cached", kind: viaGatehouse, cached: true}, func(s *scenario) (err error) {
 			s.gh, s.envoy, err = startWithGatehouse("gatehouse-cached", 100000)
+			return err
+		}},
+		{"baseline", scenario{name: "Envoy + baseline gatehouse (-baseline), cached", kind: viaGatehouse, cached: true}, func(s *scenario) (err error) {
+			if baseline == "" {
+				return fmt.Errorf("-only baseline needs -baseline BIN")
+			}
+			s.gh, s.envoy, err = startWith(baseline, "gatehouse-baseline", 100000)
 			return err
 		}},
 		{"uncached", scenario{name: "Envoy + gatehouse ext_authz, uncached (cache_size 0)", kind: viaGatehouse}, func(s *scenario) (err error) {
