@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -66,6 +67,10 @@ type Server struct {
 	log      *slog.Logger
 	state    atomic.Pointer[engineState]
 	now      func() time.Time
+
+	// Identity headers by assertion (see identityHeaders).
+	hdrMu   sync.RWMutex
+	hdrMemo map[string][]*core.HeaderValueOption
 }
 
 type engineState struct {
@@ -305,8 +310,8 @@ func fillPrincipal(rec *AuditRecord, p *Principal) {
 // known ones already).
 func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, assertion string, in map[string]string, forwardToken bool) *authv3.CheckResponse {
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
-	// The answer's messages in two allocations: the response, and its
-	// headers (exactly as many as it has).
+	// The answer's own messages in one allocation; the identity headers
+	// are shared (read-only) by every answer carrying the same assertion.
 	a := &allowResponse{}
 	a.resp.Status, a.resp.HttpResponse, a.oneof.OkResponse = &a.status, &a.oneof, &a.ok
 	a.ok.HeadersToRemove = a.remove[:0]
@@ -321,24 +326,44 @@ func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, asserti
 	if !forwardToken {
 		a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
 	}
-	n := 5
+	fixed := s.identityHeaders(p, peer, rec.Entity, assertion)
+	a.ok.Headers = append(make([]*core.HeaderValueOption, 0, len(fixed)+1), fixed...)
+	a.id.val.Key, a.id.val.Value = "x-gatehouse-decision-id", rec.DecisionID
+	a.id.opt.Header, a.id.opt.AppendAction = &a.id.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	a.ok.Headers = append(a.ok.Headers, &a.id.opt)
+	return &a.resp
+}
+
+// identityHeaders are the headers an allowed request gets but for its
+// decision id: a function of the assertion alone (its claims are the
+// user, groups, entity, client and peer), so they are built once per
+// assertion and shared by every answer that carries it (an assertion is
+// reused for half its lifetime). Marshalling only reads them.
+func (s *Server) identityHeaders(p, peer *Principal, entity, assertion string) []*core.HeaderValueOption {
+	s.hdrMu.RLock()
+	hs, ok := s.hdrMemo[assertion]
+	s.hdrMu.RUnlock()
+	if ok {
+		return hs
+	}
+	n := 4
 	if p.ClientID != "" {
 		n++
 	}
 	if peer != nil {
 		n++
 	}
-	hs := make([]header, n)
-	a.ok.Headers = make([]*core.HeaderValueOption, 0, n)
+	all := make([]header, n)
+	hs = make([]*core.HeaderValueOption, 0, n)
 	set := func(k, v string) {
-		h := &hs[len(a.ok.Headers)]
+		h := &all[len(hs)]
 		h.val.Key, h.val.Value = k, v
 		h.opt.Header, h.opt.AppendAction = &h.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-		a.ok.Headers = append(a.ok.Headers, &h.opt)
+		hs = append(hs, &h.opt)
 	}
 	set("x-gatehouse-user", p.Name())
 	set("x-gatehouse-groups", strings.Join(p.Groups, ","))
-	set("x-gatehouse-entity", rec.Entity)
+	set("x-gatehouse-entity", entity)
 	if p.ClientID != "" {
 		set("x-gatehouse-client", p.ClientID)
 	}
@@ -346,18 +371,28 @@ func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, asserti
 		set("x-gatehouse-peer", peer.Ref)
 	}
 	set("x-gatehouse-assertion", assertion)
-	set("x-gatehouse-decision-id", rec.DecisionID)
-	return &a.resp
+	s.hdrMu.Lock()
+	if s.hdrMemo == nil || len(s.hdrMemo) >= maxHeaderMemo {
+		s.hdrMemo = make(map[string][]*core.HeaderValueOption)
+	}
+	s.hdrMemo[assertion] = hs
+	s.hdrMu.Unlock()
+	return hs
 }
 
+// maxHeaderMemo bounds the identity headers kept (about 1.5 KB each); the
+// memo starts over when it is full.
+const maxHeaderMemo = 10000
+
 // allowResponse is an OK answer and the messages it points to, but for
-// its headers.
+// the shared identity headers.
 type allowResponse struct {
 	resp   authv3.CheckResponse
 	status status.Status // code OK
 	oneof  authv3.CheckResponse_OkResponse
 	ok     authv3.OkHttpResponse
 	remove [2]string
+	id     header // x-gatehouse-decision-id
 }
 
 // header is one header of an answer: the option and its value.
