@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build demo test unit e2e envoy idp backstage vet fmt-check golden-update bench bench-smoke clean
+.PHONY: build demo test unit e2e envoy idp backstage vet fmt-check golden-update bench bench-baseline bench-smoke clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
@@ -35,11 +35,28 @@ test: envoy idp backstage fmt-check vet bench-smoke
 bench:
 	bash bench/opa/install.sh >/dev/null
 	$(GO) run ./bench/checkload -duration 10s -open-duration 10s
+	$(GO) run ./bench/checkload -duration 3s -open-duration 10s -opa '' -rates 0.02,0.1 -pool 3000
 	$(GO) test -run XXX -bench . -benchmem -cpu 1 -benchtime 2s ./bench/checkload/
 	$(GO) run ./bench/datapath -duration 10s
-	$(GO) run ./bench/fleet -components 1000,10000 -clients 100,1000 -timeout 60s
+	$(GO) run ./bench/datapath -duration 10s -rounds 5 -only noop,noop-uds,noop-google,noop-cluster-nghttp2,httpnoop
+	$(GO) run ./bench/fleet -components 1000,10000 -clients 100,1000 -timeout 120s
 	$(GO) run ./bench/backstagesync -entities 10000
 	$(GO) test -run XXX -bench BackstageEntityJSON -benchmem ./catalogsync/
+
+# Before/after against an older build, with the same harnesses:
+#   make bench-baseline BASELINE=<commit>
+bench-baseline:
+	@test -n "$(BASELINE)" || { echo "usage: make bench-baseline BASELINE=<commit>"; exit 2; }
+	rm -rf .tools/baseline-src; git worktree prune; git worktree add -f .tools/baseline-src $(BASELINE)
+	cd .tools/baseline-src && $(GO) build -o ../gatehouse-baseline ./cmd/gatehouse
+	$(GO) run ./bench/fleet -gatehouse .tools/gatehouse-baseline -names-only -components 10000 -clients 100,1000 -envoy=false -reps 1 -timeout 120s
+	$(GO) run ./bench/fleet -names-only -components 10000 -clients 100,1000 -envoy=false -reps 1 -timeout 120s
+	$(GO) run ./bench/datapath -duration 10s -rounds 5 -only noophdr,cached,baseline -baseline .tools/gatehouse-baseline
+	for i in 1 2; do \
+	  (cd .tools/baseline-src && $(GO) test -run XXX -bench 'FreshCheckVsRawVerify|CheckCachedAllow$$|CheckFreshRS256$$|VerifierRS256' -benchmem -cpu 1 -benchtime 2s ./bench/checkload/); \
+	  $(GO) test -run XXX -bench 'FreshCheckVsRawVerify|CheckCachedAllow$$|CheckFreshRS256$$|VerifierRS256' -benchmem -cpu 1 -benchtime 2s ./bench/checkload/; \
+	done
+	git worktree remove --force .tools/baseline-src
 
 bench-smoke:
 	$(GO) run ./bench/datapath -duration 500ms -rounds 1 >/dev/null
