@@ -45,6 +45,11 @@ type Entity struct {
 	// Stale is set when the newest version of the entity failed validation and
 	// this is the last good version, kept so one typo does not drop a route.
 	Stale bool `json:"-" yaml:"-"`
+
+	// resolvedFrom is the parsed entity this one was made from by
+	// resolveRelations (which adds the relations): the store's cheap test
+	// that an entity did not change.
+	resolvedFrom *Entity
 }
 
 // Metadata is Backstage's entity metadata.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // DefaultNamespace is the namespace Backstage assumes when a ref or an entity
@@ -27,7 +29,34 @@ func (r Ref) String() string {
 
 // Key is the comparison key: the whole ref lower-cased, as Backstage compares
 // refs (and as it writes relation targets).
-func (r Ref) Key() string { return strings.ToLower(r.String()) }
+func (r Ref) Key() string {
+	b := make([]byte, 0, len(r.Kind)+len(r.Namespace)+len(r.Name)+2)
+	b = appendLower(b, r.Kind)
+	b = append(b, ':')
+	b = appendLower(b, r.Namespace)
+	b = append(b, '/')
+	b = appendLower(b, r.Name)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not written again
+}
+
+// appendLower appends s lower-cased as strings.ToLower would: ASCII by
+// byte, anything else through strings.ToLower.
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return append(b, strings.ToLower(s)...)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
 
 // IsZero reports whether r is the zero Ref.
 func (r Ref) IsZero() bool { return r.Kind == "" && r.Name == "" }

@@ -6,17 +6,21 @@ import (
 
 // resolveRelations computes the relations of every entity in the set, both
 // directions, as Backstage's built-in processor does, and returns new entity
-// values (the inputs are not modified). Refs to entities that are not in the
-// set still produce relations (Backstage keeps them too) and a warning.
-func resolveRelations(in []*Entity) ([]*Entity, Problems) {
+// values (the inputs are not modified; each remembers which it was made
+// from) and their ref keys. Refs to entities that are not in the set still
+// produce relations (Backstage keeps them too) and a warning.
+func resolveRelations(in []*Entity) ([]*Entity, []string, Problems) {
 	byKey := make(map[string]*Entity, len(in))
 	out := make([]*Entity, len(in))
+	keys := make([]string, len(in))
 	rels := make(map[string]map[Relation]struct{}, len(in))
 	for i, e := range in {
 		c := *e
 		c.Relations = nil
+		c.resolvedFrom = e
 		out[i] = &c
-		byKey[c.Ref().Key()] = &c
+		keys[i] = c.Ref().Key()
+		byKey[keys[i]] = &c
 	}
 	var ps Problems
 	link := func(from string, fwd string, to string, back string) {
@@ -31,9 +35,9 @@ func resolveRelations(in []*Entity) ([]*Entity, Problems) {
 		add(from, fwd, to)
 		add(to, back, from)
 	}
-	for _, e := range out {
+	for i, e := range out {
 		self := e.Ref()
-		key := self.Key()
+		key := keys[i]
 		rules, ok := kindRules[e.Kind]
 		if !ok {
 			continue
@@ -74,8 +78,8 @@ func resolveRelations(in []*Entity) ([]*Entity, Problems) {
 			}
 		}
 	}
-	for _, e := range out {
-		m := rels[e.Ref().Key()]
+	for i, e := range out {
+		m := rels[keys[i]]
 		if len(m) == 0 {
 			continue
 		}
@@ -91,7 +95,7 @@ func resolveRelations(in []*Entity) ([]*Entity, Problems) {
 			return a.TargetRef < b.TargetRef
 		})
 	}
-	return out, ps
+	return out, keys, ps
 }
 
 // groupClosure returns, for every group and user key, the set of groups it is

@@ -139,7 +139,7 @@ func TestResolveRelationsDoesNotModifyInputs(t *testing.T) {
 	if len(p.Entities) != 2 {
 		t.Fatalf("problems %v", p.Problems)
 	}
-	out, _ := resolveRelations(p.Entities)
+	out, _, _ := resolveRelations(p.Entities)
 	for i, e := range p.Entities {
 		if e.Relations != nil {
 			t.Errorf("input %s was modified: %v", e.Ref(), e.Relations)

@@ -3,6 +3,7 @@ package catalogsync
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -189,7 +190,7 @@ func (s *Store) commit() *Snapshot {
 	for _, k := range sortedEntityKeys(winners) {
 		merged = append(merged, winners[k])
 	}
-	resolved, relProblems := resolveRelations(merged)
+	resolved, keys, relProblems := resolveRelations(merged)
 	problems = append(problems, relProblems...)
 	closure := groupClosure(resolved)
 
@@ -198,9 +199,12 @@ func (s *Store) commit() *Snapshot {
 	// change does. Unchanged rows keep their previous (equal) entity value.
 	txn := s.db.Txn(true)
 	keep := make(map[string]bool, len(resolved))
-	for _, e := range resolved {
-		k := e.Ref().Key()
+	for i, e := range resolved {
+		k := keys[i]
 		keep[k] = true
+		if old, err := txn.First(tableEntities, "id", k); err == nil && old != nil && sameEntity(old.(*row), e, closure[k]) {
+			continue
+		}
 		r := &row{Key: k, Kind: strings.ToLower(e.Kind), Groups: closure[k], RouteClaims: e.RouteClaims(), Source: e.Origin.Source, Entity: e}
 		if o := e.RelationTargets(RelOwnedBy); len(o) > 0 {
 			r.Owner = o[0]
@@ -238,6 +242,15 @@ func (s *Store) commit() *Snapshot {
 	s.changed = make(chan struct{})
 	s.observe(winners, problems)
 	return s.cur
+}
+
+// sameEntity reports, cheaply, that a stored row already holds e: made
+// from the same parsed entity (a file whose bytes did not change keeps its
+// entities), with the same relations and groups. Every other field of a row
+// follows from those. false means "compare the rows".
+func sameEntity(old *row, e *Entity, groups []string) bool {
+	return old.Entity.resolvedFrom != nil && old.Entity.resolvedFrom == e.resolvedFrom &&
+		slices.Equal(old.Entity.Relations, e.Relations) && slices.Equal(old.Groups, groups)
 }
 
 func (s *Store) observe(winners map[string]*Entity, problems Problems) {

@@ -371,3 +371,39 @@ func TestStoreConcurrentReaders(t *testing.T) {
 		t.Errorf("generation %d; want 50", g)
 	}
 }
+
+// A commit rewrites only the rows that changed: an entity of a file that
+// did not change keeps its stored value, unless its relations or groups
+// changed because of another entity (here a user joins its group).
+func TestStoreCommitsOnlyChangedRows(t *testing.T) {
+	groupDoc := "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: team}\nspec: {type: team, children: []}\n"
+	user := func(name, group string) string {
+		return "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {name: " + name + "}\nspec: {memberOf: [" + group + "]}\n"
+	}
+	groups := ParseFile("files", "groups.yaml", []byte(groupDoc))
+	orders := ParseFile("files", "orders.yaml", []byte(routedDoc("orders", "http://a:1", "")))
+	merge := func(ps ...Parsed) Parsed {
+		var out Parsed
+		for _, p := range ps {
+			out.Entities = append(out.Entities, p.Entities...)
+		}
+		return out
+	}
+	s := NewStore("files")
+	first := s.ReplaceSource("files", merge(groups, orders, ParseFile("files", "u.yaml", []byte(user("alice", "team")))))
+	// bob joins: a new file; groups.yaml and orders.yaml are the same parsed values.
+	second := s.ReplaceSource("files", merge(groups, orders, ParseFile("files", "u.yaml", []byte(user("alice", "team")+"---\n"+user("bob", "team")))))
+	if a, b := first.Get("component:default/orders"), second.Get("component:default/orders"); a == nil || a != b {
+		t.Fatalf("an unchanged entity was written again (%p -> %p)", a, b)
+	}
+	team := second.Get("group:default/team")
+	if team == first.Get("group:default/team") {
+		t.Fatal("the group kept its old row although a member joined")
+	}
+	if got := team.RelationTargets(RelHasMember); len(got) != 2 {
+		t.Fatalf("group members after bob joined: %v", got)
+	}
+	if g := second.GroupsOf("user:default/bob"); len(g) != 1 || g[0] != "group:default/team" {
+		t.Fatalf("bob's groups: %v", g)
+	}
+}
