@@ -298,6 +298,21 @@ func TestListenPortFromNodeMetadata(t *testing.T) {
 	}
 }
 
+// connectDelta opens a delta stream for a node and subscribes to every
+// cluster.
+func connectDelta(t *testing.T, c discoverygrpc.AggregatedDiscoveryServiceClient, n *core.Node) (discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesClient, *inbox[*discoverygrpc.DeltaDiscoveryResponse]) {
+	t.Helper()
+	stream, err := c.DeltaAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := receive(stream.Recv)
+	if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: n, TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	return stream, in
+}
+
 // waitPushed waits for the pusher to hand the last model to every node.
 func waitPushed(t *testing.T, s *Server) {
 	t.Helper()
@@ -338,14 +353,7 @@ func TestSendBudgetServesInTurn(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		id := fmt.Sprintf("budget-%d", i)
 		if i%2 == 0 {
-			stream, err := c.StreamAggregatedResources(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			in := receive(stream.Recv)
-			if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: node(id, RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
-				t.Fatal(err)
-			}
+			stream, in := connectSotW(t, c, node(id, RoleEdge))
 			var last *discoverygrpc.DiscoveryResponse
 			peers = append(peers, peer{
 				ack: func() error {
@@ -361,14 +369,7 @@ func TestSendBudgetServesInTurn(t *testing.T) {
 			})
 			continue
 		}
-		stream, err := c.DeltaAggregatedResources(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		in := receive(stream.Recv)
-		if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: node(id, RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
-			t.Fatal(err)
-		}
+		stream, in := connectDelta(t, c, node(id, RoleEdge))
 		var last *discoverygrpc.DeltaDiscoveryResponse
 		peers = append(peers, peer{
 			ack: func() error {

@@ -159,14 +159,7 @@ func TestDeltaStreamsShareDiffBytes(t *testing.T) {
 	}
 	var clients []client
 	for _, id := range []string{"d1", "d2", "d3"} {
-		stream, err := c.DeltaAggregatedResources(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		in := receive(stream.Recv)
-		if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: node(id, RoleEdge), TypeUrl: resourcev3.ClusterType}); err != nil {
-			t.Fatal(err)
-		}
+		stream, in := connectDelta(t, c, node(id, RoleEdge))
 		r, ok := in.next(5 * time.Second)
 		if !ok || len(r.Resources) != 2 {
 			t.Fatalf("%s: initial response %v", id, r)
