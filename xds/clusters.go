@@ -19,11 +19,10 @@ import (
 //
 // Why no EDS: endpoints come from catalog annotations and change at catalog
 // speed, so a changed endpoint re-sends one cluster (with delta xDS, only that
-// cluster). And go-control-plane v0.14.0's snapshot cache, in ADS mode, drops
-// an EDS watch without answering when the snapshot holds a load assignment
-// the watch did not name (fixed on its main branch after the release; no
-// tagged version carries the fix). With no EDS there is no such watch; RDS is
-// one constant name the listener always asks for.
+// cluster), and a separate type would cost every Envoy one more subscription
+// and its ordering (CDS before EDS) for nothing. (It also kept clear of
+// go-control-plane v0.14.0's snapshot cache dropping ADS EDS watches, back
+// when gatehouse served through it; see docs/xds.md.)
 func buildCluster(c model.Cluster, opts Options) (*clusterv3.Cluster, error) {
 	cl := &clusterv3.Cluster{
 		Name:           c.Name,

@@ -93,8 +93,8 @@ func EncodedSize(r *Resources) (map[string]int, error) {
 	return out, nil
 }
 
-// Versions returns the version, per type URL, that the server's snapshot of
-// r carries: what a state-of-the-world client ACKs once it has r.
+// Versions returns the version, per type URL, that the server serves for
+// r: what a state-of-the-world client ACKs once it has r.
 func Versions(r *Resources) (map[string]string, error) {
 	out := map[string]string{}
 	for typ, items := range map[resourcev3.Type][]types.Resource{
