@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
@@ -51,20 +52,37 @@ type adsStream struct {
 	deltaTypes map[string]*deltaType
 }
 
+// flow is what both protocols keep per type to pace responses: one at a
+// time, each holding its share of the send budget until the Envoy answers.
+type flow struct {
+	pending bool  // a response awaits the Envoy's next request of the type
+	held    int64 // send budget that response holds until then
+}
+
+// release: the Envoy's next request of the type came (or the stream
+// ended); its response no longer holds budget.
+func (f *flow) release(b *sendBudget) {
+	b.release(f.held)
+	f.pending, f.held = false, 0
+}
+
+// hold: a response went out, holding budget bytes.
+func (f *flow) hold(budget int64) { f.pending, f.held = true, budget }
+
 // sotwType is a SotW stream's state of one type.
 type sotwType struct {
+	flow
 	wildcard  bool            // every resource of the type
 	explicit  bool            // the Envoy has named resources (legacy wildcard is over)
 	names     map[string]bool // asked for, unless wildcard
 	have      string          // version the Envoy holds (or was sent and rejected)
 	haveNames map[string]bool // names it was sent with that version
 	nonce     string          // of the last response
-	pending   bool            // a response awaits its ACK/NACK
-	held      int64           // send budget the response holds until then
 }
 
 // deltaType is a delta stream's state of one type.
 type deltaType struct {
+	flow
 	wildcard bool
 	names    map[string]bool // subscribed by name
 	// What the Envoy holds: exactly base (wildcard subscriptions, the
@@ -72,8 +90,6 @@ type deltaType struct {
 	base     *resourceSet
 	known    map[string]string
 	answered bool              // a response of the type was sent
-	pending  bool              // a response awaits the Envoy's next request
-	held     int64             // send budget the response holds until then
 	sent     map[string]string // nonce -> system version, for ACK/NACK reports
 }
 
@@ -161,29 +177,31 @@ func (s *Server) DeltaAggregatedResources(stream discoverygrpc.AggregatedDiscove
 	return serve(st, stream, stream.Recv, st.deltaRequest, func() error { return st.deltaRespond(stream) })
 }
 
-// ensureNode registers the stream on its first request.
-func (st *adsStream) ensureNode(nodeID string, reg func() *nodeState) error {
-	if st.node != nil {
-		return nil
+// start checks a request's stream-level fields: the first request of a
+// stream must name its node (later ones need not: only the first is sure
+// to carry it), and every request its type. The stream's node is
+// registered and given its configuration on the first.
+func (st *adsStream) start(node *core.Node, typ string) error {
+	if st.node == nil {
+		if node.GetId() == "" {
+			return status.Error(codes.InvalidArgument, "the first request of a stream must carry node.id")
+		}
+		st.s.mu.Lock()
+		st.node = st.s.registerLocked(st, node)
+		st.s.mu.Unlock()
+		st.s.refreshNode(node.GetId())
 	}
-	if nodeID == "" {
-		return status.Error(codes.InvalidArgument, "the first request of a stream must carry node.id")
+	if typ == "" {
+		return status.Error(codes.InvalidArgument, "type_url is required on an ADS stream")
 	}
-	st.s.mu.Lock()
-	st.node = reg()
-	st.s.mu.Unlock()
-	st.s.refreshNode(nodeID)
 	return nil
 }
 
 func (st *adsStream) sotwRequest(req *discoverygrpc.DiscoveryRequest) error {
-	if err := st.ensureNode(req.GetNode().GetId(), func() *nodeState { return st.s.registerLocked(st, req.GetNode()) }); err != nil {
+	if err := st.start(req.GetNode(), req.GetTypeUrl()); err != nil {
 		return err
 	}
 	typ := req.GetTypeUrl()
-	if typ == "" {
-		return status.Error(codes.InvalidArgument, "type_url is required on an ADS stream")
-	}
 	t := st.sotwTypes[typ]
 	first := t == nil
 	if first {
@@ -193,9 +211,7 @@ func (st *adsStream) sotwRequest(req *discoverygrpc.DiscoveryRequest) error {
 	if !first && req.GetResponseNonce() != t.nonce {
 		return nil // about an older response, crossed by a newer one: the Envoy will answer that
 	}
-	t.pending = false
-	st.s.budget.release(t.held)
-	t.held = 0
+	t.release(st.s.budget)
 	t.setNames(req.GetResourceNames())
 	switch {
 	case req.GetErrorDetail() != nil:
@@ -262,13 +278,13 @@ func (st *adsStream) sotwRespond(stream grpc.ServerStream) error {
 		if !st.s.budget.acquire(st, typ, int64(msg.size)) {
 			continue // woken when it is this stream's turn
 		}
-		t.held = budgeted(msg)
+		t.hold(budgeted(msg))
 		nonce := st.nextNonce()
 		msg.add(sotwTail(set.version, typ, nonce))
 		if err := st.send(stream, typ, nonce, msg); err != nil {
 			return err
 		}
-		t.have, t.haveNames, t.nonce, t.pending = set.version, t.names, nonce, true
+		t.have, t.haveNames, t.nonce = set.version, t.names, nonce
 	}
 	return nil
 }
@@ -308,14 +324,10 @@ func (t *sotwType) coversAll(set *resourceSet) bool {
 }
 
 func (st *adsStream) deltaRequest(req *discoverygrpc.DeltaDiscoveryRequest) error {
-	// Only the first request of a stream is sure to carry the node.
-	if err := st.ensureNode(req.GetNode().GetId(), func() *nodeState { return st.s.registerLocked(st, req.GetNode()) }); err != nil {
+	if err := st.start(req.GetNode(), req.GetTypeUrl()); err != nil {
 		return err
 	}
 	typ := req.GetTypeUrl()
-	if typ == "" {
-		return status.Error(codes.InvalidArgument, "type_url is required on an ADS stream")
-	}
 	t := st.deltaTypes[typ]
 	if t == nil {
 		// No names at first: every resource ("legacy wildcard"); the
@@ -330,9 +342,7 @@ func (st *adsStream) deltaRequest(req *discoverygrpc.DeltaDiscoveryRequest) erro
 		}
 		st.deltaTypes[typ] = t
 	}
-	t.pending = false
-	st.s.budget.release(t.held)
-	t.held = 0
+	t.release(st.s.budget)
 	for _, n := range req.GetResourceNamesSubscribe() {
 		if n == "*" {
 			t.wildcard = true
@@ -407,11 +417,7 @@ func (st *adsStream) deltaRespond(stream grpc.ServerStream) error {
 		base, known := set, map[string]string(nil)
 		switch {
 		case t.wildcard && t.known == nil && t.base == nil:
-			msg.add(set.delta) // first response: everything
-			if len(set.names) == 0 && t.answered {
-				t.base = set
-				continue
-			}
+			msg.add(set.delta) // first response: everything (even nothing, so the Envoy's init completes)
 		case t.wildcard && t.known == nil:
 			if t.base == set {
 				continue
@@ -436,7 +442,7 @@ func (st *adsStream) deltaRespond(stream grpc.ServerStream) error {
 		if !st.s.budget.acquire(st, typ, int64(msg.size)) {
 			continue // woken when it is this stream's turn
 		}
-		t.held = budgeted(msg)
+		t.hold(budgeted(msg))
 		nonce := st.nextNonce()
 		msg.add(deltaTail(set.version, typ, nonce))
 		if err := st.send(stream, typ, nonce, msg); err != nil {
@@ -447,7 +453,7 @@ func (st *adsStream) deltaRespond(stream grpc.ServerStream) error {
 			clear(t.sent) // nonces never answered must not accumulate
 		}
 		t.sent[nonce] = set.version
-		t.answered, t.pending = true, true
+		t.answered = true
 	}
 	return nil
 }
@@ -495,10 +501,10 @@ func (st *adsStream) releaseBudget() {
 	b := st.s.budget
 	b.drop(st)
 	for _, t := range st.sotwTypes {
-		b.release(t.held)
+		t.release(b)
 	}
 	for _, t := range st.deltaTypes {
-		b.release(t.held)
+		t.release(b)
 	}
 }
 
