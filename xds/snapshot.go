@@ -66,18 +66,6 @@ func (c *contentHash) add(b []byte) {
 
 func (c *contentHash) version() string { return hex.EncodeToString(c.h.Sum(nil)[:8]) }
 
-func contentVersion(items []types.Resource) (string, error) {
-	h := newContentHash()
-	for _, it := range items {
-		b, err := marshalDeterministic(it)
-		if err != nil {
-			return "", err
-		}
-		h.add(b)
-	}
-	return h.version(), nil
-}
-
 // EncodedSize is the size of what the server sends a client of r in full,
 // per type URL (the SotW response body without its small per-response
 // fields), after encoding it as the server does (for benchmarks and tools).
@@ -96,17 +84,13 @@ func EncodedSize(r *Resources) (map[string]int, error) {
 // Versions returns the version, per type URL, that the server serves for
 // r: what a state-of-the-world client ACKs once it has r.
 func Versions(r *Resources) (map[string]string, error) {
+	cfg, err := buildConfig(r)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]string{}
-	for typ, items := range map[resourcev3.Type][]types.Resource{
-		resourcev3.ListenerType: r.Listeners,
-		resourcev3.RouteType:    r.Routes,
-		resourcev3.ClusterType:  r.Clusters,
-	} {
-		v, err := contentVersion(items)
-		if err != nil {
-			return nil, err
-		}
-		out[typ] = v
+	for typ, set := range cfg.sets {
+		out[typ] = set.version
 	}
 	return out, nil
 }
