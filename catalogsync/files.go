@@ -34,7 +34,7 @@ type FileSource struct {
 
 	mu     sync.Mutex
 	parsed map[string]parsedFile // by path: a file whose bytes did not change is not parsed again
-	read   []string              // the files the last Load read (absolute)
+	dirs   []string              // the directories the last Load looked in (watchDirs)
 }
 
 type parsedFile struct {
@@ -104,6 +104,7 @@ func (f *FileSource) Load() (Parsed, string) {
 	var out Parsed
 	fsys := f.files()
 	visited := map[string]bool{}
+	dirs := map[string]bool{} // what Load looked in: changes there can change what it reads
 	h := sha256.New()
 	var read func(path string, viaLine int, viaFile string)
 	read = func(path string, viaLine int, viaFile string) {
@@ -112,6 +113,7 @@ func (f *FileSource) Load() (Parsed, string) {
 			return
 		}
 		visited[abs] = true
+		dirs[filepath.Dir(abs)] = true
 		data, err := fsys.ReadFile(path)
 		if err != nil {
 			p := Problem{Severity: SeverityError, Source: f.Name, File: path, Message: "cannot read catalog file: " + errText(err),
@@ -151,7 +153,7 @@ func (f *FileSource) Load() (Parsed, string) {
 				if !filepath.IsAbs(t) {
 					t = filepath.Join(filepath.Dir(path), t)
 				}
-				matches, err := expand(fsys, t)
+				matches, err := expand(fsys, t, dirs)
 				if err != nil || len(matches) == 0 {
 					msg := "Location target " + t + " matches no file"
 					if err != nil {
@@ -168,16 +170,17 @@ func (f *FileSource) Load() (Parsed, string) {
 		}
 	}
 	defer func() {
-		files := make([]string, 0, len(visited))
-		for p := range visited {
-			files = append(files, p)
+		list := make([]string, 0, len(dirs))
+		for d := range dirs {
+			list = append(list, d)
 		}
+		sort.Strings(list)
 		f.mu.Lock()
-		f.read = files
+		f.dirs = list
 		f.mu.Unlock()
 	}()
 	for _, root := range f.Paths {
-		matches, err := expand(fsys, root)
+		matches, err := expand(fsys, root, dirs)
 		if err != nil || len(matches) == 0 {
 			msg := "catalog path matches no file"
 			if err != nil {
@@ -196,10 +199,13 @@ func (f *FileSource) Load() (Parsed, string) {
 }
 
 // expand turns a file, directory or glob into the files it names. Directories
-// contribute every .yaml/.yml file below them.
-func expand(fsys fileSystem, p string) ([]string, error) {
+// contribute every .yaml/.yml file below them. It adds to dirs (absolute)
+// every directory it looked in: the directories walked, the directory of a
+// glob, of a file, or of a path that does not exist yet.
+func expand(fsys fileSystem, p string, dirs map[string]bool) ([]string, error) {
 	var candidates []string
-	if strings.ContainsAny(p, "*?[") {
+	if i := strings.IndexAny(p, "*?["); i >= 0 {
+		dirs[fsys.Abs(filepath.Dir(p[:i]+"x"))] = true // the directory before the first pattern
 		m, err := fsys.Glob(p)
 		if err != nil {
 			return nil, fmt.Errorf("invalid glob %q: %v", p, err)
@@ -212,6 +218,7 @@ func expand(fsys fileSystem, p string) ([]string, error) {
 	for _, c := range candidates {
 		st, err := fsys.Stat(c)
 		if err != nil {
+			dirs[filepath.Dir(fsys.Abs(c))] = true
 			if len(candidates) == 1 && c == p {
 				return []string{c}, nil // let the reader report it with context
 			}
@@ -229,6 +236,9 @@ func expand(fsys fileSystem, p string) ([]string, error) {
 					return fs.SkipDir
 				}
 				return nil
+			}
+			if err == nil && d.IsDir() {
+				dirs[fsys.Abs(path)] = true
 			}
 			if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
 				out = append(out, path)
@@ -288,49 +298,15 @@ func (f *FileSource) Run(ctx context.Context, store *Store) {
 	}
 }
 
-// watchDirs are the directories whose changes can change what Load reads:
-// those of the files it read, every directory below a configured
-// directory, and the directory of a configured file or glob.
+// watchDirs are the directories whose changes can change what Load reads,
+// as the last Load found them.
 func (f *FileSource) watchDirs() []string {
 	if f.FS != nil {
 		return nil // embedded: never changes
 	}
-	dirs := map[string]bool{}
 	f.mu.Lock()
-	for _, p := range f.read {
-		dirs[filepath.Dir(p)] = true
-	}
-	f.mu.Unlock()
-	for _, root := range f.Paths {
-		if i := strings.IndexAny(root, "*?["); i >= 0 {
-			root = filepath.Dir(root[:i] + "x") // the directory before the first pattern
-		}
-		abs, err := filepath.Abs(root)
-		if err != nil {
-			continue
-		}
-		st, err := os.Stat(abs)
-		if err != nil || !st.IsDir() {
-			dirs[filepath.Dir(abs)] = true
-			continue
-		}
-		_ = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || !d.IsDir() {
-				return nil
-			}
-			if p != abs && strings.HasPrefix(d.Name(), ".") {
-				return fs.SkipDir
-			}
-			dirs[p] = true
-			return nil
-		})
-	}
-	out := make([]string, 0, len(dirs))
-	for d := range dirs {
-		out = append(out, d)
-	}
-	sort.Strings(out)
-	return out
+	defer f.mu.Unlock()
+	return f.dirs
 }
 
 func errText(err error) string {
