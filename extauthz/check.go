@@ -456,9 +456,7 @@ func bearerToken(h map[string]string, cookie string) string {
 // a NUL is refused: Envoy normalised the raw path already, so such a path
 // means somebody is hiding a traversal from the matcher.
 func cleanPath(raw string) (string, bool) {
-	if i := strings.IndexAny(raw, "?#"); i >= 0 {
-		raw = raw[:i]
-	}
+	raw = pathOnly(raw)
 	if raw == "" || raw[0] != '/' {
 		return "", false
 	}
