@@ -202,14 +202,15 @@ func (s *Store) commit() *Snapshot {
 	for i, e := range resolved {
 		k := keys[i]
 		keep[k] = true
-		if old, err := txn.First(tableEntities, "id", k); err == nil && old != nil && sameEntity(old.(*row), e, closure[k]) {
+		old, _ := txn.First(tableEntities, "id", k)
+		if old != nil && sameEntity(old.(*row), e, closure[k]) {
 			continue
 		}
 		r := &row{Key: k, Kind: strings.ToLower(e.Kind), Groups: closure[k], RouteClaims: e.RouteClaims(), Source: e.Origin.Source, Entity: e}
 		if o := e.RelationTargets(RelOwnedBy); len(o) > 0 {
 			r.Owner = o[0]
 		}
-		if old, err := txn.First(tableEntities, "id", k); err == nil && old != nil && reflect.DeepEqual(old.(*row), r) {
+		if old != nil && reflect.DeepEqual(old.(*row), r) {
 			continue
 		}
 		if err := txn.Insert(tableEntities, r); err != nil {
