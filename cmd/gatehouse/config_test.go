@@ -54,6 +54,7 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 	cases := map[string]string{
 		"xds:\n  listn: x\n":           "listn",
 		"edge:\n  port: 0\n":           "edge.port",
+		"xds:\n  send_budget_mib: 0\n": "xds.send_budget_mib",
 		"log:\n  level: loud\n":        "log.level",
 		"authz:\n  timeout: 1h\n":      "authz.timeout",
 		"assertion:\n  lifetime: 5m\n": "assertion.lifetime",
