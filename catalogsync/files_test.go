@@ -295,23 +295,29 @@ func TestFileSourceFingerprint(t *testing.T) {
 	}
 }
 
+// runFileSource runs f into store until the test ends.
+func runFileSource(t *testing.T, f *FileSource, store *Store) {
+	t.Helper()
+	f.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		f.Run(ctx, store)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-stopped
+	})
+}
+
 func TestFileSourceRun(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yaml")
 	writeTree(t, dir, map[string]string{"c.yaml": routedDoc("orders", "http://a:1", "")})
 	store := NewStore("files")
 	changed := store.Changed()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		(&FileSource{Name: "files", Paths: []string{file}, Interval: 5 * time.Millisecond,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Run(ctx, store)
-	}()
-	defer func() {
-		cancel()
-		<-stopped
-	}()
+	runFileSource(t, &FileSource{Name: "files", Paths: []string{file}, Interval: 5 * time.Millisecond}, store)
 	wait := func(ch <-chan struct{}) {
 		t.Helper()
 		select {
@@ -350,17 +356,7 @@ func TestFileSourceWatchesDirectories(t *testing.T) {
 	writeTree(t, dir, map[string]string{"team/c.yaml": routedDoc("orders", "http://a:1", "")})
 	store := NewStore("files")
 	changed := store.Changed()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		(&FileSource{Name: "files", Paths: []string{dir}, Interval: time.Hour,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Run(ctx, store)
-	}()
-	defer func() {
-		cancel()
-		<-stopped
-	}()
+	runFileSource(t, &FileSource{Name: "files", Paths: []string{dir}, Interval: time.Hour}, store)
 	wait := func(what string) {
 		t.Helper()
 		select {
