@@ -159,7 +159,6 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	envoyBin := lines[len(lines)-1]
 	envoyVersion, _ := exec.Command(envoyBin, "--version").Output()
-	var startWith func(ghBin, name string, cacheSize int) (*gatehouse, *envoy, error)
 	ghBin := filepath.Join(dir, "gatehouse")
 	build := exec.Command("go", "build", "-o", ghBin, "./cmd/gatehouse")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
@@ -225,11 +224,9 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		onCleanup(e.stop)
 		return e, nil
 	}
-	startWithGatehouse := func(name string, cacheSize int) (*gatehouse, *envoy, error) {
-		return startWith(ghBin, name, cacheSize)
-	}
-	startWith = func(ghBin, name string, cacheSize int) (*gatehouse, *envoy, error) {
-		g, err := startGatehouse(dir, ghBin, name, catalogPath, is, cacheSize)
+	// startWith runs the gatehouse binary bin and an Envoy it configures.
+	startWith := func(bin, name string, cacheSize int) (*gatehouse, *envoy, error) {
+		g, err := startGatehouse(dir, bin, name, catalogPath, is, cacheSize)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -238,7 +235,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		if err != nil {
 			return nil, nil, err
 		}
-		y, err := exec.Command(ghBin, "bootstrap", "--role", "edge", "--node-id", name+"-edge", "--xds-address", g.xdsAddr, "--admin-port", fmt.Sprint(adm)).Output()
+		y, err := exec.Command(bin, "bootstrap", "--role", "edge", "--node-id", name+"-edge", "--xds-address", g.xdsAddr, "--admin-port", fmt.Sprint(adm)).Output()
 		if err != nil {
 			return nil, nil, fmt.Errorf("gatehouse bootstrap: %w", err)
 		}
@@ -353,7 +350,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 			return err
 		}},
 		{"cached", scenario{name: "Envoy + gatehouse ext_authz, cached", kind: viaGatehouse, cached: true}, func(s *scenario) (err error) {
-			s.gh, s.envoy, err = startWithGatehouse("gatehouse-cached", 100000)
+			s.gh, s.envoy, err = startWith(ghBin, "gatehouse-cached", 100000)
 			return err
 		}},
 		{"baseline", scenario{name: "Envoy + baseline gatehouse (-baseline), cached", kind: viaGatehouse, cached: true}, func(s *scenario) (err error) {
@@ -364,7 +361,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 			return err
 		}},
 		{"uncached", scenario{name: "Envoy + gatehouse ext_authz, uncached (cache_size 0)", kind: viaGatehouse}, func(s *scenario) (err error) {
-			s.gh, s.envoy, err = startWithGatehouse("gatehouse-uncached", 0)
+			s.gh, s.envoy, err = startWith(ghBin, "gatehouse-uncached", 0)
 			return err
 		}},
 		{"native-cache", scenario{name: "Envoy jwt_authn + rbac, jwt cache on", kind: native, cached: true}, func(s *scenario) (err error) {
