@@ -51,6 +51,26 @@ func (j *compactJWS) release() {
 	}
 }
 
+// b64 decodes JWS parts: unpadded base64url that refuses set unused bits
+// (Strict). Go's decoder skips CR and LF even then; b64Alphabet refuses
+// them first.
+var b64 = base64.RawURLEncoding.Strict()
+
+// b64Alphabet: s holds only the base64url alphabet, and its length is one
+// an unpadded encoding can have.
+func b64Alphabet(s string) bool {
+	if len(s)%4 == 1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // bytesOf is s's bytes without a copy, for functions that only read them
 // (decoding, hashing): a token is read several times per fresh Check.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
@@ -58,7 +78,10 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 // decodeSig decodes the signature; it is done after the cheap checks
 // (issuer, alg). An empty signature (alg none) decodes; no key verifies it.
 func (j *compactJWS) decodeSig() error {
-	enc := base64.RawURLEncoding
+	enc := b64
+	if !b64Alphabet(j.rawSig) {
+		return errors.New("signature: not canonical base64url")
+	}
 	j.sigBuf = slices.Grow(j.sigBuf[:0], enc.DecodedLen(len(j.rawSig)))[:enc.DecodedLen(len(j.rawSig))]
 	n, err := enc.Decode(j.sigBuf, bytesOf(j.rawSig))
 	if err != nil {
@@ -78,8 +101,15 @@ func parseCompact(raw string) (*compactJWS, error) {
 	if !ok || !ok2 || strings.IndexByte(s, '.') >= 0 {
 		return nil, fmt.Errorf("expected a compact JWS with 3 parts, got %d", strings.Count(raw, ".")+1)
 	}
+	// One token, one string: every part must be canonical base64url (only
+	// its alphabet, no padding, no line breaks, unused low bits zero), so
+	// a token cannot be re-spelled into other strings (other cache keys,
+	// other audit hashes) that verify the same.
+	if !b64Alphabet(h) || !b64Alphabet(p) {
+		return nil, errors.New("a part is not canonical base64url")
+	}
 	// Header and payload decoded into one buffer.
-	enc := base64.RawURLEncoding
+	enc := b64
 	j := jwsPool.Get().(*compactJWS)
 	j.signingInput = raw[:len(h)+1+len(p)]
 	size := enc.DecodedLen(len(h)) + enc.DecodedLen(len(p))
