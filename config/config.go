@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/meshca"
+	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 // Config is the whole configuration (gatehouse.yaml).
@@ -84,8 +86,19 @@ type Issuer struct {
 	Algorithms    []string      `mapstructure:"algorithms" yaml:"algorithms"`
 	ClockSkew     time.Duration `mapstructure:"clock_skew" yaml:"clock_skew"`
 	EmailClaim    string        `mapstructure:"email_claim" yaml:"email_claim"`
-	GroupsClaim   string        `mapstructure:"groups_claim" yaml:"groups_claim"`
 	ClientIDClaim string        `mapstructure:"client_id_claim" yaml:"client_id_claim"`
+	// TrustEmail maps unverified emails (email_verified not true) to
+	// catalog users. RISK: a user who can set their own email at the IdP
+	// becomes whichever catalog user has it. Default off.
+	TrustEmail bool `mapstructure:"trust_email" yaml:"trust_email"`
+	// GroupsClaim: IdP groups in this claim become catalog memberships.
+	// Empty (default): none do.
+	GroupsClaim     string `mapstructure:"groups_claim" yaml:"groups_claim"`
+	GroupsPrefix    string `mapstructure:"groups_prefix" yaml:"groups_prefix"`
+	GroupsNamespace string `mapstructure:"groups_namespace" yaml:"groups_namespace"`
+	// MachineTokenClaims ("claim=value", {client} = the token's client id)
+	// mark client-credentials tokens; only those act as Components.
+	MachineTokenClaims []string `mapstructure:"machine_token_claims" yaml:"machine_token_claims"`
 }
 
 // Assertion configures the identity assertions upstreams receive.
@@ -120,6 +133,11 @@ type Edge struct {
 	Address        string `mapstructure:"address" yaml:"address"`
 	Port           uint32 `mapstructure:"port" yaml:"port"`
 	UpstreamCAFile string `mapstructure:"upstream_ca_file" yaml:"upstream_ca_file"`
+	// RemoveRequestHeaders are removed from every request before anything
+	// reads it (edge and sidecars): headers some frameworks route or
+	// authorize by, so that an upstream cannot run another method or path
+	// than the one authorized (model.DefaultRemoveRequestHeaders).
+	RemoveRequestHeaders []string `mapstructure:"remove_request_headers" yaml:"remove_request_headers"`
 }
 
 // Admin is the admin HTTP listener (health, metrics, debug).
@@ -160,7 +178,7 @@ type Log struct {
 func Defaults() Config {
 	return Config{
 		XDS:       XDS{Listen: "127.0.0.1:18000", Holdoff: 100 * time.Millisecond, SendBudgetMiB: 128},
-		Edge:      Edge{Address: "0.0.0.0", Port: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt"},
+		Edge:      Edge{Address: "0.0.0.0", Port: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt", RemoveRequestHeaders: slices.Clone(model.DefaultRemoveRequestHeaders)},
 		Admin:     Admin{Listen: "127.0.0.1:9090"},
 		Catalog:   Catalog{PollInterval: time.Second, Backstage: Backstage{PollInterval: 30 * time.Second, PageSize: 500, MaxDeleteFraction: 0.5}},
 		Authz:     Authz{Listen: "127.0.0.1:18001", Timeout: 500 * time.Millisecond, CacheSize: 100000, CacheTTL: 30 * time.Second},
@@ -191,6 +209,12 @@ func (c Config) Validate() error {
 	}
 	if net.ParseIP(c.Edge.Address) == nil {
 		bad("edge.address", fmt.Sprintf("%q is not an IP address", c.Edge.Address), "use 0.0.0.0 to listen on every interface, or one IP")
+	}
+	for i, h := range c.Edge.RemoveRequestHeaders {
+		if !validHeaderName(h) || h == "host" {
+			bad(fmt.Sprintf("edge.remove_request_headers[%d]", i), fmt.Sprintf("%q is not a header Envoy can remove", h),
+				"use lower-case header names such as x-http-method-override (not host, nor a :pseudo-header)")
+		}
 	}
 	if c.Edge.Port == 0 || c.Edge.Port > 65535 {
 		bad("edge.port", fmt.Sprintf("%d is not a port", c.Edge.Port), "use 1-65535, e.g. 10000")
@@ -261,6 +285,14 @@ func (c Config) Validate() error {
 		if is.ClockSkew < 0 || is.ClockSkew > 5*time.Minute {
 			bad(key+".clock_skew", fmt.Sprintf("%s is out of range", is.ClockSkew), "use 0 to 5m, e.g. 30s")
 		}
+		for _, m := range is.MachineTokenClaims {
+			if k, v, ok := strings.Cut(m, "="); !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" {
+				bad(key+".machine_token_claims", fmt.Sprintf("%q is not claim=value", m), `write claim=value with {client} for the token's client id, e.g. "client_id={client}" for Keycloak`)
+			}
+		}
+		if is.GroupsClaim == "" && (is.GroupsPrefix != "" || is.GroupsNamespace != "") {
+			bad(key+".groups_claim", "empty, so groups_prefix and groups_namespace do nothing", "set groups_claim (e.g. groups) to map IdP groups, or remove groups_prefix and groups_namespace")
+		}
 	}
 	if c.Mesh.TrustDomain != "" {
 		if !meshca.ValidTrustDomain(c.Mesh.TrustDomain) {
@@ -310,4 +342,17 @@ func (c Config) Validate() error {
 		bad("log.format", fmt.Sprintf("%q is not a format", c.Log.Format), "use text or json")
 	}
 	return errors.Join(errs...)
+}
+
+// validHeaderName: a lower-case HTTP field name (RFC 9110 token).
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, c := range h {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return true
 }

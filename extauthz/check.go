@@ -206,8 +206,10 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 		rec.Owner = pol.Owners[0]
 	}
 	if pol.Public {
+		// No credential is looked at; the ones sent are removed (Envoy
+		// checks public routes only when a credential cookie is configured).
 		d := eng.Decide(nil, rec.RouteID, h.GetMethod(), path, false)
-		return s.allow(rec, d, nil, nil, "", h.GetHeaders(), false)
+		return s.allow(rec, d, nil, nil, "", h.GetHeaders(), pol.ForwardToken)
 	}
 	// On a sidecar's inbound route the caller is first the component that
 	// Envoy verified by mTLS; a bearer token, when present, is the end user
@@ -305,9 +307,9 @@ func fillPrincipal(rec *AuditRecord, p *Principal) {
 }
 
 // allow lets the request through with the verified identity for the
-// upstream. The caller's token is removed (unless the route forwards it),
-// and so is any x-gatehouse-* header the client sent (Envoy strips the
-// known ones already).
+// upstream. The caller's credentials (the Authorization header and the
+// credential cookie) are removed unless the route forwards them, and so is
+// any x-gatehouse-* header the client sent (Envoy strips them already).
 func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, assertion string, in map[string]string, forwardToken bool) *authv3.CheckResponse {
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
 	// The answer's own messages in one allocation; the identity headers
@@ -320,14 +322,31 @@ func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, asserti
 			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, k)
 		}
 	}
+	var cookie *core.HeaderValueOption
+	if !forwardToken {
+		if in["authorization"] != "" {
+			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
+		}
+		if c := in["cookie"]; c != "" && s.opts.CookieName != "" {
+			switch rest, found := withoutCookie(c, s.opts.CookieName); {
+			case found && rest == "":
+				a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "cookie")
+			case found:
+				cookie = &core.HeaderValueOption{Header: &core.HeaderValue{Key: "cookie", Value: rest}, AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
+			}
+		}
+	}
 	if p == nil {
+		if cookie != nil {
+			a.ok.Headers = []*core.HeaderValueOption{cookie}
+		}
 		return &a.resp
 	}
-	if !forwardToken {
-		a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
-	}
 	fixed := s.identityHeaders(p, peer, rec.Entity, assertion)
-	a.ok.Headers = append(make([]*core.HeaderValueOption, 0, len(fixed)+1), fixed...)
+	a.ok.Headers = append(make([]*core.HeaderValueOption, 0, len(fixed)+2), fixed...)
+	if cookie != nil {
+		a.ok.Headers = append(a.ok.Headers, cookie)
+	}
 	a.id.val.Key, a.id.val.Value = "x-gatehouse-decision-id", rec.DecisionID
 	a.id.opt.Header, a.id.opt.AppendAction = &a.id.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 	a.ok.Headers = append(a.ok.Headers, &a.id.opt)
@@ -391,7 +410,7 @@ type allowResponse struct {
 	status status.Status // code OK
 	oneof  authv3.CheckResponse_OkResponse
 	ok     authv3.OkHttpResponse
-	remove [2]string
+	remove [3]string
 	id     header // x-gatehouse-decision-id
 }
 
@@ -442,13 +461,42 @@ func bearerToken(h map[string]string, cookie string) string {
 	if cookie == "" || h["cookie"] == "" {
 		return ""
 	}
-	for _, part := range strings.Split(h["cookie"], ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok && k == cookie {
-			return v
+	for _, part := range cookieParts(h["cookie"]) {
+		k, v, ok := strings.Cut(part, "=")
+		if ok && strings.TrimSpace(k) == cookie {
+			return strings.TrimSpace(v)
 		}
 	}
 	return ""
+}
+
+// cookieParts splits a Cookie header into its name=value pairs, trimmed.
+// Commas separate too: Envoy joins repeated Cookie headers of HTTP/1.1
+// with one, and no cookie value may contain one (RFC 6265).
+func cookieParts(header string) []string {
+	parts := strings.FieldsFunc(header, func(r rune) bool { return r == ';' || r == ',' })
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+// withoutCookie is a Cookie header without every cookie named name, and
+// whether there was one. The rest keeps its order and values as sent.
+func withoutCookie(header, name string) (string, bool) {
+	var kept []string
+	found := false
+	for _, part := range cookieParts(header) {
+		k, _, _ := strings.Cut(part, "=")
+		if strings.TrimSpace(k) == name {
+			found = true
+			continue
+		}
+		if part != "" {
+			kept = append(kept, part)
+		}
+	}
+	return strings.Join(kept, "; "), found
 }
 
 // cleanPath strips the query and decodes percent-escapes for matching. A

@@ -56,9 +56,9 @@ func newTestServer(t testing.TB) (*Server, *fakeVerifier, *Signer, *Audit, *lock
 	t.Helper()
 	exp := time.Now().Add(time.Hour)
 	v := &fakeVerifier{ids: map[string]*Identity{
-		"alice-token":    {Subject: "a1", Email: "alice@example.com", Expiry: exp, Issuer: "https://idp"},
-		"bob-token":      {Subject: "b1", Email: "bob@example.com", Expiry: exp, Issuer: "https://idp"},
-		"checkout-token": {Subject: "svc", ClientID: "checkout", Expiry: exp, Issuer: "https://idp"},
+		"alice-token":    {Subject: "a1", Email: "alice@example.com", EmailVerified: true, Expiry: exp, Issuer: "https://idp"},
+		"bob-token":      {Subject: "b1", Email: "bob@example.com", EmailVerified: true, Expiry: exp, Issuer: "https://idp"},
+		"checkout-token": {Subject: "svc", ClientID: "checkout", Machine: true, Expiry: exp, Issuer: "https://idp"},
 	}}
 	signer, err := NewSigner(SignerConfig{Issuer: "gatehouse-test", Lifetime: 30 * time.Second, Rotate: time.Hour})
 	if err != nil {
@@ -239,7 +239,7 @@ func TestDecisionCache(t *testing.T) {
 		t.Fatalf("verifications after a model change %d, want 3", n)
 	}
 	// An expired token is not served from the cache.
-	v.ids["short-token"] = &Identity{Subject: "a", Email: "alice@example.com", Expiry: time.Now().Add(-time.Second)}
+	v.ids["short-token"] = &Identity{Subject: "a", Email: "alice@example.com", EmailVerified: true, Expiry: time.Now().Add(-time.Second)}
 	shortReq := checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"authorization": "Bearer short-token"})
 	s.Check(ctx, shortReq)
 	s.Check(ctx, shortReq)
@@ -369,7 +369,7 @@ func TestSignerRotationOverlap(t *testing.T) {
 
 func TestTokenSourcesAndForwarding(t *testing.T) {
 	s, v, _, _, _ := newTestServer(t)
-	v.ids["dave-token"] = &Identity{Subject: "d", Email: "dave@example.com", Expiry: time.Now().Add(time.Hour)}
+	v.ids["dave-token"] = &Identity{Subject: "d", Email: "dave@example.com", EmailVerified: true, Expiry: time.Now().Add(time.Hour)}
 	ctx := context.Background()
 	// A session cookie, when configured.
 	s.opts.CookieName = "gh_session"

@@ -119,16 +119,17 @@ func (e *Engine) Version() string { return e.version }
 
 // Principal is the caller as the catalog knows it.
 type Principal struct {
-	// Kind: "user", "component", or "unknown" (a valid token that maps to no
-	// catalog user or component; it can still match group rules through
-	// IdP groups).
-	Kind     string   `json:"kind"`
-	Ref      string   `json:"ref,omitempty"` // user or component ref key
-	Subject  string   `json:"subject,omitempty"`
-	Email    string   `json:"email,omitempty"`
-	ClientID string   `json:"clientId,omitempty"`
-	Issuer   string   `json:"issuer,omitempty"`
-	Groups   []string `json:"groups,omitempty"` // group ref keys, transitive, sorted
+	// Kind: "user", "component", or "unknown" (a valid token that maps to
+	// no catalog user and is not a machine token: denied with
+	// unknown_principal, Unmatched says why).
+	Kind      string   `json:"kind"`
+	Ref       string   `json:"ref,omitempty"` // user or component ref key
+	Subject   string   `json:"subject,omitempty"`
+	Email     string   `json:"email,omitempty"`
+	ClientID  string   `json:"clientId,omitempty"`
+	Issuer    string   `json:"issuer,omitempty"`
+	Groups    []string `json:"groups,omitempty"` // group ref keys, transitive, sorted
+	Unmatched string   `json:"unmatched,omitempty"`
 }
 
 // Name is what upstreams see in x-gatehouse-user.
@@ -139,46 +140,46 @@ func (p *Principal) Name() string {
 	return p.Subject
 }
 
-// PrincipalFor maps a verified identity to the catalog:
-//   - a user by sub when it is a user entity ref (Backstage tokens), else by
-//     gatehouse.dev/idp-subject, else by spec.profile.email;
-//   - otherwise, a token without an email whose client id is a Component's
-//     gatehouse.dev/client-id is that Component (a machine token);
-//   - groups: the user's catalog groups (transitively) plus IdP group claims
-//     mapped to Group entities (by gatehouse.dev/idp-group or by name in the
-//     default namespace), with their ancestors.
+// PrincipalFor maps a verified identity to the catalog (docs/policy.md,
+// "Mapping a token to the catalog"):
+//   - a client-credentials token (the issuer's machine_token_claims hold)
+//     is the Component whose gatehouse.dev/client-id is its client, and
+//     nothing else: never a user, and no user's token is ever a component;
+//   - otherwise a user: by sub when it is a user entity ref (Backstage
+//     tokens), else by gatehouse.dev/idp-subject, else by
+//     spec.profile.email when the email is verified (email_verified true,
+//     or the issuer's trust_email);
+//   - groups: the user's catalog groups (transitively) plus, where the
+//     issuer maps groups (groups_claim), its IdP groups mapped to Group
+//     entities (by gatehouse.dev/idp-group or by name in the issuer's
+//     namespace), with their ancestors.
+//
+// Anything else is "unknown", with the reason in Unmatched.
 func (e *Engine) PrincipalFor(id *Identity) *Principal {
 	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer}
-	var u *model.User
-	if strings.HasPrefix(strings.ToLower(id.Subject), "user:") {
-		u = e.users[strings.ToLower(id.Subject)]
-	}
-	if u == nil && id.Subject != "" {
-		u = e.bySubject[id.Subject]
-	}
-	if u == nil && id.Email != "" {
-		u = e.byEmail[strings.ToLower(id.Email)]
-	}
-	switch {
-	case u != nil:
-		p.Kind, p.Ref = "user", u.Ref
-	case id.Email == "" && id.ClientID != "" && e.clients[id.ClientID] != "":
-		p.Kind, p.Ref = "component", e.clients[id.ClientID]
-	}
-	if len(id.Groups) == 0 {
-		if u != nil {
-			p.Groups = u.Groups // sorted and unique in the model; never written to
+	if id.Machine {
+		if ref := e.clients[id.ClientID]; ref != "" {
+			p.Kind, p.Ref = "component", ref
+		} else {
+			p.Unmatched = "a client-credentials token of client " + clip(id.ClientID) + ", which no Component declares in gatehouse.dev/client-id"
 		}
 		return p
 	}
+	u := e.userFor(id, p)
+	if u == nil {
+		return p
+	}
+	p.Kind, p.Ref = "user", u.Ref
+	if len(id.Groups) == 0 {
+		p.Groups = u.Groups // sorted and unique in the model; never written to
+		return p
+	}
 	groups := map[string]bool{}
-	if u != nil {
-		for _, g := range u.Groups {
-			groups[g] = true
-		}
+	for _, g := range u.Groups {
+		groups[g] = true
 	}
 	for _, name := range id.Groups {
-		for _, gk := range e.groupsNamed(name) {
+		for _, gk := range e.groupsNamed(name, id.GroupsNamespace) {
 			if g := e.groups[gk]; g != nil {
 				for _, a := range g.Groups {
 					groups[a] = true
@@ -190,7 +191,41 @@ func (e *Engine) PrincipalFor(id *Identity) *Principal {
 	return p
 }
 
-func (e *Engine) groupsNamed(name string) []string {
+// userFor finds the catalog User of a (non-machine) token, or says in
+// p.Unmatched why there is none.
+func (e *Engine) userFor(id *Identity, p *Principal) *model.User {
+	if strings.HasPrefix(strings.ToLower(id.Subject), "user:") {
+		if u := e.users[strings.ToLower(id.Subject)]; u != nil {
+			return u
+		}
+	}
+	if u := e.bySubject[id.Subject]; u != nil && id.Subject != "" {
+		return u
+	}
+	var why []string
+	switch {
+	case id.Email == "":
+		why = append(why, "sub "+clip(id.Subject)+" is no User's gatehouse.dev/idp-subject and the token has no email")
+	case !id.EmailVerified:
+		why = append(why, id.EmailTrust)
+	default:
+		if u := e.byEmail[strings.ToLower(id.Email)]; u != nil {
+			return u
+		}
+		why = append(why, "no User has spec.profile.email "+clip(id.Email)+" (nor gatehouse.dev/idp-subject "+clip(id.Subject)+")")
+	}
+	if id.ClientID != "" && e.clients[id.ClientID] != "" {
+		// A person signing in at a component's OAuth client never acts as
+		// that component.
+		why = append(why, "client "+clip(id.ClientID)+" is "+e.clients[id.ClientID]+"'s, but "+id.NotMachine)
+	}
+	p.Unmatched = strings.Join(why, "; ")
+	return nil
+}
+
+func clip(s string) string { return clipStr(s, 100) }
+
+func (e *Engine) groupsNamed(name, namespace string) []string {
 	n := strings.ToLower(strings.TrimSpace(name))
 	if n == "" {
 		return nil
@@ -204,8 +239,11 @@ func (e *Engine) groupsNamed(name string) []string {
 		}
 		return nil
 	}
-	if _, ok := e.groups["group:default/"+n]; ok {
-		return []string{"group:default/" + n}
+	if namespace == "" {
+		namespace = "default"
+	}
+	if k := "group:" + strings.ToLower(namespace) + "/" + n; e.groups[k] != nil {
+		return []string{k}
 	}
 	return nil
 }
@@ -272,6 +310,13 @@ func (e *Engine) Decide(p *Principal, routeID, method, path string, explain bool
 			step("token", false, "no bearer token or session cookie")
 		}
 		d.Status, d.Reason = 401, "no_token"
+		return d
+	}
+	if p.Kind == "unknown" {
+		if explain {
+			step("principal", false, "the token maps to no catalog User and is not a machine token: "+p.Unmatched)
+		}
+		d.Status, d.Reason = 403, "unknown_principal"
 		return d
 	}
 	for i, o := range rp.Policy.Owners {

@@ -30,10 +30,14 @@ const (
 func TestDecide(t *testing.T) {
 	m := compileTestdata(t, "testdata/policy-catalog.yaml")
 	e := NewEngine(m)
+	// user: a token whose email (if any) is verified and whose issuer maps
+	// the given IdP groups.
 	user := func(sub, email string, groups ...string) *Identity {
-		return &Identity{Subject: sub, Email: email, Groups: groups}
+		return &Identity{Subject: sub, Email: email, EmailVerified: email != "", Groups: groups, GroupsNamespace: "default"}
 	}
-	machine := func(client string) *Identity { return &Identity{Subject: "svc-" + client, ClientID: client} }
+	machine := func(client string) *Identity {
+		return &Identity{Subject: "svc-" + client, ClientID: client, Machine: true}
+	}
 	cases := []struct {
 		name          string
 		id            *Identity // nil: no token
@@ -53,15 +57,24 @@ func TestDecide(t *testing.T) {
 		{"rule: user, method, path", user("x", "bob@example.com"), ordersRoute, "GET", "/orders/reports/2026/q1", true, 200, "rule", "rule 1 of component:default/orders gatehouse.dev/access"},
 		{"rule: method not allowed", user("x", "bob@example.com"), ordersRoute, "POST", "/orders/reports/2026", false, 403, "no_matching_rule", ""},
 		{"rule: path not allowed", user("x", "bob@example.com"), ordersRoute, "GET", "/orders/1", false, 403, "no_matching_rule", ""},
-		{"rule via IdP group claim of an unknown user", user("stranger", "", "pay-readers"), ordersRoute, "HEAD", "/orders/reports", true, 200, "rule", ""},
-		{"IdP group claim naming a catalog group", user("stranger", "", "payments"), ordersRoute, "GET", "/orders/1", true, 200, "owner", ""},
-		{"unknown IdP group grants nothing", user("stranger", "", "admins"), ordersRoute, "GET", "/orders/1", false, 403, "no_matching_rule", ""},
+		{"rule via a user's IdP group claim", user("x", "carol@example.com", "pay-readers"), ordersRoute, "HEAD", "/orders/reports", true, 200, "rule", ""},
+		{"IdP group claim naming a catalog group", user("x", "carol@example.com", "payments"), ordersRoute, "GET", "/orders/1", true, 200, "owner", ""},
+		{"unknown IdP group grants nothing", user("x", "carol@example.com", "admins"), ordersRoute, "GET", "/orders/1", false, 403, "no_matching_rule", ""},
+		{"IdP groups never make a stranger a member", user("stranger", "", "payments"), ordersRoute, "GET", "/orders/1", false, 403, "unknown_principal", ""},
+		{"IdP group in another namespace than the issuer's", &Identity{Subject: "x", Email: "carol@example.com", EmailVerified: true, Groups: []string{"payments"}, GroupsNamespace: "teams"}, ordersRoute, "GET", "/orders/1", false, 403, "no_matching_rule", ""},
+		{"unverified email maps to nobody", &Identity{Subject: "x", Email: "alice@example.com"}, ordersRoute, "GET", "/orders/1", false, 403, "unknown_principal", ""},
+		{"trusted issuer's email maps (trust_email)", &Identity{Subject: "x", Email: "alice@example.com", EmailVerified: true, EmailTrust: "trust_email"}, ordersRoute, "GET", "/orders/1", true, 200, "owner", ""},
+		{"verified email of no user", user("x", "nobody@example.com"), ordersRoute, "GET", "/orders/1", false, 403, "unknown_principal", ""},
+		{"machine token of a client no component declares", machine("ghost"), ordersAPI, "GET", "/orders/v1/items", false, 403, "unknown_principal", ""},
+		{"a machine token never maps to a user, even with a user's email", &Identity{Subject: "svc", Email: "alice@example.com", EmailVerified: true, ClientID: "checkout", Machine: true}, ordersRoute, "GET", "/orders/1", false, 403, "no_matching_rule", ""},
 		{"consumer reaches the API's paths", machine("checkout"), ordersAPI, "POST", "/orders/v1/items", true, 200, "consumer", ""},
 		{"consumer does not reach the rest of the provider", machine("checkout"), ordersRoute, "GET", "/orders/1", false, 403, "no_matching_rule", ""},
 		{"non-consumer component", machine("shop"), ordersAPI, "GET", "/orders/v1/items", false, 403, "no_matching_rule", ""},
 		{"API without prefix covers the provider", machine("checkout"), ledgerRoute, "GET", "/ledger/x", true, 200, "consumer", ""},
 		{"user owner", user("x", "dave@example.com"), ledgerRoute, "GET", "/ledger/x", true, 200, "owner", "owner user:default/dave"},
-		{"a user token never acts as the component of its client", &Identity{Subject: "x", Email: "stranger@example.com", ClientID: "checkout"}, ordersAPI, "GET", "/orders/v1/items", false, 403, "no_matching_rule", ""},
+		{"a user token never acts as the component of its client", &Identity{Subject: "x", Email: "stranger@example.com", EmailVerified: true, ClientID: "checkout"}, ordersAPI, "GET", "/orders/v1/items", false, 403, "unknown_principal", ""},
+		{"a token without email at a component's client is not the component", &Identity{Subject: "x", ClientID: "checkout"}, ordersAPI, "GET", "/orders/v1/items", false, 403, "unknown_principal", ""},
+		{"a known user at a component's client is the user", user("x", "alice@example.com"), ordersAPI, "GET", "/orders/v1/items", true, 200, "owner", ""},
 		{"no token", nil, ordersRoute, "GET", "/orders/1", false, 401, "no_token", ""},
 		{"unknown route", user("x", "alice@example.com"), "component:default/nope@*/nope", "GET", "/nope", false, 404, "unknown_route", ""},
 		{"public path needs no token", nil, ordersRoute + "#public:/orders/healthz", "GET", "/orders/healthz", true, 200, "public_path", ""},

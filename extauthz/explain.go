@@ -116,7 +116,7 @@ func (e *Engine) principalByRef(ref string, extraGroups []string) *Principal {
 		p.Kind, p.Ref, p.Subject, p.Email = "user", u.Ref, u.Ref, u.Email
 		groups := set(u.Groups)
 		for _, g := range extraGroups {
-			for _, gk := range e.groupsNamed(g) {
+			for _, gk := range e.groupsNamed(g, "default") {
 				for _, a := range e.groups[gk].Groups {
 					groups[a] = true
 				}

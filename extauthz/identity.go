@@ -65,10 +65,38 @@ type IssuerConfig struct {
 	Algorithms []string
 	// ClockSkew is the leeway for exp/nbf/iat (default 30s, max 5m).
 	ClockSkew time.Duration
-	// EmailClaim, GroupsClaim and ClientIDClaim name the claims read into
-	// Identity (defaults "email", "groups", "azp"; the client ID falls back
-	// to "client_id" when the configured claim is absent).
-	EmailClaim, GroupsClaim, ClientIDClaim string
+	// EmailClaim and ClientIDClaim name the claims read into Identity
+	// (defaults "email" and "azp"; the client ID falls back to "client_id"
+	// when the configured claim is absent).
+	EmailClaim, ClientIDClaim string
+	// TrustEmail maps the email claim to a catalog User even when the
+	// token does not say `email_verified: true`. Off by default: with it, a
+	// user who can set an unverified email at the IdP (Keycloak's account
+	// console does, by default) becomes whichever catalog user has that
+	// address. Turn it on only for an IdP that verifies every email it
+	// issues and does not send email_verified.
+	TrustEmail bool
+	// GroupsClaim names the claim whose IdP groups become catalog group
+	// memberships. Empty (the default): no group of this issuer counts, so
+	// an IdP where users can create or name groups grants nothing.
+	GroupsClaim string
+	// GroupsPrefix, when set, keeps only the IdP groups that start with it
+	// (and removes it): "catalog-" maps "catalog-payments" to the group
+	// payments and ignores "payments".
+	GroupsPrefix string
+	// GroupsNamespace is the catalog namespace a bare IdP group name maps
+	// into (default "default"); Groups that list the name in
+	// gatehouse.dev/idp-group match in any namespace.
+	GroupsNamespace string
+	// MachineClaims say which tokens of this issuer are client-credentials
+	// (machine) tokens: every "claim=value" must hold, with {client}
+	// standing for the token's client id. Only such a token acts as the
+	// Component whose gatehouse.dev/client-id is its client. Empty (the
+	// default): no token of this issuer is a machine token. Keycloak:
+	// ["client_id={client}"] (its service_account scope adds client_id to
+	// client-credentials tokens only); Okta: ["sub={client}"]; Auth0:
+	// ["gty=client-credentials"]; Entra ID: ["idtyp=app"].
+	MachineClaims []string
 	// JWKSMinRefresh is the minimum interval between JWKS refetches
 	// triggered by unknown kids (and discovery retries triggered by
 	// tokens), per issuer. Default 10s.
@@ -93,8 +121,8 @@ func (c IssuerConfig) WithDefaults() IssuerConfig {
 	if c.EmailClaim == "" {
 		c.EmailClaim = "email"
 	}
-	if c.GroupsClaim == "" {
-		c.GroupsClaim = "groups"
+	if c.GroupsNamespace == "" {
+		c.GroupsNamespace = "default"
 	}
 	if c.ClientIDClaim == "" {
 		c.ClientIDClaim = "azp"
@@ -156,8 +184,19 @@ func (c IssuerConfig) Validate() error {
 	if c.ClockSkew < 0 || c.ClockSkew > MaxClockSkew {
 		return bad("clockSkew", "%v out of range (fix: use a value between 0 and %v; default %v)", c.ClockSkew, MaxClockSkew, DefaultClockSkew)
 	}
-	if c.EmailClaim == "" || c.GroupsClaim == "" || c.ClientIDClaim == "" {
-		return bad("claims", "emailClaim, groupsClaim and clientIdClaim must not be empty (fix: leave them unset for the defaults)")
+	if c.EmailClaim == "" || c.ClientIDClaim == "" {
+		return bad("claims", "emailClaim and clientIdClaim must not be empty (fix: leave them unset for the defaults)")
+	}
+	if c.GroupsClaim == "" && c.GroupsPrefix != "" {
+		return bad("groupsPrefix", "set without groupsClaim, so it does nothing (fix: set groupsClaim, e.g. \"groups\", or remove it)")
+	}
+	if c.GroupsClaim == "" && c.GroupsNamespace != "default" {
+		return bad("groupsNamespace", "set without groupsClaim, so it does nothing (fix: set groupsClaim, e.g. \"groups\", or remove it)")
+	}
+	for _, m := range c.MachineClaims {
+		if _, err := parseMachineClaim(m); err != nil {
+			return bad("machineClaims", "%v (fix: write claim=value, e.g. \"client_id={client}\" for Keycloak)", err)
+		}
 	}
 	if c.JWKSMinRefresh <= 0 {
 		return bad("jwksMinRefresh", "%v must be positive (fix: leave it unset for the default %v)", c.JWKSMinRefresh, DefaultJWKSMinRefresh)
@@ -182,15 +221,29 @@ func checkURL(s string) error {
 	return nil
 }
 
-// Identity is a verified token's caller.
+// Identity is a verified token's caller, with what its issuer's settings
+// say about how far each claim may be trusted.
 type Identity struct {
 	Issuer     string // `iss`
 	IssuerName string // IssuerConfig.Name
 	Subject    string
 	Email      string
-	ClientID   string
-	Groups     []string
-	Expiry     time.Time
+	// EmailVerified: the token says email_verified true, or the issuer is
+	// configured to trust its emails (EmailTrust says which).
+	EmailVerified bool
+	EmailTrust    string // "email_verified", "trust_email", or why not
+	ClientID      string
+	// Machine: the issuer's MachineClaims hold, so this is a
+	// client-credentials token of ClientID. NotMachine says why not when
+	// the token has a client id (for explain).
+	Machine    bool
+	NotMachine string
+	// Groups are the IdP groups that count for catalog membership (the
+	// issuer's GroupsClaim, filtered by GroupsPrefix); GroupsNamespace is
+	// where a bare name maps.
+	Groups          []string
+	GroupsNamespace string
+	Expiry          time.Time
 	// TokenType is the JOSE "typ" header (e.g. "vnd.backstage.user", "JWT",
 	// "at+jwt"); informational only.
 	TokenType string
@@ -554,10 +607,104 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 			return nil, tokenErr("malformed", "%v", err)
 		}
 	}
-	if id.Groups, err = groupsClaim(claims, c.GroupsClaim); err != nil {
+	if err := readTrust(id, claims, c); err != nil {
 		return nil, tokenErr("malformed", "%v", err)
 	}
 	return id, nil
+}
+
+// readTrust fills what the issuer's settings let gatehouse believe of the
+// token: whether its email is verified, whether it is a client-credentials
+// token, and which of its groups count.
+func readTrust(id *Identity, claims members, c IssuerConfig) error {
+	if id.Email != "" {
+		v, err := emailVerified(claims)
+		switch {
+		case err != nil:
+			return err
+		case v:
+			id.EmailVerified, id.EmailTrust = true, "email_verified"
+		case c.TrustEmail:
+			id.EmailVerified, id.EmailTrust = true, "trust_email"
+		default:
+			id.EmailTrust = "email " + clipStr(id.Email, 100) + " is not verified (email_verified is not true) and issuer " + c.Name + " does not set trust_email"
+		}
+	}
+	if id.ClientID != "" {
+		machine, why, err := machineToken(claims, c, id.ClientID)
+		if err != nil {
+			return err
+		}
+		id.Machine, id.NotMachine = machine, why
+	}
+	if c.GroupsClaim == "" {
+		return nil
+	}
+	groups, err := groupsClaim(claims, c.GroupsClaim)
+	if err != nil {
+		return err
+	}
+	if c.GroupsPrefix != "" {
+		kept := groups[:0]
+		for _, g := range groups {
+			if rest, ok := strings.CutPrefix(g, c.GroupsPrefix); ok && rest != "" {
+				kept = append(kept, rest)
+			}
+		}
+		groups = kept
+	}
+	id.Groups, id.GroupsNamespace = groups, c.GroupsNamespace
+	return nil
+}
+
+// emailVerified reads email_verified: true, or the string "true" that some
+// IdPs send; anything else (absent, false, null) is not verified.
+func emailVerified(claims members) (bool, error) {
+	r, ok := claims.get("email_verified")
+	if !ok {
+		return false, nil
+	}
+	switch string(r) {
+	case "true", `"true"`:
+		return true, nil
+	case "false", `"false"`, "null":
+		return false, nil
+	}
+	return false, errors.New(`claim "email_verified" is not a boolean`)
+}
+
+// machineClaim is one of an issuer's MachineClaims: claim = value, where
+// {client} in value stands for the token's client id.
+type machineClaim struct{ claim, value string }
+
+func parseMachineClaim(s string) (machineClaim, error) {
+	k, v, ok := strings.Cut(s, "=")
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	if !ok || k == "" || v == "" {
+		return machineClaim{}, fmt.Errorf("%q is not claim=value", s)
+	}
+	return machineClaim{k, v}, nil
+}
+
+// machineToken: every one of the issuer's MachineClaims holds for this
+// token (a client-credentials token of client). why says which did not.
+func machineToken(claims members, c IssuerConfig, client string) (bool, string, error) {
+	if len(c.MachineClaims) == 0 {
+		return false, "issuer " + c.Name + " marks no token as a client-credentials token (machine_token_claims is empty)", nil
+	}
+	for _, s := range c.MachineClaims {
+		m, err := parseMachineClaim(s) // validated at start
+		if err != nil {
+			return false, "", err
+		}
+		want := strings.ReplaceAll(m.value, "{client}", client)
+		// A claim that is not a string does not hold (it never fails the token).
+		got, present, err := stringClaim(claims, m.claim)
+		if err != nil || !present || got != want {
+			return false, "the token is not a client-credentials token of " + clipStr(client, 100) + ": issuer " + c.Name + "'s machine_token_claims " + s + " does not hold", nil
+		}
+	}
+	return true, "", nil
 }
 
 // audienceClaim reads `aud`: a string or an array of strings (RFC 7519).

@@ -195,7 +195,7 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 
 func newTestVerifier(t testing.TB, p *testIdP, mod func(*IssuerConfig)) *Verifier {
 	t.Helper()
-	cfg := IssuerConfig{Name: "test", IssuerURL: p.URL, Audiences: []string{"gatehouse"}}
+	cfg := IssuerConfig{Name: "test", IssuerURL: p.URL, Audiences: []string{"gatehouse"}, GroupsClaim: "groups"}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -469,7 +469,7 @@ func TestIssuerConfigValidate(t *testing.T) {
 	base := IssuerConfig{Name: "kc", IssuerURL: "https://idp.example.com/realms/main", Audiences: []string{"gatehouse"}}
 	d := base.WithDefaults()
 	if !slices.Equal(d.Algorithms, []string{"RS256", "ES256"}) || d.ClockSkew != 30*time.Second || d.EmailClaim != "email" ||
-		d.GroupsClaim != "groups" || d.ClientIDClaim != "azp" || d.JWKSMinRefresh != 10*time.Second || d.JWKSRefresh != 5*time.Minute {
+		d.GroupsClaim != "" || d.GroupsNamespace != "default" || d.TrustEmail || len(d.MachineClaims) != 0 || d.ClientIDClaim != "azp" || d.JWKSMinRefresh != 10*time.Second || d.JWKSRefresh != 5*time.Minute {
 		t.Fatalf("defaults = %+v", d)
 	}
 	if err := d.Validate(); err != nil {
@@ -496,6 +496,10 @@ func TestIssuerConfigValidate(t *testing.T) {
 		{"relative issuer URL", func(c *IssuerConfig) { c.IssuerURL = "idp.example.com" }, []string{"issuerURL"}},
 		{"bad JWKS URL", func(c *IssuerConfig) { c.JWKSURL = "ftp://x/jwks" }, []string{"jwksURL"}},
 		{"refresh too short", func(c *IssuerConfig) { c.JWKSRefresh = time.Millisecond }, []string{"jwksRefresh"}},
+		{"machine claim without =", func(c *IssuerConfig) { c.MachineClaims = []string{"client_id"} }, []string{"machineClaims", "claim=value", "fix"}},
+		{"machine claim without value", func(c *IssuerConfig) { c.MachineClaims = []string{"gty="} }, []string{"machineClaims"}},
+		{"groups prefix without claim", func(c *IssuerConfig) { c.GroupsPrefix = "catalog-" }, []string{"groupsPrefix", "groupsClaim"}},
+		{"groups namespace without claim", func(c *IssuerConfig) { c.GroupsNamespace = "teams" }, []string{"groupsNamespace", "groupsClaim"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -215,7 +215,7 @@ func publicRoutes(e *cs.Entity, base Route) ([]Route, cs.Problems) {
 	for _, p := range e.Access.PublicPaths {
 		pat := pathglob.MustCompile(p) // validated in catalogsync
 		r := base
-		r.Public, r.API = true, ""
+		r.Public, r.API, r.ForwardToken = true, "", e.Access.ForwardToken
 		r.ID = base.ID + "#public:" + p
 		if pre, ok := pat.Prefix(); ok {
 			r.Prefix = pre

@@ -47,9 +47,13 @@ type Route struct {
 	Path   string `json:"path,omitempty" yaml:"path,omitempty"`     // exact path (public paths only); Prefix is empty then
 	// Public routes serve a gatehouse.dev/public-paths entry without a token
 	// (Envoy skips the authorization check on them).
-	Public  bool     `json:"public,omitempty" yaml:"public,omitempty"`
-	Cluster string   `json:"cluster" yaml:"cluster"`
-	Timeout Duration `json:"timeout" yaml:"timeout"`
+	Public bool `json:"public,omitempty" yaml:"public,omitempty"`
+	// ForwardToken (public routes): the caller's Authorization header
+	// reaches the upstream (gatehouse.dev/forward-token); otherwise Envoy
+	// removes it on public routes, which Check does not see.
+	ForwardToken bool     `json:"forwardToken,omitempty" yaml:"forwardToken,omitempty"`
+	Cluster      string   `json:"cluster" yaml:"cluster"`
+	Timeout      Duration `json:"timeout" yaml:"timeout"`
 }
 
 // Discovery says how Envoy finds a cluster's endpoints.

@@ -46,21 +46,30 @@ const (
 )
 
 // IdentityHeaders are the request headers gatehouse sets for upstreams
-// (and RouteHeader, for Check). Envoy removes them from every incoming
-// request before any other filter, so a client can never supply them.
+// (and RouteHeader, for Check). Envoy removes every header with
+// HeaderPrefix from each incoming request before any other filter, so a
+// client can never supply them, nor any other name gatehouse may use.
 var IdentityHeaders = []string{
 	"x-gatehouse-user", "x-gatehouse-groups", "x-gatehouse-entity", "x-gatehouse-client",
 	"x-gatehouse-assertion", "x-gatehouse-decision-id", "x-gatehouse-peer", RouteHeader,
 }
 
+// HeaderPrefix is gatehouse's: no request header with it reaches Check or
+// an upstream unless gatehouse set it.
+const HeaderPrefix = model.HeaderPrefix
+
 // httpFilters is the one place the HTTP filter order is decided:
-//  1. header_mutation: strip identity headers a client may have sent, then
-//     set RouteHeader to the name (id) of the route Envoy chose;
+//  1. header_mutation: remove every header with HeaderPrefix a client may
+//     have sent and the configured override/rewrite headers
+//     (Options.RemoveRequestHeaders), then set RouteHeader to the name (id)
+//     of the route Envoy chose;
 //  2. ext_authz: every request is checked by gatehouse (fail closed);
 //  3. router.
 func httpFilters(opts Options) ([]*hcmFilter, error) {
-	var muts []*mutationv3.HeaderMutation
-	for _, h := range IdentityHeaders {
+	muts := []*mutationv3.HeaderMutation{{Action: &mutationv3.HeaderMutation_RemoveOnMatch_{RemoveOnMatch: &mutationv3.HeaderMutation_RemoveOnMatch{
+		KeyMatcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: HeaderPrefix}},
+	}}}}
+	for _, h := range opts.RemoveRequestHeaders {
 		muts = append(muts, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Remove{Remove: h}})
 	}
 	muts = append(muts, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Append{Append: &core.HeaderValueOption{
@@ -110,18 +119,20 @@ func httpFilters(opts Options) ([]*hcmFilter, error) {
 }
 
 // routeAuthz is a route's own ext_authz setting: public-path routes skip
-// the check; sidecar inbound routes carry their id and the mesh flag to
-// Check. Edge routes have none: their id reaches Check in RouteHeader (an
-// O(1) policy lookup there), and nothing about the policy is in the route:
-// who may call it lives in gatehouse, so a policy edit (owners, consumers,
-// rules) sends Envoy nothing, and a route is re-sent only when its routing
-// changes.
-func routeAuthz(r model.Route, meshInbound bool) (map[string]*anypb.Any, error) {
-	if !r.Public && !meshInbound {
+// the check, unless a credential cookie is configured (Envoy cannot
+// remove one cookie of the Cookie header; Check does); sidecar inbound
+// routes carry their id and the mesh flag to Check. Edge routes have
+// none: their id reaches Check in RouteHeader (an O(1) policy lookup
+// there), and nothing about the policy is in the route: who may call it
+// lives in gatehouse, so a policy edit (owners, consumers, rules) sends
+// Envoy nothing, and a route is re-sent only when its routing changes.
+func routeAuthz(r model.Route, meshInbound bool, opts Options) (map[string]*anypb.Any, error) {
+	skip := r.Public && opts.CredentialCookie == ""
+	if !skip && !meshInbound {
 		return nil, nil
 	}
 	per := &extauthzv3.ExtAuthzPerRoute{}
-	if r.Public {
+	if skip {
 		per.Override = &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}
 	} else {
 		ext := map[string]string{CtxRouteID: r.ID, CtxMesh: "inbound"}
@@ -134,6 +145,17 @@ func routeAuthz(r model.Route, meshInbound bool) (map[string]*anypb.Any, error) 
 		return nil, err
 	}
 	return map[string]*anypb.Any{extAuthzFilter: a}, nil
+}
+
+// credentialHeaders are what a route removes before its upstream when
+// Check does not: the Authorization header on public routes that skip the
+// check (unless the entity forwards the token). Check removes the
+// caller's credentials on every route it decides.
+func credentialHeaders(r model.Route, opts Options) []string {
+	if r.Public && opts.CredentialCookie == "" && !r.ForwardToken {
+		return []string{"authorization"}
+	}
+	return nil
 }
 
 // authzCluster reaches gatehouse's ext_authz gRPC listener.

@@ -20,19 +20,20 @@ import (
 // translation's time. Prefixes other than "/" are
 // matched on path-segment boundaries (path_separated_prefix): /orders
 // matches /orders and /orders/7, never /ordersx.
-func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error) {
+func routeConfig(name string, m *model.Model, opts Options) (*route.RouteConfiguration, error) {
 	rc := &route.RouteConfiguration{Name: name, RequestHeadersToRemove: []string{RouteHeader}}
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {
-			perFilter, err := routeAuthz(r, false)
+			perFilter, err := routeAuthz(r, false, opts)
 			if err != nil {
 				return nil, err
 			}
 			v.Routes = append(v.Routes, &route.Route{
-				Name:                 r.ID,
-				Match:                routeMatch(r),
-				TypedPerFilterConfig: perFilter,
+				Name:                   r.ID,
+				Match:                  routeMatch(r),
+				TypedPerFilterConfig:   perFilter,
+				RequestHeadersToRemove: credentialHeaders(r, opts),
 				Action: &route.Route_Route{Route: &route.RouteAction{
 					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: r.Cluster},
 					Timeout:          durationpb.New(r.Timeout.Std()),

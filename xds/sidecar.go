@@ -98,7 +98,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 	}
 	res.Listeners = []types.Resource{in, out}
 
-	inRC, err := inboundRoutes(svc)
+	inRC, err := inboundRoutes(svc, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -131,15 +131,15 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 // inboundRoutes carry no model version: it would change every sidecar's
 // routes, and push them to the whole fleet, on any change anywhere in the
 // catalog (Check needs only the route id).
-func inboundRoutes(svc *model.MeshService) (*route.RouteConfiguration, error) {
+func inboundRoutes(svc *model.MeshService, opts Options) (*route.RouteConfiguration, error) {
 	vh := &route.VirtualHost{Name: "inbound", Domains: []string{"*"}}
 	for _, r := range svc.Inbound {
-		perFilter, err := routeAuthz(r, true)
+		perFilter, err := routeAuthz(r, true, opts)
 		if err != nil {
 			return nil, err
 		}
 		vh.Routes = append(vh.Routes, &route.Route{
-			Name: r.ID, Match: routeMatch(r), TypedPerFilterConfig: perFilter,
+			Name: r.ID, Match: routeMatch(r), TypedPerFilterConfig: perFilter, RequestHeadersToRemove: credentialHeaders(r, opts),
 			Action: &route.Route_Route{Route: &route.RouteAction{
 				ClusterSpecifier: &route.RouteAction_Cluster{Cluster: LocalAppCluster},
 				Timeout:          durationpb.New(r.Timeout.Std()),

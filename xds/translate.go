@@ -4,6 +4,7 @@ package xds
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -50,6 +51,14 @@ type Options struct {
 	// (and a changed trust bundle) take effect on every connection.
 	MeshCertTTL time.Duration
 
+	// RemoveRequestHeaders are removed from every request (edge and
+	// sidecars) before any filter reads it (config edge.remove_request_headers).
+	RemoveRequestHeaders []string
+	// CredentialCookie is the cookie that carries a token
+	// (authz.cookie_name); when set, public routes are checked too, so
+	// that Check removes it before their upstreams.
+	CredentialCookie string
+
 	// SendBudget (the server's, not the translator's) bounds the bytes of
 	// large responses on their way to Envoys at once (see sendBudget); 0:
 	// no bound.
@@ -68,7 +77,8 @@ type UpstreamTLS struct {
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{EdgeAddress: "0.0.0.0", EdgePort: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt",
-		AuthzAddress: "127.0.0.1:18001", AuthzTimeout: 500 * time.Millisecond, SendBudget: DefaultSendBudget}
+		AuthzAddress: "127.0.0.1:18001", AuthzTimeout: 500 * time.Millisecond, SendBudget: DefaultSendBudget,
+		RemoveRequestHeaders: slices.Clone(model.DefaultRemoveRequestHeaders)}
 }
 
 // DefaultSendBudget is the default Options.SendBudget: 128 MiB, about 14
@@ -113,7 +123,7 @@ func translateEdge(m *model.Model, n Node, opts Options) (*Resources, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, err := routeConfig(EdgeRouteConfigName, m)
+	rc, err := routeConfig(EdgeRouteConfigName, m, opts)
 	if err != nil {
 		return nil, err
 	}

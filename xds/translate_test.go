@@ -28,10 +28,12 @@ type translateCase struct {
 			OutboundPort   uint32 `yaml:"outboundPort"`
 		} `yaml:"sidecar"`
 	} `yaml:"node"`
-	// Options: the mesh settings on top of DefaultOptions.
+	// Options: settings on top of DefaultOptions.
 	Options struct {
-		TrustDomain string         `yaml:"trustDomain"`
-		MeshCertTTL model.Duration `yaml:"meshCertTTL"`
+		TrustDomain          string         `yaml:"trustDomain"`
+		MeshCertTTL          model.Duration `yaml:"meshCertTTL"`
+		CredentialCookie     string         `yaml:"credentialCookie"`
+		RemoveRequestHeaders []string       `yaml:"removeRequestHeaders"`
 	} `yaml:"options"`
 	Model model.Model `yaml:"model"`
 	// Error, when set, is a substring of the error Translate must return.
@@ -56,6 +58,10 @@ func TestTranslateGolden(t *testing.T) {
 			before := model.ContentVersion(&tc.Model)
 			opts := DefaultOptions()
 			opts.TrustDomain, opts.MeshCertTTL = tc.Options.TrustDomain, tc.Options.MeshCertTTL.Std()
+			opts.CredentialCookie = tc.Options.CredentialCookie
+			if tc.Options.RemoveRequestHeaders != nil {
+				opts.RemoveRequestHeaders = tc.Options.RemoveRequestHeaders
+			}
 			n := Node{ID: tc.Node.ID, Role: tc.Node.Role, ListenPort: tc.Node.ListenPort}
 			if sc := tc.Node.Sidecar; sc != nil {
 				n.Sidecar = &Sidecar{Component: sc.Component, AppPort: sc.AppPort, InboundPort: sc.InboundPort, InboundAddress: sc.InboundAddress, OutboundPort: sc.OutboundPort}

@@ -92,6 +92,8 @@ func newAuthzVerifier(ctx context.Context, cfg config.Config) (extauthz.TokenVer
 func issuerConfig(is config.Issuer) extauthz.IssuerConfig {
 	return extauthz.IssuerConfig{
 		Name: is.Name, IssuerURL: is.IssuerURL, JWKSURL: is.JWKSURL, Audiences: is.Audiences, Algorithms: is.Algorithms,
-		ClockSkew: is.ClockSkew, EmailClaim: is.EmailClaim, GroupsClaim: is.GroupsClaim, ClientIDClaim: is.ClientIDClaim,
+		ClockSkew: is.ClockSkew, EmailClaim: is.EmailClaim, ClientIDClaim: is.ClientIDClaim,
+		TrustEmail: is.TrustEmail, GroupsClaim: is.GroupsClaim, GroupsPrefix: is.GroupsPrefix, GroupsNamespace: is.GroupsNamespace,
+		MachineClaims: is.MachineTokenClaims,
 	}
 }

@@ -85,9 +85,12 @@ func tokenCmd() *cobra.Command {
 	return cmd
 }
 
-// addDevIssuer trusts the development issuer.
+// addDevIssuer trusts the development issuer. It mints whatever it is
+// asked for, so its emails and groups are taken as they come; its machine
+// tokens are the ones `gatehouse token --client-id` mints (sub client:ID).
 func addDevIssuer(cfg *config.Config, d *extauthz.DevIssuer) {
 	cfg.Issuers = append(cfg.Issuers, config.Issuer{
 		Name: "dev", IssuerURL: d.Issuer(), Audiences: []string{extauthz.DevAudience}, Algorithms: []string{"ES256"},
+		TrustEmail: true, GroupsClaim: "groups", MachineTokenClaims: []string{"sub=client:{client}"},
 	})
 }

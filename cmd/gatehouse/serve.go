@@ -102,6 +102,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	opts.EdgeAddress, opts.EdgePort, opts.UpstreamCAFile = cfg.Edge.Address, cfg.Edge.Port, cfg.Edge.UpstreamCAFile
 	opts.AuthzAddress, opts.AuthzTimeout = cfg.Authz.EnvoyAddress, cfg.Authz.Timeout
 	opts.SendBudget = int64(cfg.XDS.SendBudgetMiB) << 20
+	opts.RemoveRequestHeaders, opts.CredentialCookie = cfg.Edge.RemoveRequestHeaders, cfg.Authz.CookieName
 	if cfg.Authz.TLS.CertFile != "" {
 		t := cfg.Authz.EnvoyTLS
 		opts.AuthzTLS = &xds.UpstreamTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
