@@ -90,6 +90,7 @@ func TestAuthz(t *testing.T) {
     audiences: [gatehouse]
     algorithms: [RS256]
     clock_skew: 1s
+    machine_token_claims: ["client_id={client}"]
 `, kc.issuer))
 	e := startEnvoy(t, g, "edge-authz", false)
 
