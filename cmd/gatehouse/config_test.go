@@ -58,8 +58,12 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		"log:\n  level: loud\n":        "log.level",
 		"authz:\n  timeout: 1h\n":      "authz.timeout",
 		"assertion:\n  lifetime: 5m\n": "assertion.lifetime",
-		"issuers:\n  - name: a\n    issuer_url: https://idp\n    audiences: [x]\n    algorithms: [HS256]\n": "issuers[0].algorithms",
-		"issuers:\n  - name: a\n    issuer_url: idp\n":                                                      "issuers[0].issuer_url",
+		"issuers:\n  - name: a\n    issuer_url: https://idp\n    audiences: [x]\n    algorithms: [HS256]\n":               "issuers[0].algorithms",
+		"issuers:\n  - name: a\n    issuer_url: idp\n":                                                                    "issuers[0].issuer_url",
+		"issuers:\n  - name: a\n    issuer_url: https://idp\n    audiences: [x]\n    machine_token_claims: [client_id]\n": "issuers[0].machine_token_claims",
+		"issuers:\n  - name: a\n    issuer_url: https://idp\n    audiences: [x]\n    groups_prefix: catalog-\n":           "issuers[0].groups_claim",
+		"edge:\n  remove_request_headers: [X-Original-URL]\n":                                                             "edge.remove_request_headers[0]",
+		"edge:\n  remove_request_headers: [host]\n":                                                                       "edge.remove_request_headers[0]",
 	}
 	for body, key := range cases {
 		_, err := loadConfig(writeConfig(t, body))
