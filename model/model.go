@@ -50,6 +50,9 @@ type Route struct {
 	Public  bool     `json:"public,omitempty" yaml:"public,omitempty"`
 	Cluster string   `json:"cluster" yaml:"cluster"`
 	Timeout Duration `json:"timeout" yaml:"timeout"`
+	// Auth is how the route's requests reach Check (model/contract.go);
+	// the zero value, left out of the encoding, is every route's today.
+	Auth RouteAuth `json:"auth,omitzero" yaml:"auth,omitempty"`
 }
 
 // Discovery says how Envoy finds a cluster's endpoints.

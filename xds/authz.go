@@ -30,41 +30,20 @@ const (
 	AuthzClusterName = "gatehouse_ext_authz"
 	extAuthzFilter   = "envoy.filters.http.ext_authz"
 	headerMutFilter  = "envoy.filters.http.header_mutation"
-
-	// RouteHeader carries the id of the route Envoy chose to the Check call:
-	// the first HTTP filter sets it from the route's name (after removing
-	// whatever a client sent), so routes need no ext_authz settings of their
-	// own, and it is removed before the upstream.
-	RouteHeader = "x-gatehouse-route"
-	// Context extensions a route may carry to the Check call instead (the
-	// route id; sidecar inbound routes also carry CtxMesh). Check prefers
-	// them to RouteHeader.
-	CtxRouteID = "route_id"
-	// CtxMesh is "inbound" on a sidecar's inbound routes: only there does
-	// Check take the mTLS peer (source.principal) as the calling component.
-	CtxMesh = "mesh"
 )
-
-// IdentityHeaders are the request headers gatehouse sets for upstreams
-// (and RouteHeader, for Check). Envoy removes them from every incoming
-// request before any other filter, so a client can never supply them.
-var IdentityHeaders = []string{
-	"x-gatehouse-user", "x-gatehouse-groups", "x-gatehouse-entity", "x-gatehouse-client",
-	"x-gatehouse-assertion", "x-gatehouse-decision-id", "x-gatehouse-peer", RouteHeader,
-}
 
 // httpFilters is the one place the HTTP filter order is decided:
 //  1. header_mutation: strip identity headers a client may have sent, then
-//     set RouteHeader to the name (id) of the route Envoy chose;
+//     set model.RouteHeader to the name (id) of the route Envoy chose;
 //  2. ext_authz: every request is checked by gatehouse (fail closed);
 //  3. router.
 func httpFilters(opts Options) ([]*hcmFilter, error) {
 	var muts []*mutationv3.HeaderMutation
-	for _, h := range IdentityHeaders {
+	for _, h := range model.IdentityHeaders {
 		muts = append(muts, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Remove{Remove: h}})
 	}
 	muts = append(muts, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Append{Append: &core.HeaderValueOption{
-		Header:       &core.HeaderValue{Key: RouteHeader, Value: "%ROUTE_NAME%"},
+		Header:       &core.HeaderValue{Key: model.RouteHeader, Value: "%ROUTE_NAME%"},
 		AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 	}}})
 	strip, err := anypb.New(&headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{RequestMutations: muts}})
@@ -92,7 +71,7 @@ func httpFilters(opts Options) ([]*hcmFilter, error) {
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "authorization"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "cookie"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "x-request-id"}},
-			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "x-gatehouse-"}},
+			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: model.HeaderPrefix}},
 		}},
 	})
 	if err != nil {
@@ -111,7 +90,7 @@ func httpFilters(opts Options) ([]*hcmFilter, error) {
 
 // routeAuthz is a route's own ext_authz setting: public-path routes skip
 // the check; sidecar inbound routes carry their id and the mesh flag to
-// Check. Edge routes have none: their id reaches Check in RouteHeader (an
+// Check. Edge routes have none: their id reaches Check in model.RouteHeader (an
 // O(1) policy lookup there), and nothing about the policy is in the route:
 // who may call it lives in gatehouse, so a policy edit (owners, consumers,
 // rules) sends Envoy nothing, and a route is re-sent only when its routing
@@ -124,7 +103,7 @@ func routeAuthz(r model.Route, meshInbound bool) (map[string]*anypb.Any, error) 
 	if r.Public {
 		per.Override = &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}
 	} else {
-		ext := map[string]string{CtxRouteID: r.ID, CtxMesh: "inbound"}
+		ext := map[string]string{model.CtxRouteID: r.ID, model.CtxMesh: model.MeshInbound}
 		per.Override = &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{ContextExtensions: ext}}
 	}
 	// Deterministic: the context extensions are a map, and anypb.New would

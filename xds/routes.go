@@ -10,7 +10,7 @@ import (
 // routeConfig renders the model's virtual hosts.
 //
 // A route's name is its id, which the first HTTP filter copies into
-// RouteHeader for Check (and the route configuration removes before the
+// model.RouteHeader for Check (and the route configuration removes before the
 // upstream). Routes carry nothing else for authorization, least of all a
 // model or policy version: the route configuration is one resource holding
 // every route, so a stamp that changed with catalog edits (a user joining a
@@ -21,7 +21,7 @@ import (
 // matched on path-segment boundaries (path_separated_prefix): /orders
 // matches /orders and /orders/7, never /ordersx.
 func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error) {
-	rc := &route.RouteConfiguration{Name: name, RequestHeadersToRemove: []string{RouteHeader}}
+	rc := &route.RouteConfiguration{Name: name, RequestHeadersToRemove: []string{model.RouteHeader}}
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {

@@ -146,7 +146,7 @@ func inboundRoutes(svc *model.MeshService) (*route.RouteConfiguration, error) {
 			}},
 		})
 	}
-	return &route.RouteConfiguration{Name: SidecarInboundName, VirtualHosts: []*route.VirtualHost{vh}, RequestHeadersToRemove: []string{RouteHeader}}, nil
+	return &route.RouteConfiguration{Name: SidecarInboundName, VirtualHosts: []*route.VirtualHost{vh}, RequestHeadersToRemove: []string{model.RouteHeader}}, nil
 }
 
 // outboundRoutes: one virtual host per declared name; everything else is
