@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	"time"
@@ -12,8 +12,9 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// adsSource points a dynamic resource at the ADS stream it came on.
-func adsSource() *core.ConfigSource {
+// ADSSource points a dynamic resource at the ADS stream it came on (the
+// bootstrap's too).
+func ADSSource() *core.ConfigSource {
 	return &core.ConfigSource{
 		ResourceApiVersion:    core.ApiVersion_V3,
 		ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
@@ -40,7 +41,7 @@ func httpListener(name, statPrefix, routeConfig, addr string, port uint32, filte
 		StatPrefix: statPrefix,
 		CodecType:  hcm.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
-			ConfigSource: adsSource(), RouteConfigName: routeConfig,
+			ConfigSource: ADSSource(), RouteConfigName: routeConfig,
 		}},
 		HttpFilters:                  filters,
 		NormalizePath:                wrapperspb.Bool(true),

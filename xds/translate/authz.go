@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	"fmt"
@@ -117,7 +117,7 @@ func routeAuthz(r model.Route, meshInbound bool) (map[string]*anypb.Any, error) 
 
 // authzCluster reaches gatehouse's ext_authz gRPC listener.
 func authzCluster(opts Options) (*clusterv3.Cluster, error) {
-	c, err := grpcCluster(AuthzClusterName, opts.AuthzAddress, "authz address", opts.AuthzTLS)
+	c, err := GRPCCluster(AuthzClusterName, opts.AuthzAddress, "authz address", opts.AuthzTLS)
 	if err != nil {
 		return nil, err
 	}
@@ -129,10 +129,10 @@ func authzCluster(opts Options) (*clusterv3.Cluster, error) {
 	return c, nil
 }
 
-// grpcCluster is a cluster that reaches a gatehouse gRPC listener (xDS or
-// ext_authz) over HTTP/2 with keepalives; STATIC for an IP, STRICT_DNS for a
-// name. what names the address in errors.
-func grpcCluster(name, addr, what string, tls *UpstreamTLS) (*clusterv3.Cluster, error) {
+// GRPCCluster is a cluster that reaches a gatehouse gRPC listener (xDS,
+// from the bootstrap, or ext_authz) over HTTP/2 with keepalives; STATIC
+// for an IP, STRICT_DNS for a name. what names the address in errors.
+func GRPCCluster(name, addr, what string, tls *UpstreamTLS) (*clusterv3.Cluster, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q is not host:port: %v", what, addr, err)

@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	"encoding/json"
@@ -119,7 +119,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 			continue
 		}
 		seen[t.Provider] = true
-		c, err := meshCluster(m.MeshService(t.Provider), opts)
+		c, err := MeshCluster(m.MeshService(t.Provider), opts)
 		if err != nil {
 			return nil, err
 		}
@@ -200,7 +200,7 @@ func inlineBody(v any) *core.DataSource {
 }
 
 func sdsSecret(name string) *tlsv3.SdsSecretConfig {
-	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: adsSource()}
+	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: ADSSource()}
 }
 
 // inboundTLS requires a client certificate from the mesh CA with a SPIFFE ID
@@ -227,9 +227,9 @@ func inboundTLS(trustDomain string) (*core.TransportSocket, error) {
 	return &core.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: a}}, nil
 }
 
-// meshCluster reaches a provider's sidecar over mTLS and accepts only the
+// MeshCluster reaches a provider's sidecar over mTLS and accepts only the
 // provider's own SPIFFE ID: a misrouted address cannot impersonate it.
-func meshCluster(svc *model.MeshService, opts Options) (*clusterv3.Cluster, error) {
+func MeshCluster(svc *model.MeshService, opts Options) (*clusterv3.Cluster, error) {
 	id, err := meshca.SPIFFEID(opts.TrustDomain, svc.Component)
 	if err != nil {
 		return nil, err
