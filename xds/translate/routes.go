@@ -25,7 +25,7 @@ func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error)
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {
-			perFilter, err := routeAuthz(r, false)
+			perFilter, err := routeFilterConfigs(checkedFilters, r, false)
 			if err != nil {
 				return nil, err
 			}

@@ -69,7 +69,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 	res := &Resources{}
 	// Inbound: mTLS from other sidecars, every request checked by ext_authz
 	// with the verified peer, then the local application.
-	filters, err := httpFilters(opts)
+	filters, err := hcmFilters(checkedFilters, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -87,12 +87,11 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 	}
 	// Outbound: the application's plain HTTP calls, routed only to what its
 	// component declares in the catalog.
-	rf, err := routerAny()
+	plain, err := hcmFilters(plainFilters, opts)
 	if err != nil {
 		return nil, err
 	}
-	out, err := httpListener(SidecarOutboundName, "outbound", SidecarOutboundName, "127.0.0.1", sc.OutboundPort,
-		[]*hcmFilter{{Name: "envoy.filters.http.router", ConfigType: &hcmFilterTyped{TypedConfig: rf}}}, nil)
+	out, err := httpListener(SidecarOutboundName, "outbound", SidecarOutboundName, "127.0.0.1", sc.OutboundPort, plain, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +133,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 func inboundRoutes(svc *model.MeshService) (*route.RouteConfiguration, error) {
 	vh := &route.VirtualHost{Name: "inbound", Domains: []string{"*"}}
 	for _, r := range svc.Inbound {
-		perFilter, err := routeAuthz(r, true)
+		perFilter, err := routeFilterConfigs(checkedFilters, r, true)
 		if err != nil {
 			return nil, err
 		}
