@@ -49,21 +49,29 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 
 // routeConfig is a route's own ext_authz setting: public-path routes skip
 // the check; sidecar inbound routes carry their id and the mesh flag to
-// Check. Edge routes have none: their id reaches Check in
-// model.RouteHeader (an O(1) policy lookup there), and nothing about the
-// policy is in the route: who may call it lives in gatehouse, so a policy
-// edit (owners, consumers, rules) sends Envoy nothing, and a route is
-// re-sent only when its routing changes.
+// Check; a route whose RouteAuth asks for the body has Envoy send it.
+// Other routes have none: their id reaches Check in model.RouteHeader (an
+// O(1) policy lookup there), and nothing about the policy is in the route:
+// who may call it lives in gatehouse, so a policy edit (owners, consumers,
+// rules) sends Envoy nothing, and a route is re-sent only when its routing
+// changes.
 func (extAuthz) routeConfig(r model.Route, meshInbound bool) (*anypb.Any, error) {
-	if !r.Public && !meshInbound {
-		return nil, nil
-	}
 	per := &extauthzv3.ExtAuthzPerRoute{}
-	if r.Public {
+	switch {
+	case r.Public:
 		per.Override = &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}
-	} else {
-		ext := map[string]string{model.CtxRouteID: r.ID, model.CtxMesh: model.MeshInbound}
-		per.Override = &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{ContextExtensions: ext}}
+	case meshInbound || r.Auth.SendsBody():
+		cs := &extauthzv3.CheckSettings{}
+		if meshInbound {
+			cs.ContextExtensions = map[string]string{model.CtxRouteID: r.ID, model.CtxMesh: model.MeshInbound}
+		}
+		if r.Auth.SendsBody() {
+			// The whole body or a 413: Check never decides on part of one.
+			cs.WithRequestBody = &extauthzv3.BufferSettings{MaxRequestBytes: r.Auth.BodyBytes}
+		}
+		per.Override = &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: cs}
+	default:
+		return nil, nil
 	}
 	// Deterministic: the context extensions are a map, and anypb.New would
 	// encode it in random order (a new RDS version on every translation).
