@@ -32,13 +32,11 @@ const (
 	RoleEdge            = translate.RoleEdge
 	RoleSidecar         = translate.RoleSidecar
 	AuthzClusterName    = translate.AuthzClusterName
-	EdgeListenerName    = translate.EdgeListenerName
 	EdgeRouteConfigName = translate.EdgeRouteConfigName
 	IdentitySecret      = translate.IdentitySecret
 	TrustSecret         = translate.TrustSecret
 	DefaultInboundPort  = translate.DefaultInboundPort
 	DefaultOutboundPort = translate.DefaultOutboundPort
-	DefaultSendBudget   = translate.DefaultSendBudget
 )
 
 // DefaultOptions returns the defaults.

@@ -15,7 +15,7 @@ const headerMutFilter = "envoy.filters.http.header_mutation"
 // have sent (model.IdentityHeaders), so none reaches Check or an upstream
 // unless gatehouse set it, then sets model.RouteHeader to the name (id) of
 // the route Envoy chose, for Check.
-type headerMutation struct{}
+type headerMutation struct{ noRouteConfig }
 
 func (headerMutation) name() string { return headerMutFilter }
 
@@ -30,5 +30,3 @@ func (headerMutation) listenerConfig(Options) (*anypb.Any, error) {
 	}}})
 	return anypb.New(&headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{RequestMutations: muts}})
 }
-
-func (headerMutation) routeConfig(model.Route, bool) (*anypb.Any, error) { return nil, nil }

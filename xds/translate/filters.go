@@ -25,6 +25,12 @@ type httpFilter interface {
 	routeConfig(r model.Route, meshInbound bool) (*anypb.Any, error)
 }
 
+// noRouteConfig is embedded by filters that never need a route's own
+// config.
+type noRouteConfig struct{}
+
+func (noRouteConfig) routeConfig(model.Route, bool) (*anypb.Any, error) { return nil, nil }
+
 // filterOrder is the one place the HTTP filter order is decided; every
 // listener's filters run in this order, whichever of them it has:
 //  1. header_mutation: strip the identity headers a client may have sent,

@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/types/known/anypb"
-
-	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 // Whatever order a listener lists its filters in, they run in
@@ -28,8 +26,7 @@ func TestFilterOrderIsDecidedInOnePlace(t *testing.T) {
 	}
 }
 
-type unplaced struct{}
+type unplaced struct{ noRouteConfig }
 
-func (unplaced) name() string                                      { return "envoy.filters.http.unplaced" }
-func (unplaced) listenerConfig(Options) (*anypb.Any, error)        { return nil, nil }
-func (unplaced) routeConfig(model.Route, bool) (*anypb.Any, error) { return nil, nil }
+func (unplaced) name() string                               { return "envoy.filters.http.unplaced" }
+func (unplaced) listenerConfig(Options) (*anypb.Any, error) { return nil, nil }
