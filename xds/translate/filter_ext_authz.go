@@ -55,7 +55,7 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 // who may call it lives in gatehouse, so a policy edit (owners, consumers,
 // rules) sends Envoy nothing, and a route is re-sent only when its routing
 // changes.
-func (extAuthz) routeConfig(r model.Route, meshInbound bool) (*anypb.Any, error) {
+func (extAuthz) routeConfig(r model.Route, meshInbound bool, _ Options) (*anypb.Any, error) {
 	per := &extauthzv3.ExtAuthzPerRoute{}
 	switch {
 	case r.Public:

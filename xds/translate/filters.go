@@ -22,14 +22,14 @@ type httpFilter interface {
 	listenerConfig(opts Options) (*anypb.Any, error)
 	// routeConfig is the route's typed_per_filter_config for the filter;
 	// nil when the route has none. meshInbound: a sidecar's inbound route.
-	routeConfig(r model.Route, meshInbound bool) (*anypb.Any, error)
+	routeConfig(r model.Route, meshInbound bool, opts Options) (*anypb.Any, error)
 }
 
 // noRouteConfig is embedded by filters that never need a route's own
 // config.
 type noRouteConfig struct{}
 
-func (noRouteConfig) routeConfig(model.Route, bool) (*anypb.Any, error) { return nil, nil }
+func (noRouteConfig) routeConfig(model.Route, bool, Options) (*anypb.Any, error) { return nil, nil }
 
 // filterOrder is the one place the HTTP filter order is decided; every
 // listener's filters run in this order, whichever of them it has:
@@ -70,10 +70,10 @@ func hcmFilters(fs []httpFilter, opts Options) ([]*hcm.HttpFilter, error) {
 
 // routeFilterConfigs is a route's typed_per_filter_config: what each of
 // the listener's filters sets for it; nil when none does.
-func routeFilterConfigs(fs []httpFilter, r model.Route, meshInbound bool) (map[string]*anypb.Any, error) {
+func routeFilterConfigs(fs []httpFilter, r model.Route, meshInbound bool, opts Options) (map[string]*anypb.Any, error) {
 	var out map[string]*anypb.Any
 	for _, f := range fs {
-		a, err := f.routeConfig(r, meshInbound)
+		a, err := f.routeConfig(r, meshInbound, opts)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %s: %w", r.ID, f.name(), err)
 		}

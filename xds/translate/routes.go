@@ -20,12 +20,12 @@ import (
 // translation's time. Prefixes other than "/" are
 // matched on path-segment boundaries (path_separated_prefix): /orders
 // matches /orders and /orders/7, never /ordersx.
-func routeConfig(name string, m *model.Model) (*route.RouteConfiguration, error) {
+func routeConfig(name string, m *model.Model, opts Options) (*route.RouteConfiguration, error) {
 	rc := &route.RouteConfiguration{Name: name, RequestHeadersToRemove: []string{model.RouteHeader}}
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {
-			perFilter, err := routeFilterConfigs(checkedFilters, r, false)
+			perFilter, err := routeFilterConfigs(checkedFilters, r, false, opts)
 			if err != nil {
 				return nil, err
 			}

@@ -97,7 +97,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 	}
 	res.Listeners = []types.Resource{in, out}
 
-	inRC, err := inboundRoutes(svc)
+	inRC, err := inboundRoutes(svc, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -130,10 +130,10 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 // inboundRoutes carry no model version: it would change every sidecar's
 // routes, and push them to the whole fleet, on any change anywhere in the
 // catalog (Check needs only the route id).
-func inboundRoutes(svc *model.MeshService) (*route.RouteConfiguration, error) {
+func inboundRoutes(svc *model.MeshService, opts Options) (*route.RouteConfiguration, error) {
 	vh := &route.VirtualHost{Name: "inbound", Domains: []string{"*"}}
 	for _, r := range svc.Inbound {
-		perFilter, err := routeFilterConfigs(checkedFilters, r, true)
+		perFilter, err := routeFilterConfigs(checkedFilters, r, true, opts)
 		if err != nil {
 			return nil, err
 		}

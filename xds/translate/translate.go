@@ -114,7 +114,7 @@ func translateEdge(m *model.Model, n Node, opts Options) (*Resources, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, err := routeConfig(EdgeRouteConfigName, m)
+	rc, err := routeConfig(EdgeRouteConfigName, m, opts)
 	if err != nil {
 		return nil, err
 	}
