@@ -68,7 +68,8 @@ func runTranslate(cmd *cobra.Command, f translateFlags) error {
 		opts.AuthzAddress = cfg.Authz.Listen
 	}
 	if f.trustDomain != "" {
-		opts.TrustDomain = f.trustDomain
+		// As serve enables the mesh: certificates of mesh.cert_ttl.
+		opts.TrustDomain, opts.MeshCertTTL = f.trustDomain, cfg.Mesh.CertTTL
 	}
 	n, err := translateNode(f)
 	if err != nil {

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+	"gopkg.in/yaml.v3"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/config"
@@ -82,6 +86,42 @@ func TestTranslateEqualsWhatEnvoyReceives(t *testing.T) {
 				t.Errorf("%s[%d] differs:\nprinted:  %s\nreceived: %s", kind, i, m, want[i])
 			}
 		}
+	}
+}
+
+// `gatehouse translate` prints a golden case's files: the mesh-egress
+// case's catalog, translated for its sidecar with the mesh settings serve
+// would use, is its out.{listeners,routes,clusters,secrets}.yaml under
+// "# <kind>" lines.
+func TestTranslatePrintsTheGoldens(t *testing.T) {
+	dir := repoFile(t, "xds/testdata")
+	raw, err := os.ReadFile(filepath.Join(dir, "mesh-egress.in.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in struct {
+		Catalog string `yaml:"catalog"`
+	}
+	if err := yaml.Unmarshal(raw, &in); err != nil {
+		t.Fatal(err)
+	}
+	catalog := filepath.Join(t.TempDir(), "catalog-info.yaml")
+	if err := os.WriteFile(catalog, []byte(in.Catalog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := runTranslateCmd(t, "--catalog", catalog, "--role", "sidecar", "--component", "component:default/checkout",
+		"--app-port", "8080", "--trust-domain", "example.test")
+	var want strings.Builder
+	for _, kind := range []string{"listeners", "routes", "clusters", "secrets"} {
+		b, err := os.ReadFile(filepath.Join(dir, "mesh-egress.out."+kind+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.WriteString("# " + kind + "\n")
+		want.Write(b)
+	}
+	if string(got) != want.String() {
+		t.Fatalf("gatehouse translate differs from the mesh-egress goldens:\n%s", got)
 	}
 }
 
