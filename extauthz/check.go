@@ -26,17 +26,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
-// How the route Envoy chose reaches Check: in the context extension
-// route_id when the route carries one (sidecar inbound routes, and Envoys
-// configured before gatehouse set RouteHeader), else in the header Envoy
-// sets from the route's name (xds.RouteHeader, xds.CtxRouteID).
-const (
-	ctxRouteID  = "route_id"
-	routeHeader = "x-gatehouse-route"
-	// ctxMesh is "inbound" on a sidecar's inbound routes (xds.CtxMesh).
-	ctxMesh = "mesh"
-)
-
 // TokenVerifier verifies a raw bearer token.
 type TokenVerifier interface {
 	Verify(ctx context.Context, raw string) (*Identity, error)
@@ -150,10 +139,13 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	rec := AuditRecord{
 		Time: start, DecisionID: headers["x-request-id"], Method: h.GetMethod(), Host: h.GetHost(),
 		Source:  attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(),
-		RouteID: attrs.GetContextExtensions()[ctxRouteID],
+		RouteID: attrs.GetContextExtensions()[model.CtxRouteID],
 	}
+	// The route Envoy chose: in the context extension when the route
+	// carries one (sidecar inbound routes), else in the header Envoy sets
+	// from the route's name (model/contract.go).
 	if rec.RouteID == "" {
-		rec.RouteID = headers[routeHeader]
+		rec.RouteID = headers[model.RouteHeader]
 	}
 	if rec.DecisionID == "" {
 		rec.DecisionID = h.GetId()
@@ -215,7 +207,7 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	// Envoy verified by mTLS; a bearer token, when present, is the end user
 	// it acts for, and both must be allowed.
 	var peer *Principal
-	if ext[ctxMesh] == "inbound" {
+	if ext[model.CtxMesh] == model.MeshInbound {
 		comp := ""
 		if s.opts.TrustDomain != "" {
 			comp = meshca.ComponentOf(s.opts.TrustDomain, peerID)
@@ -318,7 +310,7 @@ func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, asserti
 	a.resp.Status, a.resp.HttpResponse, a.oneof.OkResponse = &a.status, &a.oneof, &a.ok
 	a.ok.HeadersToRemove = a.remove[:0]
 	for k := range in {
-		if strings.HasPrefix(k, "x-gatehouse-") {
+		if strings.HasPrefix(k, model.HeaderPrefix) {
 			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, k)
 		}
 	}
@@ -347,7 +339,7 @@ func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, asserti
 	if cookie != nil {
 		a.ok.Headers = append(a.ok.Headers, cookie)
 	}
-	a.id.val.Key, a.id.val.Value = "x-gatehouse-decision-id", rec.DecisionID
+	a.id.val.Key, a.id.val.Value = model.DecisionIDHeader, rec.DecisionID
 	a.id.opt.Header, a.id.opt.AppendAction = &a.id.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 	a.ok.Headers = append(a.ok.Headers, &a.id.opt)
 	return &a.resp
@@ -380,16 +372,16 @@ func (s *Server) identityHeaders(p, peer *Principal, entity, assertion string) [
 		h.opt.Header, h.opt.AppendAction = &h.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 		hs = append(hs, &h.opt)
 	}
-	set("x-gatehouse-user", p.Name())
-	set("x-gatehouse-groups", strings.Join(p.Groups, ","))
-	set("x-gatehouse-entity", entity)
+	set(model.UserHeader, p.Name())
+	set(model.GroupsHeader, strings.Join(p.Groups, ","))
+	set(model.EntityHeader, entity)
 	if p.ClientID != "" {
-		set("x-gatehouse-client", p.ClientID)
+		set(model.ClientHeader, p.ClientID)
 	}
 	if peer != nil {
-		set("x-gatehouse-peer", peer.Ref)
+		set(model.PeerHeader, peer.Ref)
 	}
-	set("x-gatehouse-assertion", assertion)
+	set(model.AssertionHeader, assertion)
 	s.hdrMu.Lock()
 	if s.hdrMemo == nil || len(s.hdrMemo) >= maxHeaderMemo {
 		s.hdrMemo = make(map[string][]*core.HeaderValueOption)

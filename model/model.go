@@ -40,6 +40,10 @@ type Route struct {
 	// prefix stay; it travels to the authorization check with the request.
 	ID     string `json:"id" yaml:"id"`
 	Entity string `json:"entity" yaml:"entity"`
+	// Auth is how the route's requests reach Check (model/contract.go);
+	// the zero value, left out of the encoding, is every route's today.
+	Auth RouteAuth `json:"auth,omitzero" yaml:"auth,omitempty"`
+
 	// API is set when this route scopes the paths of an API the entity
 	// provides (gatehouse.dev/path-prefix on the API).
 	API    string `json:"api,omitempty" yaml:"api,omitempty"`

@@ -8,11 +8,10 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	"github.com/gatehouse-dev/gatehouse/meshca"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
-	"sigs.k8s.io/yaml"
+
+	"github.com/gatehouse-dev/gatehouse/meshca"
+	"github.com/gatehouse-dev/gatehouse/xds/translate"
 )
 
 // XDSClusterName is the bootstrap's static cluster that reaches gatehouse.
@@ -67,7 +66,7 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 	default:
 		return nil, fmt.Errorf("role %q is not supported; use --role %s or --role %s", o.Role, RoleEdge, RoleSidecar)
 	}
-	xdsCluster, err := grpcCluster(XDSClusterName, o.XDSAddress, "xds address", o.XDSTLS)
+	xdsCluster, err := translate.GRPCCluster(XDSClusterName, o.XDSAddress, "xds address", o.XDSTLS)
 	if err != nil {
 		return nil, err
 	}
@@ -97,19 +96,9 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 				SetNodeOnFirstMessageOnly: true,
 				GrpcServices:              []*core.GrpcService{{TargetSpecifier: &core.GrpcService_EnvoyGrpc_{EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: XDSClusterName}}}},
 			},
-			LdsConfig: adsSource(),
-			CdsConfig: adsSource(),
+			LdsConfig: translate.ADSSource(),
+			CdsConfig: translate.ADSSource(),
 		},
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{Clusters: []*clusterv3.Cluster{xdsCluster}},
 	}, nil
-}
-
-// ToYAML renders a protobuf message as YAML (via protojson, so field names
-// and Any types read as in Envoy's docs).
-func ToYAML(m proto.Message) ([]byte, error) {
-	j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return yaml.JSONToYAML(j)
 }

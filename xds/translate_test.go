@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
 
+	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/internal/golden"
 	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/xds/translate"
 )
 
 // translateCase is a test input: a model and the node it is translated for.
@@ -36,12 +37,16 @@ type translateCase struct {
 		RemoveRequestHeaders []string       `yaml:"removeRequestHeaders"`
 	} `yaml:"options"`
 	Model model.Model `yaml:"model"`
+	// Catalog, instead of Model: catalog-info.yaml entities, compiled as
+	// gatehouse serves them (its problems go to <case>.out.problems.txt).
+	Catalog string `yaml:"catalog"`
 	// Error, when set, is a substring of the error Translate must return.
 	Error string `yaml:"error"`
 }
 
 // TestTranslateGolden: testdata/<case>.in.yaml translates to
-// <case>.out.{listeners,routes,clusters}.yaml.
+// <case>.out.{listeners,routes,clusters,secrets}.yaml, through
+// translate.Offline, the function `gatehouse translate` prints.
 func TestTranslateGolden(t *testing.T) {
 	cases := golden.Cases(t, "testdata")
 	golden.RemoveStale(t, "testdata", cases)
@@ -55,6 +60,9 @@ func TestTranslateGolden(t *testing.T) {
 			if err := yaml.Unmarshal(raw, &tc); err != nil {
 				t.Fatalf("%s.in.yaml: %v", name, err)
 			}
+			if tc.Catalog != "" {
+				tc.Model = compileGoldenCatalog(t, name, tc.Catalog)
+			}
 			before := model.ContentVersion(&tc.Model)
 			opts := DefaultOptions()
 			opts.TrustDomain, opts.MeshCertTTL = tc.Options.TrustDomain, tc.Options.MeshCertTTL.Std()
@@ -66,7 +74,7 @@ func TestTranslateGolden(t *testing.T) {
 			if sc := tc.Node.Sidecar; sc != nil {
 				n.Sidecar = &Sidecar{Component: sc.Component, AppPort: sc.AppPort, InboundPort: sc.InboundPort, InboundAddress: sc.InboundAddress, OutboundPort: sc.OutboundPort}
 			}
-			res, err := Translate(&tc.Model, n, opts)
+			secs, err := translate.Offline(&tc.Model, n, opts)
 			if tc.Error != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.Error) {
 					t.Fatalf("want error containing %q, got %v", tc.Error, err)
@@ -79,8 +87,16 @@ func TestTranslateGolden(t *testing.T) {
 			if model.ContentVersion(&tc.Model) != before {
 				t.Fatal("Translate modified its input model")
 			}
-			for kind, items := range map[string][]types.Resource{"listeners": res.Listeners, "routes": res.Routes, "clusters": res.Clusters} {
-				golden.Assert(t, filepath.Join("testdata", name+".out."+kind+".yaml"), resourcesYAML(t, items))
+			for _, sec := range secs {
+				y, err := sec.YAML()
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden.Assert(t, filepath.Join("testdata", name+".out."+sec.Kind+".yaml"), y)
+			}
+			res, err := Translate(&tc.Model, n, opts)
+			if err != nil {
+				t.Fatal(err)
 			}
 			// Every resource passes Envoy's own proto validation rules.
 			for _, items := range [][]types.Resource{res.Listeners, res.Routes, res.Clusters} {
@@ -112,16 +128,17 @@ func TestTranslateGolden(t *testing.T) {
 	}
 }
 
-func resourcesYAML(t *testing.T, items []types.Resource) []byte {
+// compileGoldenCatalog compiles a case's catalog as gatehouse serves one;
+// its problems (a route conflict, say) are golden too.
+func compileGoldenCatalog(t *testing.T, name, src string) model.Model {
 	t.Helper()
+	parsed := cs.ParseFile("files", "catalog-info.yaml", []byte(src))
+	snap := cs.NewStore("files").ReplaceSource("files", parsed)
+	m, problems := model.Compile(snap)
 	var b strings.Builder
-	for _, r := range items {
-		y, err := ToYAML(r.(proto.Message))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString("---\n")
-		b.Write(y)
+	for _, p := range append(append(parsed.Problems, snap.Problems...), problems...) {
+		b.WriteString(p.String() + "\n")
 	}
-	return []byte(b.String())
+	golden.Assert(t, filepath.Join("testdata", name+".out.problems.txt"), []byte(b.String()))
+	return *m
 }

@@ -14,7 +14,6 @@ import (
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/extauthz"
-	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 func explainCmd() *cobra.Command {
@@ -72,9 +71,7 @@ func explainLocal(ctx context.Context, cfgPath string, req extauthz.ExplainReque
 	if len(cfg.Catalog.Files) == 0 {
 		return nil, fmt.Errorf("no catalog: give --config with catalog.files, or --remote")
 	}
-	parsed, _ := (&cs.FileSource{Name: "files", Paths: cfg.Catalog.Files}).Load()
-	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, _ := model.Compile(snap)
+	m, _, _ := compileCatalog(&cs.FileSource{Name: "files", Paths: cfg.Catalog.Files})
 	var verifier extauthz.TokenVerifier
 	if req.Token != "" {
 		a, closeFn, err := newAuthzVerifier(ctx, cfg)

@@ -19,7 +19,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), validateCmd(), bootstrapCmd(), explainCmd(), tokenCmd(), versionCmd())
+	root.AddCommand(serveCmd(), validateCmd(), bootstrapCmd(), translateCmd(), explainCmd(), tokenCmd(), versionCmd())
 	if err := root.Execute(); err != nil {
 		var ec exitCode
 		if asExit(err, &ec) {

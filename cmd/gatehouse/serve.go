@@ -98,15 +98,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	defer cancel()
 
 	store := cs.NewStore("files", "backstage", "embedded")
-	opts := xds.DefaultOptions()
-	opts.EdgeAddress, opts.EdgePort, opts.UpstreamCAFile = cfg.Edge.Address, cfg.Edge.Port, cfg.Edge.UpstreamCAFile
-	opts.AuthzAddress, opts.AuthzTimeout = cfg.Authz.EnvoyAddress, cfg.Authz.Timeout
-	opts.SendBudget = int64(cfg.XDS.SendBudgetMiB) << 20
-	opts.RemoveRequestHeaders, opts.CredentialCookie = cfg.Edge.RemoveRequestHeaders, cfg.Authz.CookieName
-	if cfg.Authz.TLS.CertFile != "" {
-		t := cfg.Authz.EnvoyTLS
-		opts.AuthzTLS = &xds.UpstreamTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
-	}
+	opts := xdsOptions(cfg)
 	if opts.AuthzAddress == "" {
 		opts.AuthzAddress = authzLis.Addr().String()
 	}
@@ -120,7 +112,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 			authzLis.Close()
 			return err
 		}
-		opts.TrustDomain, opts.MeshCertTTL = cfg.Mesh.TrustDomain, cfg.Mesh.CertTTL
 	}
 	xdsSrv := xds.NewServer(runCtx, opts, log.With("component", "xds"))
 	if ca != nil {
@@ -275,4 +266,24 @@ func serverCreds(key string, t config.TLS) (grpc.ServerOption, error) {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	return grpc.Creds(credentials.NewTLS(c)), nil
+}
+
+// xdsOptions are the translator's (and the ADS server's) settings from the
+// configuration: what serve gives the server and translate prints with.
+// An empty AuthzAddress is the caller's to fill (serve: the ext_authz
+// listener's address).
+func xdsOptions(cfg config.Config) xds.Options {
+	opts := xds.DefaultOptions()
+	opts.EdgeAddress, opts.EdgePort, opts.UpstreamCAFile = cfg.Edge.Address, cfg.Edge.Port, cfg.Edge.UpstreamCAFile
+	opts.AuthzAddress, opts.AuthzTimeout = cfg.Authz.EnvoyAddress, cfg.Authz.Timeout
+	opts.SendBudget = int64(cfg.XDS.SendBudgetMiB) << 20
+	opts.RemoveRequestHeaders, opts.CredentialCookie = cfg.Edge.RemoveRequestHeaders, cfg.Authz.CookieName
+	if cfg.Authz.TLS.CertFile != "" {
+		t := cfg.Authz.EnvoyTLS
+		opts.AuthzTLS = &xds.UpstreamTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
+	}
+	if cfg.Mesh.TrustDomain != "" {
+		opts.TrustDomain, opts.MeshCertTTL = cfg.Mesh.TrustDomain, cfg.Mesh.CertTTL
+	}
+	return opts
 }

@@ -15,12 +15,7 @@ func validateCmd() *cobra.Command {
 		Short: "Check catalog files; print every problem with file, line and fix (exit 1 on errors)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src := &cs.FileSource{Name: "files", Paths: args}
-			parsed, _ := src.Load()
-			store := cs.NewStore("files")
-			snap := store.ReplaceSource("files", parsed)
-			m, compileProblems := model.Compile(snap)
-			all := append(append(cs.Problems(nil), snap.Problems...), compileProblems...)
+			m, snap, all := compileCatalog(&cs.FileSource{Name: "files", Paths: args})
 			out := cmd.OutOrStdout()
 			for _, p := range all {
 				fmt.Fprintln(out, p.String())
@@ -42,4 +37,13 @@ func validateCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// compileCatalog reads a catalog once and compiles it as serve does; the
+// problems are the files' and the compiler's.
+func compileCatalog(src *cs.FileSource) (*model.Model, *cs.Snapshot, cs.Problems) {
+	parsed, _ := src.Load()
+	snap := cs.NewStore(src.Name).ReplaceSource(src.Name, parsed)
+	m, problems := model.Compile(snap)
+	return m, snap, append(append(cs.Problems(nil), snap.Problems...), problems...)
 }

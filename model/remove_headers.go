@@ -1,10 +1,5 @@
 package model
 
-// HeaderPrefix is gatehouse's: Envoy removes every request header with it
-// before any filter reads the request, so no header with it reaches Check
-// or an upstream unless gatehouse set it.
-const HeaderPrefix = "x-gatehouse-"
-
 // DefaultRemoveRequestHeaders are removed from every request at the edge
 // and at sidecars (edge.remove_request_headers): method overrides, URL
 // rewrites and client address or host claims that frameworks (Express's

@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	"encoding/json"
@@ -69,7 +69,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 	res := &Resources{}
 	// Inbound: mTLS from other sidecars, every request checked by ext_authz
 	// with the verified peer, then the local application.
-	filters, err := httpFilters(opts)
+	filters, err := hcmFilters(checkedFilters, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -87,12 +87,11 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 	}
 	// Outbound: the application's plain HTTP calls, routed only to what its
 	// component declares in the catalog.
-	rf, err := routerAny()
+	plain, err := hcmFilters(plainFilters, opts)
 	if err != nil {
 		return nil, err
 	}
-	out, err := httpListener(SidecarOutboundName, "outbound", SidecarOutboundName, "127.0.0.1", sc.OutboundPort,
-		[]*hcmFilter{{Name: "envoy.filters.http.router", ConfigType: &hcmFilterTyped{TypedConfig: rf}}}, nil)
+	out, err := httpListener(SidecarOutboundName, "outbound", SidecarOutboundName, "127.0.0.1", sc.OutboundPort, plain, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +118,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 			continue
 		}
 		seen[t.Provider] = true
-		c, err := meshCluster(m.MeshService(t.Provider), opts)
+		c, err := MeshCluster(m.MeshService(t.Provider), opts)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +133,7 @@ func translateSidecar(m *model.Model, n Node, opts Options) (*Resources, error) 
 func inboundRoutes(svc *model.MeshService, opts Options) (*route.RouteConfiguration, error) {
 	vh := &route.VirtualHost{Name: "inbound", Domains: []string{"*"}}
 	for _, r := range svc.Inbound {
-		perFilter, err := routeAuthz(r, true, opts)
+		perFilter, err := routeFilterConfigs(checkedFilters, r, true, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +145,7 @@ func inboundRoutes(svc *model.MeshService, opts Options) (*route.RouteConfigurat
 			}},
 		})
 	}
-	return &route.RouteConfiguration{Name: SidecarInboundName, VirtualHosts: []*route.VirtualHost{vh}, RequestHeadersToRemove: []string{RouteHeader}}, nil
+	return &route.RouteConfiguration{Name: SidecarInboundName, VirtualHosts: []*route.VirtualHost{vh}, RequestHeadersToRemove: []string{model.RouteHeader}}, nil
 }
 
 // outboundRoutes: one virtual host per declared name; everything else is
@@ -200,7 +199,7 @@ func inlineBody(v any) *core.DataSource {
 }
 
 func sdsSecret(name string) *tlsv3.SdsSecretConfig {
-	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: adsSource()}
+	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: ADSSource()}
 }
 
 // inboundTLS requires a client certificate from the mesh CA with a SPIFFE ID
@@ -227,9 +226,9 @@ func inboundTLS(trustDomain string) (*core.TransportSocket, error) {
 	return &core.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: a}}, nil
 }
 
-// meshCluster reaches a provider's sidecar over mTLS and accepts only the
+// MeshCluster reaches a provider's sidecar over mTLS and accepts only the
 // provider's own SPIFFE ID: a misrouted address cannot impersonate it.
-func meshCluster(svc *model.MeshService, opts Options) (*clusterv3.Cluster, error) {
+func MeshCluster(svc *model.MeshService, opts Options) (*clusterv3.Cluster, error) {
 	id, err := meshca.SPIFFEID(opts.TrustDomain, svc.Component)
 	if err != nil {
 		return nil, err

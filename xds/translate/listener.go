@@ -1,19 +1,19 @@
-package xds
+package translate
 
 import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// adsSource points a dynamic resource at the ADS stream it came on.
-func adsSource() *core.ConfigSource {
+// ADSSource points a dynamic resource at the ADS stream it came on (the
+// bootstrap's too).
+func ADSSource() *core.ConfigSource {
 	return &core.ConfigSource{
 		ResourceApiVersion:    core.ApiVersion_V3,
 		ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
@@ -26,7 +26,7 @@ func adsSource() *core.ConfigSource {
 // connection (use_remote_address, no trusted hops), header timeouts, and
 // header names with underscores rejected (they can smuggle around filters).
 func edgeListener(addr string, port uint32, opts Options) (*listener.Listener, error) {
-	filters, err := httpFilters(opts)
+	filters, err := hcmFilters(checkedFilters, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -35,12 +35,12 @@ func edgeListener(addr string, port uint32, opts Options) (*listener.Listener, e
 
 // httpListener is an HTTP listener whose routes come over RDS, with the
 // edge's protections (every listener gatehouse writes has them).
-func httpListener(name, statPrefix, routeConfig, addr string, port uint32, filters []*hcmFilter, ts *core.TransportSocket) (*listener.Listener, error) {
+func httpListener(name, statPrefix, routeConfig, addr string, port uint32, filters []*hcm.HttpFilter, ts *core.TransportSocket) (*listener.Listener, error) {
 	m := &hcm.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		CodecType:  hcm.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
-			ConfigSource: adsSource(), RouteConfigName: routeConfig,
+			ConfigSource: ADSSource(), RouteConfigName: routeConfig,
 		}},
 		HttpFilters:                  filters,
 		NormalizePath:                wrapperspb.Bool(true),
@@ -80,10 +80,3 @@ func httpListener(name, statPrefix, routeConfig, addr string, port uint32, filte
 		}},
 	}, nil
 }
-
-type (
-	hcmFilter      = hcm.HttpFilter
-	hcmFilterTyped = hcm.HttpFilter_TypedConfig
-)
-
-func routerAny() (*anypb.Any, error) { return anypb.New(&router.Router{}) }

@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -10,7 +10,7 @@ import (
 // routeConfig renders the model's virtual hosts.
 //
 // A route's name is its id, which the first HTTP filter copies into
-// RouteHeader for Check (and the route configuration removes before the
+// model.RouteHeader for Check (and the route configuration removes before the
 // upstream). Routes carry nothing else for authorization, least of all a
 // model or policy version: the route configuration is one resource holding
 // every route, so a stamp that changed with catalog edits (a user joining a
@@ -21,11 +21,11 @@ import (
 // matched on path-segment boundaries (path_separated_prefix): /orders
 // matches /orders and /orders/7, never /ordersx.
 func routeConfig(name string, m *model.Model, opts Options) (*route.RouteConfiguration, error) {
-	rc := &route.RouteConfiguration{Name: name, RequestHeadersToRemove: []string{RouteHeader}}
+	rc := &route.RouteConfiguration{Name: name, RequestHeadersToRemove: []string{model.RouteHeader}}
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {
-			perFilter, err := routeAuthz(r, false, opts)
+			perFilter, err := routeFilterConfigs(checkedFilters, r, false, opts)
 			if err != nil {
 				return nil, err
 			}

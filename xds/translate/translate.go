@@ -1,11 +1,12 @@
-// Package xds turns a model.Model into Envoy resources (Translate, pure) and
-// serves them to a fleet of Envoys over ADS (Server).
-package xds
+// Package translate turns a model.Model into the Envoy resources of one
+// node (Translate). It is pure: it reads the model and the node and
+// writes nothing, so the ADS server (package xds), `gatehouse translate`
+// and the golden tests get the same resources from the same function.
+package translate
 
 import (
-	"fmt"
 	"slices"
-	"strconv"
+	"fmt"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -140,13 +141,4 @@ func translateEdge(m *model.Model, n Node, opts Options) (*Resources, error) {
 		res.Clusters = append(res.Clusters, cl)
 	}
 	return res, nil
-}
-
-// ParsePort reads a port from node metadata.
-func ParsePort(s string) (uint32, error) {
-	p, err := strconv.ParseUint(s, 10, 16)
-	if err != nil || p == 0 {
-		return 0, fmt.Errorf("invalid port %q", s)
-	}
-	return uint32(p), nil
 }

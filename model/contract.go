@@ -1,0 +1,77 @@
+package model
+
+// The contract between xds (what Envoy is told to do with a request) and
+// extauthz (what Check reads from it and answers): one set of names, so
+// the two can never drift apart.
+
+// Request headers gatehouse owns. Envoy removes every header with
+// HeaderPrefix a client sends before any other filter reads the request,
+// and only gatehouse sets them.
+const (
+	// HeaderPrefix starts every header gatehouse owns.
+	HeaderPrefix = "x-gatehouse-"
+	// RouteHeader carries the id of the route Envoy chose to the Check
+	// call: the first HTTP filter sets it from the route's name, and the
+	// route configuration removes it before the upstream.
+	RouteHeader = "x-gatehouse-route"
+
+	// The identity headers an allowed request carries to its upstream.
+	UserHeader       = "x-gatehouse-user"
+	GroupsHeader     = "x-gatehouse-groups"
+	EntityHeader     = "x-gatehouse-entity"
+	ClientHeader     = "x-gatehouse-client"
+	AssertionHeader  = "x-gatehouse-assertion"
+	DecisionIDHeader = "x-gatehouse-decision-id"
+	PeerHeader       = "x-gatehouse-peer"
+)
+
+// IdentityHeaders are the request headers gatehouse sets for upstreams,
+// and RouteHeader, for Check (all with HeaderPrefix, so Envoy removes them
+// from every incoming request: a client can never supply them).
+// Read it, never write it.
+var IdentityHeaders = []string{
+	UserHeader, GroupsHeader, EntityHeader, ClientHeader,
+	AssertionHeader, DecisionIDHeader, PeerHeader, RouteHeader,
+}
+
+// Context extensions a route may carry to the Check call (ext_authz
+// check_settings): sidecar inbound routes carry their id in CtxRouteID
+// (Check prefers it to RouteHeader) and CtxMesh = MeshInbound.
+const (
+	CtxRouteID = "route_id"
+	// CtxMesh is MeshInbound on a sidecar's inbound routes: only there does
+	// Check take the mTLS peer (source.principal) as the calling component.
+	CtxMesh     = "mesh"
+	MeshInbound = "inbound"
+)
+
+// InspectorHTTP is the request inspector that reads a request as an HTTP
+// method and path (the only one today).
+const InspectorHTTP = "http"
+
+// RouteAuth is how a route's requests reach Check: what Envoy sends and
+// how Check reads it. Its zero value is today's behaviour for every route
+// (no body, no sign-in, the HTTP inspector) and is left out of the
+// model's encoding, so routes without settings keep their content hash.
+type RouteAuth struct {
+	// BodyBytes: Envoy buffers up to this many bytes of the request body
+	// and sends them with the Check; 0 sends no body.
+	BodyBytes uint32 `json:"bodyBytes,omitempty" yaml:"bodyBytes,omitempty"`
+	// SignIn: a browser without a session is sent to sign in instead of
+	// getting a 401 (a placeholder: nothing sets or reads it yet).
+	SignIn bool `json:"signIn,omitempty" yaml:"signIn,omitempty"`
+	// Inspector reads the request as operations for the criteria; ""
+	// means InspectorHTTP.
+	Inspector string `json:"inspector,omitempty" yaml:"inspector,omitempty"`
+}
+
+// SendsBody reports whether Envoy sends (part of) the request body to Check.
+func (a RouteAuth) SendsBody() bool { return a.BodyBytes > 0 }
+
+// InspectorName is the request inspector of the route.
+func (a RouteAuth) InspectorName() string {
+	if a.Inspector == "" {
+		return InspectorHTTP
+	}
+	return a.Inspector
+}
