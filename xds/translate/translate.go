@@ -5,8 +5,8 @@
 package translate
 
 import (
-	"slices"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
