@@ -19,11 +19,19 @@ type Policy struct {
 	// Owners: group or user refs whose members may call everything.
 	Owners []string `json:"owners,omitempty" yaml:"owners,omitempty"`
 	// Consumers: components that declare (consumesApis) an API served here.
-	Consumers []string        `json:"consumers,omitempty" yaml:"consumers,omitempty"`
-	Rules     []cs.AccessRule `json:"rules,omitempty" yaml:"rules,omitempty"`
-	Public    bool            `json:"public,omitempty" yaml:"public,omitempty"`
+	Consumers []string     `json:"consumers,omitempty" yaml:"consumers,omitempty"`
+	Rules     []AccessRule `json:"rules,omitempty" yaml:"rules,omitempty"`
+	Public    bool         `json:"public,omitempty" yaml:"public,omitempty"`
 	// ForwardToken: the caller's Authorization header reaches the upstream.
 	ForwardToken bool `json:"forwardToken,omitempty" yaml:"forwardToken,omitempty"`
+}
+
+// AccessRule is one explicit rule of a route's policy (an entry of the
+// entity's gatehouse.dev/access annotation, validated by catalogsync).
+type AccessRule struct {
+	Allow   []string `json:"allow" yaml:"allow"`                         // ref keys: user:, group:, component:
+	Methods []string `json:"methods,omitempty" yaml:"methods,omitempty"` // upper case; empty = any
+	Paths   []string `json:"paths,omitempty" yaml:"paths,omitempty"`     // pathglob patterns; empty = any
 }
 
 // Directory is the catalog's identities, for mapping a token to a principal.
@@ -198,10 +206,23 @@ func policyFor(snap *cs.Snapshot, r Route) Policy {
 	p.Owners = sortedKeys(owners)
 	p.Consumers = sortedKeys(consumers)
 	if e.Access != nil {
-		p.Rules = e.Access.Rules
+		p.Rules = accessRules(e.Access.Rules)
 		p.ForwardToken = e.Access.ForwardToken
 	}
 	return p
+}
+
+// accessRules copies the catalog's rules into the model's own type (nil
+// stays nil; the slices inside are shared, neither side modifies them).
+func accessRules(rs []cs.AccessRule) []AccessRule {
+	if rs == nil {
+		return nil
+	}
+	out := make([]AccessRule, len(rs))
+	for i, r := range rs {
+		out[i] = AccessRule(r)
+	}
+	return out
 }
 
 // publicRoutes returns the public-path routes of a routed entity on one

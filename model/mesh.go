@@ -53,9 +53,9 @@ func (m *Model) MeshService(component string) *MeshService {
 	return nil
 }
 
-// MeshHost is the mesh name of an entity ref key (kind:namespace/name).
-func MeshHost(ref cs.Ref) string {
-	return ref.Name + "." + ref.Namespace + "." + MeshDomain
+// MeshHost is the mesh name of an entity, from its ref's name and namespace.
+func MeshHost(name, namespace string) string {
+	return name + "." + namespace + "." + MeshDomain
 }
 
 func compileMesh(snap *cs.Snapshot) ([]MeshService, cs.Problems) {
@@ -107,7 +107,7 @@ func compileMesh(snap *cs.Snapshot) ([]MeshService, cs.Problems) {
 			if api == nil {
 				continue // a relation to an entity not in the catalog (reported by validation)
 			}
-			t := MeshTarget{Host: MeshHost(api.Ref()), Ref: apiKey, Via: "consumesApis"}
+			t := MeshTarget{Host: meshHost(api.Ref()), Ref: apiKey, Via: "consumesApis"}
 			var providers []string
 			for _, p := range api.RelationTargets(cs.RelAPIProvidedBy) {
 				if pe := snap.Get(p); pe != nil && pe.Kind == cs.KindComponent && pe.Mesh != nil {
@@ -134,7 +134,7 @@ func compileMesh(snap *cs.Snapshot) ([]MeshService, cs.Problems) {
 			if de == nil || de.Kind != cs.KindComponent {
 				continue // dependencies on Resources (databases, queues) are not HTTP services in the mesh
 			}
-			t := MeshTarget{Host: MeshHost(de.Ref()), Ref: dep, Via: "dependsOn"}
+			t := MeshTarget{Host: meshHost(de.Ref()), Ref: dep, Via: "dependsOn"}
 			if de.Mesh != nil {
 				t.Provider = dep
 			} else {
@@ -168,6 +168,8 @@ func compileMesh(snap *cs.Snapshot) ([]MeshService, cs.Problems) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Component < out[j].Component })
 	return out, problems
 }
+
+func meshHost(ref cs.Ref) string { return MeshHost(ref.Name, ref.Namespace) }
 
 // sortRoutes orders routes most specific first: exact paths, then the
 // longest prefix, a public subtree before an equal protected prefix.
