@@ -6,13 +6,14 @@ import (
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 )
 
 func compileTestdata(t testing.TB, file string) *model.Model {
 	t.Helper()
 	parsed, _ := (&cs.FileSource{Name: "files", Paths: []string{file}}).Load()
 	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, problems := model.Compile(snap)
+	m, problems := compile.Compile(snap)
 	for _, p := range append(snap.Problems, problems...) {
 		if p.Severity == cs.SeverityError {
 			t.Fatalf("test catalog: %s", p)

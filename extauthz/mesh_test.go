@@ -13,6 +13,7 @@ import (
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 )
 
 const meshTrustDomain = "example.test"
@@ -92,7 +93,7 @@ func compileInline(t testing.TB, src string) *model.Model {
 	t.Helper()
 	parsed := cs.ParseFile("files", "catalog.yaml", []byte(src))
 	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, problems := model.Compile(snap)
+	m, problems := compile.Compile(snap)
 	for _, p := range append(append(parsed.Problems, snap.Problems...), problems...) {
 		if p.Severity == cs.SeverityError {
 			t.Fatalf("test catalog: %s", p)

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/meshca"
 
 	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 )
 
 const testTrustDomain = "example.test"
@@ -23,7 +24,7 @@ func compileCatalog(t testing.TB, src string) *model.Model {
 	t.Helper()
 	parsed := cs.ParseFile("files", "catalog.yaml", []byte(src))
 	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, problems := model.Compile(snap)
+	m, problems := compile.Compile(snap)
 	for _, p := range append(append(parsed.Problems, snap.Problems...), problems...) {
 		if p.Severity == cs.SeverityError {
 			t.Fatalf("test catalog: %s", p)

@@ -8,6 +8,7 @@ import (
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 )
 
 // compileDir loads a directory written by WriteDir the way gatehouse does.
@@ -15,7 +16,7 @@ func compileDir(t *testing.T, dir string) (*model.Model, cs.Problems) {
 	t.Helper()
 	parsed, _ := (&cs.FileSource{Name: "files", Paths: []string{dir}}).Load()
 	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, ps := model.Compile(snap)
+	m, ps := compile.Compile(snap)
 	return m, append(append(cs.Problems(nil), snap.Problems...), ps...)
 }
 

@@ -14,7 +14,7 @@ import (
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/extauthz"
-	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 )
 
 func explainCmd() *cobra.Command {
@@ -74,7 +74,7 @@ func explainLocal(ctx context.Context, cfgPath string, req extauthz.ExplainReque
 	}
 	parsed, _ := (&cs.FileSource{Name: "files", Paths: cfg.Catalog.Files}).Load()
 	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, _ := model.Compile(snap)
+	m, _ := compile.Compile(snap)
 	var verifier extauthz.TokenVerifier
 	if req.Token != "" {
 		a, closeFn, err := newAuthzVerifier(ctx, cfg)

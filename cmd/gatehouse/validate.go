@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
-	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 )
 
 func validateCmd() *cobra.Command {
@@ -19,7 +19,7 @@ func validateCmd() *cobra.Command {
 			parsed, _ := src.Load()
 			store := cs.NewStore("files")
 			snap := store.ReplaceSource("files", parsed)
-			m, compileProblems := model.Compile(snap)
+			m, compileProblems := compile.Compile(snap)
 			all := append(append(cs.Problems(nil), snap.Problems...), compileProblems...)
 			out := cmd.OutOrStdout()
 			for _, p := range all {

@@ -1,4 +1,4 @@
-package model
+package compile
 
 import (
 	"path/filepath"
@@ -7,9 +7,10 @@ import (
 	"testing"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/model"
 )
 
-func compileYAML(t *testing.T, src string) (*Model, cs.Problems) {
+func compileYAML(t *testing.T, src string) (*model.Model, cs.Problems) {
 	t.Helper()
 	parsed := cs.ParseFile("files", "catalog.yaml", []byte(src))
 	if len(parsed.Problems) != 0 {
@@ -19,7 +20,7 @@ func compileYAML(t *testing.T, src string) (*Model, cs.Problems) {
 	return Compile(snap)
 }
 
-func compileFile(t *testing.T, file string) (*Model, cs.Problems) {
+func compileFile(t *testing.T, file string) (*model.Model, cs.Problems) {
 	t.Helper()
 	parsed, _ := (&cs.FileSource{Name: "files", Paths: []string{file}}).Load()
 	snap := cs.NewStore("files").ReplaceSource("files", parsed)
@@ -27,7 +28,7 @@ func compileFile(t *testing.T, file string) (*Model, cs.Problems) {
 	return m, append(append(cs.Problems(nil), snap.Problems...), ps...)
 }
 
-func policyOf(m *Model, routeID string) *Policy {
+func policyOf(m *model.Model, routeID string) *model.Policy {
 	for i := range m.Policies {
 		if m.Policies[i].RouteID == routeID {
 			return &m.Policies[i]
@@ -82,16 +83,16 @@ func TestMeshFromCatalog(t *testing.T) {
 	}
 
 	b := m.MeshService("component:default/b")
-	if b.Address != (Endpoint{Host: "b.shop.svc", Port: 15006}) || b.Discovery != DiscoveryDNS {
+	if b.Address != (model.Endpoint{Host: "b.shop.svc", Port: 15006}) || b.Discovery != model.DiscoveryDNS {
 		t.Errorf("b address %+v discovery %s", b.Address, b.Discovery)
 	}
-	if ad := m.MeshService("component:default/a"); ad.Discovery != DiscoveryStatic {
+	if ad := m.MeshService("component:default/a"); ad.Discovery != model.DiscoveryStatic {
 		t.Errorf("a (an IP) discovery %s", ad.Discovery)
 	}
 	var ids []string
 	for _, r := range b.Inbound {
 		ids = append(ids, r.ID)
-		if r.Entity != "component:default/b" || r.Timeout != Duration(3e9) {
+		if r.Entity != "component:default/b" || r.Timeout != model.Duration(3e9) {
 			t.Errorf("inbound route %s: entity %s timeout %s", r.ID, r.Entity, r.Timeout)
 		}
 	}

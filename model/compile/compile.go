@@ -1,30 +1,31 @@
-package model
+// Package compile turns a catalog snapshot into a model.Model (Compile) and
+// follows a store's generations (Follow). It is the one place that reads
+// both catalogsync and model: the IR stays a leaf, and xds and extauthz,
+// which import only model, never link the catalog store or its sources.
+package compile
 
 import (
 	"net"
 	"sort"
 	"strings"
-	"time"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/model"
 )
-
-// DefaultRouteTimeout applies when an entity sets no gatehouse.dev/timeout.
-const DefaultRouteTimeout = 15 * time.Second
 
 // Compile turns a catalog snapshot into a Model. It is a pure function of the
 // snapshot: the same catalog gives the same Model and Version. Problems found
 // while compiling (route conflicts, API prefixes outside their provider) are
 // returned; the affected routes are left out, everything else compiles.
-func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
+func Compile(snap *cs.Snapshot) (*model.Model, cs.Problems) {
 	var problems cs.Problems
 	type claim struct {
-		route  Route
+		route  model.Route
 		entity *cs.Entity // who made the claim (the component, or the API)
 		host   string
 	}
 	claims := map[string][]claim{} // "host prefix" -> claims
-	m := &Model{}
+	m := &model.Model{}
 
 	for _, e := range snap.Routed() {
 		ref := e.Ref()
@@ -32,12 +33,12 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 		r := e.Routing
 		timeout := r.Timeout
 		if timeout == 0 {
-			timeout = DefaultRouteTimeout
+			timeout = model.DefaultRouteTimeout
 		}
 		m.Clusters = append(m.Clusters, clusterFor(key, r))
 		prefix := r.RoutePrefix(e.Metadata.Name)
 		for _, host := range r.RouteHosts() {
-			c := claim{entity: e, host: host, route: Route{ID: key + "@" + host + prefix, Entity: key, Prefix: prefix, Cluster: key, Timeout: Duration(timeout)}}
+			c := claim{entity: e, host: host, route: model.Route{ID: key + "@" + host + prefix, Entity: key, Prefix: prefix, Cluster: key, Timeout: model.Duration(timeout)}}
 			claims[host+" "+prefix] = append(claims[host+" "+prefix], c)
 		}
 		// APIs this entity provides that scope their own paths.
@@ -55,7 +56,7 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 				continue
 			}
 			for _, host := range r.RouteHosts() {
-				c := claim{entity: api, host: host, route: Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: Duration(timeout)}}
+				c := claim{entity: api, host: host, route: model.Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: model.Duration(timeout)}}
 				claims[host+" "+ap] = append(claims[host+" "+ap], c)
 			}
 		}
@@ -65,7 +66,7 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 	// provider's prefix is a refinement, not a conflict; between different
 	// entities the smallest ref wins (deterministic across replicas) and the
 	// others are reported.
-	vhosts := map[string]*VirtualHost{}
+	vhosts := map[string]*model.VirtualHost{}
 	for _, k := range sortedKeys(claims) {
 		cl := claims[k]
 		sort.SliceStable(cl, func(i, j int) bool {
@@ -88,7 +89,7 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 		}
 		vh := vhosts[win.host]
 		if vh == nil {
-			vh = &VirtualHost{Name: win.host, Domains: []string{win.host}}
+			vh = &model.VirtualHost{Name: win.host, Domains: []string{win.host}}
 			vhosts[win.host] = vh
 		}
 		vh.Routes = append(vh.Routes, win.route)
@@ -126,17 +127,17 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 	m.Mesh = mesh
 	problems = append(problems, ps...)
 	problems = append(problems, compileAuthz(snap, m)...)
-	m.Version = ContentVersion(m)
+	m.Version = model.ContentVersion(m)
 	return m, problems
 }
 
-func clusterFor(key string, r *cs.Routing) Cluster {
-	c := Cluster{Name: key, Entity: key, Discovery: DiscoveryStatic, TLS: r.Upstreams[0].Scheme == "https"}
+func clusterFor(key string, r *cs.Routing) model.Cluster {
+	c := model.Cluster{Name: key, Entity: key, Discovery: model.DiscoveryStatic, TLS: r.Upstreams[0].Scheme == "https"}
 	for _, ep := range r.Upstreams {
 		if net.ParseIP(ep.Host) == nil {
-			c.Discovery = DiscoveryDNS
+			c.Discovery = model.DiscoveryDNS
 		}
-		c.Endpoints = append(c.Endpoints, Endpoint{Host: ep.Host, Port: ep.Port})
+		c.Endpoints = append(c.Endpoints, model.Endpoint{Host: ep.Host, Port: ep.Port})
 	}
 	return c
 }
