@@ -1,4 +1,4 @@
-package compile
+package compile_test
 
 import (
 	"path/filepath"
@@ -7,26 +7,9 @@ import (
 	"testing"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
-
-func compileYAML(t *testing.T, src string) (*model.Model, cs.Problems) {
-	t.Helper()
-	parsed := cs.ParseFile("files", "catalog.yaml", []byte(src))
-	if len(parsed.Problems) != 0 {
-		t.Fatalf("test catalog: %v", parsed.Problems)
-	}
-	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	return Compile(snap)
-}
-
-func compileFile(t *testing.T, file string) (*model.Model, cs.Problems) {
-	t.Helper()
-	parsed, _ := (&cs.FileSource{Name: "files", Paths: []string{file}}).Load()
-	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, ps := Compile(snap)
-	return m, append(append(cs.Problems(nil), snap.Problems...), ps...)
-}
 
 func policyOf(m *model.Model, routeID string) *model.Policy {
 	for i := range m.Policies {
@@ -40,7 +23,7 @@ func policyOf(m *model.Model, routeID string) *model.Policy {
 // The facts the mesh golden (testdata/mesh.*) must show, asserted by name so
 // that an accepted golden update cannot quietly change them.
 func TestMeshFromCatalog(t *testing.T) {
-	m, problems := compileFile(t, filepath.Join("testdata", "mesh.in.yaml"))
+	m, problems := testcatalog.CompileFiles(filepath.Join("testdata", "mesh.in.yaml"))
 
 	var comps []string
 	for _, s := range m.Mesh {
@@ -147,7 +130,7 @@ func TestMeshFromCatalog(t *testing.T) {
 // with a path prefix must not share an inbound route id (each has its own
 // owners and rules), nor may any two policies share one.
 func TestMeshRouteIDsUnique(t *testing.T) {
-	m, problems := compileYAML(t, `apiVersion: backstage.io/v1alpha1
+	m, problems := testcatalog.Compile(`apiVersion: backstage.io/v1alpha1
 kind: Group
 metadata: {name: team-one}
 spec: {type: team, children: []}
