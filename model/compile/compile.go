@@ -18,15 +18,35 @@ import (
 // while compiling (route conflicts, API prefixes outside their provider) are
 // returned; the affected routes are left out, everything else compiles.
 func Compile(snap *cs.Snapshot) (*model.Model, cs.Problems) {
-	var problems cs.Problems
-	type claim struct {
-		route  model.Route
-		entity *cs.Entity // who made the claim (the component, or the API)
-		host   string
-	}
-	claims := map[string][]claim{} // "host prefix" -> claims
 	m := &model.Model{}
+	claims, clusters, problems := claimRoutes(snap)
+	vhosts, ps := resolveClaims(claims)
+	problems = append(problems, ps...)
+	m.VirtualHosts = vhosts
+	m.Clusters = usedClusters(clusters, vhosts)
+	mesh, ps := compileMesh(snap)
+	m.Mesh = mesh
+	problems = append(problems, ps...)
+	problems = append(problems, compileAuthz(snap, m)...)
+	m.Version = model.ContentVersion(m)
+	return m, problems
+}
 
+// claim is one entity's claim on a host and prefix: the component's own
+// route, or the route of an API that scopes its provider's paths.
+type claim struct {
+	route  model.Route
+	entity *cs.Entity // who made the claim (the component, or the API)
+	host   string
+}
+
+// claimRoutes collects every routed entity's cluster and its route claims,
+// keyed "host prefix"; an API prefix outside its provider's prefix is a
+// problem and claims nothing.
+func claimRoutes(snap *cs.Snapshot) (map[string][]claim, []model.Cluster, cs.Problems) {
+	var problems cs.Problems
+	var clusters []model.Cluster
+	claims := map[string][]claim{} // "host prefix" -> claims
 	for _, e := range snap.Routed() {
 		ref := e.Ref()
 		key := ref.Key()
@@ -35,7 +55,7 @@ func Compile(snap *cs.Snapshot) (*model.Model, cs.Problems) {
 		if timeout == 0 {
 			timeout = model.DefaultRouteTimeout
 		}
-		m.Clusters = append(m.Clusters, clusterFor(key, r))
+		clusters = append(clusters, clusterFor(key, r))
 		prefix := r.RoutePrefix(e.Metadata.Name)
 		for _, host := range r.RouteHosts() {
 			c := claim{entity: e, host: host, route: model.Route{ID: key + "@" + host + prefix, Entity: key, Prefix: prefix, Cluster: key, Timeout: model.Duration(timeout)}}
@@ -61,11 +81,16 @@ func Compile(snap *cs.Snapshot) (*model.Model, cs.Problems) {
 			}
 		}
 	}
+	return claims, clusters, problems
+}
 
-	// Resolve conflicts: one winner per host+prefix. An API scoping its own
-	// provider's prefix is a refinement, not a conflict; between different
-	// entities the smallest ref wins (deterministic across replicas) and the
-	// others are reported.
+// resolveClaims picks one winner per host+prefix and builds the virtual
+// hosts. An API scoping its own provider's prefix is a refinement, not a
+// conflict; between different entities the smallest ref wins (deterministic
+// across replicas) and the others are reported. A winning component route
+// brings its public paths along.
+func resolveClaims(claims map[string][]claim) ([]model.VirtualHost, cs.Problems) {
+	var problems cs.Problems
 	vhosts := map[string]*model.VirtualHost{}
 	for _, k := range sortedKeys(claims) {
 		cl := claims[k]
@@ -99,36 +124,36 @@ func Compile(snap *cs.Snapshot) (*model.Model, cs.Problems) {
 			problems = append(problems, ps...)
 		}
 	}
+	var out []model.VirtualHost
 	for _, h := range sortedKeys(vhosts) {
 		vh := vhosts[h]
 		sortRoutes(vh.Routes)
-		m.VirtualHosts = append(m.VirtualHosts, *vh)
+		out = append(out, *vh)
 	}
 	// The shared host is the catch-all: Envoy needs it last among equals, and
 	// it reads better last.
-	sort.SliceStable(m.VirtualHosts, func(i, j int) bool {
-		return m.VirtualHosts[i].Name != cs.SharedHost && m.VirtualHosts[j].Name == cs.SharedHost
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].Name != cs.SharedHost && out[j].Name == cs.SharedHost
 	})
-	// Only clusters some route still sends to (a loser of every conflict has none).
+	return out, problems
+}
+
+// usedClusters keeps only the clusters some route still sends to (a loser of
+// every conflict has none).
+func usedClusters(clusters []model.Cluster, vhosts []model.VirtualHost) []model.Cluster {
 	used := map[string]bool{}
-	for _, vh := range m.VirtualHosts {
+	for _, vh := range vhosts {
 		for _, r := range vh.Routes {
 			used[r.Cluster] = true
 		}
 	}
-	clusters := m.Clusters[:0]
-	for _, c := range m.Clusters {
+	out := clusters[:0]
+	for _, c := range clusters {
 		if used[c.Name] {
-			clusters = append(clusters, c)
+			out = append(out, c)
 		}
 	}
-	m.Clusters = clusters
-	mesh, ps := compileMesh(snap)
-	m.Mesh = mesh
-	problems = append(problems, ps...)
-	problems = append(problems, compileAuthz(snap, m)...)
-	m.Version = model.ContentVersion(m)
-	return m, problems
+	return out
 }
 
 func clusterFor(key string, r *cs.Routing) model.Cluster {
