@@ -11,7 +11,6 @@ import (
 
 // compileAuthz derives a policy for every route and the directory.
 func compileAuthz(snap *cs.Snapshot, m *model.Model) cs.Problems {
-	var problems cs.Problems
 	for _, vh := range m.VirtualHosts {
 		for _, r := range vh.Routes {
 			m.Policies = append(m.Policies, policyFor(snap, r))
@@ -23,9 +22,16 @@ func compileAuthz(snap *cs.Snapshot, m *model.Model) cs.Problems {
 		}
 	}
 	sort.Slice(m.Policies, func(i, j int) bool { return m.Policies[i].RouteID < m.Policies[j].RouteID })
+	ambiguous, problems := ambiguousIdentities(snap)
+	m.Directory = directory(snap, ambiguous)
+	return problems
+}
 
-	// Identity keys must be unambiguous: a key claimed by two entities maps
-	// to neither (fail closed) and is reported.
+// ambiguousIdentities: identity keys must be unambiguous. A key (an email,
+// an IdP subject, an OAuth client id) claimed by two entities maps to
+// neither (fail closed) and is reported on each.
+func ambiguousIdentities(snap *cs.Snapshot) (map[string]bool, cs.Problems) {
+	var problems cs.Problems
 	claimed := map[string][]*cs.Entity{}
 	add := func(k string, e *cs.Entity) { claimed[k] = append(claimed[k], e) }
 	for _, u := range snap.ByKind(cs.KindUser) {
@@ -65,6 +71,13 @@ func compileAuthz(snap *cs.Snapshot, m *model.Model) cs.Problems {
 				Fix:     "give each entity its own value"})
 		}
 	}
+	return ambiguous, problems
+}
+
+// directory is the catalog's users, groups and OAuth clients, without the
+// ambiguous identity keys.
+func directory(snap *cs.Snapshot, ambiguous map[string]bool) model.Directory {
+	var d model.Directory
 	for _, u := range snap.ByKind(cs.KindUser) {
 		du := model.User{Ref: u.Ref().Key(), Groups: snap.GroupsOf(u.Ref().Key())}
 		if u.Spec.Profile != nil && u.Spec.Profile.Email != "" && !ambiguous["email\x00"+strings.ToLower(u.Spec.Profile.Email)] {
@@ -77,14 +90,14 @@ func compileAuthz(snap *cs.Snapshot, m *model.Model) cs.Problems {
 				}
 			}
 		}
-		m.Directory.Users = append(m.Directory.Users, du)
+		d.Users = append(d.Users, du)
 	}
 	for _, g := range snap.ByKind(cs.KindGroup) {
 		dg := model.Group{Ref: g.Ref().Key(), Groups: snap.GroupsOf(g.Ref().Key())}
 		if g.Access != nil {
 			dg.IdpGroups = g.Access.IdpGroups
 		}
-		m.Directory.Groups = append(m.Directory.Groups, dg)
+		d.Groups = append(d.Groups, dg)
 	}
 	for _, c := range snap.ByKind(cs.KindComponent) {
 		if c.Access == nil || len(c.Access.ClientIDs) == 0 {
@@ -97,10 +110,10 @@ func compileAuthz(snap *cs.Snapshot, m *model.Model) cs.Problems {
 			}
 		}
 		if len(dc.ClientIDs) > 0 {
-			m.Directory.Clients = append(m.Directory.Clients, dc)
+			d.Clients = append(d.Clients, dc)
 		}
 	}
-	return problems
+	return d
 }
 
 func policyFor(snap *cs.Snapshot, r model.Route) model.Policy {
