@@ -81,7 +81,7 @@ fmt-check:
 
 # Regenerate golden files after an intended change to Compile or Translate.
 golden-update:
-	$(GO) test ./model/ ./xds/ -run Golden -update
+	$(GO) test ./model/compile/ ./xds/ -run Golden -update
 
 clean:
 	rm -rf bin

@@ -14,9 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
-
-	"gopkg.in/yaml.v3"
 )
 
 // BackstageSource follows a running Backstage catalog through its REST API.
@@ -165,9 +162,38 @@ type pageInfo struct {
 
 func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, error) {
 	first := b.status.LastSuccess.IsZero()
-	// 1. List uid and etag of everything, page by page. When nothing is
-	// known yet (the first poll), every entity is needed in full: list whole
-	// entities and skip the by-refs pass (a 10k catalog: 21 requests, not 122).
+	all, bodies, err := b.list(ctx)
+	if err != nil {
+		return false, err
+	}
+	fetch, deleted, replaced := b.changes(all)
+	if len(fetch) == 0 && len(deleted) == 0 && len(replaced) == 0 && !first {
+		b.held = nil
+		b.status.HeldDeletions = 0
+		return false, nil // the cheap case: nothing changed
+	}
+	next := make(map[string]*bsEntity, len(b.known)+len(fetch))
+	for uid, k := range b.known {
+		next[uid] = k
+	}
+	for _, uid := range replaced {
+		delete(next, uid)
+	}
+	if err := b.fetch(ctx, next, fetch, bodies); err != nil {
+		return false, err
+	}
+	b.deleteOrHold(next, deleted)
+	b.known = next
+	entities := b.commitGeneration(store, next)
+	b.Logger.Info("backstage catalog synced", "source", b.Name, "entities", entities, "fetched", len(fetch), "deleted", len(deleted)-b.status.HeldDeletions, "held", b.status.HeldDeletions)
+	return true, nil
+}
+
+// list lists uid and etag of everything, page by page. When nothing is
+// known yet (the first poll), every entity is needed in full: it lists whole
+// entities (bodies, by uid) and the by-refs pass is skipped (a 10k catalog:
+// 21 requests, not 122).
+func (b *BackstageSource) list(ctx context.Context) ([]listed, map[string]json.RawMessage, error) {
 	whole := len(b.known) == 0
 	var all []listed
 	bodies := map[string]json.RawMessage{} // by uid, when listed whole
@@ -192,12 +218,12 @@ func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, e
 				PageInfo pageInfo          `json:"pageInfo"`
 			}
 			if err := b.do(ctx, "GET", path, nil, &resp); err != nil {
-				return false, err
+				return nil, nil, err
 			}
 			for _, raw := range resp.Items {
 				var it listed
 				if err := json.Unmarshal(raw, &it); err != nil {
-					return false, fmt.Errorf("backstage by-query: unexpected item: %w", err)
+					return nil, nil, fmt.Errorf("backstage by-query: unexpected item: %w", err)
 				}
 				all = append(all, it)
 				if it.Metadata.UID != "" {
@@ -211,22 +237,28 @@ func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, e
 				PageInfo pageInfo `json:"pageInfo"`
 			}
 			if err := b.do(ctx, "GET", path, nil, &resp); err != nil {
-				return false, err
+				return nil, nil, err
 			}
 			all = append(all, resp.Items...)
 			next = resp.PageInfo.NextCursor
 		}
 		if next == "" {
-			break
+			return all, bodies, nil
 		}
 		if page > 100000 {
-			return false, fmt.Errorf("backstage pagination does not end")
+			return nil, nil, fmt.Errorf("backstage pagination does not end")
 		}
 		cursor = next
 	}
-	// 2. What changed.
+}
+
+// changes compares a listing with what is known: the entities to fetch (new
+// or with another etag), the uids deleted (sorted), and the uids replaced.
+// A ref listed under a new uid (the entity was recreated, or Backstage was
+// rebuilt with an in-memory database) replaces its old uid: that is not a
+// deletion.
+func (b *BackstageSource) changes(all []listed) (fetch []listed, deleted, replaced []string) {
 	seen := map[string]bool{}
-	var fetch []listed
 	for _, it := range all {
 		if it.Metadata.UID == "" {
 			continue
@@ -236,14 +268,10 @@ func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, e
 			fetch = append(fetch, it)
 		}
 	}
-	// A ref listed under a new uid (the entity was recreated, or Backstage
-	// was rebuilt with an in-memory database) replaces its old uid: that is
-	// not a deletion.
 	listedRefs := map[string]bool{}
 	for _, it := range all {
 		listedRefs[refKey(it)] = true
 	}
-	var deleted, replaced []string
 	for uid, k := range b.known {
 		switch {
 		case seen[uid]:
@@ -254,21 +282,14 @@ func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, e
 		}
 	}
 	sort.Strings(deleted)
-	if len(fetch) == 0 && len(deleted) == 0 && len(replaced) == 0 && !first {
-		b.held = nil
-		b.status.HeldDeletions = 0
-		return false, nil // the cheap case: nothing changed
-	}
-	// 3. Fetch the changed entities in full.
-	next := make(map[string]*bsEntity, len(b.known)+len(fetch))
-	for uid, k := range b.known {
-		next[uid] = k
-	}
-	for _, uid := range replaced {
-		delete(next, uid)
-	}
+	return fetch, deleted, replaced
+}
+
+// fetch parses the changed entities into next: from the bodies of a whole
+// listing, or fetched in full (by-refs, 100 at a time).
+func (b *BackstageSource) fetch(ctx context.Context, next map[string]*bsEntity, changed []listed, bodies map[string]json.RawMessage) error {
 	var remote []listed
-	for _, it := range fetch {
+	for _, it := range changed {
 		if raw, ok := bodies[it.Metadata.UID]; ok {
 			next[it.Metadata.UID] = b.parse(raw, it)
 			b.status.Fetched++
@@ -287,10 +308,10 @@ func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, e
 		}
 		body, _ := json.Marshal(map[string]any{"entityRefs": refs})
 		if err := b.do(ctx, "POST", "/api/catalog/entities/by-refs", body, &resp); err != nil {
-			return false, err
+			return err
 		}
 		if len(resp.Items) != len(batch) {
-			return false, fmt.Errorf("backstage by-refs answered %d items for %d refs", len(resp.Items), len(batch))
+			return fmt.Errorf("backstage by-refs answered %d items for %d refs", len(resp.Items), len(batch))
 		}
 		for j, raw := range resp.Items {
 			if len(raw) == 0 || string(raw) == "null" {
@@ -300,31 +321,39 @@ func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, e
 			b.status.Fetched++
 		}
 	}
-	// 4. Deletions; a mass deletion waits for the next poll to confirm it.
+	return nil
+}
+
+// deleteOrHold removes the deleted uids from next; a mass deletion waits
+// for the next poll to confirm it (the same uids deleted again).
+func (b *BackstageSource) deleteOrHold(next map[string]*bsEntity, deleted []string) {
 	b.status.HeldDeletions = 0
-	if len(deleted) > 0 {
-		if float64(len(deleted)) > b.MaxDeleteFraction*float64(len(b.known)) && !sameSet(b.held, deleted) {
-			b.held = map[string]bool{}
-			for _, uid := range deleted {
-				b.held[uid] = true
-			}
-			b.status.HeldDeletions = len(deleted)
-			b.Logger.Warn("backstage sync would delete a large share of the catalog; holding the deletions until the next poll confirms them",
-				"source", b.Name, "deletions", len(deleted), "entities", len(b.known))
-		} else {
-			for _, uid := range deleted {
-				delete(next, uid)
-			}
-			b.held = nil
-		}
-	} else {
+	if len(deleted) == 0 {
 		b.held = nil
+		return
 	}
-	b.known = next
-	// 5. One generation for the store.
+	if float64(len(deleted)) > b.MaxDeleteFraction*float64(len(b.known)) && !sameSet(b.held, deleted) {
+		b.held = map[string]bool{}
+		for _, uid := range deleted {
+			b.held[uid] = true
+		}
+		b.status.HeldDeletions = len(deleted)
+		b.Logger.Warn("backstage sync would delete a large share of the catalog; holding the deletions until the next poll confirms them",
+			"source", b.Name, "deletions", len(deleted), "entities", len(b.known))
+		return
+	}
+	for _, uid := range deleted {
+		delete(next, uid)
+	}
+	b.held = nil
+}
+
+// commitGeneration hands the known entities to the store as one generation
+// and returns how many are valid.
+func (b *BackstageSource) commitGeneration(store *Store, known map[string]*bsEntity) int {
 	var p Parsed
-	for _, uid := range sortedUIDs(next) {
-		k := next[uid]
+	for _, uid := range sortedUIDs(known) {
+		k := known[uid]
 		p.Problems = append(p.Problems, k.problems...)
 		if k.entity != nil {
 			p.Entities = append(p.Entities, k.entity)
@@ -334,14 +363,13 @@ func (b *BackstageSource) syncLocked(ctx context.Context, store *Store) (bool, e
 	}
 	b.status.Entities = len(p.Entities)
 	store.ReplaceSource(b.Name, p)
-	b.Logger.Info("backstage catalog synced", "source", b.Name, "entities", len(p.Entities), "fetched", len(fetch), "deleted", len(deleted)-b.status.HeldDeletions, "held", b.status.HeldDeletions)
-	return true, nil
+	return len(p.Entities)
 }
 
 // parse validates one entity from Backstage with the same rules as files.
 func (b *BackstageSource) parse(raw []byte, it listed) *bsEntity {
 	k := &bsEntity{etag: it.Metadata.Etag}
-	doc, err := (&jsonScan{data: raw}).value() // raw is an item of a decoded response: valid JSON
+	doc, err := jsonNode(raw)
 	if err != nil {
 		k.problems = Problems{{Severity: SeverityError, Source: b.Name, Message: "entity from Backstage is not valid JSON"}}
 		return k
@@ -360,124 +388,6 @@ func (b *BackstageSource) parse(raw []byte, it listed) *bsEntity {
 		k.entity = e
 	}
 	return k
-}
-
-// jsonNode builds the yaml.Node that yaml.Unmarshal builds from one JSON
-// value, so that entities from Backstage go through the same parseDocument
-// as files. yaml.v3 reads the long one-line JSON documents Backstage sends
-// slowly (its flow scanner re-queues tokens): it was 40% of a full sync's
-// CPU. jsonScan only splits JSON that is known to be valid (an item of a
-// response encoding/json has decoded); jsonNode checks first.
-func jsonNode(raw []byte) (*yaml.Node, error) {
-	if !json.Valid(raw) {
-		return nil, fmt.Errorf("not valid JSON")
-	}
-	return (&jsonScan{data: raw}).value()
-}
-
-type jsonScan struct {
-	data []byte
-	i    int
-	slab []yaml.Node // nodes are allocated in blocks
-}
-
-func (s *jsonScan) node(kind yaml.Kind, tag string, style yaml.Style, value string) *yaml.Node {
-	if len(s.slab) == 0 {
-		s.slab = make([]yaml.Node, 64)
-	}
-	n := &s.slab[0]
-	s.slab = s.slab[1:]
-	n.Kind, n.Tag, n.Style, n.Value, n.Line = kind, tag, style, value, 1
-	return n
-}
-
-func (s *jsonScan) skip() {
-	for s.i < len(s.data) {
-		switch s.data[s.i] {
-		case ' ', '\t', '\n', '\r', ',', ':':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-func (s *jsonScan) value() (*yaml.Node, error) {
-	s.skip()
-	if s.i >= len(s.data) {
-		return nil, fmt.Errorf("unexpected end of JSON")
-	}
-	switch c := s.data[s.i]; c {
-	case '{', '[':
-		n := s.node(yaml.MappingNode, "!!map", yaml.FlowStyle, "")
-		end := byte('}')
-		if c == '[' {
-			n.Kind, n.Tag, end = yaml.SequenceNode, "!!seq", ']'
-		}
-		s.i++
-		for {
-			s.skip()
-			if s.i >= len(s.data) {
-				return nil, fmt.Errorf("unexpected end of JSON")
-			}
-			if s.data[s.i] == end {
-				s.i++
-				return n, nil
-			}
-			v, err := s.value() // in a mapping, keys and values alternate
-			if err != nil {
-				return nil, err
-			}
-			n.Content = append(n.Content, v)
-		}
-	case '"':
-		str, err := s.str()
-		if err != nil {
-			return nil, err
-		}
-		return s.node(yaml.ScalarNode, "!!str", yaml.DoubleQuotedStyle, str), nil
-	case 't', 'f', 'n':
-		word := map[byte]string{'t': "true", 'f': "false", 'n': "null"}[c]
-		s.i += len(word)
-		if word == "null" {
-			return s.node(yaml.ScalarNode, "!!null", 0, word), nil
-		}
-		return s.node(yaml.ScalarNode, "!!bool", 0, word), nil
-	default: // a number
-		start, tag := s.i, "!!int"
-		for s.i < len(s.data) && strings.IndexByte("+-0123456789.eE", s.data[s.i]) >= 0 {
-			if c := s.data[s.i]; c == '.' || c == 'e' || c == 'E' {
-				tag = "!!float"
-			}
-			s.i++
-		}
-		if s.i == start {
-			return nil, fmt.Errorf("unexpected %q in JSON", s.data[s.i])
-		}
-		return s.node(yaml.ScalarNode, tag, 0, string(s.data[start:s.i])), nil
-	}
-}
-
-// str reads a string; one with escapes (or invalid UTF-8, which becomes
-// U+FFFD) goes through encoding/json.
-func (s *jsonScan) str() (string, error) {
-	start, escaped := s.i, false
-	for s.i++; s.i < len(s.data); s.i++ {
-		switch s.data[s.i] {
-		case '\\':
-			escaped = true
-			s.i++
-		case '"':
-			s.i++
-			if !escaped && utf8.Valid(s.data[start+1:s.i-1]) {
-				return string(s.data[start+1 : s.i-1]), nil
-			}
-			var out string
-			err := json.Unmarshal(s.data[start:s.i], &out)
-			return out, err
-		}
-	}
-	return "", fmt.Errorf("unexpected end of JSON")
 }
 
 func (b *BackstageSource) do(ctx context.Context, method, path string, body []byte, out any) error {

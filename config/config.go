@@ -192,156 +192,207 @@ func Defaults() Config {
 // Validate checks every key and returns all problems at once, each naming
 // the key and the fix.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, msg, fix string) { errs = append(errs, fmt.Errorf("%s: %s (fix: %s)", key, msg, fix)) }
-	addr := func(key, v string) {
-		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
-			bad(key, fmt.Sprintf("%q is not host:port", v), "write an address such as 127.0.0.1:18000")
-		}
+	v := &checker{}
+	v.addr("xds.listen", c.XDS.Listen)
+	v.addr("admin.listen", c.Admin.Listen)
+	v.xds(c.XDS)
+	v.edge(c.Edge)
+	v.catalog(c.Catalog)
+	v.addr("authz.listen", c.Authz.Listen)
+	v.tlsPair("xds.tls", c.XDS.TLS)
+	v.authz(c.Authz)
+	v.issuers(c.Issuers)
+	v.mesh(c.Mesh)
+	v.assertion(c.Assertion)
+	if c.Audit.Buffer < 1 {
+		v.bad("audit.buffer", "must be at least 1", "use e.g. 8192")
 	}
-	addr("xds.listen", c.XDS.Listen)
-	addr("admin.listen", c.Admin.Listen)
-	if c.XDS.Holdoff < 0 || c.XDS.Holdoff > 10*time.Second {
-		bad("xds.holdoff", fmt.Sprintf("%s is out of range", c.XDS.Holdoff), "use a duration from 0 to 10s, e.g. 100ms")
+	v.backstage(c.Catalog.Backstage)
+	v.log(c.Log)
+	return errors.Join(v.errs...)
+}
+
+// checker collects Validate's problems, in the order of the checks.
+type checker struct{ errs []error }
+
+func (v *checker) bad(key, msg, fix string) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s (fix: %s)", key, msg, fix))
+}
+
+func (v *checker) addr(key, value string) {
+	if _, port, err := net.SplitHostPort(value); err != nil || port == "" {
+		v.bad(key, fmt.Sprintf("%q is not host:port", value), "write an address such as 127.0.0.1:18000")
 	}
-	if c.XDS.SendBudgetMiB < 1 || c.XDS.SendBudgetMiB > 16384 {
-		bad("xds.send_budget_mib", fmt.Sprintf("%d is out of range", c.XDS.SendBudgetMiB), "use 1-16384 MiB, e.g. 128; keep it well under the kernel's TCP memory (net.ipv4.tcp_mem)")
+}
+
+func (v *checker) tlsPair(key string, t TLS) {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.bad(key+".cert_file", "cert_file and key_file must be given together", "give both, or neither for plaintext")
 	}
-	if net.ParseIP(c.Edge.Address) == nil {
-		bad("edge.address", fmt.Sprintf("%q is not an IP address", c.Edge.Address), "use 0.0.0.0 to listen on every interface, or one IP")
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		v.bad(key+".client_ca_file", "mutual TLS needs the listener's own cert_file and key_file", "add cert_file and key_file")
 	}
-	for i, h := range c.Edge.RemoveRequestHeaders {
+}
+
+// xds: the ranges of xds.* (xds.listen and xds.tls are checked with the
+// other listeners).
+func (v *checker) xds(x XDS) {
+	if x.Holdoff < 0 || x.Holdoff > 10*time.Second {
+		v.bad("xds.holdoff", fmt.Sprintf("%s is out of range", x.Holdoff), "use a duration from 0 to 10s, e.g. 100ms")
+	}
+	if x.SendBudgetMiB < 1 || x.SendBudgetMiB > 16384 {
+		v.bad("xds.send_budget_mib", fmt.Sprintf("%d is out of range", x.SendBudgetMiB), "use 1-16384 MiB, e.g. 128; keep it well under the kernel's TCP memory (net.ipv4.tcp_mem)")
+	}
+}
+
+func (v *checker) edge(e Edge) {
+	if net.ParseIP(e.Address) == nil {
+		v.bad("edge.address", fmt.Sprintf("%q is not an IP address", e.Address), "use 0.0.0.0 to listen on every interface, or one IP")
+	}
+	if e.Port == 0 || e.Port > 65535 {
+		v.bad("edge.port", fmt.Sprintf("%d is not a port", e.Port), "use 1-65535, e.g. 10000")
+	}
+	for i, h := range e.RemoveRequestHeaders {
 		if !validHeaderName(h) || h == "host" {
-			bad(fmt.Sprintf("edge.remove_request_headers[%d]", i), fmt.Sprintf("%q is not a header Envoy can remove", h),
+			v.bad(fmt.Sprintf("edge.remove_request_headers[%d]", i), fmt.Sprintf("%q is not a header Envoy can remove", h),
 				"use lower-case header names such as x-http-method-override (not host, nor a :pseudo-header)")
 		}
 	}
-	if c.Edge.Port == 0 || c.Edge.Port > 65535 {
-		bad("edge.port", fmt.Sprintf("%d is not a port", c.Edge.Port), "use 1-65535, e.g. 10000")
+}
+
+// catalog: the file source's keys (catalog.backstage has its own check).
+func (v *checker) catalog(c Catalog) {
+	if c.PollInterval < 100*time.Millisecond {
+		v.bad("catalog.poll_interval", fmt.Sprintf("%s is too short", c.PollInterval), "use at least 100ms, e.g. 1s")
 	}
-	if c.Catalog.PollInterval < 100*time.Millisecond {
-		bad("catalog.poll_interval", fmt.Sprintf("%s is too short", c.Catalog.PollInterval), "use at least 100ms, e.g. 1s")
-	}
-	for i, f := range c.Catalog.Files {
+	for i, f := range c.Files {
 		if strings.TrimSpace(f) == "" {
-			bad(fmt.Sprintf("catalog.files[%d]", i), "empty path", "remove the entry or name a file, directory or glob")
+			v.bad(fmt.Sprintf("catalog.files[%d]", i), "empty path", "remove the entry or name a file, directory or glob")
 		}
 	}
-	addr("authz.listen", c.Authz.Listen)
-	tlsPair := func(key string, t TLS) {
-		if (t.CertFile == "") != (t.KeyFile == "") {
-			bad(key+".cert_file", "cert_file and key_file must be given together", "give both, or neither for plaintext")
-		}
-		if t.ClientCAFile != "" && t.CertFile == "" {
-			bad(key+".client_ca_file", "mutual TLS needs the listener's own cert_file and key_file", "add cert_file and key_file")
-		}
+}
+
+// authz: authz.* but its listen address.
+func (v *checker) authz(a Authz) {
+	v.tlsPair("authz.tls", a.TLS)
+	if a.TLS.CertFile != "" && a.EnvoyTLS.CAFile == "" {
+		v.bad("authz.envoy_tls.ca_file", "authz.tls is on but Envoys are not told how to verify it", "give the CA file path as Envoys see it")
 	}
-	tlsPair("xds.tls", c.XDS.TLS)
-	tlsPair("authz.tls", c.Authz.TLS)
-	if c.Authz.TLS.CertFile != "" && c.Authz.EnvoyTLS.CAFile == "" {
-		bad("authz.envoy_tls.ca_file", "authz.tls is on but Envoys are not told how to verify it", "give the CA file path as Envoys see it")
+	if a.TLS.ClientCAFile != "" && (a.EnvoyTLS.CertFile == "" || a.EnvoyTLS.KeyFile == "") {
+		v.bad("authz.envoy_tls.cert_file", "authz.tls.client_ca_file asks Envoys for a client certificate, but none is configured", "give cert_file and key_file as Envoys see them")
 	}
-	if c.Authz.TLS.ClientCAFile != "" && (c.Authz.EnvoyTLS.CertFile == "" || c.Authz.EnvoyTLS.KeyFile == "") {
-		bad("authz.envoy_tls.cert_file", "authz.tls.client_ca_file asks Envoys for a client certificate, but none is configured", "give cert_file and key_file as Envoys see them")
+	if a.EnvoyAddress != "" {
+		v.addr("authz.envoy_address", a.EnvoyAddress)
 	}
-	if c.Authz.EnvoyAddress != "" {
-		addr("authz.envoy_address", c.Authz.EnvoyAddress)
+	if a.Timeout < 10*time.Millisecond || a.Timeout > 10*time.Second {
+		v.bad("authz.timeout", fmt.Sprintf("%s is out of range", a.Timeout), "use 10ms to 10s, e.g. 500ms")
 	}
-	if c.Authz.Timeout < 10*time.Millisecond || c.Authz.Timeout > 10*time.Second {
-		bad("authz.timeout", fmt.Sprintf("%s is out of range", c.Authz.Timeout), "use 10ms to 10s, e.g. 500ms")
+	if a.CacheSize < 0 {
+		v.bad("authz.cache_size", "negative", "use 0 to disable the cache, or a size such as 100000")
 	}
-	if c.Authz.CacheSize < 0 {
-		bad("authz.cache_size", "negative", "use 0 to disable the cache, or a size such as 100000")
+	if a.CacheTTL < 0 || a.CacheTTL > 10*time.Minute {
+		v.bad("authz.cache_ttl", fmt.Sprintf("%s is out of range", a.CacheTTL), "use 0 to 10m, e.g. 30s")
 	}
-	if c.Authz.CacheTTL < 0 || c.Authz.CacheTTL > 10*time.Minute {
-		bad("authz.cache_ttl", fmt.Sprintf("%s is out of range", c.Authz.CacheTTL), "use 0 to 10m, e.g. 30s")
-	}
+}
+
+func (v *checker) issuers(issuers []Issuer) {
 	names := map[string]bool{}
-	for i, is := range c.Issuers {
+	for i, is := range issuers {
 		key := fmt.Sprintf("issuers[%d]", i)
 		if is.Name == "" {
-			bad(key+".name", "missing", "give the issuer a short name, e.g. keycloak")
+			v.bad(key+".name", "missing", "give the issuer a short name, e.g. keycloak")
 		} else if names[is.Name] {
-			bad(key+".name", fmt.Sprintf("%q is used twice", is.Name), "give each issuer its own name")
+			v.bad(key+".name", fmt.Sprintf("%q is used twice", is.Name), "give each issuer its own name")
 		}
 		names[is.Name] = true
 		if u, err := url.Parse(is.IssuerURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad(key+".issuer_url", fmt.Sprintf("%q is not an http(s) URL", is.IssuerURL), "use the exact iss value of the tokens, e.g. https://idp.example.com/realms/main")
+			v.bad(key+".issuer_url", fmt.Sprintf("%q is not an http(s) URL", is.IssuerURL), "use the exact iss value of the tokens, e.g. https://idp.example.com/realms/main")
 		}
 		if is.JWKSURL != "" {
 			if u, err := url.Parse(is.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				bad(key+".jwks_url", fmt.Sprintf("%q is not an http(s) URL", is.JWKSURL), "leave it empty to use discovery, or give the JWKS URL")
+				v.bad(key+".jwks_url", fmt.Sprintf("%q is not an http(s) URL", is.JWKSURL), "leave it empty to use discovery, or give the JWKS URL")
 			}
 		}
 		if len(is.Audiences) == 0 {
-			bad(key+".audiences", "empty", "list the aud values gatehouse accepts, e.g. [gatehouse]")
+			v.bad(key+".audiences", "empty", "list the aud values gatehouse accepts, e.g. [gatehouse]")
 		}
 		for _, a := range is.Algorithms {
 			switch u := strings.ToUpper(a); {
 			case u == "NONE" || strings.HasPrefix(u, "HS"):
-				bad(key+".algorithms", fmt.Sprintf("%q is not allowed", a), "use public-key algorithms only: RS256, ES256, PS256, EdDSA ...")
+				v.bad(key+".algorithms", fmt.Sprintf("%q is not allowed", a), "use public-key algorithms only: RS256, ES256, PS256, EdDSA ...")
 			}
 		}
 		if is.ClockSkew < 0 || is.ClockSkew > 5*time.Minute {
-			bad(key+".clock_skew", fmt.Sprintf("%s is out of range", is.ClockSkew), "use 0 to 5m, e.g. 30s")
+			v.bad(key+".clock_skew", fmt.Sprintf("%s is out of range", is.ClockSkew), "use 0 to 5m, e.g. 30s")
 		}
 		for _, m := range is.MachineTokenClaims {
-			if k, v, ok := strings.Cut(m, "="); !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" {
-				bad(key+".machine_token_claims", fmt.Sprintf("%q is not claim=value", m), `write claim=value with {client} for the token's client id, e.g. "client_id={client}" for Keycloak`)
+			if claim, value, ok := strings.Cut(m, "="); !ok || strings.TrimSpace(claim) == "" || strings.TrimSpace(value) == "" {
+				v.bad(key+".machine_token_claims", fmt.Sprintf("%q is not claim=value", m), `write claim=value with {client} for the token's client id, e.g. "client_id={client}" for Keycloak`)
 			}
 		}
 		if is.GroupsClaim == "" && (is.GroupsPrefix != "" || is.GroupsNamespace != "") {
-			bad(key+".groups_claim", "empty, so groups_prefix and groups_namespace do nothing", "set groups_claim (e.g. groups) to map IdP groups, or remove groups_prefix and groups_namespace")
+			v.bad(key+".groups_claim", "empty, so groups_prefix and groups_namespace do nothing", "set groups_claim (e.g. groups) to map IdP groups, or remove groups_prefix and groups_namespace")
 		}
 	}
-	if c.Mesh.TrustDomain != "" {
-		if !meshca.ValidTrustDomain(c.Mesh.TrustDomain) {
-			bad("mesh.trust_domain", fmt.Sprintf("%q is not a SPIFFE trust domain", c.Mesh.TrustDomain), "use lower-case letters, digits, dots, dashes and underscores, e.g. prod.example.com")
-		}
-		if c.Mesh.CACert == "" || c.Mesh.CAKey == "" {
-			bad("mesh.ca_cert", "the mesh needs a CA certificate and key", "set mesh.ca_cert and mesh.ca_key (with mesh.generate_ca: true they are created at first start)")
-		}
-		if c.Mesh.CertTTL < 5*time.Second || c.Mesh.CertTTL > 30*24*time.Hour {
-			bad("mesh.cert_ttl", fmt.Sprintf("%s is out of range", c.Mesh.CertTTL), "use 5s to 720h, e.g. 1h (certificates are renewed at half their life)")
-		}
+}
+
+func (v *checker) mesh(m Mesh) {
+	if m.TrustDomain == "" {
+		return
 	}
-	if c.Assertion.Lifetime <= 0 || c.Assertion.Lifetime > time.Minute {
-		bad("assertion.lifetime", fmt.Sprintf("%s is out of range", c.Assertion.Lifetime), "use above 0 and at most 60s, e.g. 30s")
+	if !meshca.ValidTrustDomain(m.TrustDomain) {
+		v.bad("mesh.trust_domain", fmt.Sprintf("%q is not a SPIFFE trust domain", m.TrustDomain), "use lower-case letters, digits, dots, dashes and underscores, e.g. prod.example.com")
 	}
-	if c.Assertion.KeyFile == "" && c.Assertion.Rotate < time.Minute {
-		bad("assertion.rotate", fmt.Sprintf("%s is too short", c.Assertion.Rotate), "use at least 1m, e.g. 24h")
+	if m.CACert == "" || m.CAKey == "" {
+		v.bad("mesh.ca_cert", "the mesh needs a CA certificate and key", "set mesh.ca_cert and mesh.ca_key (with mesh.generate_ca: true they are created at first start)")
 	}
-	if c.Audit.Buffer < 1 {
-		bad("audit.buffer", "must be at least 1", "use e.g. 8192")
+	if m.CertTTL < 5*time.Second || m.CertTTL > 30*24*time.Hour {
+		v.bad("mesh.cert_ttl", fmt.Sprintf("%s is out of range", m.CertTTL), "use 5s to 720h, e.g. 1h (certificates are renewed at half their life)")
 	}
-	if bs := c.Catalog.Backstage; bs.BaseURL != "" {
-		if u, err := url.Parse(bs.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("catalog.backstage.base_url", fmt.Sprintf("%q is not an http(s) URL", bs.BaseURL), "give Backstage's backend URL, e.g. https://backstage.example.com")
-		}
-		if bs.TokenEnv == "" && bs.TokenFile == "" {
-			bad("catalog.backstage.token_env", "no token source", "name the environment variable (token_env) or file (token_file) that holds Backstage's static external-access token")
-		}
-		if bs.PollInterval < time.Second {
-			bad("catalog.backstage.poll_interval", fmt.Sprintf("%s is too short", bs.PollInterval), "use at least 1s, e.g. 30s")
-		}
-		if bs.PageSize < 1 || bs.PageSize > 10000 {
-			bad("catalog.backstage.page_size", fmt.Sprintf("%d is out of range", bs.PageSize), "use 1-10000, e.g. 500")
-		}
-		if bs.MaxDeleteFraction <= 0 || bs.MaxDeleteFraction > 1 {
-			bad("catalog.backstage.max_delete_fraction", fmt.Sprintf("%g is out of range", bs.MaxDeleteFraction), "use a share above 0 and at most 1, e.g. 0.5")
-		}
+}
+
+func (v *checker) assertion(a Assertion) {
+	if a.Lifetime <= 0 || a.Lifetime > time.Minute {
+		v.bad("assertion.lifetime", fmt.Sprintf("%s is out of range", a.Lifetime), "use above 0 and at most 60s, e.g. 30s")
 	}
-	switch strings.ToLower(c.Log.Level) {
+	if a.KeyFile == "" && a.Rotate < time.Minute {
+		v.bad("assertion.rotate", fmt.Sprintf("%s is too short", a.Rotate), "use at least 1m, e.g. 24h")
+	}
+}
+
+// backstage: catalog.backstage.*, when a base URL turns the source on.
+func (v *checker) backstage(bs Backstage) {
+	if bs.BaseURL == "" {
+		return
+	}
+	if u, err := url.Parse(bs.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		v.bad("catalog.backstage.base_url", fmt.Sprintf("%q is not an http(s) URL", bs.BaseURL), "give Backstage's backend URL, e.g. https://backstage.example.com")
+	}
+	if bs.TokenEnv == "" && bs.TokenFile == "" {
+		v.bad("catalog.backstage.token_env", "no token source", "name the environment variable (token_env) or file (token_file) that holds Backstage's static external-access token")
+	}
+	if bs.PollInterval < time.Second {
+		v.bad("catalog.backstage.poll_interval", fmt.Sprintf("%s is too short", bs.PollInterval), "use at least 1s, e.g. 30s")
+	}
+	if bs.PageSize < 1 || bs.PageSize > 10000 {
+		v.bad("catalog.backstage.page_size", fmt.Sprintf("%d is out of range", bs.PageSize), "use 1-10000, e.g. 500")
+	}
+	if bs.MaxDeleteFraction <= 0 || bs.MaxDeleteFraction > 1 {
+		v.bad("catalog.backstage.max_delete_fraction", fmt.Sprintf("%g is out of range", bs.MaxDeleteFraction), "use a share above 0 and at most 1, e.g. 0.5")
+	}
+}
+
+func (v *checker) log(l Log) {
+	switch strings.ToLower(l.Level) {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level", fmt.Sprintf("%q is not a level", c.Log.Level), "use debug, info, warn or error")
+		v.bad("log.level", fmt.Sprintf("%q is not a level", l.Level), "use debug, info, warn or error")
 	}
-	switch c.Log.Format {
+	switch l.Format {
 	case "text", "json":
 	default:
-		bad("log.format", fmt.Sprintf("%q is not a format", c.Log.Format), "use text or json")
+		v.bad("log.format", fmt.Sprintf("%q is not a format", l.Format), "use text or json")
 	}
-	return errors.Join(errs...)
 }
 
 // validHeaderName: a lower-case HTTP field name (RFC 9110 token).

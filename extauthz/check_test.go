@@ -17,6 +17,8 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 )
 
 // fakeVerifier maps fixed token strings to identities; it stands in for
@@ -67,7 +69,7 @@ func newTestServer(t testing.TB) (*Server, *fakeVerifier, *Signer, *Audit, *lock
 	buf := &lockedBuffer{}
 	audit := NewAudit(buf, 100)
 	s := NewServer(Options{CacheSize: 1000, CacheTTL: time.Minute}, v, signer, audit, nil)
-	s.SetModel(compileTestdata(t, "testdata/policy-catalog.yaml"))
+	s.SetModel(testcatalog.MustFiles(t, "testdata/policy-catalog.yaml"))
 	return s, v, signer, audit, buf
 }
 
@@ -230,7 +232,7 @@ func TestDecisionCache(t *testing.T) {
 		t.Fatalf("verifications %d, want 2", n)
 	}
 	// A new model drops the cache.
-	m := compileTestdata(t, "testdata/policy-catalog.yaml")
+	m := testcatalog.MustFiles(t, "testdata/policy-catalog.yaml")
 	m2 := *m
 	m2.Version = "changed"
 	s.SetModel(&m2)

@@ -4,22 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
-	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 )
-
-func compileTestdata(t testing.TB, file string) *model.Model {
-	t.Helper()
-	parsed, _ := (&cs.FileSource{Name: "files", Paths: []string{file}}).Load()
-	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, problems := model.Compile(snap)
-	for _, p := range append(snap.Problems, problems...) {
-		if p.Severity == cs.SeverityError {
-			t.Fatalf("test catalog: %s", p)
-		}
-	}
-	return m
-}
 
 const (
 	ordersRoute = "component:default/orders@*/orders"
@@ -28,7 +14,7 @@ const (
 )
 
 func TestDecide(t *testing.T) {
-	m := compileTestdata(t, "testdata/policy-catalog.yaml")
+	m := testcatalog.MustFiles(t, "testdata/policy-catalog.yaml")
 	e := NewEngine(m)
 	// user: a token whose email (if any) is verified and whose issuer maps
 	// the given IdP groups.
@@ -98,7 +84,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestExplainMatchesRoutes(t *testing.T) {
-	m := compileTestdata(t, "testdata/policy-catalog.yaml")
+	m := testcatalog.MustFiles(t, "testdata/policy-catalog.yaml")
 	e := NewEngine(m)
 	res, err := Explain(t.Context(), e, m, nil, ExplainRequest{Principal: "user:default/bob", Method: "GET", URL: "http://gw.example.com/orders/reports/1?x=1"})
 	if err != nil {

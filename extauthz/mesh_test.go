@@ -11,7 +11,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -88,19 +88,6 @@ func spiffe(ns, name string) string {
 	return "spiffe://" + meshTrustDomain + "/ns/" + ns + "/component/" + name
 }
 
-func compileInline(t testing.TB, src string) *model.Model {
-	t.Helper()
-	parsed := cs.ParseFile("files", "catalog.yaml", []byte(src))
-	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, problems := model.Compile(snap)
-	for _, p := range append(append(parsed.Problems, snap.Problems...), problems...) {
-		if p.Severity == cs.SeverityError {
-			t.Fatalf("test catalog: %s", p)
-		}
-	}
-	return m
-}
-
 // auditSink hands each audit record to the test as it is written.
 type auditSink struct {
 	mu      sync.Mutex
@@ -139,7 +126,7 @@ func newMeshServer(t *testing.T, trustDomain string) *meshFixture {
 	audit := NewAudit(sink, 100)
 	t.Cleanup(audit.Close)
 	ms := NewServer(Options{CacheSize: 1000, CacheTTL: time.Minute, TrustDomain: trustDomain}, v, signer, audit, nil)
-	ms.SetModel(compileInline(t, meshPolicyCatalog))
+	ms.SetModel(testcatalog.Must(t, meshPolicyCatalog))
 	return &meshFixture{s: ms, v: v, signer: signer, sink: sink}
 }
 
@@ -286,7 +273,7 @@ func TestCheckMeshCacheIsPerPeer(t *testing.T) {
 	}
 	for name, seq := range seqs {
 		t.Run(name, func(t *testing.T) {
-			f.s.SetModel(func() *model.Model { m := compileInline(t, meshPolicyCatalog); m.Version = name; return m }()) // an empty cache per sequence
+			f.s.SetModel(func() *model.Model { m := testcatalog.Must(t, meshPolicyCatalog); m.Version = name; return m }()) // an empty cache per sequence
 			for i, st := range seq {
 				var hdr map[string]string
 				if st.token != "" {
@@ -312,7 +299,7 @@ func TestCheckMeshCacheIsPerPeer(t *testing.T) {
 	}
 	// The cache does serve a repeated (token, peer): the token is verified
 	// once.
-	f.s.SetModel(func() *model.Model { m := compileInline(t, meshPolicyCatalog); m.Version = "again"; return m }())
+	f.s.SetModel(func() *model.Model { m := testcatalog.Must(t, meshPolicyCatalog); m.Version = "again"; return m }())
 	before := f.v.calls.Load()
 	for i := 0; i < 3; i++ {
 		_, rec := f.check(t, meshReq(meshOrdersAPI, "/orders/v1/items", spiffe("default", "checkout"), true, bearer("alice-token")))

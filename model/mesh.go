@@ -1,23 +1,12 @@
 package model
 
-import (
-	"net"
-	"sort"
-
-	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
-)
+import "sort"
 
 // MeshDomain is the DNS suffix of mesh names: an application reaches an API
 // it consumes at http://<api>.<namespace>.gatehouse.internal through its
 // sidecar's outbound listener (and a component it depends on at
 // http://<component>.<namespace>.gatehouse.internal).
 const MeshDomain = "gatehouse.internal"
-
-// meshRouteHost marks the route ids of sidecar inbound routes
-// (<component>@mesh:<prefix>, also for the routes of its APIs); a colon
-// never occurs in a host name, so these ids cannot collide with edge route
-// ids (<entity>@<host><prefix>).
-const meshRouteHost = "mesh:"
 
 // MeshService is one Component in the mesh (gatehouse.dev/mesh-address):
 // what its sidecar serves inbound and which names it may call outbound.
@@ -53,136 +42,7 @@ func (m *Model) MeshService(component string) *MeshService {
 	return nil
 }
 
-// MeshHost is the mesh name of an entity ref key (kind:namespace/name).
-func MeshHost(ref cs.Ref) string {
-	return ref.Name + "." + ref.Namespace + "." + MeshDomain
-}
-
-func compileMesh(snap *cs.Snapshot) ([]MeshService, cs.Problems) {
-	var out []MeshService
-	var problems cs.Problems
-	for _, e := range snap.ByKind(cs.KindComponent) {
-		if e.Mesh == nil {
-			continue
-		}
-		key := e.Ref().Key()
-		svc := MeshService{Component: key, Address: Endpoint{Host: e.Mesh.Host, Port: e.Mesh.Port}, Discovery: DiscoveryStatic}
-		if net.ParseIP(e.Mesh.Host) == nil {
-			svc.Discovery = DiscoveryDNS
-		}
-		timeout := DefaultRouteTimeout
-		if e.Routing != nil && e.Routing.Timeout > 0 {
-			timeout = e.Routing.Timeout
-		}
-		// The whole application, plus a route of its own for every API it
-		// provides that scopes its paths (so consumers of that API reach
-		// exactly those paths), plus its public paths.
-		base := Route{ID: key + "@" + meshRouteHost + "/", Entity: key, Prefix: "/", Cluster: key, Timeout: Duration(timeout)}
-		svc.Inbound = append(svc.Inbound, base)
-		// Ids are the component's, not the API's: an API provided by
-		// several mesh components gets a route (and a policy, with each
-		// provider's owners and rules) on each. Two APIs of one component
-		// with the same prefix share one route, the smallest API's (Envoy
-		// would match only the first anyway).
-		apis := e.RelationTargets(cs.RelProvidesAPI)
-		sort.Strings(apis)
-		prefixes := map[string]bool{}
-		for _, apiKey := range apis {
-			api := snap.Get(apiKey)
-			if api == nil || api.Routing == nil || api.Routing.PathPrefix == "" || api.Routing.PathPrefix == "/" || prefixes[api.Routing.PathPrefix] {
-				continue
-			}
-			ap := api.Routing.PathPrefix
-			prefixes[ap] = true
-			svc.Inbound = append(svc.Inbound, Route{ID: key + "@" + meshRouteHost + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: Duration(timeout)})
-		}
-		pub, ps := publicRoutes(e, base)
-		svc.Inbound = append(svc.Inbound, pub...)
-		problems = append(problems, ps...)
-		sortRoutes(svc.Inbound)
-
-		var targets []MeshTarget
-		for _, apiKey := range e.RelationTargets(cs.RelConsumesAPI) {
-			api := snap.Get(apiKey)
-			if api == nil {
-				continue // a relation to an entity not in the catalog (reported by validation)
-			}
-			t := MeshTarget{Host: MeshHost(api.Ref()), Ref: apiKey, Via: "consumesApis"}
-			var providers []string
-			for _, p := range api.RelationTargets(cs.RelAPIProvidedBy) {
-				if pe := snap.Get(p); pe != nil && pe.Kind == cs.KindComponent && pe.Mesh != nil {
-					providers = append(providers, p)
-				}
-			}
-			sort.Strings(providers)
-			switch {
-			case len(providers) == 0:
-				t.Unreachable = "no Component providing " + api.Ref().String() + " is in the mesh (fix: set " + cs.AnnMeshAddress + " on its provider)"
-			default:
-				t.Provider = providers[0]
-				if len(providers) > 1 {
-					problems = append(problems, cs.Problem{Severity: cs.SeverityWarning, Source: api.Origin.Source, File: api.Origin.File, Line: api.Origin.Line,
-						Entity: api.Ref().String(), Field: "relations[apiProvidedBy]",
-						Message: "several mesh components provide this API; sidecars send its calls to " + providers[0] + " (smallest ref)",
-						Fix:     "let one Component provide the API, or give each provider its own API entity"})
-				}
-			}
-			targets = append(targets, t)
-		}
-		for _, dep := range e.RelationTargets(cs.RelDependsOn) {
-			de := snap.Get(dep)
-			if de == nil || de.Kind != cs.KindComponent {
-				continue // dependencies on Resources (databases, queues) are not HTTP services in the mesh
-			}
-			t := MeshTarget{Host: MeshHost(de.Ref()), Ref: dep, Via: "dependsOn"}
-			if de.Mesh != nil {
-				t.Provider = dep
-			} else {
-				t.Unreachable = de.Ref().String() + " is not in the mesh (fix: set " + cs.AnnMeshAddress + " on it)"
-			}
-			targets = append(targets, t)
-		}
-		// One target per name; an API and a component of the same name and
-		// namespace served by different components is ambiguous: the API
-		// keeps the name and the clash is reported.
-		sort.SliceStable(targets, func(i, j int) bool {
-			if targets[i].Host != targets[j].Host {
-				return targets[i].Host < targets[j].Host
-			}
-			return targets[i].Via < targets[j].Via // consumesApis before dependsOn
-		})
-		for _, t := range targets {
-			if n := len(svc.Outbound); n > 0 && svc.Outbound[n-1].Host == t.Host {
-				if prev := svc.Outbound[n-1]; prev.Provider != t.Provider {
-					problems = append(problems, cs.Problem{Severity: cs.SeverityWarning, Source: e.Origin.Source, File: e.Origin.File, Line: e.Origin.Line,
-						Entity: e.Ref().String(), Field: "spec.dependsOn",
-						Message: "mesh name " + t.Host + " of " + t.Ref + " is taken by " + prev.Ref + "; the sidecar routes it to " + prev.Ref,
-						Fix:     "rename one of the two entities"})
-				}
-				continue
-			}
-			svc.Outbound = append(svc.Outbound, t)
-		}
-		out = append(out, svc)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Component < out[j].Component })
-	return out, problems
-}
-
-// sortRoutes orders routes most specific first: exact paths, then the
-// longest prefix, a public subtree before an equal protected prefix.
-func sortRoutes(rs []Route) {
-	sort.SliceStable(rs, func(i, j int) bool {
-		a, b := rs[i], rs[j]
-		if (a.Path != "") != (b.Path != "") {
-			return a.Path != ""
-		}
-		if len(a.Prefix) != len(b.Prefix) {
-			return len(a.Prefix) > len(b.Prefix)
-		}
-		if a.Public != b.Public {
-			return a.Public
-		}
-		return a.ID < b.ID
-	})
+// MeshHost is the mesh name of an entity, from its ref's name and namespace.
+func MeshHost(name, namespace string) string {
+	return name + "." + namespace + "." + MeshDomain
 }

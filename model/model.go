@@ -1,6 +1,9 @@
 // Package model is gatehouse's intermediate representation: plain, immutable
-// structs compiled from a catalog snapshot and consumed by the xDS translator
-// and (later) the authorization engine. It knows nothing of Envoy.
+// structs compiled from a catalog snapshot (by package model/compile) and
+// consumed by the xDS translator and the authorization engine. It is a leaf:
+// it knows nothing of Envoy and imports no other gatehouse package, so xds
+// and extauthz link neither the catalog store nor its sources
+// (internal/depcheck checks this).
 package model
 
 import (
@@ -59,6 +62,9 @@ type Route struct {
 	Cluster      string   `json:"cluster" yaml:"cluster"`
 	Timeout      Duration `json:"timeout" yaml:"timeout"`
 }
+
+// DefaultRouteTimeout applies when an entity sets no gatehouse.dev/timeout.
+const DefaultRouteTimeout = 15 * time.Second
 
 // Discovery says how Envoy finds a cluster's endpoints.
 type Discovery string

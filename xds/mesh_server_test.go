@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 	"github.com/gatehouse-dev/gatehouse/meshca"
 )
 
@@ -65,7 +66,7 @@ func startMeshServer(t *testing.T, ttl time.Duration) (*Server, discoverygrpc.Ag
 	t.Helper()
 	ca := newTestCA(t)
 	s, c := startServerWith(t, meshOptions(ttl), func(ctx context.Context, s *Server) { s.EnableMesh(ctx, ca, ttl) })
-	s.SetModel(compileCatalog(t, serverMeshCatalog))
+	s.SetModel(testcatalog.Must(t, serverMeshCatalog))
 	waitPushed(t, s)
 	return s, c
 }
@@ -255,7 +256,7 @@ func TestSidecarWithoutConfig(t *testing.T) {
 // Without the mesh enabled a sidecar gets nothing and is told why.
 func TestSidecarWithoutMesh(t *testing.T) {
 	s, c := startServer(t)
-	s.SetModel(compileCatalog(t, serverMeshCatalog))
+	s.SetModel(testcatalog.Must(t, serverMeshCatalog))
 	waitPushed(t, s)
 	_, in := connectSotW(t, c, sidecarNode("orders-1", map[string]any{"component": "component:default/orders", "app_port": "8080"}))
 	if resp, got := in.next(300 * time.Millisecond); got {
@@ -401,7 +402,7 @@ func TestSidecarComponentLeavesAndReturns(t *testing.T) {
 	})
 
 	without := strings.Replace(serverMeshCatalog, `annotations: {gatehouse.dev/mesh-address: "orders.svc:15006"}`, `annotations: {}`, 1)
-	s.SetModel(compileCatalog(t, without))
+	s.SetModel(testcatalog.Must(t, without))
 	waitPushed(t, s)
 	if n, _ := nodeInfo(s, "orders-1"); !strings.Contains(n.Error, "not a mesh Component") {
 		t.Fatalf("error %q", n.Error)
@@ -412,7 +413,7 @@ func TestSidecarComponentLeavesAndReturns(t *testing.T) {
 
 	// Back, now also depending on checkout: a new cluster to push.
 	back := strings.Replace(serverMeshCatalog, `providesApis: [orders-api]}`, `providesApis: [orders-api], dependsOn: [component:checkout]}`, 1)
-	s.SetModel(compileCatalog(t, back))
+	s.SetModel(testcatalog.Must(t, back))
 	waitPushed(t, s)
 	if n, _ := nodeInfo(s, "orders-1"); n.Error != "" {
 		t.Fatalf("error %q after the component returned", n.Error)

@@ -11,26 +11,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 	"github.com/gatehouse-dev/gatehouse/meshca"
-
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 const testTrustDomain = "example.test"
-
-func compileCatalog(t testing.TB, src string) *model.Model {
-	t.Helper()
-	parsed := cs.ParseFile("files", "catalog.yaml", []byte(src))
-	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, problems := model.Compile(snap)
-	for _, p := range append(append(parsed.Problems, snap.Problems...), problems...) {
-		if p.Severity == cs.SeverityError {
-			t.Fatalf("test catalog: %s", p)
-		}
-	}
-	return m
-}
 
 // meshCatalog: a consumes b's API and depends on d; then n components that
 // have nothing to do with a (each in the mesh and at the edge, each with an
@@ -121,7 +107,7 @@ func marshalAll(t *testing.T, items []types.Resource) [][]byte {
 // change elsewhere in the catalog pushes nothing to it, and a big catalog
 // does not make every sidecar big).
 func TestSidecarConfigIndependentOfCatalog(t *testing.T) {
-	small, big := compileCatalog(t, meshCatalog(5)), compileCatalog(t, meshCatalog(500))
+	small, big := testcatalog.Must(t, meshCatalog(5)), testcatalog.Must(t, meshCatalog(500))
 	if len(big.Mesh) != 503 || small.Version == big.Version {
 		t.Fatalf("test catalogs: %d mesh components, versions %s %s", len(big.Mesh), small.Version, big.Version)
 	}

@@ -12,6 +12,7 @@ import (
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/internal/golden"
 	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 	"github.com/gatehouse-dev/gatehouse/xds/translate"
 )
 
@@ -134,7 +135,7 @@ func compileGoldenCatalog(t *testing.T, name, src string) model.Model {
 	t.Helper()
 	parsed := cs.ParseFile("files", "catalog-info.yaml", []byte(src))
 	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, problems := model.Compile(snap)
+	m, problems := compile.Compile(snap)
 	var b strings.Builder
 	for _, p := range append(append(parsed.Problems, snap.Problems...), problems...) {
 		b.WriteString(p.String() + "\n")

@@ -6,18 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
-
-// compileDir loads a directory written by WriteDir the way gatehouse does.
-func compileDir(t *testing.T, dir string) (*model.Model, cs.Problems) {
-	t.Helper()
-	parsed, _ := (&cs.FileSource{Name: "files", Paths: []string{dir}}).Load()
-	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, ps := model.Compile(snap)
-	return m, append(append(cs.Problems(nil), snap.Problems...), ps...)
-}
 
 func count(m *model.Model) (routes int) {
 	for _, vh := range m.VirtualHosts {
@@ -44,7 +35,7 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 	if len(wrote) != 7 { // org.yaml + 6 shards
 		t.Fatalf("wrote %v", wrote)
 	}
-	m, ps := compileDir(t, dir)
+	m, ps := testcatalog.CompileFiles(dir)
 	if len(ps) != 0 {
 		t.Fatalf("problems: %v", ps)
 	}
@@ -59,7 +50,7 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 	if err := os.WriteFile(single, c.YAML(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m2, ps := compileDir(t, single)
+	m2, ps := testcatalog.CompileFiles(single)
 	if len(ps) != 0 || m2.Version != m.Version {
 		t.Fatalf("single file: version %s vs %s, problems %v", m2.Version, m.Version, ps)
 	}
@@ -71,7 +62,7 @@ func TestMutations(t *testing.T) {
 	if _, err := c.WriteDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	base, _ := compileDir(t, dir)
+	base, _ := testcatalog.CompileFiles(dir)
 	step := func(name string, mutate func(), wantFiles []string) *model.Model {
 		t.Helper()
 		mutate()
@@ -87,7 +78,7 @@ func TestMutations(t *testing.T) {
 				t.Fatalf("%s: wrote %v, want %v", name, wrote, wantFiles)
 			}
 		}
-		m, ps := compileDir(t, dir)
+		m, ps := testcatalog.CompileFiles(dir)
 		if len(ps) != 0 {
 			t.Fatalf("%s: problems %v", name, ps)
 		}

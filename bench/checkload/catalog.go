@@ -8,6 +8,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/bench/catgen"
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 )
 
 // The benchmark's own entities, the same in every catalog size: the route
@@ -95,7 +96,7 @@ func writeCatalog(name, dir string, components int) (*benchCatalog, error) {
 	}
 	parsed, _ := (&cs.FileSource{Name: "files", Paths: []string{dir}}).Load()
 	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, ps := model.Compile(snap)
+	m, ps := compile.Compile(snap)
 	ps = append(append(cs.Problems(nil), snap.Problems...), ps...)
 	if ps.Errors() > 0 {
 		return nil, fmt.Errorf("catalog %s: %d errors, first: %v", name, ps.Errors(), ps[0])

@@ -42,7 +42,7 @@ import (
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
-	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 	"github.com/gatehouse-dev/gatehouse/xds"
 )
 
@@ -182,7 +182,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		return err
 	}
 	parsed, _ := (&cs.FileSource{Name: "files", Paths: []string{catalogPath}}).Load()
-	m, probs := model.Compile(cs.NewStore("files").ReplaceSource("files", parsed))
+	m, probs := compile.Compile(cs.NewStore("files").ReplaceSource("files", parsed))
 	if n := parsed.Problems.Errors() + probs.Errors(); n > 0 || parsed.ReadErrors > 0 {
 		return fmt.Errorf("the benchmark catalog has %d problems: %v %v", n, parsed.Problems, probs)
 	}

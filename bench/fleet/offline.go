@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
-	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 	"github.com/gatehouse-dev/gatehouse/xds"
 )
 
@@ -40,7 +40,7 @@ func measureOffline(dir string, opts xds.Options, reps int) (*offline, error) {
 			runtime.ReadMemStats(&ms0)
 		}
 		t2 := time.Now()
-		m, _ := model.Compile(snap)
+		m, _ := compile.Compile(snap)
 		t3 := time.Now()
 		res, err := xds.Translate(m, xds.Node{ID: "offline", Role: xds.RoleEdge}, opts)
 		if err != nil {
@@ -105,7 +105,7 @@ func newIncremental(dir string) *incremental {
 // current content.
 func (in *incremental) expect(opts xds.Options) (*expected, error) {
 	parsed, _ := in.src.Load()
-	m, _ := model.Compile(in.store.ReplaceSource("files", parsed))
+	m, _ := compile.Compile(in.store.ReplaceSource("files", parsed))
 	res, err := xds.Translate(m, xds.Node{ID: "expect", Role: xds.RoleEdge}, opts)
 	if err != nil {
 		return nil, err

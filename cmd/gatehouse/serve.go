@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/tlsfiles"
 	"github.com/gatehouse-dev/gatehouse/meshca"
 	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 	"github.com/gatehouse-dev/gatehouse/xds"
 )
 
@@ -186,7 +187,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	})
 	run("compile", func() {
 		lastVersion := ""
-		model.Follow(runCtx, store, cfg.XDS.Holdoff, func(m *model.Model, snap *cs.Snapshot, ps cs.Problems) {
+		compile.Follow(runCtx, store, cfg.XDS.Holdoff, func(m *model.Model, snap *cs.Snapshot, ps cs.Problems) {
 			problems.Store(&ps)
 			// Policies first: a route id Envoy learns must already be known
 			// to Check.

@@ -7,6 +7,7 @@ import (
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/model"
+	"github.com/gatehouse-dev/gatehouse/model/compile"
 )
 
 func validateCmd() *cobra.Command {
@@ -44,6 +45,6 @@ func validateCmd() *cobra.Command {
 func compileCatalog(src *cs.FileSource) (*model.Model, *cs.Snapshot, cs.Problems) {
 	parsed, _ := src.Load()
 	snap := cs.NewStore(src.Name).ReplaceSource(src.Name, parsed)
-	m, problems := model.Compile(snap)
+	m, problems := compile.Compile(snap)
 	return m, snap, append(append(cs.Problems(nil), snap.Problems...), problems...)
 }

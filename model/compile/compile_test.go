@@ -1,4 +1,4 @@
-package model
+package compile
 
 import (
 	"path/filepath"
@@ -8,6 +8,7 @@ import (
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
 	"github.com/gatehouse-dev/gatehouse/internal/golden"
+	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 // TestCompileGolden: testdata/<case>.in.yaml (a catalog) compiles to
@@ -31,8 +32,8 @@ func TestCompileGolden(t *testing.T) {
 			if again.Version != m.Version {
 				t.Errorf("second compile of the same snapshot: version %s, first %s", again.Version, m.Version)
 			}
-			if m.Version != ContentVersion(m) {
-				t.Errorf("Version %s is not the content hash %s", m.Version, ContentVersion(m))
+			if m.Version != model.ContentVersion(m) {
+				t.Errorf("Version %s is not the content hash %s", m.Version, model.ContentVersion(m))
 			}
 		})
 	}

@@ -1,43 +1,64 @@
-package model
+// Package compile turns a catalog snapshot into a model.Model (Compile) and
+// follows a store's generations (Follow). It is the one place that reads
+// both catalogsync and model: the IR stays a leaf, and xds and extauthz,
+// which import only model, never link the catalog store or its sources.
+package compile
 
 import (
 	"net"
 	"sort"
 	"strings"
-	"time"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/model"
 )
-
-// DefaultRouteTimeout applies when an entity sets no gatehouse.dev/timeout.
-const DefaultRouteTimeout = 15 * time.Second
 
 // Compile turns a catalog snapshot into a Model. It is a pure function of the
 // snapshot: the same catalog gives the same Model and Version. Problems found
 // while compiling (route conflicts, API prefixes outside their provider) are
 // returned; the affected routes are left out, everything else compiles.
-func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
-	var problems cs.Problems
-	type claim struct {
-		route  Route
-		entity *cs.Entity // who made the claim (the component, or the API)
-		host   string
-	}
-	claims := map[string][]claim{} // "host prefix" -> claims
-	m := &Model{}
+func Compile(snap *cs.Snapshot) (*model.Model, cs.Problems) {
+	m := &model.Model{}
+	claims, clusters, problems := claimRoutes(snap)
+	vhosts, ps := resolveClaims(claims)
+	problems = append(problems, ps...)
+	m.VirtualHosts = vhosts
+	m.Clusters = usedClusters(clusters, vhosts)
+	mesh, ps := compileMesh(snap)
+	m.Mesh = mesh
+	problems = append(problems, ps...)
+	problems = append(problems, compileAuthz(snap, m)...)
+	m.Version = model.ContentVersion(m)
+	return m, problems
+}
 
+// claim is one entity's claim on a host and prefix: the component's own
+// route, or the route of an API that scopes its provider's paths.
+type claim struct {
+	route  model.Route
+	entity *cs.Entity // who made the claim (the component, or the API)
+	host   string
+}
+
+// claimRoutes collects every routed entity's cluster and its route claims,
+// keyed "host prefix"; an API prefix outside its provider's prefix is a
+// problem and claims nothing.
+func claimRoutes(snap *cs.Snapshot) (map[string][]claim, []model.Cluster, cs.Problems) {
+	var problems cs.Problems
+	var clusters []model.Cluster
+	claims := map[string][]claim{} // "host prefix" -> claims
 	for _, e := range snap.Routed() {
 		ref := e.Ref()
 		key := ref.Key()
 		r := e.Routing
 		timeout := r.Timeout
 		if timeout == 0 {
-			timeout = DefaultRouteTimeout
+			timeout = model.DefaultRouteTimeout
 		}
-		m.Clusters = append(m.Clusters, clusterFor(key, r))
+		clusters = append(clusters, clusterFor(key, r))
 		prefix := r.RoutePrefix(e.Metadata.Name)
 		for _, host := range r.RouteHosts() {
-			c := claim{entity: e, host: host, route: Route{ID: key + "@" + host + prefix, Entity: key, Prefix: prefix, Cluster: key, Timeout: Duration(timeout)}}
+			c := claim{entity: e, host: host, route: model.Route{ID: key + "@" + host + prefix, Entity: key, Prefix: prefix, Cluster: key, Timeout: model.Duration(timeout)}}
 			claims[host+" "+prefix] = append(claims[host+" "+prefix], c)
 		}
 		// APIs this entity provides that scope their own paths.
@@ -55,17 +76,22 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 				continue
 			}
 			for _, host := range r.RouteHosts() {
-				c := claim{entity: api, host: host, route: Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: Duration(timeout)}}
+				c := claim{entity: api, host: host, route: model.Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: model.Duration(timeout)}}
 				claims[host+" "+ap] = append(claims[host+" "+ap], c)
 			}
 		}
 	}
+	return claims, clusters, problems
+}
 
-	// Resolve conflicts: one winner per host+prefix. An API scoping its own
-	// provider's prefix is a refinement, not a conflict; between different
-	// entities the smallest ref wins (deterministic across replicas) and the
-	// others are reported.
-	vhosts := map[string]*VirtualHost{}
+// resolveClaims picks one winner per host+prefix and builds the virtual
+// hosts. An API scoping its own provider's prefix is a refinement, not a
+// conflict; between different entities the smallest ref wins (deterministic
+// across replicas) and the others are reported. A winning component route
+// brings its public paths along.
+func resolveClaims(claims map[string][]claim) ([]model.VirtualHost, cs.Problems) {
+	var problems cs.Problems
+	vhosts := map[string]*model.VirtualHost{}
 	for _, k := range sortedKeys(claims) {
 		cl := claims[k]
 		sort.SliceStable(cl, func(i, j int) bool {
@@ -88,7 +114,7 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 		}
 		vh := vhosts[win.host]
 		if vh == nil {
-			vh = &VirtualHost{Name: win.host, Domains: []string{win.host}}
+			vh = &model.VirtualHost{Name: win.host, Domains: []string{win.host}}
 			vhosts[win.host] = vh
 		}
 		vh.Routes = append(vh.Routes, win.route)
@@ -98,45 +124,45 @@ func Compile(snap *cs.Snapshot) (*Model, cs.Problems) {
 			problems = append(problems, ps...)
 		}
 	}
+	var out []model.VirtualHost
 	for _, h := range sortedKeys(vhosts) {
 		vh := vhosts[h]
 		sortRoutes(vh.Routes)
-		m.VirtualHosts = append(m.VirtualHosts, *vh)
+		out = append(out, *vh)
 	}
 	// The shared host is the catch-all: Envoy needs it last among equals, and
 	// it reads better last.
-	sort.SliceStable(m.VirtualHosts, func(i, j int) bool {
-		return m.VirtualHosts[i].Name != cs.SharedHost && m.VirtualHosts[j].Name == cs.SharedHost
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].Name != cs.SharedHost && out[j].Name == cs.SharedHost
 	})
-	// Only clusters some route still sends to (a loser of every conflict has none).
+	return out, problems
+}
+
+// usedClusters keeps only the clusters some route still sends to (a loser of
+// every conflict has none).
+func usedClusters(clusters []model.Cluster, vhosts []model.VirtualHost) []model.Cluster {
 	used := map[string]bool{}
-	for _, vh := range m.VirtualHosts {
+	for _, vh := range vhosts {
 		for _, r := range vh.Routes {
 			used[r.Cluster] = true
 		}
 	}
-	clusters := m.Clusters[:0]
-	for _, c := range m.Clusters {
+	out := clusters[:0]
+	for _, c := range clusters {
 		if used[c.Name] {
-			clusters = append(clusters, c)
+			out = append(out, c)
 		}
 	}
-	m.Clusters = clusters
-	mesh, ps := compileMesh(snap)
-	m.Mesh = mesh
-	problems = append(problems, ps...)
-	problems = append(problems, compileAuthz(snap, m)...)
-	m.Version = ContentVersion(m)
-	return m, problems
+	return out
 }
 
-func clusterFor(key string, r *cs.Routing) Cluster {
-	c := Cluster{Name: key, Entity: key, Discovery: DiscoveryStatic, TLS: r.Upstreams[0].Scheme == "https"}
+func clusterFor(key string, r *cs.Routing) model.Cluster {
+	c := model.Cluster{Name: key, Entity: key, Discovery: model.DiscoveryStatic, TLS: r.Upstreams[0].Scheme == "https"}
 	for _, ep := range r.Upstreams {
 		if net.ParseIP(ep.Host) == nil {
-			c.Discovery = DiscoveryDNS
+			c.Discovery = model.DiscoveryDNS
 		}
-		c.Endpoints = append(c.Endpoints, Endpoint{Host: ep.Host, Port: ep.Port})
+		c.Endpoints = append(c.Endpoints, model.Endpoint{Host: ep.Host, Port: ep.Port})
 	}
 	return c
 }

@@ -1,4 +1,4 @@
-package model
+package compile_test
 
 import (
 	"path/filepath"
@@ -7,27 +7,11 @@ import (
 	"testing"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
+	"github.com/gatehouse-dev/gatehouse/model"
 )
 
-func compileYAML(t *testing.T, src string) (*Model, cs.Problems) {
-	t.Helper()
-	parsed := cs.ParseFile("files", "catalog.yaml", []byte(src))
-	if len(parsed.Problems) != 0 {
-		t.Fatalf("test catalog: %v", parsed.Problems)
-	}
-	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	return Compile(snap)
-}
-
-func compileFile(t *testing.T, file string) (*Model, cs.Problems) {
-	t.Helper()
-	parsed, _ := (&cs.FileSource{Name: "files", Paths: []string{file}}).Load()
-	snap := cs.NewStore("files").ReplaceSource("files", parsed)
-	m, ps := Compile(snap)
-	return m, append(append(cs.Problems(nil), snap.Problems...), ps...)
-}
-
-func policyOf(m *Model, routeID string) *Policy {
+func policyOf(m *model.Model, routeID string) *model.Policy {
 	for i := range m.Policies {
 		if m.Policies[i].RouteID == routeID {
 			return &m.Policies[i]
@@ -39,7 +23,7 @@ func policyOf(m *Model, routeID string) *Policy {
 // The facts the mesh golden (testdata/mesh.*) must show, asserted by name so
 // that an accepted golden update cannot quietly change them.
 func TestMeshFromCatalog(t *testing.T) {
-	m, problems := compileFile(t, filepath.Join("testdata", "mesh.in.yaml"))
+	m, problems := testcatalog.CompileFiles(filepath.Join("testdata", "mesh.in.yaml"))
 
 	var comps []string
 	for _, s := range m.Mesh {
@@ -82,16 +66,16 @@ func TestMeshFromCatalog(t *testing.T) {
 	}
 
 	b := m.MeshService("component:default/b")
-	if b.Address != (Endpoint{Host: "b.shop.svc", Port: 15006}) || b.Discovery != DiscoveryDNS {
+	if b.Address != (model.Endpoint{Host: "b.shop.svc", Port: 15006}) || b.Discovery != model.DiscoveryDNS {
 		t.Errorf("b address %+v discovery %s", b.Address, b.Discovery)
 	}
-	if ad := m.MeshService("component:default/a"); ad.Discovery != DiscoveryStatic {
+	if ad := m.MeshService("component:default/a"); ad.Discovery != model.DiscoveryStatic {
 		t.Errorf("a (an IP) discovery %s", ad.Discovery)
 	}
 	var ids []string
 	for _, r := range b.Inbound {
 		ids = append(ids, r.ID)
-		if r.Entity != "component:default/b" || r.Timeout != Duration(3e9) {
+		if r.Entity != "component:default/b" || r.Timeout != model.Duration(3e9) {
 			t.Errorf("inbound route %s: entity %s timeout %s", r.ID, r.Entity, r.Timeout)
 		}
 	}
@@ -146,7 +130,7 @@ func TestMeshFromCatalog(t *testing.T) {
 // with a path prefix must not share an inbound route id (each has its own
 // owners and rules), nor may any two policies share one.
 func TestMeshRouteIDsUnique(t *testing.T) {
-	m, problems := compileYAML(t, `apiVersion: backstage.io/v1alpha1
+	m, problems := testcatalog.Compile(`apiVersion: backstage.io/v1alpha1
 kind: Group
 metadata: {name: team-one}
 spec: {type: team, children: []}

@@ -1,10 +1,11 @@
-package model
+package compile
 
 import (
 	"context"
 	"time"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 // Follow compiles the store's current generation and every later one until
@@ -13,7 +14,7 @@ import (
 // flurry of file saves becomes one push. A generation that compiles to the
 // version already served is published too (its problems may differ); the
 // xDS cache does not re-send unchanged versions.
-func Follow(ctx context.Context, store *cs.Store, holdoff time.Duration, publish func(*Model, *cs.Snapshot, cs.Problems)) {
+func Follow(ctx context.Context, store *cs.Store, holdoff time.Duration, publish func(*model.Model, *cs.Snapshot, cs.Problems)) {
 	for {
 		changed := store.Changed()
 		snap := store.Snapshot()
