@@ -20,9 +20,8 @@ type cacheShard struct {
 }
 
 type cached struct {
-	decision  Decision
-	principal *Principal
-	peer      *Principal // the mTLS peer component on a sidecar inbound route
+	result    Result
+	subject   *Subject
 	assertion string
 	expires   time.Time
 }

@@ -2,24 +2,15 @@ package extauthz
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"log/slog"
-	"net/url"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/gatehouse-dev/gatehouse/meshca"
@@ -172,27 +163,16 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	}
 	eng := st.engine
 	rec.Model = eng.version
-	path, ok := cleanPath(h.GetPath())
-	rec.Path = path
-	if !ok {
-		rec.Path = truncate(h.GetPath(), 256)
-		return s.deny(rec, 400, "bad_path", "", "")
+	req, denied := eng.request(rec.RouteID, h.GetMethod(), h.GetPath(), h.GetHost())
+	rec.Path = req.Path
+	if denied != nil {
+		if denied.Reason == "bad_path" {
+			rec.Path = truncate(h.GetPath(), 256)
+		}
+		return s.denyResult(rec, denied)
 	}
-	if rec.RouteID == "" {
-		// No route matched in Envoy (or a route without gatehouse's
-		// settings): nothing is served here.
-		return s.deny(rec, 404, "no_route", "", "")
-	}
-	pol := eng.routes[rec.RouteID]
-	if pol == nil {
-		return s.deny(rec, 404, "unknown_route", "", "")
-	}
-	// The route must be one Envoy could have chosen for this path: a
-	// route id that does not match it (an Envoy whose configuration lets a
-	// client set the route header) decides nothing.
-	if pol.route != nil && !pol.route.MatchesPath(pathOnly(h.GetPath())) {
-		return s.deny(rec, 404, "route_mismatch", "", "route "+rec.RouteID+" does not match path "+truncate(h.GetPath(), 256))
-	}
+	req.Headers = h.GetHeaders()
+	pol := req.policy
 	rec.Entity, rec.System = pol.Entity, pol.System
 	if len(pol.Owners) > 0 {
 		rec.Owner = pol.Owners[0]
@@ -200,88 +180,97 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	if pol.Public {
 		// No credential is looked at; the ones sent are removed (Envoy
 		// checks public routes only when a credential cookie is configured).
-		d := eng.Decide(nil, rec.RouteID, h.GetMethod(), path, false)
-		return s.allow(rec, d, nil, nil, "", h.GetHeaders(), pol.ForwardToken)
+		return s.allow(rec, eng.Evaluate(req, &Subject{}, false), nil, "", req)
 	}
-	// On a sidecar's inbound route the caller is first the component that
-	// Envoy verified by mTLS; a bearer token, when present, is the end user
-	// it acts for, and both must be allowed.
-	var peer *Principal
-	if ext[model.CtxMesh] == model.MeshInbound {
-		comp := ""
-		if s.opts.TrustDomain != "" {
-			comp = meshca.ComponentOf(s.opts.TrustDomain, peerID)
-		}
-		if comp == "" {
-			return s.deny(rec, 403, "unknown_peer", "", "mTLS peer "+truncate(peerID, 256)+" is not a component of trust domain "+s.opts.TrustDomain)
-		}
-		peer = &Principal{Kind: "component", Ref: comp}
-		rec.Peer = comp
+	creds, denied := s.credentials(req, ext, peerID)
+	if denied != nil {
+		return s.denyResult(rec, denied)
 	}
-	token := bearerToken(h.GetHeaders(), s.opts.CookieName)
-	if token == "" && peer == nil {
-		d := eng.Decide(nil, rec.RouteID, h.GetMethod(), path, false)
-		return s.deny(rec, d.Status, d.Reason, "", "")
+	if creds.peer != "" {
+		rec.Peer = creds.peer
 	}
-	key := cacheKey(token, rec.RouteID, h.GetMethod(), path, pol.pathRules)
-	if peer != nil {
-		key += "\x00peer\x00" + peer.Ref
+	if creds.token == "" && creds.peer == "" {
+		return s.denyResult(rec, ptr(eng.Evaluate(req, &Subject{}, false)))
 	}
+	key := creds.key(req)
 	now := s.now()
 	if c := st.cache.get(key, now); c != nil {
 		cacheHits.Inc()
 		rec.Cached = true
-		fillPrincipal(rec, c.principal)
-		if c.decision.Allow {
-			return s.allow(rec, c.decision, c.principal, c.peer, c.assertion, h.GetHeaders(), pol.ForwardToken)
+		c.subject.fill(rec)
+		if c.result.Allow {
+			return s.allow(rec, c.result, c.subject, c.assertion, req)
 		}
-		rec.Rule = c.decision.Rule
-		return s.deny(rec, c.decision.Status, c.decision.Reason, "", "")
+		return s.denyResult(rec, &c.result)
 	}
 	cacheMisses.Inc()
-	expires := now.Add(s.opts.CacheTTL)
-	subject := peer
-	if token != "" {
-		id, err := s.verifier.Load().v.Verify(ctx, token)
-		if err != nil {
-			reason := "invalid_token"
-			if te, ok := err.(*TokenError); ok {
-				reason = "invalid_token:" + te.Reason
-			}
-			return s.deny(rec, 401, reason, "", err.Error())
+	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, eng, creds, now.Add(s.opts.CacheTTL))
+	if denied != nil {
+		return s.denyResult(rec, denied)
+	}
+	sub.fill(rec)
+	return s.decide(st, rec, req, key, sub, expires)
+}
+
+// credentials are what the request presents: on a sidecar's inbound
+// route first the component Envoy verified by mTLS (a peer outside the
+// trust domain is refused: 403 unknown_peer), and the bearer token or
+// credential cookie, when present, of the user it acts for.
+func (s *Server) credentials(req *Request, ext map[string]string, peerID string) (credentials, *Result) {
+	c := credentials{token: bearerToken(req.Headers, s.opts.CookieName)}
+	if ext[model.CtxMesh] != model.MeshInbound {
+		return c, nil
+	}
+	if s.opts.TrustDomain != "" {
+		c.peer = meshca.ComponentOf(s.opts.TrustDomain, peerID)
+	}
+	if c.peer == "" {
+		return c, &Result{Status: 403, Reason: "unknown_peer", Steps: []Step{{Rule: "peer", Why: "mTLS peer " + truncate(peerID, 256) + " is not a component of trust domain " + s.opts.TrustDomain}}}
+	}
+	return c, nil
+}
+
+// subjectFor verifies the credentials and maps them to the catalog: the
+// peer component and the token's user. expires is when a decision for it
+// must be forgotten (the cache's limit, or the token's expiry if sooner).
+// A token that does not verify is 401 invalid_token:<why>. Check and
+// explain both come here.
+func subjectFor(ctx context.Context, v TokenVerifier, eng *Engine, c credentials, expires time.Time) (*Subject, time.Time, *Result) {
+	sub := &Subject{}
+	if c.peer != "" {
+		sub.Peer = &Principal{Kind: "component", Ref: c.peer}
+	}
+	if c.token == "" {
+		return sub, expires, nil
+	}
+	if v == nil {
+		return nil, expires, &Result{Status: 401, Reason: "invalid_token:unknown_issuer", Steps: []Step{{Rule: "token", Why: "no issuers are configured to verify the token"}}}
+	}
+	id, err := v.Verify(ctx, c.token)
+	if err != nil {
+		reason := "invalid_token"
+		if te, ok := err.(*TokenError); ok {
+			reason = "invalid_token:" + te.Reason
 		}
-		subject = eng.PrincipalFor(id)
-		if id.Expiry.Before(expires) {
-			expires = id.Expiry
-		}
+		return nil, expires, &Result{Status: 401, Reason: reason, Steps: []Step{{Rule: "token", Why: err.Error()}}}
 	}
-	fillPrincipal(rec, subject)
-	var d Decision
-	if peer != nil {
-		d = eng.Decide(peer, rec.RouteID, h.GetMethod(), path, false)
-		if d.Allow && subject != peer {
-			du := eng.Decide(subject, rec.RouteID, h.GetMethod(), path, false)
-			if !du.Allow {
-				d = du
-			} else {
-				d.Rule = "peer " + d.Rule + "; user " + du.Rule
-			}
-		} else if !d.Allow {
-			d.Rule = "peer " + peer.Ref + " denied"
-		}
-	} else {
-		d = eng.Decide(subject, rec.RouteID, h.GetMethod(), path, false)
+	sub.User = eng.PrincipalFor(id)
+	if id.Expiry.Before(expires) {
+		expires = id.Expiry
 	}
-	if !d.Allow {
-		st.cache.put(key, &cached{decision: d, principal: subject, peer: peer, expires: expires})
-		rec.Rule = d.Rule
-		return s.deny(rec, d.Status, d.Reason, "", "")
+	return sub, expires, nil
+}
+
+// decide evaluates a verified subject, signs the assertion of an allowed
+// one, caches the outcome and answers.
+func (s *Server) decide(st *engineState, rec *AuditRecord, req *Request, key string, sub *Subject, expires time.Time) *authv3.CheckResponse {
+	res := st.engine.Evaluate(req, sub, false)
+	if !res.Allow {
+		st.cache.put(key, &cached{result: res, subject: sub, expires: expires})
+		return s.denyResult(rec, &res)
 	}
-	a := Assertion{Subject: subject.Name(), Audience: pol.Entity, Kind: subject.Kind, Groups: subject.Groups, Client: subject.ClientID, Route: rec.RouteID, Email: subject.Email}
-	if peer != nil {
-		a.Peer = peer.Ref
-	}
-	assertion, aexp, err := s.signer.Sign(a, now)
+	now := s.now()
+	assertion, aexp, err := s.signer.Sign(sub.assertion(req.policy.Entity, req.RouteID), now)
 	if err != nil {
 		s.log.Error("signing identity assertion", "error", err)
 		return s.deny(rec, 503, "assertion_error", "", "")
@@ -290,268 +279,8 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	if limit := aexp.Add(-s.signer.Lifetime() / 2); limit.Before(expires) {
 		expires = limit
 	}
-	st.cache.put(key, &cached{decision: d, principal: subject, peer: peer, assertion: assertion, expires: expires})
-	return s.allow(rec, d, subject, peer, assertion, h.GetHeaders(), pol.ForwardToken)
+	st.cache.put(key, &cached{result: res, subject: sub, assertion: assertion, expires: expires})
+	return s.allow(rec, res, sub, assertion, req)
 }
 
-func fillPrincipal(rec *AuditRecord, p *Principal) {
-	rec.Principal, rec.Kind, rec.Groups, rec.ClientID, rec.Issuer = p.Name(), p.Kind, p.Groups, p.ClientID, p.Issuer
-}
-
-// allow lets the request through with the verified identity for the
-// upstream. The caller's credentials (the Authorization header and the
-// credential cookie) are removed unless the route forwards them, and so is
-// any x-gatehouse-* header the client sent (Envoy strips them already).
-func (s *Server) allow(rec *AuditRecord, d Decision, p, peer *Principal, assertion string, in map[string]string, forwardToken bool) *authv3.CheckResponse {
-	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
-	// The answer's own messages in one allocation; the identity headers
-	// are shared (read-only) by every answer carrying the same assertion.
-	a := &allowResponse{}
-	a.resp.Status, a.resp.HttpResponse, a.oneof.OkResponse = &a.status, &a.oneof, &a.ok
-	a.ok.HeadersToRemove = a.remove[:0]
-	for k := range in {
-		if strings.HasPrefix(k, model.HeaderPrefix) {
-			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, k)
-		}
-	}
-	var cookie *core.HeaderValueOption
-	if !forwardToken {
-		if in["authorization"] != "" {
-			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
-		}
-		if c := in["cookie"]; c != "" && s.opts.CookieName != "" {
-			switch rest, found := withoutCookie(c, s.opts.CookieName); {
-			case found && rest == "":
-				a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "cookie")
-			case found:
-				cookie = &core.HeaderValueOption{Header: &core.HeaderValue{Key: "cookie", Value: rest}, AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
-			}
-		}
-	}
-	if p == nil {
-		if cookie != nil {
-			a.ok.Headers = []*core.HeaderValueOption{cookie}
-		}
-		return &a.resp
-	}
-	fixed := s.identityHeaders(p, peer, rec.Entity, assertion)
-	a.ok.Headers = append(make([]*core.HeaderValueOption, 0, len(fixed)+2), fixed...)
-	if cookie != nil {
-		a.ok.Headers = append(a.ok.Headers, cookie)
-	}
-	a.id.val.Key, a.id.val.Value = model.DecisionIDHeader, rec.DecisionID
-	a.id.opt.Header, a.id.opt.AppendAction = &a.id.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-	a.ok.Headers = append(a.ok.Headers, &a.id.opt)
-	return &a.resp
-}
-
-// identityHeaders are the headers an allowed request gets but for its
-// decision id: a function of the assertion alone (its claims are the
-// user, groups, entity, client and peer), so they are built once per
-// assertion and shared by every answer that carries it (an assertion is
-// reused for half its lifetime). Marshalling only reads them.
-func (s *Server) identityHeaders(p, peer *Principal, entity, assertion string) []*core.HeaderValueOption {
-	s.hdrMu.RLock()
-	hs, ok := s.hdrMemo[assertion]
-	s.hdrMu.RUnlock()
-	if ok {
-		return hs
-	}
-	n := 4
-	if p.ClientID != "" {
-		n++
-	}
-	if peer != nil {
-		n++
-	}
-	all := make([]header, n)
-	hs = make([]*core.HeaderValueOption, 0, n)
-	set := func(k, v string) {
-		h := &all[len(hs)]
-		h.val.Key, h.val.Value = k, v
-		h.opt.Header, h.opt.AppendAction = &h.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-		hs = append(hs, &h.opt)
-	}
-	set(model.UserHeader, p.Name())
-	set(model.GroupsHeader, strings.Join(p.Groups, ","))
-	set(model.EntityHeader, entity)
-	if p.ClientID != "" {
-		set(model.ClientHeader, p.ClientID)
-	}
-	if peer != nil {
-		set(model.PeerHeader, peer.Ref)
-	}
-	set(model.AssertionHeader, assertion)
-	s.hdrMu.Lock()
-	if s.hdrMemo == nil || len(s.hdrMemo) >= maxHeaderMemo {
-		s.hdrMemo = make(map[string][]*core.HeaderValueOption)
-	}
-	s.hdrMemo[assertion] = hs
-	s.hdrMu.Unlock()
-	return hs
-}
-
-// maxHeaderMemo bounds the identity headers kept (about 1.5 KB each); the
-// memo starts over when it is full.
-const maxHeaderMemo = 10000
-
-// allowResponse is an OK answer and the messages it points to, but for
-// the shared identity headers.
-type allowResponse struct {
-	resp   authv3.CheckResponse
-	status status.Status // code OK
-	oneof  authv3.CheckResponse_OkResponse
-	ok     authv3.OkHttpResponse
-	remove [3]string
-	id     header // x-gatehouse-decision-id
-}
-
-// header is one header of an answer: the option and its value.
-type header struct {
-	opt core.HeaderValueOption
-	val core.HeaderValue
-}
-
-// deny answers with a small JSON body: an error code and the decision id,
-// nothing about the policy.
-func (s *Server) deny(rec *AuditRecord, code int, reason, rule, detail string) *authv3.CheckResponse {
-	rec.Decision, rec.Status, rec.Reason = "deny", code, reason
-	if rule != "" {
-		rec.Rule = rule
-	}
-	errCode := map[int]string{400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 503: "unavailable"}[code]
-	body, _ := json.Marshal(map[string]string{"error": errCode, "decision_id": rec.DecisionID})
-	hdrs := []*core.HeaderValueOption{{Header: &core.HeaderValue{Key: "content-type", Value: "application/json"}}}
-	if code == 401 {
-		hdrs = append(hdrs, &core.HeaderValueOption{Header: &core.HeaderValue{Key: "www-authenticate", Value: `Bearer realm="gatehouse", error="invalid_token"`}})
-	}
-	if detail != "" {
-		s.log.Debug("denied", "decision_id", rec.DecisionID, "reason", reason, "detail", detail)
-	}
-	grpcCode := codes.PermissionDenied
-	if code == 401 {
-		grpcCode = codes.Unauthenticated
-	}
-	return &authv3.CheckResponse{
-		Status: &status.Status{Code: int32(grpcCode)},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(code)},
-			Headers: hdrs,
-			Body:    string(body) + "\n",
-		}},
-	}
-}
-
-// bearerToken reads "Authorization: Bearer <token>", or the session cookie.
-func bearerToken(h map[string]string, cookie string) string {
-	if a := h["authorization"]; a != "" {
-		if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-			return strings.TrimSpace(a[7:])
-		}
-		return ""
-	}
-	if cookie == "" || h["cookie"] == "" {
-		return ""
-	}
-	for _, part := range cookieParts(h["cookie"]) {
-		k, v, ok := strings.Cut(part, "=")
-		if ok && strings.TrimSpace(k) == cookie {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// cookieParts splits a Cookie header into its name=value pairs, trimmed.
-// Commas separate too: Envoy joins repeated Cookie headers of HTTP/1.1
-// with one, and no cookie value may contain one (RFC 6265).
-func cookieParts(header string) []string {
-	parts := strings.FieldsFunc(header, func(r rune) bool { return r == ';' || r == ',' })
-	for i := range parts {
-		parts[i] = strings.TrimSpace(parts[i])
-	}
-	return parts
-}
-
-// withoutCookie is a Cookie header without every cookie named name, and
-// whether there was one. The rest keeps its order and values as sent.
-func withoutCookie(header, name string) (string, bool) {
-	var kept []string
-	found := false
-	for _, part := range cookieParts(header) {
-		k, _, _ := strings.Cut(part, "=")
-		if strings.TrimSpace(k) == name {
-			found = true
-			continue
-		}
-		if part != "" {
-			kept = append(kept, part)
-		}
-	}
-	return strings.Join(kept, "; "), found
-}
-
-// cleanPath strips the query and decodes percent-escapes for matching. A
-// path whose decoding yields dot segments, empty segments, a backslash or
-// a NUL is refused: Envoy normalised the raw path already, so such a path
-// means somebody is hiding a traversal from the matcher.
-func cleanPath(raw string) (string, bool) {
-	raw = pathOnly(raw)
-	if raw == "" || raw[0] != '/' {
-		return "", false
-	}
-	p := raw
-	if strings.IndexByte(raw, '%') >= 0 {
-		var err error
-		if p, err = url.PathUnescape(raw); err != nil {
-			return "", false
-		}
-	}
-	if strings.ContainsAny(p, "\\\x00") {
-		return "", false
-	}
-	for rest := p[1:]; ; {
-		seg, tail, more := strings.Cut(rest, "/")
-		if seg == "." || seg == ".." {
-			return "", false
-		}
-		if !more {
-			break
-		}
-		rest = tail
-	}
-	if strings.Contains(p, "//") {
-		return "", false
-	}
-	return p, true
-}
-
-// pathOnly is a path without its query or fragment, as Envoy matches it.
-func pathOnly(p string) string {
-	if i := strings.IndexAny(p, "?#"); i >= 0 {
-		return p[:i]
-	}
-	return p
-}
-
-func cacheKey(token, route, method, path string, pathMatters bool) string {
-	sum := sha256.Sum256(bytesOf(token))
-	n := 32 + 1 + len(route) + 1 + len(method)
-	if pathMatters {
-		n += 1 + len(path)
-	}
-	k := make([]byte, 32, n)
-	hex.Encode(k, sum[:16])
-	k = append(append(append(append(k, 0), route...), 0), method...)
-	if pathMatters {
-		k = append(append(k, 0), path...)
-	}
-	return unsafe.String(unsafe.SliceData(k), len(k)) // k is not written again
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+func ptr[T any](v T) *T { return &v }

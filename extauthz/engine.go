@@ -32,6 +32,9 @@ type routePolicy struct {
 	consumers  map[string]bool
 	rules      []compiledRule
 	pathRules  bool // some rule depends on the path
+	// meshInbound: a sidecar's inbound route, where Check takes the mTLS
+	// peer as the calling component.
+	meshInbound bool
 }
 
 type compiledRule struct {
@@ -61,15 +64,16 @@ func NewEngine(m *model.Model) *Engine {
 			routes[r.ID] = r
 		}
 	}
+	inbound := map[string]bool{}
 	for i := range m.Mesh {
 		for j := range m.Mesh[i].Inbound {
 			r := &m.Mesh[i].Inbound[j]
-			routes[r.ID] = r
+			routes[r.ID], inbound[r.ID] = r, true
 		}
 	}
 	for i := range m.Policies {
 		p := &m.Policies[i]
-		rp := &routePolicy{Policy: *p, route: routes[p.RouteID], owners: set(p.Owners), consumers: set(p.Consumers)}
+		rp := &routePolicy{Policy: *p, route: routes[p.RouteID], owners: set(p.Owners), consumers: set(p.Consumers), meshInbound: inbound[p.RouteID]}
 		for _, o := range p.Owners {
 			rp.ownerRules = append(rp.ownerRules, "owner "+o)
 		}
@@ -248,27 +252,6 @@ func (e *Engine) groupsNamed(name, namespace string) []string {
 	return nil
 }
 
-// Decision is the outcome of one authorization.
-type Decision struct {
-	Allow bool `json:"allow"`
-	// Status is the HTTP status for a denial (401, 403, 404); 200 when allowed.
-	Status int `json:"status"`
-	// Reason is a short stable code: public_path, owner, consumer, rule,
-	// no_matching_rule, no_token, invalid_token:<why>, unknown_route, bad_path.
-	Reason string `json:"reason"`
-	// Rule names what allowed the request, e.g. "owner group:default/payments".
-	Rule string `json:"rule,omitempty"`
-	// Steps lists every rule considered, in order (filled when explaining).
-	Steps []Step `json:"steps,omitempty"`
-}
-
-// Step is one rule considered during evaluation.
-type Step struct {
-	Rule    string `json:"rule"`
-	Matched bool   `json:"matched"`
-	Why     string `json:"why"`
-}
-
 // Route returns the policy of a route id, or nil.
 func (e *Engine) Route(id string) *model.Policy {
 	if rp := e.routes[id]; rp != nil {
@@ -277,123 +260,19 @@ func (e *Engine) Route(id string) *model.Policy {
 	return nil
 }
 
-// Decide evaluates a route's policy for a principal (nil: no token). The
-// order is: public path, owners, declared consumers, explicit rules; else
-// deny. With explain, every step is recorded in Decision.Steps.
+// Decide evaluates a route's policy for one principal (nil: no token),
+// through Evaluate; for callers that hold a route id, a method and a
+// normalised path rather than a Request.
 func (e *Engine) Decide(p *Principal, routeID, method, path string, explain bool) Decision {
-	var d Decision
 	rp := e.routes[routeID]
 	if rp == nil {
-		d.Status, d.Reason = 404, "unknown_route"
+		d := Decision{Status: 404, Reason: "unknown_route"}
 		if explain {
 			d.Steps = []Step{{Rule: "route", Why: "route " + routeID + " is not in model " + e.version}}
 		}
 		return d
 	}
-	// Steps are only written when explaining: building their text costs
-	// allocations a Check does not need.
-	step := func(rule string, ok bool, why string) {
-		d.Steps = append(d.Steps, Step{Rule: rule, Matched: ok, Why: why})
-	}
-	allow := func(reason, rule string) Decision {
-		d.Allow, d.Status, d.Reason, d.Rule = true, 200, reason, rule
-		return d
-	}
-	if rp.Public {
-		if explain {
-			step("public path", true, "gatehouse.dev/public-paths of "+rp.Entity)
-		}
-		return allow("public_path", "public path of "+rp.Entity)
-	}
-	if p == nil {
-		if explain {
-			step("token", false, "no bearer token or session cookie")
-		}
-		d.Status, d.Reason = 401, "no_token"
-		return d
-	}
-	if p.Kind == "unknown" {
-		if explain {
-			step("principal", false, "the token maps to no catalog User and is not a machine token: "+p.Unmatched)
-		}
-		d.Status, d.Reason = 403, "unknown_principal"
-		return d
-	}
-	for i, o := range rp.Policy.Owners {
-		switch {
-		case p.Ref == o:
-			if explain {
-				step("owner "+o, true, "the caller is the owner")
-			}
-			return allow("owner", rp.ownerRules[i])
-		case contains(p.Groups, o):
-			if explain {
-				step("owner "+o, true, "the caller is a member of "+o)
-			}
-			return allow("owner", rp.ownerRules[i])
-		default:
-			if explain {
-				step("owner "+o, false, "the caller is not a member of "+o)
-			}
-		}
-	}
-	if len(rp.Policy.Owners) == 0 {
-		if explain {
-			step("owner", false, "the entity has no owner")
-		}
-	}
-	if p.Kind == "component" {
-		if rp.consumers[p.Ref] {
-			what := "an API served here"
-			if rp.API != "" {
-				what = rp.API
-			}
-			if explain {
-				step("consumer "+p.Ref, true, p.Ref+" declares consumesApis "+what)
-			}
-			return allow("consumer", "consumer "+p.Ref+" of "+what)
-		}
-		if explain {
-			step("consumers", false, p.Ref+" does not consume an API served on this route")
-		}
-	} else if len(rp.Policy.Consumers) > 0 {
-		if explain {
-			step("consumers", false, "only the components "+strings.Join(rp.Policy.Consumers, ", ")+" consume this route's API; the caller is not a component")
-		}
-	}
-	for _, r := range rp.rules {
-		name := r.name
-		who := r.allow[p.Ref]
-		if !who {
-			for _, g := range p.Groups {
-				if r.allow[g] {
-					who = true
-					break
-				}
-			}
-		}
-		switch {
-		case !who:
-			if explain {
-				step(name, false, "the caller is not in allow")
-			}
-		case r.methods != nil && !r.methods[method]:
-			if explain {
-				step(name, false, "method "+method+" is not in methods")
-			}
-		case len(r.paths) > 0 && !matchAny(r.paths, path):
-			if explain {
-				step(name, false, "path "+path+" matches none of paths")
-			}
-		default:
-			if explain {
-				step(name, true, "allow, methods and paths match")
-			}
-			return allow("rule", name)
-		}
-	}
-	d.Status, d.Reason = 403, "no_matching_rule"
-	return d
+	return e.Evaluate(&Request{RouteID: routeID, policy: rp, Method: method, Path: path}, &Subject{User: p}, explain)
 }
 
 func matchAny(ps []pathglob.Pattern, path string) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -12,12 +13,19 @@ import (
 // ExplainRequest asks "would this request be allowed, and why?".
 type ExplainRequest struct {
 	// Token is a raw bearer token; or Principal (a user or component ref)
-	// with optional extra Groups.
+	// with optional extra Groups; neither: an anonymous request.
 	Token     string   `json:"token,omitempty"`
 	Principal string   `json:"principal,omitempty"`
 	Groups    []string `json:"groups,omitempty"`
-	Method    string   `json:"method"`
-	URL       string   `json:"url"`
+	// Peer is the component a sidecar verified by mTLS (a component ref),
+	// on a sidecar's inbound route.
+	Peer   string `json:"peer,omitempty"`
+	Method string `json:"method"`
+	URL    string `json:"url"`
+	// RouteID, when set, is the route Envoy chose (as Check receives it);
+	// otherwise the route is matched from URL as the translator's routes
+	// match (model.Match).
+	RouteID string `json:"routeId,omitempty"`
 }
 
 // ExplainResult is the decision with every rule considered.
@@ -27,79 +35,127 @@ type ExplainResult struct {
 	Path         string        `json:"path"`
 	Route        *model.Route  `json:"route,omitempty"`
 	Policy       *model.Policy `json:"policy,omitempty"`
-	Principal    *Principal    `json:"principal,omitempty"`
-	Decision     Decision      `json:"decision"`
+	Subject      *Subject      `json:"subject,omitempty"`
+	// Principal is who the request is for (Subject.Principal()).
+	Principal *Principal `json:"principal,omitempty"`
+	Decision  Result     `json:"decision"`
 }
 
-// Explain evaluates a request with the engine Check uses. Route matching
-// follows the translator's rules (model.Match).
-func Explain(ctx context.Context, eng *Engine, m *model.Model, verifier TokenVerifier, req ExplainRequest) (*ExplainResult, error) {
-	u, err := url.Parse(req.URL)
+// Explain evaluates a request through the same steps and Evaluate as
+// Check: the Request from the route and path, the Subject from the token
+// (verified and mapped as Check does) or from catalog refs, then Evaluate
+// with every step recorded.
+func Explain(ctx context.Context, eng *Engine, m *model.Model, verifier TokenVerifier, in ExplainRequest) (*ExplainResult, error) {
+	u, err := url.Parse(in.URL)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("url %q: give an absolute URL such as http://orders.example.com/orders/7", req.URL)
+		return nil, fmt.Errorf("url %q: give an absolute URL such as http://orders.example.com/orders/7", in.URL)
 	}
-	method := strings.ToUpper(req.Method)
+	method := strings.ToUpper(in.Method)
 	if method == "" {
 		method = "GET"
 	}
 	res := &ExplainResult{ModelVersion: eng.version, Host: u.Host, Path: u.EscapedPath()}
-	path, ok := cleanPath(res.Path)
-	if !ok {
-		res.Decision = Decision{Status: 400, Reason: "bad_path"}
+	routeID, mesh := in.RouteID, model.IsMeshHost(u.Host)
+	if path, ok := cleanPath(res.Path); ok && routeID == "" {
+		var r *model.Route
+		if mesh {
+			// A call through the mesh: the caller's sidecar routes the name
+			// only if its component declares it; the provider's sidecar
+			// then checks.
+			_, r = m.MatchMesh(u.Host, path)
+		} else {
+			_, r = m.Match(u.Host, path)
+		}
+		if r != nil {
+			routeID = r.ID
+		}
+	}
+	req, denied := eng.request(routeID, method, u.RequestURI(), u.Host)
+	if req.policy != nil {
+		res.Route, res.Policy = req.policy.route, &req.policy.Policy
+	}
+	if denied != nil {
+		res.Decision = *denied
 		return res, nil
 	}
-	var r *model.Route
-	mesh := model.IsMeshHost(u.Host)
+	if req.policy.Public {
+		// As in Check: no credential is looked at on a public path.
+		res.Decision = eng.Evaluate(req, &Subject{}, true)
+		return res, nil
+	}
+	sub, err := eng.explainSubject(ctx, verifier, in, req)
+	if err != nil {
+		return nil, err
+	}
+	if sub.denied != nil {
+		res.Decision = *sub.denied
+		return res, nil
+	}
+	res.Subject, res.Principal = sub.Subject, sub.Subject.Principal()
+	var egress *Step
 	if mesh {
-		// A call through the mesh: the caller's sidecar routes the name only
-		// if its component declares it; the provider's sidecar then checks.
-		_, r = m.MatchMesh(u.Host, path)
-	} else {
-		_, r = m.Match(u.Host, path)
-	}
-	if r == nil {
-		res.Decision = Decision{Status: 404, Reason: "no_route", Steps: []Step{{Rule: "route", Why: "no route matches host " + u.Host + " and path " + path}}}
-		return res, nil
-	}
-	res.Route, res.Policy = r, eng.Route(r.ID)
-	var p *Principal
-	switch {
-	case req.Token != "":
-		if verifier == nil {
-			return nil, fmt.Errorf("no issuers configured to verify the token")
-		}
-		id, err := verifier.Verify(ctx, req.Token)
-		if err != nil {
-			res.Decision = Decision{Status: 401, Reason: "invalid_token", Steps: []Step{{Rule: "token", Why: err.Error()}}}
-			return res, nil
-		}
-		p = eng.PrincipalFor(id)
-	case req.Principal != "":
-		p = eng.principalByRef(req.Principal, req.Groups)
-		if p == nil {
-			return nil, fmt.Errorf("principal %q is not a user or component in the catalog (write user:default/alice or component:default/checkout)", req.Principal)
-		}
-	}
-	res.Principal = p
-	if mesh && p != nil && p.Kind == "component" {
-		if caller := m.MeshService(p.Ref); caller != nil {
-			declared := false
-			host := strings.ToLower(u.Hostname())
-			for _, t := range caller.Outbound {
-				declared = declared || t.Host == host
-			}
-			if !declared {
-				res.Decision = Decision{Status: 403, Reason: "egress_not_declared", Steps: []Step{{Rule: "egress", Why: p.Ref + " declares neither the API nor the component named " + host + " (spec.consumesApis, spec.dependsOn); its sidecar refuses the call"}}}
-				return res, nil
-			}
-			step := Step{Rule: "egress", Matched: true, Why: p.Ref + " declares " + host + "; its sidecar routes the call over mTLS"}
-			res.Decision = eng.Decide(p, r.ID, method, path, true)
-			res.Decision.Steps = append([]Step{step}, res.Decision.Steps...)
+		if egress, res.Decision = eng.meshEgress(m, u, res.Principal); !res.Decision.Allow && egress != nil {
 			return res, nil
 		}
 	}
-	res.Decision = eng.Decide(p, r.ID, method, path, true)
+	res.Decision = eng.Evaluate(req, sub.Subject, true)
+	if egress != nil {
+		res.Decision.Steps = append([]Step{*egress}, res.Decision.Steps...)
+	}
 	return res, nil
+}
+
+type explainedSubject struct {
+	*Subject
+	denied *Result
+}
+
+// explainSubject is the request's Subject: from a token, exactly as Check
+// builds it; from catalog refs, as a token mapped to them would be.
+func (e *Engine) explainSubject(ctx context.Context, v TokenVerifier, in ExplainRequest, req *Request) (explainedSubject, error) {
+	creds := credentials{token: in.Token}
+	if in.Peer != "" {
+		if req.policy.route == nil || !req.policy.meshInbound {
+			return explainedSubject{}, fmt.Errorf("peer %q: an mTLS peer is only taken on a sidecar's inbound route; route %s is not one", in.Peer, req.RouteID)
+		}
+		if !strings.HasPrefix(strings.ToLower(in.Peer), "component:") {
+			return explainedSubject{}, fmt.Errorf("peer %q: write the calling component's ref, e.g. component:default/checkout", in.Peer)
+		}
+		creds.peer = strings.ToLower(in.Peer)
+	}
+	sub, _, denied := subjectFor(ctx, v, e, creds, time.Time{})
+	if denied != nil {
+		return explainedSubject{denied: denied}, nil
+	}
+	if in.Token == "" && in.Principal != "" {
+		p := e.principalByRef(in.Principal, in.Groups)
+		if p == nil {
+			return explainedSubject{}, fmt.Errorf("principal %q is not a user or component in the catalog (write user:default/alice or component:default/checkout)", in.Principal)
+		}
+		sub.User = p
+	}
+	return explainedSubject{Subject: sub}, nil
+}
+
+// meshEgress: a call through the mesh leaves the caller's sidecar only to
+// what its component declares; an undeclared name is refused there, before
+// any Check. The step says which.
+func (e *Engine) meshEgress(m *model.Model, u *url.URL, p *Principal) (*Step, Result) {
+	if p == nil || p.Kind != "component" {
+		return nil, Result{Allow: true}
+	}
+	caller := m.MeshService(p.Ref)
+	if caller == nil {
+		return nil, Result{Allow: true}
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, t := range caller.Outbound {
+		if t.Host == host {
+			return &Step{Rule: "egress", Matched: true, Why: p.Ref + " declares " + host + "; its sidecar routes the call over mTLS"}, Result{Allow: true}
+		}
+	}
+	step := Step{Rule: "egress", Why: p.Ref + " declares neither the API nor the component named " + host + " (spec.consumesApis, spec.dependsOn); its sidecar refuses the call"}
+	return &step, Result{Status: 403, Reason: "egress_not_declared", Steps: []Step{step}}
 }
 
 // principalByRef builds a principal from a catalog ref, as a token mapped

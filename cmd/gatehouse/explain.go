@@ -17,23 +17,28 @@ import (
 )
 
 func explainCmd() *cobra.Command {
-	var cfgPath, remote string
+	var cfgPath, remote, catalogPath string
 	var req extauthz.ExplainRequest
-	var asJSON bool
+	var asJSON, anonymous bool
 	cmd := &cobra.Command{
-		Use:   "explain --url URL (--token JWT | --principal REF [--group G]...)",
-		Short: "Explain whether a request would be allowed, and why (the engine Check uses)",
-		Args:  cobra.NoArgs,
+		Use:   "explain --url URL (--token JWT | --principal REF [--group G]... | --anonymous) [--peer REF]",
+		Short: "Explain whether a request would be allowed, and why (the same Evaluate as Check)",
+		Example: `  gatehouse explain --catalog ./catalog --principal user:default/bob --method POST --url http://gw/orders/7
+  gatehouse explain --remote http://127.0.0.1:9090 --token "$JWT" --url http://gw/orders/reports/q1
+  gatehouse explain --catalog ./catalog --anonymous --url http://gw/orders/healthz
+  gatehouse explain --catalog ./catalog --peer component:default/checkout --principal user:default/alice \
+      --route 'component:default/orders@mesh:/orders/v1' --url http://orders/orders/v1/items`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if req.URL == "" || (req.Token == "" && req.Principal == "") {
-				return fmt.Errorf("give --url and one of --token or --principal")
+			if req.URL == "" || (req.Token == "" && req.Principal == "" && req.Peer == "" && !anonymous) {
+				return fmt.Errorf("give --url and who asks: --token, --principal, --peer, or --anonymous")
 			}
 			var res *extauthz.ExplainResult
 			var err error
 			if remote != "" {
 				res, err = explainRemote(remote, req)
 			} else {
-				res, err = explainLocal(cmd.Context(), cfgPath, req)
+				res, err = explainLocal(cmd.Context(), cfgPath, catalogPath, req)
 			}
 			if err != nil {
 				return err
@@ -42,9 +47,12 @@ func explainCmd() *cobra.Command {
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else {
+				printExplain(out, res)
 			}
-			printExplain(out, res)
 			if !res.Decision.Allow {
 				return exitCode(1)
 			}
@@ -53,6 +61,10 @@ func explainCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (catalog and issuers)")
+	f.StringVar(&catalogPath, "catalog", "", "catalog file, directory or glob (instead of the configuration's catalog.files)")
+	f.StringVar(&req.Peer, "peer", "", "the component a sidecar verified by mTLS, on a sidecar's inbound route (with --route)")
+	f.StringVar(&req.RouteID, "route", "", "the route id Envoy chose (as Check receives it); default: matched from --url")
+	f.BoolVar(&anonymous, "anonymous", false, "a request without credentials")
 	f.StringVar(&remote, "remote", "", "ask a running gatehouse: its admin URL, e.g. http://127.0.0.1:9090")
 	f.StringVar(&req.Token, "token", "", "a bearer token to verify and map")
 	f.StringVar(&req.Principal, "principal", "", "a catalog user or component, e.g. user:default/alice")
@@ -63,13 +75,16 @@ func explainCmd() *cobra.Command {
 	return cmd
 }
 
-func explainLocal(ctx context.Context, cfgPath string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
+func explainLocal(ctx context.Context, cfgPath, catalogPath string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return nil, err
 	}
+	if catalogPath != "" {
+		cfg.Catalog.Files = []string{catalogPath}
+	}
 	if len(cfg.Catalog.Files) == 0 {
-		return nil, fmt.Errorf("no catalog: give --config with catalog.files, or --remote")
+		return nil, fmt.Errorf("no catalog: give --catalog PATH, --config with catalog.files, or --remote")
 	}
 	m, _, _ := compileCatalog(&cs.FileSource{Name: "files", Paths: cfg.Catalog.Files})
 	var verifier extauthz.TokenVerifier
@@ -94,7 +109,7 @@ func explainRemote(admin string, req extauthz.ExplainRequest) (*extauthz.Explain
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return nil, fmt.Errorf("%s (gatehouse at %s answered %d)", strings.TrimSpace(string(b)), admin, resp.StatusCode)
 	}
 	var res extauthz.ExplainResult
 	if err := json.Unmarshal(b, &res); err != nil {
@@ -138,6 +153,16 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 	}
 	if res.Principal != nil {
 		fmt.Fprintf(w, "  principal: %s (%s) groups: %s\n", res.Principal.Name(), res.Principal.Kind, strings.Join(res.Principal.Groups, ", "))
+		if res.Principal.Unmatched != "" {
+			fmt.Fprintf(w, "  unmapped:  %s\n", res.Principal.Unmatched)
+		}
+	}
+	for _, p := range res.Decision.Principals {
+		verdict := "denied"
+		if p.Allow {
+			verdict = "allowed"
+		}
+		fmt.Fprintf(w, "  %-9s  %s %s (%s)\n", p.Role+":", p.Ref, verdict, p.Reason)
 	}
 	if res.Decision.Rule != "" {
 		fmt.Fprintf(w, "  matched:   %s\n", res.Decision.Rule)

@@ -1,0 +1,49 @@
+package extauthz
+
+// A criterion is one way a principal may be allowed (or must be refused)
+// on a route. They run in one documented order (criteria, below, and
+// docs/policy.md "Order of evaluation") for every principal of a
+// request's Subject and every operation its inspector yields; each says
+// allow, deny or nothing, with its own explain text. A new rule is a new
+// criterion, in a file of its own.
+type criterion interface {
+	decide(c *evalCtx) verdict
+}
+
+// verdict is a criterion's answer: none (go on), allow (with the rule
+// that allowed) or deny (with status and reason; no later criterion runs).
+type verdict struct {
+	outcome int8
+	rule    string
+	status  int
+	reason  string
+}
+
+const (
+	none int8 = iota
+	allowed
+	denied
+)
+
+func allowBy(reason, rule string) verdict {
+	return verdict{outcome: allowed, reason: reason, rule: rule}
+}
+
+// evalCtx is one principal and one operation on one route, and the
+// explain steps when they are recorded.
+type evalCtx struct {
+	rp      *routePolicy
+	p       *Principal
+	op      Operation
+	explain bool
+	steps   *[]Step
+}
+
+// step records an explain step; a Check never builds their text.
+func (c *evalCtx) step(rule string, matched bool, why string) {
+	*c.steps = append(*c.steps, Step{Rule: rule, Matched: matched, Why: why})
+}
+
+// criteria in the order they run for a principal (public paths are
+// decided before any principal: publicPath in evaluate.go).
+var criteria = []criterion{knownPrincipal{}, owner{}, consumer{}, accessRule{}}

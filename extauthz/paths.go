@@ -1,0 +1,74 @@
+package extauthz
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"strings"
+	"unsafe"
+)
+
+// cleanPath strips the query and decodes percent-escapes for matching. A
+// path whose decoding yields dot segments, empty segments, a backslash or
+// a NUL is refused: Envoy normalised the raw path already, so such a path
+// means somebody is hiding a traversal from the matcher.
+func cleanPath(raw string) (string, bool) {
+	raw = pathOnly(raw)
+	if raw == "" || raw[0] != '/' {
+		return "", false
+	}
+	p := raw
+	if strings.IndexByte(raw, '%') >= 0 {
+		var err error
+		if p, err = url.PathUnescape(raw); err != nil {
+			return "", false
+		}
+	}
+	if strings.ContainsAny(p, "\\\x00") {
+		return "", false
+	}
+	for rest := p[1:]; ; {
+		seg, tail, more := strings.Cut(rest, "/")
+		if seg == "." || seg == ".." {
+			return "", false
+		}
+		if !more {
+			break
+		}
+		rest = tail
+	}
+	if strings.Contains(p, "//") {
+		return "", false
+	}
+	return p, true
+}
+
+// pathOnly is a path without its query or fragment, as Envoy matches it.
+func pathOnly(p string) string {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+func cacheKey(token, route, method, path string, pathMatters bool) string {
+	sum := sha256.Sum256(bytesOf(token))
+	n := 32 + 1 + len(route) + 1 + len(method)
+	if pathMatters {
+		n += 1 + len(path)
+	}
+	k := make([]byte, 32, n)
+	hex.Encode(k, sum[:16])
+	k = append(append(append(append(k, 0), route...), 0), method...)
+	if pathMatters {
+		k = append(append(k, 0), path...)
+	}
+	return unsafe.String(unsafe.SliceData(k), len(k)) // k is not written again
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

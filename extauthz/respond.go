@@ -1,0 +1,169 @@
+package extauthz
+
+import (
+	"encoding/json"
+	"strings"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+// allow lets the request through with the verified identity for the
+// upstream. The caller's credentials (the Authorization header and the
+// credential cookie) are removed unless the route forwards them, and so is
+// any x-gatehouse-* header the client sent (Envoy strips them already).
+func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion string, req *Request) *authv3.CheckResponse {
+	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
+	in, forwardToken := req.Headers, req.policy.ForwardToken
+	// The answer's own messages in one allocation; the identity headers
+	// are shared (read-only) by every answer carrying the same assertion.
+	a := &allowResponse{}
+	a.resp.Status, a.resp.HttpResponse, a.oneof.OkResponse = &a.status, &a.oneof, &a.ok
+	a.ok.HeadersToRemove = a.remove[:0]
+	for k := range in {
+		if strings.HasPrefix(k, model.HeaderPrefix) {
+			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, k)
+		}
+	}
+	var cookie *core.HeaderValueOption
+	if !forwardToken {
+		if in["authorization"] != "" {
+			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
+		}
+		if c := in["cookie"]; c != "" && s.opts.CookieName != "" {
+			switch rest, found := withoutCookie(c, s.opts.CookieName); {
+			case found && rest == "":
+				a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "cookie")
+			case found:
+				cookie = &core.HeaderValueOption{Header: &core.HeaderValue{Key: "cookie", Value: rest}, AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
+			}
+		}
+	}
+	if sub == nil {
+		if cookie != nil {
+			a.ok.Headers = []*core.HeaderValueOption{cookie}
+		}
+		return &a.resp
+	}
+	fixed := s.identityHeaders(sub, rec.Entity, assertion)
+	a.ok.Headers = append(make([]*core.HeaderValueOption, 0, len(fixed)+2), fixed...)
+	if cookie != nil {
+		a.ok.Headers = append(a.ok.Headers, cookie)
+	}
+	a.id.val.Key, a.id.val.Value = model.DecisionIDHeader, rec.DecisionID
+	a.id.opt.Header, a.id.opt.AppendAction = &a.id.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	a.ok.Headers = append(a.ok.Headers, &a.id.opt)
+	return &a.resp
+}
+
+// identityHeaders are the headers an allowed request gets but for its
+// decision id: a function of the assertion alone (its claims are the
+// user, groups, entity, client and peer), so they are built once per
+// assertion and shared by every answer that carries it (an assertion is
+// reused for half its lifetime). Marshalling only reads them.
+func (s *Server) identityHeaders(sub *Subject, entity, assertion string) []*core.HeaderValueOption {
+	s.hdrMu.RLock()
+	hs, ok := s.hdrMemo[assertion]
+	s.hdrMu.RUnlock()
+	if ok {
+		return hs
+	}
+	p, peer := sub.Principal(), sub.Peer
+	n := 4
+	if p.ClientID != "" {
+		n++
+	}
+	if peer != nil {
+		n++
+	}
+	all := make([]header, n)
+	hs = make([]*core.HeaderValueOption, 0, n)
+	set := func(k, v string) {
+		h := &all[len(hs)]
+		h.val.Key, h.val.Value = k, v
+		h.opt.Header, h.opt.AppendAction = &h.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		hs = append(hs, &h.opt)
+	}
+	set(model.UserHeader, p.Name())
+	set(model.GroupsHeader, strings.Join(p.Groups, ","))
+	set(model.EntityHeader, entity)
+	if p.ClientID != "" {
+		set(model.ClientHeader, p.ClientID)
+	}
+	if peer != nil {
+		set(model.PeerHeader, peer.Ref)
+	}
+	set(model.AssertionHeader, assertion)
+	s.hdrMu.Lock()
+	if s.hdrMemo == nil || len(s.hdrMemo) >= maxHeaderMemo {
+		s.hdrMemo = make(map[string][]*core.HeaderValueOption)
+	}
+	s.hdrMemo[assertion] = hs
+	s.hdrMu.Unlock()
+	return hs
+}
+
+// maxHeaderMemo bounds the identity headers kept (about 1.5 KB each); the
+// memo starts over when it is full.
+const maxHeaderMemo = 10000
+
+// allowResponse is an OK answer and the messages it points to, but for
+// the shared identity headers.
+type allowResponse struct {
+	resp   authv3.CheckResponse
+	status status.Status // code OK
+	oneof  authv3.CheckResponse_OkResponse
+	ok     authv3.OkHttpResponse
+	remove [3]string
+	id     header // x-gatehouse-decision-id
+}
+
+// header is one header of an answer: the option and its value.
+type header struct {
+	opt core.HeaderValueOption
+	val core.HeaderValue
+}
+
+// denyResult answers a denial Evaluate (or a step before it) decided.
+func (s *Server) denyResult(rec *AuditRecord, r *Result) *authv3.CheckResponse {
+	detail := ""
+	if len(r.Steps) > 0 {
+		detail = r.Steps[0].Why
+	}
+	return s.deny(rec, r.Status, r.Reason, r.Rule, detail)
+}
+
+// deny answers with a small JSON body: an error code and the decision id,
+// nothing about the policy.
+func (s *Server) deny(rec *AuditRecord, code int, reason, rule, detail string) *authv3.CheckResponse {
+	rec.Decision, rec.Status, rec.Reason = "deny", code, reason
+	if rule != "" {
+		rec.Rule = rule
+	}
+	errCode := map[int]string{400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 503: "unavailable"}[code]
+	body, _ := json.Marshal(map[string]string{"error": errCode, "decision_id": rec.DecisionID})
+	hdrs := []*core.HeaderValueOption{{Header: &core.HeaderValue{Key: "content-type", Value: "application/json"}}}
+	if code == 401 {
+		hdrs = append(hdrs, &core.HeaderValueOption{Header: &core.HeaderValue{Key: "www-authenticate", Value: `Bearer realm="gatehouse", error="invalid_token"`}})
+	}
+	if detail != "" {
+		s.log.Debug("denied", "decision_id", rec.DecisionID, "reason", reason, "detail", detail)
+	}
+	grpcCode := codes.PermissionDenied
+	if code == 401 {
+		grpcCode = codes.Unauthenticated
+	}
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(grpcCode)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(code)},
+			Headers: hdrs,
+			Body:    string(body) + "\n",
+		}},
+	}
+}

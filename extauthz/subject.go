@@ -1,0 +1,104 @@
+package extauthz
+
+import "strings"
+
+// Subject is the chain of principals a request carries, outermost first:
+// the verified mTLS peer (a component, on a sidecar's inbound route), the
+// actor (an agent acting for someone; not yet issued, always nil) and the
+// user (from a token). Every principal present must be allowed; the
+// identity asserted upstream, the audit record, the identity headers and
+// the decision cache key are all derived from it here, never assembled by
+// their callers.
+type Subject struct {
+	Peer  *Principal `json:"peer,omitempty"`
+	Actor *Principal `json:"actor,omitempty"`
+	User  *Principal `json:"user,omitempty"`
+}
+
+// Roles in the chain, in the order they are evaluated.
+const (
+	RolePeer  = "peer"
+	RoleActor = "actor"
+	RoleUser  = "user"
+)
+
+// each calls f for every principal present, outermost first.
+func (s *Subject) each(f func(role string, p *Principal) bool) {
+	for _, r := range [...]struct {
+		role string
+		p    *Principal
+	}{{RolePeer, s.Peer}, {RoleActor, s.Actor}, {RoleUser, s.User}} {
+		if r.p != nil && !f(r.role, r.p) {
+			return
+		}
+	}
+}
+
+// Empty: no principal (an anonymous request).
+func (s *Subject) Empty() bool { return s.Peer == nil && s.Actor == nil && s.User == nil }
+
+// Principal is who the request is for: the user when there is one, else
+// the peer; what x-gatehouse-user, the assertion's sub and the audit's
+// principal name.
+func (s *Subject) Principal() *Principal {
+	switch {
+	case s.User != nil:
+		return s.User
+	case s.Actor != nil:
+		return s.Actor
+	}
+	return s.Peer
+}
+
+// assertion is the identity claims upstreams receive for this subject on
+// a route of entity.
+func (s *Subject) assertion(entity, route string) Assertion {
+	p := s.Principal()
+	a := Assertion{Subject: p.Name(), Audience: entity, Kind: p.Kind, Groups: p.Groups, Client: p.ClientID, Route: route, Email: p.Email}
+	if s.Peer != nil {
+		a.Peer = s.Peer.Ref
+	}
+	return a
+}
+
+// fill writes the subject into an audit record.
+func (s *Subject) fill(rec *AuditRecord) {
+	if s.Peer != nil {
+		rec.Peer = s.Peer.Ref
+	}
+	if p := s.Principal(); p != nil {
+		rec.Principal, rec.Kind, rec.Groups, rec.ClientID, rec.Issuer = p.Name(), p.Kind, p.Groups, p.ClientID, p.Issuer
+	}
+}
+
+// credentials are what a Subject is made from before anything is
+// verified: the raw token and the mTLS peer's component. Two requests with
+// the same credentials have the same Subject, so the decision cache is
+// keyed by them (and never holds a token: only its hash).
+type credentials struct {
+	token string
+	peer  string // component ref of the verified mTLS peer, or ""
+}
+
+// key is the decision cache key of these credentials for one request: the
+// token's hash, the route, the operation (inspector) and the peer.
+func (c credentials) key(req *Request) string {
+	k := cacheKey(c.token, req.RouteID, req.Method, req.Path, req.policy.pathRules)
+	if c.peer != "" {
+		k += "\x00peer\x00" + c.peer
+	}
+	return k
+}
+
+// rule names which principal each rule allowed, as the audit shows it
+// ("peer consumer …; user owner …"), or the one rule when there is one.
+func joinRules(roles, rules []string) string {
+	if len(rules) == 1 {
+		return rules[0]
+	}
+	parts := make([]string, len(rules))
+	for i := range rules {
+		parts[i] = roles[i] + " " + rules[i]
+	}
+	return strings.Join(parts, "; ")
+}
