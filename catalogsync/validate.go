@@ -108,6 +108,7 @@ func validate(e *Entity, n *yaml.Node) Problems {
 			}
 		}
 	}
+	ps = append(ps, checkAnnotationKeys(e, n)...)
 	ps = append(ps, parseAnnotations(e, n)...)
 	ps = append(ps, parseAccess(e, n)...)
 	ps = append(ps, parseMesh(e, n)...)
