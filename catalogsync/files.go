@@ -31,6 +31,10 @@ type FileSource struct {
 	// FS, when set, is read instead of the operating system's files (the
 	// catalog embedded in the binary); Paths are then paths inside it.
 	FS fs.FS
+	// PathsFrom says where Paths were given, for the fix of a path that
+	// matches nothing; empty means the configuration's catalog.files or
+	// serve's --catalog flag.
+	PathsFrom string
 
 	mu     sync.Mutex
 	parsed map[string]parsedFile // by path: a file whose bytes did not change is not parsed again
@@ -185,9 +189,15 @@ func (f *FileSource) Load() (Parsed, string) {
 			msg := "catalog path matches no file"
 			if err != nil {
 				msg = err.Error()
+			} else if st, serr := fsys.Stat(root); serr == nil && st.IsDir() {
+				msg = "directory has no .yaml or .yml files"
+			}
+			from := f.PathsFrom
+			if from == "" {
+				from = "catalog.files or --catalog"
 			}
 			out.Problems = append(out.Problems, Problem{Severity: SeverityError, Source: f.Name, File: root, Message: msg,
-				Fix: "check catalog.files in the configuration"})
+				Fix: "check " + root + ", given in " + from})
 			fmt.Fprintf(h, "%s\x00nomatch\x00", root)
 			continue
 		}
@@ -280,7 +290,7 @@ func (f *FileSource) Run(ctx context.Context, store *Store) {
 			snap := store.ReplaceSource(f.Name, p)
 			log.Info("catalog files loaded", "source", f.Name, "entities", len(p.Entities), "problems", len(p.Problems), "generation", snap.Generation)
 			for _, pr := range p.Problems {
-				log.Warn("catalog problem", "problem", pr.String())
+				log.Log(ctx, pr.Level(), "catalog problem", "problem", pr.String())
 			}
 		}
 		w.watch(f.watchDirs())

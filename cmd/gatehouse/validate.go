@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,12 +16,13 @@ func validateCmd() *cobra.Command {
 		Short: "Check catalog files; print every problem with file, line and fix (exit 1 on errors)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src := &cs.FileSource{Name: "files", Paths: args}
+			src := &cs.FileSource{Name: "files", Paths: args, PathsFrom: "the command line"}
 			parsed, _ := src.Load()
 			store := cs.NewStore("files")
 			snap := store.ReplaceSource("files", parsed)
 			m, compileProblems := model.Compile(snap)
 			all := append(append(cs.Problems(nil), snap.Problems...), compileProblems...)
+			all.Sort()
 			out := cmd.OutOrStdout()
 			for _, p := range all {
 				fmt.Fprintln(out, p.String())
@@ -32,14 +34,26 @@ func validateCmd() *cobra.Command {
 			errs := all.Errors()
 			mesh := ""
 			if len(m.Mesh) > 0 {
-				mesh = fmt.Sprintf(", %d mesh components", len(m.Mesh))
+				mesh = ", " + count(len(m.Mesh), "mesh component")
 			}
-			fmt.Fprintf(out, "%d entities, %d routes, %d clusters%s; %d errors, %d warnings\n",
-				len(snap.All()), routes, len(m.Clusters), mesh, errs, len(all)-errs)
+			fmt.Fprintf(out, "%s, %s, %s%s; %s, %s\n", count(len(snap.All()), "entity"), count(routes, "route"),
+				count(len(m.Clusters), "cluster"), mesh, count(errs, "error"), count(len(all)-errs, "warning"))
 			if errs > 0 {
 				return exitCode(1)
 			}
 			return nil
 		},
 	}
+}
+
+// count writes n and the noun, plural unless n is 1 ("1 route", "2 routes",
+// "3 entities").
+func count(n int, noun string) string {
+	if n != 1 {
+		if strings.HasSuffix(noun, "y") {
+			noun = strings.TrimSuffix(noun, "y") + "ie"
+		}
+		noun += "s"
+	}
+	return fmt.Sprintf("%d %s", n, noun)
 }

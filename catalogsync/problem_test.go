@@ -1,0 +1,55 @@
+package catalogsync
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The file source logs an error-severity problem at ERROR (it was WARN,
+// so an alert on errors missed a catalog that drops a route) and a warning
+// at WARN.
+func TestFileSourceLogsProblemsAtTheirSeverity(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"c.yaml": routedDoc("bad", "ftp://x:1", "") + routedDoc("ok", "http://a:1", "") +
+		"apiVersion: backstage.io/v1alpha1\nkind: Template\nmetadata: {name: t}\n"})
+	var buf bytes.Buffer // read after Run has returned
+	store := NewStore("files")
+	changed := store.Changed()
+	f := &FileSource{Name: "files", Paths: []string{dir}, Interval: time.Hour, Logger: slog.New(slog.NewTextHandler(&buf, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx, store) }()
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no commit")
+	}
+	cancel()
+	<-done
+	var levels []string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, `msg="catalog problem"`) {
+			lvl, _, _ := strings.Cut(strings.SplitN(l, "level=", 2)[1], " ")
+			levels = append(levels, lvl+" "+map[bool]string{true: "upstream", false: "kind"}[strings.Contains(l, "upstream")])
+		}
+	}
+	if strings.Join(levels, ",") != "ERROR upstream,WARN kind" {
+		t.Errorf("problem log levels %v:\n%s", levels, buf.String())
+	}
+}
+
+func TestProblemsSortByFileAndLine(t *testing.T) {
+	ps := Problems{{File: "b", Line: 3}, {Source: "backstage", Message: "no file"}, {File: "a", Line: 9}, {File: "b", Line: 1}, {File: "a", Line: 2}}
+	ps.Sort()
+	var got []string
+	for _, p := range ps {
+		got = append(got, strings.TrimSpace(p.File+":"+string(rune('0'+p.Line))))
+	}
+	if strings.Join(got, " ") != "a:2 a:9 b:1 b:3 :0" {
+		t.Errorf("sorted: %v", got)
+	}
+}
