@@ -40,10 +40,18 @@ func serveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var devIssuer *extauthz.DevIssuer
 			var log *slog.Logger
+			var early []string // warnings from before the logger exists
+			warn := func(w string) {
+				if log == nil {
+					early = append(early, w)
+					return
+				}
+				log.Warn(w)
+			}
 			// load reads the configuration with the flags applied; the
 			// reloader calls it again on SIGHUP or a change of the file.
 			load := func() (config.Config, error) {
-				cfg, err := loadConfig(cfgPath)
+				cfg, err := loadConfigWarn(cfgPath, warn)
 				if err != nil {
 					return cfg, err
 				}
@@ -57,9 +65,15 @@ func serveCmd() *cobra.Command {
 			}
 			cfg, err := load()
 			if err != nil {
+				for _, w := range early {
+					fmt.Fprintln(os.Stderr, "gatehouse: warning:", w)
+				}
 				return err
 			}
 			log = newLogger(cfg.Log)
+			for _, w := range early {
+				log.Warn(w)
+			}
 			if dev {
 				if devIssuer, err = enableDev(&cfg, log); err != nil {
 					return err
