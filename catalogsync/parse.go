@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-dev/gatehouse/internal/yamlerr"
 )
 
 // Parsed is the outcome of reading one catalog file: the valid entities, and
@@ -31,7 +33,7 @@ func ParseFile(source, file string, data []byte) Parsed {
 		if err := yaml.Unmarshal(chunk.text, &doc); err != nil {
 			// A syntax error spoils only its own document: the file is split
 			// on document markers first, so the others still parse.
-			line := yamlErrLine(err)
+			line, _ := yamlerr.Syntax(err, chunk.text)
 			if line > 0 {
 				line += chunk.line - 1
 			} else {

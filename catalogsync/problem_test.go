@@ -53,3 +53,13 @@ func TestProblemsSortByFileAndLine(t *testing.T) {
 		t.Errorf("sorted: %v", got)
 	}
 }
+
+// A YAML parser error is reported on its own line: yaml.v3 numbers these
+// from 0, so it said line 1 for line 2.
+func TestParseFileParserErrorLine(t *testing.T) {
+	src := validComponent + "---\n# broken\nkind: [Group\nmetadata: {name: g}\n"
+	p := ParseFile("files", "c.yaml", []byte(src))
+	if len(p.Problems) != 1 || p.Problems[0].Line != lineContaining(t, src, "kind: [Group") {
+		t.Errorf("problems %v; want one at line %d", p.Problems, lineContaining(t, src, "kind: [Group"))
+	}
+}
