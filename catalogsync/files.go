@@ -39,6 +39,41 @@ type FileSource struct {
 	mu     sync.Mutex
 	parsed map[string]parsedFile // by path: a file whose bytes did not change is not parsed again
 	dirs   []string              // the directories the last Load looked in (watchDirs)
+	status SourceStatus          // of Run's loads
+}
+
+// Status returns the source's sync status (for /debug/sources): when Run
+// last read the files, when it last read all of them, and how many
+// entities they hold.
+func (f *FileSource) Status() SourceStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.status
+	st.Name = f.Name
+	if !st.LastSuccess.IsZero() {
+		st.SyncAgeSecs = time.Since(st.LastSuccess).Seconds()
+	}
+	return st
+}
+
+// recordLoad notes one of Run's loads in the status.
+func (f *FileSource) recordLoad(p Parsed) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	f.status.LastAttempt = now
+	f.status.Polls++
+	f.status.Entities = len(p.Entities)
+	f.status.LastError = ""
+	for _, pr := range p.Problems {
+		// A path that cannot be read or matches nothing (a problem of a
+		// file, not of a line in it): the load is not a success.
+		if pr.Severity == SeverityError && pr.Line == 0 {
+			f.status.LastError = pr.String()
+			return
+		}
+	}
+	f.status.LastSuccess = now
 }
 
 type parsedFile struct {
@@ -281,6 +316,7 @@ func (f *FileSource) Run(ctx context.Context, store *Store) {
 	defer t.Stop()
 	for {
 		p, fp := f.Load()
+		f.recordLoad(p)
 		lastSync.WithLabelValues(f.Name).SetToCurrentTime()
 		if p.ReadErrors > 0 {
 			syncErrors.WithLabelValues(f.Name).Add(float64(p.ReadErrors))

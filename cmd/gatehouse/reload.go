@@ -116,14 +116,14 @@ func applyReload(cur *config.Config, next config.Config, sources *catalogRunner,
 // catalogRunner runs the catalog sources of the current configuration and
 // replaces them when the configuration changes.
 type catalogRunner struct {
-	ctx       context.Context
-	store     *cs.Store
-	log       *slog.Logger
-	mu        sync.Mutex
-	cancel    context.CancelFunc
-	done      chan struct{}
-	names     []string
-	backstage *cs.BackstageSource
+	ctx    context.Context
+	store  *cs.Store
+	log    *slog.Logger
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+	names  []string
+	status map[string]func() cs.SourceStatus // by source name
 }
 
 func newCatalogRunner(ctx context.Context, store *cs.Store, log *slog.Logger) *catalogRunner {
@@ -136,23 +136,26 @@ func newCatalogRunner(ctx context.Context, store *cs.Store, log *slog.Logger) *c
 func (r *catalogRunner) apply(c config.Catalog) error {
 	var runs []func(context.Context)
 	var names []string
-	var bs *cs.BackstageSource
+	status := map[string]func() cs.SourceStatus{}
 	if len(c.Files) > 0 {
 		src := &cs.FileSource{Name: "files", Paths: c.Files, Interval: c.PollInterval, Logger: r.log}
 		names, runs = append(names, src.Name), append(runs, func(ctx context.Context) { src.Run(ctx, r.store) })
+		status[src.Name] = src.Status
 	}
 	if c.Backstage.BaseURL != "" {
 		token, err := readToken(c.Backstage)
 		if err != nil {
 			return err
 		}
-		bs = &cs.BackstageSource{Name: "backstage", BaseURL: c.Backstage.BaseURL, Token: token, Interval: c.Backstage.PollInterval,
+		bs := &cs.BackstageSource{Name: "backstage", BaseURL: c.Backstage.BaseURL, Token: token, Interval: c.Backstage.PollInterval,
 			Filter: c.Backstage.Filter, PageSize: c.Backstage.PageSize, MaxDeleteFraction: c.Backstage.MaxDeleteFraction, Logger: r.log}
 		names, runs = append(names, bs.Name), append(runs, func(ctx context.Context) { bs.Run(ctx, r.store) })
+		status[bs.Name] = bs.Status
 	}
 	if len(runs) == 0 {
 		src := &cs.FileSource{Name: "embedded", FS: examples.DefaultCatalog, Paths: []string{examples.DefaultCatalogRoot}, Interval: time.Hour, Logger: r.log}
 		names, runs = append(names, src.Name), append(runs, func(ctx context.Context) { src.Run(ctx, r.store) })
+		status[src.Name] = src.Status
 		r.log.Warn("no catalog source configured: serving the example catalog built into gatehouse (fix: set catalog.files, catalog.backstage or pass --catalog)")
 	}
 	r.mu.Lock()
@@ -163,7 +166,7 @@ func (r *catalogRunner) apply(c config.Catalog) error {
 			r.store.RemoveSource(old)
 		}
 	}
-	r.names, r.backstage = names, bs
+	r.names, r.status = names, status
 	ctx, cancel := context.WithCancel(r.ctx)
 	var wg sync.WaitGroup
 	for _, run := range runs {
@@ -180,13 +183,9 @@ func (r *catalogRunner) apply(c config.Catalog) error {
 func (r *catalogRunner) statuses() []cs.SourceStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []cs.SourceStatus
+	out := []cs.SourceStatus{}
 	for _, n := range r.names {
-		if r.backstage != nil && n == r.backstage.Name {
-			out = append(out, r.backstage.Status())
-			continue
-		}
-		out = append(out, cs.SourceStatus{Name: n})
+		out = append(out, r.status[n]())
 	}
 	return out
 }
