@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -138,11 +139,22 @@ func setLogLevel(level string) {
 	logLevel.Set(lvl)
 }
 
-func newLogger(c config.Log) *slog.Logger {
+func newLogger(c config.Log) *slog.Logger { return newLoggerTo(os.Stderr, c) }
+
+func newLoggerTo(w io.Writer, c config.Log) *slog.Logger {
 	setLogLevel(c.Level)
-	opts := &slog.HandlerOptions{Level: logLevel}
+	opts := &slog.HandlerOptions{Level: logLevel, ReplaceAttr: durationString}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationString logs a duration as "1.5s", not as JSON's nanosecond
+// integer.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,5 +41,27 @@ func TestDebugSourcesShowsFileSourceStatus(t *testing.T) {
 			t.Fatalf("statuses %+v", st)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// /debug/problems answers [] (not null) when there are no problems or no
+// compile yet.
+func TestDebugProblemsIsAList(t *testing.T) {
+	empty := cs.Problems(nil)
+	for _, p := range []*cs.Problems{nil, &empty} {
+		b, _ := json.Marshal(currentProblems(p))
+		if string(b) != "[]" {
+			t.Errorf("%v: %s", p, b)
+		}
+	}
+}
+
+// JSON logs show durations as "1.5s", not as nanosecond integers.
+func TestJSONLogDurations(t *testing.T) {
+	var buf bytes.Buffer
+	log := newLoggerTo(&buf, config.Log{Level: "info", Format: "json"})
+	log.Info("x", "retry_in", 1500*time.Millisecond, slog.Group("g", "holdoff", 100*time.Millisecond))
+	if s := buf.String(); !strings.Contains(s, `"retry_in":"1.5s"`) || !strings.Contains(s, `"holdoff":"100ms"`) {
+		t.Errorf("log line %s", s)
 	}
 }

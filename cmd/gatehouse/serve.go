@@ -166,7 +166,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 		Dev:      devHandler,
 		Model:    func() any { return xdsSrv.Model() },
 		Nodes:    func() any { return xdsSrv.Nodes() },
-		Problems: func() any { return problems.Load() },
+		Problems: func() any { return currentProblems(problems.Load()) },
 		Sources:  func() any { return sourcesStatus() },
 		JWKS:     authz.signer.JWKS,
 		Explain:  explainHandler(authz.server),
@@ -271,6 +271,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	wg.Wait()
 	closeAuthz() // flush the audit trail
 	return runErr
+}
+
+// currentProblems is what /debug/problems shows: a JSON list, [] (not
+// null) before the first compile and when there are none.
+func currentProblems(p *cs.Problems) cs.Problems {
+	if p == nil || *p == nil {
+		return cs.Problems{}
+	}
+	return *p
 }
 
 // serverCreds is the transport of a gRPC listener: TLS from files that are
