@@ -24,7 +24,13 @@ func explainCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "explain --url URL (--token JWT | --principal REF [--group G]...)",
 		Short: "Explain whether a request would be allowed, and why (the engine Check uses)",
-		Args:  cobra.NoArgs,
+		Example: `  # a catalog principal, against the catalog of a configuration file
+  gatehouse explain --config gatehouse.yaml --principal user:default/bob --method POST --url http://gw/orders/7
+  # a real token, asking a running gatehouse (its admin listener)
+  gatehouse explain --remote http://127.0.0.1:9090 --token "$JWT" --url http://gw/orders/7
+  # a component calling another, as JSON
+  gatehouse explain --remote http://127.0.0.1:9090 --principal component:default/shop --url http://gw/orders/7 --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if req.URL == "" || (req.Token == "" && req.Principal == "") {
 				return fmt.Errorf("give --url and one of --token or --principal")

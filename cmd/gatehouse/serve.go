@@ -36,7 +36,15 @@ func serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the control plane: catalog sync, xDS server and admin listener",
-		Args:  cobra.NoArgs,
+		Example: `  # the example catalog built into gatehouse
+  gatehouse serve
+  # a configuration file; SIGHUP or saving it reloads catalog, issuers and log.level
+  gatehouse serve --config gatehouse.yaml
+  # catalog files, directories or globs, without a configuration file
+  gatehouse serve --catalog ./catalog --catalog 'teams/*.yaml'
+  # development only: a built-in token issuer (see gatehouse token)
+  gatehouse serve --dev --catalog examples/catalog/catalog-info.yaml`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var devIssuer *extauthz.DevIssuer
 			var log *slog.Logger

@@ -14,7 +14,11 @@ func validateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate PATH...",
 		Short: "Check catalog files; print every problem with file, line and fix (exit 1 on errors)",
-		Args:  cobra.MinimumNArgs(1),
+		Example: `  gatehouse validate catalog/
+  gatehouse validate catalog-info.yaml 'teams/*.yaml'
+  # in CI: fail the build on errors, keep the report
+  gatehouse validate catalog/ | tee validate.txt`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := &cs.FileSource{Name: "files", Paths: args, PathsFrom: "the command line"}
 			parsed, _ := src.Load()
