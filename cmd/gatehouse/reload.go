@@ -108,9 +108,33 @@ func applyReload(cur *config.Config, next config.Config, sources *catalogRunner,
 	rest, nextRest := *cur, next
 	rest.Log.Level, rest.Catalog, rest.Issuers = "", config.Catalog{}, nil
 	nextRest.Log.Level, nextRest.Catalog, nextRest.Issuers = "", config.Catalog{}, nil
-	if !reflect.DeepEqual(rest, nextRest) {
-		log.Warn("configuration changes other than catalog, issuers and log.level take effect after a restart")
+	if keys := changedKeys(rest, nextRest); len(keys) > 0 {
+		log.Warn("configuration changed but takes effect only after a restart: "+strings.Join(keys, ", ")+
+			" (fix: restart gatehouse to apply it; catalog, issuers and log.level apply on reload)", "keys", keys)
 	}
+}
+
+// changedKeys lists the configuration keys whose values differ between a
+// and b, e.g. [edge.port xds.listen].
+func changedKeys(a, b config.Config) []string {
+	var out []string
+	var walk func(x, y reflect.Value, prefix string)
+	walk = func(x, y reflect.Value, prefix string) {
+		for i := 0; i < x.NumField(); i++ {
+			key := x.Type().Field(i).Tag.Get("mapstructure")
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			switch {
+			case x.Field(i).Kind() == reflect.Struct:
+				walk(x.Field(i), y.Field(i), key)
+			case !reflect.DeepEqual(x.Field(i).Interface(), y.Field(i).Interface()):
+				out = append(out, key)
+			}
+		}
+	}
+	walk(reflect.ValueOf(a), reflect.ValueOf(b), "")
+	return out
 }
 
 // catalogRunner runs the catalog sources of the current configuration and
