@@ -63,3 +63,25 @@ func TestParseFileParserErrorLine(t *testing.T) {
 		t.Errorf("problems %v; want one at line %d", p.Problems, lineContaining(t, src, "kind: [Group"))
 	}
 }
+
+// Two entities without a --- between them are one document with every key
+// twice: the problem says so at the second apiVersion, names the first
+// entity (whose last good version is kept) and does not call it a wrong
+// type ("mapping key ... already defined at ;").
+func TestParseFileDuplicateKeys(t *testing.T) {
+	two := "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: a}\nspec: {type: team}\n" +
+		"apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: b}\nspec: {type: team}\n"
+	p := ParseFile("files", "c.yaml", []byte(two))
+	if len(p.Problems) != 1 {
+		t.Fatalf("problems %v", p.Problems)
+	}
+	pr := p.Problems[0]
+	if pr.Line != 5 || pr.Entity != "group:default/a" || pr.Field != "apiVersion" || pr.Message != `key "apiVersion" is written twice (first at line 1)` ||
+		!strings.Contains(pr.Fix, "put a line with only --- between them") || len(p.Rejected) != 1 {
+		t.Errorf("two entities in one document: %s (rejected %v)", pr, p.Rejected)
+	}
+	p = ParseFile("files", "c.yaml", []byte("apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: a\n  name: b\nspec: {type: team}\n"))
+	if len(p.Problems) != 1 || p.Problems[0].Field != "metadata.name" || p.Problems[0].Line != 5 || p.Problems[0].Fix != "keep one of the two" {
+		t.Errorf("a key twice: %v", p.Problems)
+	}
+}
