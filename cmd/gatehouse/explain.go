@@ -19,28 +19,31 @@ import (
 
 func explainCmd() *cobra.Command {
 	var cfgPath, remote string
+	var catalogFiles []string
 	var req extauthz.ExplainRequest
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "explain --url URL (--token JWT | --principal REF [--group G]...)",
+		Use:   "explain --url URL [--token JWT | --principal REF [--group G]...]",
 		Short: "Explain whether a request would be allowed, and why (the engine Check uses)",
 		Example: `  # a catalog principal, against the catalog of a configuration file
   gatehouse explain --config gatehouse.yaml --principal user:default/bob --method POST --url http://gw/orders/7
   # a real token, asking a running gatehouse (its admin listener)
   gatehouse explain --remote http://127.0.0.1:9090 --token "$JWT" --url http://gw/orders/7
   # a component calling another, as JSON
-  gatehouse explain --remote http://127.0.0.1:9090 --principal component:default/shop --url http://gw/orders/7 --json`,
+  gatehouse explain --remote http://127.0.0.1:9090 --principal component:default/shop --url http://gw/orders/7 --json
+  # a request without credentials (a public path?), against catalog files
+  gatehouse explain --catalog examples/catalog/catalog-info.yaml --url http://gw/orders/healthz`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if req.URL == "" || (req.Token == "" && req.Principal == "") {
-				return fmt.Errorf("give --url and one of --token or --principal")
+			if req.URL == "" {
+				return fmt.Errorf("give --url, and --token or --principal (without either: a request without credentials)")
 			}
 			var res *extauthz.ExplainResult
 			var err error
 			if remote != "" {
 				res, err = explainRemote(remote, req)
 			} else {
-				res, err = explainLocal(cmd.Context(), cfgPath, req)
+				res, err = explainLocal(cmd.Context(), cfgPath, catalogFiles, req)
 			}
 			if err != nil {
 				return err
@@ -49,10 +52,13 @@ func explainCmd() *cobra.Command {
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else {
+				printExplain(out, res)
 			}
-			printExplain(out, res)
-			if !res.Decision.Allow {
+			if !res.Decision.Allow { // text and JSON alike: scripts test the exit code
 				return exitCode(1)
 			}
 			return nil
@@ -60,6 +66,7 @@ func explainCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (catalog and issuers)")
+	f.StringSliceVar(&catalogFiles, "catalog", nil, "catalog files, directories or globs (overrides catalog.files)")
 	f.StringVar(&remote, "remote", "", "ask a running gatehouse: its admin URL, e.g. http://127.0.0.1:9090")
 	f.StringVar(&req.Token, "token", "", "a bearer token to verify and map")
 	f.StringVar(&req.Principal, "principal", "", "a catalog user or component, e.g. user:default/alice")
@@ -70,13 +77,16 @@ func explainCmd() *cobra.Command {
 	return cmd
 }
 
-func explainLocal(ctx context.Context, cfgPath string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
+func explainLocal(ctx context.Context, cfgPath string, catalogFiles []string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return nil, err
 	}
+	if len(catalogFiles) > 0 {
+		cfg.Catalog.Files = catalogFiles
+	}
 	if len(cfg.Catalog.Files) == 0 {
-		return nil, fmt.Errorf("no catalog: give --config with catalog.files, or --remote")
+		return nil, fmt.Errorf("no catalog: give --catalog, --config with catalog.files, or --remote")
 	}
 	parsed, _ := (&cs.FileSource{Name: "files", Paths: cfg.Catalog.Files}).Load()
 	snap := cs.NewStore("files").ReplaceSource("files", parsed)
@@ -96,14 +106,18 @@ func explainLocal(ctx context.Context, cfgPath string, req extauthz.ExplainReque
 func explainRemote(admin string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
 	body, _ := json.Marshal(req)
 	c := &http.Client{Timeout: 15 * time.Second}
-	resp, err := c.Post(strings.TrimSuffix(admin, "/")+"/debug/explain", "application/json", bytes.NewReader(body))
+	url := strings.TrimSuffix(admin, "/") + "/debug/explain"
+	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--remote %s: %w (fix: give gatehouse's admin URL, admin.listen, e.g. http://127.0.0.1:9090)", admin, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+		return nil, fmt.Errorf("--remote %s: no explain endpoint at %s (HTTP %d) (fix: give gatehouse's admin URL, admin.listen, e.g. http://127.0.0.1:9090)", admin, url, resp.StatusCode)
+	case resp.StatusCode != 200:
+		return nil, fmt.Errorf("--remote %s: %s (HTTP %d)", admin, strings.TrimSpace(string(b)), resp.StatusCode)
 	}
 	var res extauthz.ExplainResult
 	if err := json.Unmarshal(b, &res); err != nil {
@@ -147,6 +161,8 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 	}
 	if res.Principal != nil {
 		fmt.Fprintf(w, "  principal: %s (%s) groups: %s\n", res.Principal.Name(), res.Principal.Kind, strings.Join(res.Principal.Groups, ", "))
+	} else if res.Route != nil && res.Decision.Reason != "invalid_token" {
+		fmt.Fprintln(w, "  principal: none (a request without credentials)")
 	}
 	if res.Decision.Rule != "" {
 		fmt.Fprintf(w, "  matched:   %s\n", res.Decision.Rule)
