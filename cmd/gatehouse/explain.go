@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 )
 
 func explainCmd() *cobra.Command {
-	var cfgPath, remote string
+	var cfgPath, remote, decisionID string
 	var catalogFiles []string
 	var req extauthz.ExplainRequest
 	var asJSON bool
@@ -32,9 +33,14 @@ func explainCmd() *cobra.Command {
   # a component calling another, as JSON
   gatehouse explain --remote http://127.0.0.1:9090 --principal component:default/shop --url http://gw/orders/7 --json
   # a request without credentials (a public path?), against catalog files
-  gatehouse explain --catalog examples/catalog/catalog-info.yaml --url http://gw/orders/healthz`,
+  gatehouse explain --catalog examples/catalog/catalog-info.yaml --url http://gw/orders/healthz
+  # a past decision, by the decision_id of a 403 body or an audit record
+  gatehouse explain --remote http://127.0.0.1:9090 --decision 7f3c9a1e-…`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if decisionID != "" {
+				return explainDecision(cmd.OutOrStdout(), remote, decisionID, asJSON)
+			}
 			if req.URL == "" {
 				return fmt.Errorf("give --url, and --token or --principal (without either: a request without credentials)")
 			}
@@ -68,6 +74,7 @@ func explainCmd() *cobra.Command {
 	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (catalog and issuers)")
 	f.StringSliceVar(&catalogFiles, "catalog", nil, "catalog files, directories or globs (overrides catalog.files)")
 	f.StringVar(&remote, "remote", "", "ask a running gatehouse: its admin URL, e.g. http://127.0.0.1:9090")
+	f.StringVar(&decisionID, "decision", "", "show a recent decision by its decision_id (with --remote)")
 	f.StringVar(&req.Token, "token", "", "a bearer token to verify and map")
 	f.StringVar(&req.Principal, "principal", "", "a catalog user or component, e.g. user:default/alice")
 	f.StringSliceVar(&req.Groups, "group", nil, "extra IdP group names for --principal")
@@ -105,25 +112,78 @@ func explainLocal(ctx context.Context, cfgPath string, catalogFiles []string, re
 
 func explainRemote(admin string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
 	body, _ := json.Marshal(req)
-	c := &http.Client{Timeout: 15 * time.Second}
-	url := strings.TrimSuffix(admin, "/") + "/debug/explain"
-	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("--remote %s: %w (fix: give gatehouse's admin URL, admin.listen, e.g. http://127.0.0.1:9090)", admin, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
-		return nil, fmt.Errorf("--remote %s: no explain endpoint at %s (HTTP %d) (fix: give gatehouse's admin URL, admin.listen, e.g. http://127.0.0.1:9090)", admin, url, resp.StatusCode)
-	case resp.StatusCode != 200:
-		return nil, fmt.Errorf("--remote %s: %s (HTTP %d)", admin, strings.TrimSpace(string(b)), resp.StatusCode)
-	}
 	var res extauthz.ExplainResult
-	if err := json.Unmarshal(b, &res); err != nil {
+	if err := askAdmin(admin, "POST", "/debug/explain", body, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
+}
+
+// askAdmin calls a running gatehouse's admin listener and decodes its JSON
+// answer into out; errors name the remote and the problem.
+func askAdmin(admin, method, path string, body []byte, out any) error {
+	const fix = "(fix: give gatehouse's admin URL, admin.listen, e.g. http://127.0.0.1:9090)"
+	c := &http.Client{Timeout: 15 * time.Second}
+	target := strings.TrimSuffix(admin, "/") + path
+	hreq, err := http.NewRequest(method, target, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("--remote %s: %w %s", admin, err, fix)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(hreq)
+	if err != nil {
+		return fmt.Errorf("--remote %s: %w %s", admin, err, fix)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	text := strings.TrimSpace(string(b))
+	switch {
+	case resp.StatusCode == http.StatusMethodNotAllowed || (resp.StatusCode == http.StatusNotFound && strings.HasPrefix(text, "404 page not found")):
+		return fmt.Errorf("--remote %s: no such endpoint %s (HTTP %d) %s", admin, target, resp.StatusCode, fix)
+	case resp.StatusCode != 200:
+		return fmt.Errorf("--remote %s: %s (HTTP %d)", admin, text, resp.StatusCode)
+	}
+	return json.Unmarshal(b, out)
+}
+
+// explainDecision prints a recent decision of a running gatehouse, and the
+// explain command that shows every rule it considered.
+func explainDecision(w io.Writer, admin, id string, asJSON bool) error {
+	if admin == "" {
+		return fmt.Errorf("--decision needs --remote: decisions are kept in the memory of the gatehouse that made them (fix: add --remote http://127.0.0.1:9090)")
+	}
+	var rec extauthz.AuditRecord
+	if err := askAdmin(admin, "GET", "/debug/decisions/"+url.PathEscape(id), nil, &rec); err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rec); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(w, "%s (%d, %s) decision %s at %s, model %s\n", strings.ToUpper(rec.Decision), rec.Status, rec.Reason, rec.DecisionID, rec.Time.Format(time.RFC3339), rec.Model)
+		fmt.Fprintf(w, "  request:   %s %s%s\n", rec.Method, rec.Host, rec.Path)
+		if rec.RouteID != "" {
+			fmt.Fprintf(w, "  route:     %s\n", rec.RouteID)
+		}
+		if rec.Principal != "" {
+			fmt.Fprintf(w, "  principal: %s (%s) groups: %s\n", rec.Principal, rec.Kind, strings.Join(rec.Groups, ", "))
+		}
+		if rec.Rule != "" {
+			fmt.Fprintf(w, "  matched:   %s\n", rec.Rule)
+		}
+		again := fmt.Sprintf("gatehouse explain --remote %s --method %s --url http://%s%s", admin, rec.Method, rec.Host, rec.Path)
+		if rec.Principal != "" {
+			again += " --principal " + rec.Principal
+		}
+		fmt.Fprintf(w, "  every rule, against the current catalog: %s\n", again)
+	}
+	if rec.Decision != "allow" {
+		return exitCode(1)
+	}
+	return nil
 }
 
 // explainHandler serves POST /debug/explain from the running engine.

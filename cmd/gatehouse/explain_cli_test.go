@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/admin"
+	"github.com/gatehouse-dev/gatehouse/extauthz"
 )
 
 func runExplain(t *testing.T, args ...string) (string, error) {
@@ -56,7 +60,31 @@ func TestExplainRemoteErrors(t *testing.T) {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
 	_, err = runExplain(t, "--remote", srv.URL+"/admin", "--url", "http://gw/x")
-	if err == nil || !strings.Contains(err.Error(), "no explain endpoint") || !strings.Contains(err.Error(), "fix: give gatehouse's admin URL") {
+	if err == nil || !strings.Contains(err.Error(), "no such endpoint") || !strings.Contains(err.Error(), "fix: give gatehouse's admin URL") {
 		t.Errorf("wrong URL: %v", err)
+	}
+}
+
+// explain --decision shows a past decision by the decision_id of a 403 body,
+// from the running gatehouse's ring of recent decisions.
+func TestExplainDecision(t *testing.T) {
+	audit := extauthz.NewAudit(io.Discard, 8)
+	audit.Record(extauthz.AuditRecord{DecisionID: "req-7", Decision: "deny", Status: 403, Reason: "no_matching_rule",
+		Principal: "user:default/bob", Kind: "user", Method: "POST", Host: "gw.example.com", Path: "/orders/7", RouteID: "component:default/orders@*/orders"})
+	audit.Close()
+	srv := httptest.NewServer(admin.New(admin.Sources{Model: func() any { return nil }, Nodes: func() any { return nil }, Problems: func() any { return nil },
+		Decision: func(id string) (any, bool) { return audit.Decision(id) }}))
+	defer srv.Close()
+	out, err := runExplain(t, "--remote", srv.URL, "--decision", "req-7")
+	if ec, ok := err.(exitCode); !ok || ec != 1 || !strings.HasPrefix(out, "DENY (403, no_matching_rule) decision req-7") ||
+		!strings.Contains(out, "principal: user:default/bob") ||
+		!strings.Contains(out, "gatehouse explain --remote "+srv.URL+" --method POST --url http://gw.example.com/orders/7 --principal user:default/bob") {
+		t.Errorf("%v\n%s", err, out)
+	}
+	if _, err := runExplain(t, "--remote", srv.URL, "--decision", "req-8"); err == nil || !strings.Contains(err.Error(), "not among this replica's recent decisions (older, or made by another replica) (HTTP 404)") {
+		t.Errorf("unknown id: %v", err)
+	}
+	if _, err := runExplain(t, "--decision", "req-7"); err == nil || !strings.Contains(err.Error(), "--decision needs --remote") {
+		t.Errorf("without --remote: %v", err)
 	}
 }

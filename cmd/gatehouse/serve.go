@@ -178,6 +178,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 		Sources:  func() any { return sourcesStatus() },
 		JWKS:     authz.signer.JWKS,
 		Explain:  explainHandler(authz.server),
+		Decision: func(id string) (any, bool) { return authz.audit.Decision(id) },
 	})
 
 	xdsCreds, err := serverCreds("xds.tls", cfg.XDS.TLS)
