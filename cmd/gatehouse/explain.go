@@ -54,20 +54,7 @@ func explainCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-			} else {
-				printExplain(out, res)
-			}
-			if !res.Decision.Allow { // text and JSON alike: scripts test the exit code
-				return exitCode(1)
-			}
-			return nil
+			return report(cmd.OutOrStdout(), asJSON, res, func(w io.Writer) { printExplain(w, res) }, res.Decision.Allow)
 		},
 	}
 	f := cmd.Flags()
@@ -156,31 +143,42 @@ func explainDecision(w io.Writer, admin, id string, asJSON bool) error {
 	if err := askAdmin(admin, "GET", "/debug/decisions/"+url.PathEscape(id), nil, &rec); err != nil {
 		return err
 	}
+	return report(w, asJSON, rec, func(w io.Writer) { printDecision(w, admin, rec) }, rec.Decision == "allow")
+}
+
+// printDecision writes a recorded decision as text.
+func printDecision(w io.Writer, admin string, rec extauthz.AuditRecord) {
+	fmt.Fprintf(w, "%s (%d, %s) decision %s at %s, model %s\n", strings.ToUpper(rec.Decision), rec.Status, rec.Reason, rec.DecisionID, rec.Time.Format(time.RFC3339), rec.Model)
+	fmt.Fprintf(w, "  request:   %s %s%s\n", rec.Method, rec.Host, rec.Path)
+	if rec.RouteID != "" {
+		fmt.Fprintf(w, "  route:     %s\n", rec.RouteID)
+	}
+	if rec.Principal != "" {
+		fmt.Fprintf(w, "  principal: %s (%s) groups: %s\n", rec.Principal, rec.Kind, strings.Join(rec.Groups, ", "))
+	}
+	if rec.Rule != "" {
+		fmt.Fprintf(w, "  matched:   %s\n", rec.Rule)
+	}
+	again := fmt.Sprintf("gatehouse explain --remote %s --method %s --url http://%s%s", admin, rec.Method, rec.Host, rec.Path)
+	if rec.Principal != "" {
+		again += " --principal " + rec.Principal
+	}
+	fmt.Fprintf(w, "  every rule, against the current catalog: %s\n", again)
+}
+
+// report prints v as indented JSON, or as text, and exits 1 unless the
+// request is allowed (with JSON as with text: scripts test the exit code).
+func report(w io.Writer, asJSON bool, v any, text func(io.Writer), allowed bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(rec); err != nil {
+		if err := enc.Encode(v); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(w, "%s (%d, %s) decision %s at %s, model %s\n", strings.ToUpper(rec.Decision), rec.Status, rec.Reason, rec.DecisionID, rec.Time.Format(time.RFC3339), rec.Model)
-		fmt.Fprintf(w, "  request:   %s %s%s\n", rec.Method, rec.Host, rec.Path)
-		if rec.RouteID != "" {
-			fmt.Fprintf(w, "  route:     %s\n", rec.RouteID)
-		}
-		if rec.Principal != "" {
-			fmt.Fprintf(w, "  principal: %s (%s) groups: %s\n", rec.Principal, rec.Kind, strings.Join(rec.Groups, ", "))
-		}
-		if rec.Rule != "" {
-			fmt.Fprintf(w, "  matched:   %s\n", rec.Rule)
-		}
-		again := fmt.Sprintf("gatehouse explain --remote %s --method %s --url http://%s%s", admin, rec.Method, rec.Host, rec.Path)
-		if rec.Principal != "" {
-			again += " --principal " + rec.Principal
-		}
-		fmt.Fprintf(w, "  every rule, against the current catalog: %s\n", again)
+		text(w)
 	}
-	if rec.Decision != "allow" {
+	if !allowed {
 		return exitCode(1)
 	}
 	return nil

@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
-func runValidate(t *testing.T, args ...string) (string, error) {
+// runCommand runs a subcommand with args and returns what it printed.
+func runCommand(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
 	t.Helper()
-	cmd := validateCmd()
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	var out bytes.Buffer
 	cmd.SetOut(&out)
@@ -41,7 +43,7 @@ func TestValidateOutput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := runValidate(t, dir)
+	out, err := runCommand(t, validateCmd(), dir)
 	if err == nil {
 		t.Fatalf("validate exited 0 on errors:\n%s", out)
 	}
@@ -60,13 +62,13 @@ func TestValidateOutput(t *testing.T) {
 	// One of each: singular.
 	one := t.TempDir()
 	_ = os.WriteFile(filepath.Join(one, "c.yaml"), []byte(doc("c", "component:default/x")+files["team.yaml"]), 0o644)
-	out, _ = runValidate(t, one)
+	out, _ = runCommand(t, validateCmd(), one)
 	if !strings.HasSuffix(strings.TrimSpace(out), "; 1 error, 0 warnings") || !strings.Contains(out, "\n2 entities, 1 route, 1 cluster;") {
 		t.Errorf("plural agreement:\n%s", out)
 	}
 
 	empty := t.TempDir()
-	out, err = runValidate(t, empty)
+	out, err = runCommand(t, validateCmd(), empty)
 	if err == nil || !strings.Contains(out, empty+": error: directory has no .yaml or .yml files (fix: check "+empty+", given in the command line)") ||
 		strings.Contains(out, "catalog.files") {
 		t.Errorf("empty directory:\n%s", out)
