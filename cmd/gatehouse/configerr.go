@@ -131,6 +131,9 @@ func decodeErrors(err error, f configFile, defaults map[string]any, get func(str
 			continue
 		}
 		key := de.Name()
+		if key == reflect.TypeOf(config.Config{}).String() {
+			key = "" // the top level, named by its Go type
+		}
 		inner := de.Unwrap()
 		if rest, ok := strings.CutPrefix(inner.Error(), "has invalid keys: "); ok {
 			for _, k := range strings.Split(rest, ", ") {

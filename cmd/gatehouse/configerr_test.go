@@ -42,6 +42,11 @@ func TestLoadConfigUnknownKeySuggests(t *testing.T) {
 	if want := p + ":3: xds.listn: unknown key (fix: did you mean xds.listen?)"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
+	p = writeConfig(t, "admin: {listen: 127.0.0.1:9090}\nxdss: {listen: x}\n")
+	_, err = loadConfig(p)
+	if want := p + ":2: xdss: unknown key (fix: did you mean xds?)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("top level: got %v\nwant %s", err, want)
+	}
 }
 
 // A YAML syntax error is reported on its line (yaml.v3 says line 1 for
