@@ -16,11 +16,8 @@ func TestLoadConfigBadValueNamesKeyValueTypeAndPlace(t *testing.T) {
 		t.Errorf("file value: got %v\nwant %s", err, want)
 	}
 
-	p = writeConfig(t, "issuers:\n  - name: a\n    issuer_url: https://idp\n    audiences: [x]\n    clock_skew: soon\n")
-	_, err = loadConfig(p)
-	if want := p + `:5: issuers[0].clock_skew: "soon" is not a duration`; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("list item value: got %v\nwant %s", err, want)
-	}
+	wantConfigError(t, "issuers:\n  - name: a\n    issuer_url: https://idp\n    audiences: [x]\n    clock_skew: soon\n",
+		`:5: issuers[0].clock_skew: "soon" is not a duration`)
 
 	t.Setenv("GATEHOUSE_EDGE_PORT", "ten")
 	_, err = loadConfig(writeConfig(t, "edge: {address: 0.0.0.0}\n"))
@@ -36,31 +33,26 @@ func TestLoadConfigBadValueNamesKeyValueTypeAndPlace(t *testing.T) {
 	}
 }
 
+// wantConfigError loads a configuration file with body and wants an error
+// that contains the file's path followed by want.
+func wantConfigError(t *testing.T, body, want string) {
+	t.Helper()
+	p := writeConfig(t, body)
+	if _, err := loadConfig(p); err == nil || !strings.Contains(err.Error(), p+want) {
+		t.Errorf("config %q: got %v\nwant %s%s", body, err, p, want)
+	}
+}
+
 func TestLoadConfigUnknownKeySuggests(t *testing.T) {
-	p := writeConfig(t, "admin: {listen: 127.0.0.1:9090}\nxds:\n  listn: x\n")
-	_, err := loadConfig(p)
-	if want := p + ":3: xds.listn: unknown key (fix: did you mean xds.listen?)"; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("got %v\nwant %s", err, want)
-	}
-	p = writeConfig(t, "admin: {listen: 127.0.0.1:9090}\nxdss: {listen: x}\n")
-	_, err = loadConfig(p)
-	if want := p + ":2: xdss: unknown key (fix: did you mean xds?)"; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("top level: got %v\nwant %s", err, want)
-	}
+	wantConfigError(t, "admin: {listen: 127.0.0.1:9090}\nxds:\n  listn: x\n", ":3: xds.listn: unknown key (fix: did you mean xds.listen?)")
+	wantConfigError(t, "admin: {listen: 127.0.0.1:9090}\nxdss: {listen: x}\n", ":2: xdss: unknown key (fix: did you mean xds?)")
 }
 
 // A YAML syntax error is reported on its line (yaml.v3 says line 1 for
 // this error on line 2).
 func TestLoadConfigYAMLErrorLine(t *testing.T) {
-	p := writeConfig(t, "# gatehouse\nedge: {port: 10000\nadmin: {listen: 127.0.0.1:9090}\n")
-	_, err := loadConfig(p)
-	if want := p + ":2: invalid YAML: "; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("got %v\nwant %s", err, want)
-	}
-	p = writeConfig(t, "edge:\n  port: 1\n  port: 2\n")
-	if _, err := loadConfig(p); err == nil || !strings.Contains(err.Error(), p+`:3: mapping key "port" already defined at line 2`) {
-		t.Errorf("duplicate key: %v", err)
-	}
+	wantConfigError(t, "# gatehouse\nedge: {port: 10000\nadmin: {listen: 127.0.0.1:9090}\n", ":2: invalid YAML: ")
+	wantConfigError(t, "edge:\n  port: 1\n  port: 2\n", `:3: mapping key "port" already defined at line 2`)
 }
 
 // A GATEHOUSE_* variable that sets no key is warned about with the one it
