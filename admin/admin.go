@@ -25,6 +25,9 @@ type Sources struct {
 	Explain http.Handler
 	// Dev serves /dev/ (the development issuer of serve --dev); nil: off.
 	Dev http.Handler
+	// Decision returns a recent decision by its id (GET
+	// /debug/decisions/{id}, gatehouse explain --decision); nil: off.
+	Decision func(id string) (any, bool)
 }
 
 // Handler serves the admin endpoints.
@@ -68,6 +71,16 @@ func New(src Sources) *Handler {
 	}
 	if src.Explain != nil {
 		h.mux.Handle("POST /debug/explain", src.Explain)
+	}
+	if src.Decision != nil {
+		h.mux.HandleFunc("GET /debug/decisions/{id}", func(w http.ResponseWriter, r *http.Request) {
+			d, ok := src.Decision(r.PathValue("id"))
+			if !ok {
+				http.Error(w, "decision "+r.PathValue("id")+" not found: it is not among this replica's recent decisions (older, or made by another replica)", http.StatusNotFound)
+				return
+			}
+			jsonOf(func() any { return d })(w, r)
+		})
 	}
 	return h
 }

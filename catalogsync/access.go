@@ -57,19 +57,12 @@ func parseAccess(e *Entity, n *yaml.Node) Problems {
 
 	if v, ok := e.Annotation(AnnAccess); ok {
 		set = true
-		var raw []struct {
-			Allow   []string `yaml:"allow"`
-			Methods []string `yaml:"methods"`
-			Paths   []string `yaml:"paths"`
-		}
-		dec := yaml.NewDecoder(strings.NewReader(v))
-		dec.KnownFields(true)
-		switch err := dec.Decode(&raw); {
+		raw, shapeErr := decodeAccessRules(v)
+		switch {
 		case !routable:
 			bad(AnnAccess, "only a routed Component or Resource can have access rules", "move the rules to the Component that serves the paths")
-		case err != nil:
-			bad(AnnAccess, "not a YAML list of rules: "+trimYAMLErr(err),
-				"write a list such as: - {allow: [group:default/readers], methods: [GET], paths: [\"/orders/**\"]}")
+		case shapeErr != "":
+			bad(AnnAccess, shapeErr, accessShape)
 		default:
 			for i, r := range raw {
 				where := "rule " + strconv.Itoa(i+1) + ": "
@@ -170,4 +163,60 @@ func parseAccess(e *Entity, n *yaml.Node) Problems {
 		e.Access = a
 	}
 	return ps
+}
+
+// accessShape is the fix for a gatehouse.dev/access value of the wrong shape.
+const accessShape = `write a YAML list of rules, each {allow: [refs], methods: [..], paths: [..]} (methods and paths optional), e.g. ` +
+	`"- {allow: [group:default/readers, user:default/bob], methods: [GET, HEAD], paths: ['/orders/**']}" (docs/policy.md)`
+
+type rawAccessRule struct {
+	Allow   []string `yaml:"allow"`
+	Methods []string `yaml:"methods"`
+	Paths   []string `yaml:"paths"`
+}
+
+var nodeKindName = map[yaml.Kind]string{yaml.ScalarNode: "a single value", yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list", yaml.AliasNode: "an alias"}
+
+// decodeAccessRules reads a gatehouse.dev/access value, or says in catalog
+// terms (not Go types) what is wrong with its shape.
+func decodeAccessRules(v string) ([]rawAccessRule, string) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(v), &doc); err != nil {
+		return nil, "invalid YAML: " + trimYAMLErr(err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, "empty value: expected a list of rules"
+	}
+	list := doc.Content[0]
+	if list.Kind != yaml.SequenceNode {
+		return nil, "the value is " + nodeKindName[list.Kind] + ", not a list of rules (each rule starts with \"- \")"
+	}
+	raw := make([]rawAccessRule, len(list.Content))
+	for i, item := range list.Content {
+		where := "rule " + strconv.Itoa(i+1) + ": "
+		if item.Kind != yaml.MappingNode {
+			return nil, where + "is " + nodeKindName[item.Kind] + ", not a mapping with allow, methods and paths"
+		}
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			key, val := item.Content[j].Value, item.Content[j+1]
+			var dst *[]string
+			switch key {
+			case "allow":
+				dst = &raw[i].Allow
+			case "methods":
+				dst = &raw[i].Methods
+			case "paths":
+				dst = &raw[i].Paths
+			default:
+				return nil, where + "unknown key " + quote(key) + "; a rule has allow, methods and paths"
+			}
+			if val.Kind != yaml.SequenceNode {
+				return nil, where + key + " is " + nodeKindName[val.Kind] + ", not a list (write " + key + ": [a, b])"
+			}
+			if val.Decode(dst) != nil {
+				return nil, where + key + " must list plain values (write " + key + ": [a, b])"
+			}
+		}
+	}
+	return raw, ""
 }

@@ -4,11 +4,14 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-dev/gatehouse/internal/suggest"
 )
 
 // The gatehouse.dev/* annotations: gatehouse's user-facing contract on catalog
@@ -19,6 +22,39 @@ const (
 	AnnPathPrefix = "gatehouse.dev/path-prefix"
 	AnnTimeout    = "gatehouse.dev/timeout"
 )
+
+// AnnPrefix is the annotation namespace gatehouse owns.
+const AnnPrefix = "gatehouse.dev/"
+
+// KnownAnnotations is every annotation in the gatehouse.dev/ namespace that
+// gatehouse reads: any other key there is an error, because a misspelled
+// annotation would otherwise be ignored and leave the entity silently
+// unrouted or unprotected. A new annotation is added here (a test fails
+// until it is).
+var KnownAnnotations = []string{
+	AnnUpstream, AnnHosts, AnnPathPrefix, AnnTimeout,
+	AnnAccess, AnnPublicPaths, AnnIdpSubject, AnnIdpGroup, AnnClientID, AnnForwardToken,
+	AnnMeshAddress,
+}
+
+// checkAnnotationKeys reports every gatehouse.dev/ annotation of e that is
+// not in KnownAnnotations, with the known key it was probably meant to be.
+func checkAnnotationKeys(e *Entity, n *yaml.Node) Problems {
+	var ps Problems
+	for key := range e.Metadata.Annotations {
+		if !strings.HasPrefix(strings.ToLower(key), AnnPrefix) || slices.Contains(KnownAnnotations, key) {
+			continue
+		}
+		fix := "use one of " + strings.Join(KnownAnnotations, ", ") + " (docs/catalog.md, docs/policy.md)"
+		if s := suggest.Closest(key, KnownAnnotations); s != "" {
+			fix = "did you mean " + s + "? Rename the key"
+		}
+		ps = append(ps, Problem{Severity: SeverityError, Line: lineOf(n, "metadata", "annotations", key), Field: "metadata.annotations[" + key + "]",
+			Message: "unknown gatehouse annotation " + quote(key) + "; gatehouse does not read it, so the entity would not behave as written", Fix: fix})
+	}
+	slices.SortFunc(ps, func(a, b Problem) int { return a.Line - b.Line })
+	return ps
+}
 
 // MaxRouteTimeout bounds gatehouse.dev/timeout.
 const MaxRouteTimeout = time.Hour

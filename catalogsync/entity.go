@@ -50,6 +50,10 @@ type Entity struct {
 	// resolveRelations (which adds the relations): the store's cheap test
 	// that an entity did not change.
 	resolvedFrom *Entity
+	// refLines: the line of each ref of the spec's ref fields, by field
+	// name ("owner", "dependsOn") in order, so a ref that resolves to
+	// nothing is reported where it is written (files only).
+	refLines map[string][]int
 }
 
 // Metadata is Backstage's entity metadata.
@@ -127,6 +131,21 @@ type Origin struct {
 	Source string `json:"source"` // source name, e.g. "files" or "backstage"
 	File   string `json:"file,omitempty"`
 	Line   int    `json:"line,omitempty"`
+}
+
+func (e *Entity) addRefLine(field string, line int) {
+	if e.refLines == nil {
+		e.refLines = map[string][]int{}
+	}
+	e.refLines[field] = append(e.refLines[field], line)
+}
+
+// refLine is the line of ref i of a spec field, else the entity's line.
+func (e *Entity) refLine(field string, i int) int {
+	if ls := e.refLines[field]; i < len(ls) {
+		return ls[i]
+	}
+	return e.Origin.Line
 }
 
 func (o Origin) String() string {

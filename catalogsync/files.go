@@ -31,10 +31,49 @@ type FileSource struct {
 	// FS, when set, is read instead of the operating system's files (the
 	// catalog embedded in the binary); Paths are then paths inside it.
 	FS fs.FS
+	// PathsFrom says where Paths were given, for the fix of a path that
+	// matches nothing; empty means the configuration's catalog.files or
+	// serve's --catalog flag.
+	PathsFrom string
 
 	mu     sync.Mutex
 	parsed map[string]parsedFile // by path: a file whose bytes did not change is not parsed again
 	dirs   []string              // the directories the last Load looked in (watchDirs)
+	status SourceStatus          // of Run's loads
+}
+
+// Status returns the source's sync status (for /debug/sources): when Run
+// last read the files, when it last read all of them, and how many
+// entities they hold.
+func (f *FileSource) Status() SourceStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.status
+	st.Name = f.Name
+	if !st.LastSuccess.IsZero() {
+		st.SyncAgeSecs = time.Since(st.LastSuccess).Seconds()
+	}
+	return st
+}
+
+// recordLoad notes one of Run's loads in the status.
+func (f *FileSource) recordLoad(p Parsed) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	f.status.LastAttempt = now
+	f.status.Polls++
+	f.status.Entities = len(p.Entities)
+	f.status.LastError = ""
+	for _, pr := range p.Problems {
+		// A path that cannot be read or matches nothing (a problem of a
+		// file, not of a line in it): the load is not a success.
+		if pr.Severity == SeverityError && pr.Line == 0 {
+			f.status.LastError = pr.String()
+			return
+		}
+	}
+	f.status.LastSuccess = now
 }
 
 type parsedFile struct {
@@ -185,9 +224,15 @@ func (f *FileSource) Load() (Parsed, string) {
 			msg := "catalog path matches no file"
 			if err != nil {
 				msg = err.Error()
+			} else if st, serr := fsys.Stat(root); serr == nil && st.IsDir() {
+				msg = "directory has no .yaml or .yml files"
+			}
+			from := f.PathsFrom
+			if from == "" {
+				from = "catalog.files or --catalog"
 			}
 			out.Problems = append(out.Problems, Problem{Severity: SeverityError, Source: f.Name, File: root, Message: msg,
-				Fix: "check catalog.files in the configuration"})
+				Fix: "check " + root + ", given in " + from})
 			fmt.Fprintf(h, "%s\x00nomatch\x00", root)
 			continue
 		}
@@ -271,6 +316,7 @@ func (f *FileSource) Run(ctx context.Context, store *Store) {
 	defer t.Stop()
 	for {
 		p, fp := f.Load()
+		f.recordLoad(p)
 		lastSync.WithLabelValues(f.Name).SetToCurrentTime()
 		if p.ReadErrors > 0 {
 			syncErrors.WithLabelValues(f.Name).Add(float64(p.ReadErrors))
@@ -280,7 +326,7 @@ func (f *FileSource) Run(ctx context.Context, store *Store) {
 			snap := store.ReplaceSource(f.Name, p)
 			log.Info("catalog files loaded", "source", f.Name, "entities", len(p.Entities), "problems", len(p.Problems), "generation", snap.Generation)
 			for _, pr := range p.Problems {
-				log.Warn("catalog problem", "problem", pr.String())
+				log.Log(ctx, pr.Level(), "catalog problem", "problem", pr.String())
 			}
 		}
 		w.watch(f.watchDirs())

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-dev/gatehouse/internal/yamlerr"
 )
 
 // Parsed is the outcome of reading one catalog file: the valid entities, and
@@ -31,7 +33,7 @@ func ParseFile(source, file string, data []byte) Parsed {
 		if err := yaml.Unmarshal(chunk.text, &doc); err != nil {
 			// A syntax error spoils only its own document: the file is split
 			// on document markers first, so the others still parse.
-			line := yamlErrLine(err)
+			line, _ := yamlerr.Syntax(err, chunk.text)
 			if line > 0 {
 				line += chunk.line - 1
 			} else {
@@ -148,6 +150,9 @@ func parseDocument(source, file string, n *yaml.Node) (*Entity, Problems) {
 	}
 	e := &Entity{Origin: Origin{Source: source, File: file, Line: n.Line}}
 	if err := n.Decode(e); err != nil {
+		if p, ok := duplicateKey(n, err, at, e); ok {
+			return e, Problems{p}
+		}
 		// Decode the header alone so the problem can name the entity.
 		var hdr struct {
 			Kind     string `yaml:"kind"`
@@ -179,6 +184,49 @@ func parseDocument(source, file string, n *yaml.Node) (*Entity, Problems) {
 		}
 	}
 	return e, probs
+}
+
+var dupKeyRe = regexp.MustCompile(`line (\d+): mapping key "([^"]*)" already defined at line (\d+)`)
+
+// duplicateKey turns yaml.v3's first "mapping key already defined" error
+// into a problem at the second occurrence; e gets the first kind and name
+// written, so the entity's last good version is kept. Two entities without
+// a --- between them read as one document with every top-level key twice.
+func duplicateKey(n *yaml.Node, err error, at func(int, string, string, string) Problem, e *Entity) (Problem, bool) {
+	m := dupKeyRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return Problem{}, false
+	}
+	line, _ := strconv.Atoi(m[1])
+	field := pathAtLine(n, line, "")
+	if field == "" {
+		field = m[2]
+	}
+	fix := "keep one of the two"
+	if !strings.Contains(field, ".") {
+		fix = "if these are two entities, put a line with only --- between them; otherwise keep one " + m[2]
+	}
+	p := at(line, field, "key "+quote(m[2])+" is written twice (first at line "+m[3]+")", fix)
+	e.Kind = firstValue(n, "kind")
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "metadata" && e.Metadata.Name == "" {
+			e.Metadata.Name, e.Metadata.Namespace = firstValue(n.Content[i+1], "name"), firstValue(n.Content[i+1], "namespace")
+		}
+	}
+	if e.Kind != "" && e.Metadata.Name != "" {
+		p.Entity = e.Ref().String()
+	}
+	return p, true
+}
+
+// firstValue is the value of the first key of a mapping with that name.
+func firstValue(n *yaml.Node, key string) string {
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
 }
 
 var yamlLineRe = regexp.MustCompile(`line (\d+):?`)

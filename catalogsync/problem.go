@@ -1,7 +1,10 @@
 package catalogsync
 
 import (
+	"cmp"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 )
 
@@ -57,6 +60,14 @@ func (p Problem) String() string {
 	return b.String()
 }
 
+// Level is the log level of the problem: ERROR for an error, else WARN.
+func (p Problem) Level() slog.Level {
+	if p.Severity == SeverityError {
+		return slog.LevelError
+	}
+	return slog.LevelWarn
+}
+
 // Problems is a list of problems with helpers.
 type Problems []Problem
 
@@ -69,4 +80,19 @@ func (ps Problems) Errors() int {
 		}
 	}
 	return n
+}
+
+// Sort orders the problems by file and line (problems without a file, by
+// source, after those with one), keeping the order of problems at the same
+// place.
+func (ps Problems) Sort() {
+	slices.SortStableFunc(ps, func(a, b Problem) int {
+		if (a.File == "") != (b.File == "") {
+			if a.File == "" {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Source, b.Source), cmp.Compare(a.Line, b.Line))
+	})
 }

@@ -43,17 +43,14 @@ func resolveRelations(in []*Entity) ([]*Entity, []string, Problems) {
 			continue
 		}
 		for _, rf := range rules.refs {
-			for _, s := range rf.get(&e.Spec) {
+			for j, s := range rf.get(&e.Spec) {
 				r, err := ParseRef(s, rf.defaultKind, self.Namespace)
 				if err != nil {
 					continue // validation already rejected such entities
 				}
 				t := r.Key()
 				if _, ok := byKey[t]; !ok {
-					ps = append(ps, Problem{Severity: SeverityWarning, Source: e.Origin.Source, File: e.Origin.File, Line: e.Origin.Line,
-						Entity: self.String(), Field: "spec." + rf.name,
-						Message: "refers to " + r.String() + ", which is not in the catalog",
-						Fix:     "add the entity to the catalog or correct the ref"})
+					ps = append(ps, unresolvedRef(e, rf.name, j, r))
 				}
 				switch rf.name {
 				case "owner":
@@ -96,6 +93,20 @@ func resolveRelations(in []*Entity) ([]*Entity, []string, Problems) {
 		})
 	}
 	return out, keys, ps
+}
+
+// unresolvedRef is the warning for ref j of spec field of e, which names
+// an entity that is not in the catalog, at the line the ref is written.
+func unresolvedRef(e *Entity, field string, j int, r Ref) Problem {
+	p := Problem{Severity: SeverityWarning, Source: e.Origin.Source, File: e.Origin.File, Line: e.refLine(field, j),
+		Entity: e.Ref().String(), Field: "spec." + field,
+		Message: "refers to " + r.String() + ", which is not in the catalog",
+		Fix:     "add the entity to the catalog or correct the ref"}
+	if field == fOwner.name && (e.Kind == KindComponent || e.Kind == KindResource) {
+		p.Message += "; nobody owns this " + e.Kind + ", so until it is only explicit rules (gatehouse.dev/access) and declared consumers can reach it"
+		p.Fix = "correct the owner's name (a Group or User in the catalog), or add that Group"
+	}
+	return p
 }
 
 // groupClosure returns, for every group and user key, the set of groups it is

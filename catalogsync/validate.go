@@ -103,11 +103,19 @@ func validate(e *Entity, n *yaml.Node) Problems {
 	ns := e.Ref().Namespace
 	for _, rf := range rules.refs {
 		for i, s := range rf.get(&e.Spec) {
-			if _, err := ParseRef(s, rf.defaultKind, ns); err != nil {
-				errf(lineOfItem(n, i, "spec", rf.name), "spec."+rf.name, err.Error(), "write the ref as [kind:][namespace/]name, e.g. "+rf.defaultKind+":default/example")
+			line := lineOfItem(n, i, "spec", rf.name)
+			e.addRefLine(rf.name, line)
+			r, err := ParseRef(s, rf.defaultKind, ns)
+			switch {
+			case err != nil:
+				errf(line, "spec."+rf.name, err.Error(), "write the ref as [kind:][namespace/]name, e.g. "+rf.defaultKind+":default/example")
+			case rf.name == fOwner.name && r.Kind != KindUser && r.Kind != KindGroup:
+				errf(line, "spec.owner", "the owner "+r.String()+" is a "+r.Kind+"; Backstage allows only a User or Group as owner",
+					"name the team (group:default/payments) or person (user:default/alice) responsible for it; to let a component call it, use spec.consumesApis, spec.dependsOn or gatehouse.dev/access")
 			}
 		}
 	}
+	ps = append(ps, checkAnnotationKeys(e, n)...)
 	ps = append(ps, parseAnnotations(e, n)...)
 	ps = append(ps, parseAccess(e, n)...)
 	ps = append(ps, parseMesh(e, n)...)

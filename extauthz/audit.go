@@ -48,6 +48,7 @@ type Audit struct {
 	dropped atomic.Int64
 	once    sync.Once
 	done    chan struct{}
+	recent  *recentRing // the latest records, by decision id
 }
 
 // NewAudit starts the writer. w is written in batches (see auditBatch)
@@ -56,7 +57,7 @@ func NewAudit(w io.Writer, buffer int) *Audit {
 	if buffer <= 0 {
 		buffer = 4096
 	}
-	a := &Audit{ch: make(chan AuditRecord, buffer), w: bufio.NewWriterSize(w, 64<<10), done: make(chan struct{})}
+	a := &Audit{ch: make(chan AuditRecord, buffer), w: bufio.NewWriterSize(w, 64<<10), done: make(chan struct{}), recent: newRecentRing(RecentDecisions)}
 	go a.run()
 	return a
 }
@@ -71,6 +72,7 @@ func (a *Audit) run() {
 	defer close(a.done)
 	var line []byte
 	write := func(r *AuditRecord) {
+		a.recent.add(*r)
 		line = appendRecord(line[:0], r)
 		if _, err := a.w.Write(line); err == nil {
 			a.written.Add(1)

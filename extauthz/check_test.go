@@ -109,7 +109,8 @@ func TestCheckResponses(t *testing.T) {
 		if d == nil || d.GetStatus().GetCode() != 401 {
 			t.Fatalf("want 401, got %v", r)
 		}
-		if h := headerMap(d.GetHeaders())["www-authenticate"]; !strings.Contains(h, `Bearer`) || !strings.Contains(h, `error="invalid_token"`) {
+		// RFC 6750 §3.1: no error code when the request sent no credentials.
+		if h := headerMap(d.GetHeaders())["www-authenticate"]; h != `Bearer realm="gatehouse"` {
 			t.Fatalf("WWW-Authenticate = %q", h)
 		}
 	})
@@ -117,6 +118,9 @@ func TestCheckResponses(t *testing.T) {
 		r, _ := s.Check(ctx, checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"authorization": "Bearer forged"}))
 		if r.GetDeniedResponse().GetStatus().GetCode() != 401 {
 			t.Fatalf("want 401, got %v", r)
+		}
+		if h := headerMap(r.GetDeniedResponse().GetHeaders())["www-authenticate"]; h != `Bearer realm="gatehouse", error="invalid_token"` {
+			t.Fatalf("WWW-Authenticate = %q", h)
 		}
 	})
 	t.Run("not allowed: 403 with code and decision id only", func(t *testing.T) {

@@ -149,7 +149,11 @@ func (s *Server) deny(rec *AuditRecord, code int, reason, rule, detail string) *
 	body, _ := json.Marshal(map[string]string{"error": errCode, "decision_id": rec.DecisionID})
 	hdrs := []*core.HeaderValueOption{{Header: &core.HeaderValue{Key: "content-type", Value: "application/json"}}}
 	if code == 401 {
-		hdrs = append(hdrs, &core.HeaderValueOption{Header: &core.HeaderValue{Key: "www-authenticate", Value: `Bearer realm="gatehouse", error="invalid_token"`}})
+		challenge := `Bearer realm="gatehouse", error="invalid_token"`
+		if reason == "no_token" { // RFC 6750 §3.1: no error code when no credentials were sent
+			challenge = `Bearer realm="gatehouse"`
+		}
+		hdrs = append(hdrs, &core.HeaderValueOption{Header: &core.HeaderValue{Key: "www-authenticate", Value: challenge}})
 	}
 	if detail != "" {
 		s.log.Debug("denied", "decision_id", rec.DecisionID, "reason", reason, "detail", detail)

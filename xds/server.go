@@ -316,7 +316,7 @@ func (s *Server) registerLocked(st *adsStream, node *core.Node) *nodeState {
 		n = &nodeState{streams: map[*adsStream]struct{}{}, info: NodeInfo{
 			ID: node.GetId(), Cluster: node.GetCluster(), Delta: st.delta, ConnectedAt: time.Now(),
 			Acked: map[string]string{}, Role: metaString(node, "role"),
-			Version: node.GetUserAgentBuildVersion().GetVersion().String(),
+			Version: envoyVersion(node),
 		}}
 		if p := metaString(node, "listen_port"); p != "" {
 			port, err := ParsePort(p)
@@ -392,4 +392,13 @@ func sortedNodeIDs(m map[string]*nodeState) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// envoyVersion is the Envoy version a node reports, e.g. "1.36.4" (from
+// user_agent_build_version; the older user_agent_version string otherwise).
+func envoyVersion(node *core.Node) string {
+	if v := node.GetUserAgentBuildVersion().GetVersion(); v != nil {
+		return fmt.Sprintf("%d.%d.%d", v.GetMajorNumber(), v.GetMinorNumber(), v.GetPatch())
+	}
+	return node.GetUserAgentVersion()
 }

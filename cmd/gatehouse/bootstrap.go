@@ -15,7 +15,13 @@ func bootstrapCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
 		Short: "Print an Envoy bootstrap that takes its configuration from gatehouse",
-		Args:  cobra.NoArgs,
+		Example: `  gatehouse bootstrap --role edge --node-id edge-1 --xds-address 127.0.0.1:18000 > edge.yaml
+  envoy -c edge.yaml
+  # delta xDS, and a listener port of its own
+  gatehouse bootstrap --role edge --node-id edge-2 --delta --listen-port 10001
+  # a mesh sidecar in front of the orders Component's application on port 8080
+  gatehouse bootstrap --role sidecar --node-id orders-7f9c --component component:default/orders --app-port 8080`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.AdminPort, o.ListenPort = uint32(adminPort), uint32(listenPort)
 			o.Sidecar.AppPort, o.Sidecar.InboundPort, o.Sidecar.OutboundPort = uint32(appPort), uint32(inPort), uint32(outPort)

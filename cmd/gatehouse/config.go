@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -12,11 +15,18 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/internal/yamlerr"
 )
 
 // loadConfig reads the configuration file (if any) over the defaults, applies
-// GATEHOUSE_* environment overrides, and validates. Unknown keys are errors.
+// GATEHOUSE_* environment overrides, and validates. Unknown keys are errors;
+// warnings (a GATEHOUSE_* variable that sets nothing) go to stderr.
 func loadConfig(path string) (config.Config, error) {
+	return loadConfigWarn(path, func(w string) { fmt.Fprintln(os.Stderr, "gatehouse: warning:", w) })
+}
+
+// loadConfigWarn is loadConfig, passing each warning to warn.
+func loadConfigWarn(path string, warn func(string)) (config.Config, error) {
 	cfg := config.Defaults()
 	v := viper.New()
 	v.SetEnvPrefix("GATEHOUSE")
@@ -34,15 +44,34 @@ func loadConfig(path string) (config.Config, error) {
 	if err := yaml.Unmarshal(raw, &defaults); err != nil {
 		return cfg, err
 	}
-	for k, val := range flatten("", defaults) {
+	flat := flatten("", defaults)
+	for k, val := range flat {
 		v.SetDefault(k, val)
 	}
+	file := configFile{path: path}
 	if path != "" {
-		v.SetConfigFile(path)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("reading config: %w", err)
+		}
+		// Parsed here first for the line of a syntax error (yaml.v3 gets
+		// some wrong) and of each key.
+		file.root = &yaml.Node{}
+		if err := yaml.Unmarshal(data, file.root); err != nil {
+			line, msg := yamlerr.Syntax(err, data)
+			return cfg, fmt.Errorf("config %s:%d: invalid YAML: %s (fix: correct the YAML syntax on or just before that line)", path, line, msg)
+		}
 		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
+		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+			// What yaml.v3 refuses beyond syntax, e.g. a key written twice.
+			if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+				return cfg, fmt.Errorf("config %s:%s: %s (fix: write each key once, as docs/configuration.md shows)", path, m[1], m[2])
+			}
 			return cfg, fmt.Errorf("reading config %s: %w", path, err)
 		}
+	}
+	for _, w := range unknownEnv(v.GetString("catalog.backstage.token_env")) {
+		warn(w)
 	}
 	var md mapstructure.Metadata
 	err = v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
@@ -55,8 +84,9 @@ func loadConfig(path string) (config.Config, error) {
 		)
 	})
 	if err != nil {
-		return cfg, fmt.Errorf("config %s: %w (fix: check the key names against docs/configuration.md)", orDefault(path), err)
+		return cfg, fmt.Errorf("config %s is invalid:\n%w", orDefault(path), decodeErrors(err, file, flat, v.Get))
 	}
+
 	// Relative catalog paths are relative to the config file.
 	if path != "" {
 		base := filepath.Dir(path)
@@ -67,10 +97,12 @@ func loadConfig(path string) (config.Config, error) {
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("config %s is invalid:\n%w", orDefault(path), err)
+		return cfg, fmt.Errorf("config %s is invalid:\n%w", orDefault(path), blameEnvironment(err))
 	}
 	return cfg, nil
 }
+
+var yamlLineRe = regexp.MustCompile(`line (\d+): (.*)`)
 
 func orDefault(path string) string {
 	if path == "" {
@@ -107,11 +139,22 @@ func setLogLevel(level string) {
 	logLevel.Set(lvl)
 }
 
-func newLogger(c config.Log) *slog.Logger {
+func newLogger(c config.Log) *slog.Logger { return newLoggerTo(os.Stderr, c) }
+
+func newLoggerTo(w io.Writer, c config.Log) *slog.Logger {
 	setLogLevel(c.Level)
-	opts := &slog.HandlerOptions{Level: logLevel}
+	opts := &slog.HandlerOptions{Level: logLevel, ReplaceAttr: durationString}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationString logs a duration as "1.5s", not as JSON's nanosecond
+// integer.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

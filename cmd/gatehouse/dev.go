@@ -41,7 +41,13 @@ func tokenCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token --user user:default/alice | --client-id ID",
 		Short: "Mint a development token from a gatehouse started with serve --dev",
-		Args:  cobra.NoArgs,
+		Example: `  ALICE=$(gatehouse token --user user:default/alice)
+  curl -H "Authorization: Bearer $ALICE" localhost:10000/orders/42
+  # a machine token for the Component whose gatehouse.dev/client-id is shop
+  gatehouse token --client-id shop
+  # extra IdP groups and a short lifetime
+  gatehouse token --user user:default/bob --group auditors --ttl 5m`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case user != "":

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -17,55 +18,54 @@ import (
 )
 
 func explainCmd() *cobra.Command {
-	var cfgPath, remote, catalogPath string
+	var cfgPath, remote, decisionID string
+	var catalogFiles []string
 	var req extauthz.ExplainRequest
-	var asJSON, anonymous bool
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "explain --url URL (--token JWT | --principal REF [--group G]... | --anonymous) [--peer REF]",
+		Use:   "explain --url URL [--token JWT | --principal REF [--group G]...] [--peer REF --route ID]",
 		Short: "Explain whether a request would be allowed, and why (the same Evaluate as Check)",
-		Example: `  gatehouse explain --catalog ./catalog --principal user:default/bob --method POST --url http://gw/orders/7
-  gatehouse explain --remote http://127.0.0.1:9090 --token "$JWT" --url http://gw/orders/reports/q1
-  gatehouse explain --catalog ./catalog --anonymous --url http://gw/orders/healthz
+		Example: `  # a catalog principal, against the catalog of a configuration file
+  gatehouse explain --config gatehouse.yaml --principal user:default/bob --method POST --url http://gw/orders/7
+  # a real token, asking a running gatehouse (its admin listener)
+  gatehouse explain --remote http://127.0.0.1:9090 --token "$JWT" --url http://gw/orders/7
+  # a component calling another, as JSON
+  gatehouse explain --remote http://127.0.0.1:9090 --principal component:default/shop --url http://gw/orders/7 --json
+  # a request without credentials (a public path?), against catalog files
+  gatehouse explain --catalog examples/catalog/catalog-info.yaml --url http://gw/orders/healthz
+  # a sidecar's inbound route: the mTLS peer component and the user it calls for
   gatehouse explain --catalog ./catalog --peer component:default/checkout --principal user:default/alice \
-      --route 'component:default/orders@mesh:/orders/v1' --url http://orders/orders/v1/items`,
+      --route 'component:default/orders@mesh:/orders/v1' --url http://orders/orders/v1/items
+  # a past decision, by the decision_id of a 403 body or an audit record
+  gatehouse explain --remote http://127.0.0.1:9090 --decision 7f3c9a1e-…`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if req.URL == "" || (req.Token == "" && req.Principal == "" && req.Peer == "" && !anonymous) {
-				return fmt.Errorf("give --url and who asks: --token, --principal, --peer, or --anonymous")
+			if decisionID != "" {
+				return explainDecision(cmd.OutOrStdout(), remote, decisionID, asJSON)
+			}
+			if req.URL == "" {
+				return fmt.Errorf("give --url, and --token or --principal (without either: a request without credentials)")
 			}
 			var res *extauthz.ExplainResult
 			var err error
 			if remote != "" {
 				res, err = explainRemote(remote, req)
 			} else {
-				res, err = explainLocal(cmd.Context(), cfgPath, catalogPath, req)
+				res, err = explainLocal(cmd.Context(), cfgPath, catalogFiles, req)
 			}
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-			} else {
-				printExplain(out, res)
-			}
-			if !res.Decision.Allow {
-				return exitCode(1)
-			}
-			return nil
+			return report(cmd.OutOrStdout(), asJSON, res, func(w io.Writer) { printExplain(w, res) }, res.Decision.Allow)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (catalog and issuers)")
-	f.StringVar(&catalogPath, "catalog", "", "catalog file, directory or glob (instead of the configuration's catalog.files)")
+	f.StringSliceVar(&catalogFiles, "catalog", nil, "catalog files, directories or globs (overrides catalog.files)")
 	f.StringVar(&req.Peer, "peer", "", "the component a sidecar verified by mTLS, on a sidecar's inbound route (with --route)")
 	f.StringVar(&req.RouteID, "route", "", "the route id Envoy chose (as Check receives it); default: matched from --url")
-	f.BoolVar(&anonymous, "anonymous", false, "a request without credentials")
 	f.StringVar(&remote, "remote", "", "ask a running gatehouse: its admin URL, e.g. http://127.0.0.1:9090")
+	f.StringVar(&decisionID, "decision", "", "show a recent decision by its decision_id (with --remote)")
 	f.StringVar(&req.Token, "token", "", "a bearer token to verify and map")
 	f.StringVar(&req.Principal, "principal", "", "a catalog user or component, e.g. user:default/alice")
 	f.StringSliceVar(&req.Groups, "group", nil, "extra IdP group names for --principal")
@@ -75,13 +75,16 @@ func explainCmd() *cobra.Command {
 	return cmd
 }
 
-func explainLocal(ctx context.Context, cfgPath, catalogPath string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
+func explainLocal(ctx context.Context, cfgPath string, catalogFiles []string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return nil, err
 	}
-	if catalogPath != "" {
-		cfg.Catalog.Files = []string{catalogPath}
+	if len(catalogFiles) > 0 {
+		cfg.Catalog.Files = catalogFiles
+	}
+	if len(cfg.Catalog.Files) == 0 {
+		return nil, fmt.Errorf("no catalog: give --catalog, --config with catalog.files, or --remote")
 	}
 	if len(cfg.Catalog.Files) == 0 {
 		return nil, fmt.Errorf("no catalog: give --catalog PATH, --config with catalog.files, or --remote")
@@ -101,21 +104,89 @@ func explainLocal(ctx context.Context, cfgPath, catalogPath string, req extauthz
 
 func explainRemote(admin string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
 	body, _ := json.Marshal(req)
-	c := &http.Client{Timeout: 15 * time.Second}
-	resp, err := c.Post(strings.TrimSuffix(admin, "/")+"/debug/explain", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("%s (gatehouse at %s answered %d)", strings.TrimSpace(string(b)), admin, resp.StatusCode)
-	}
 	var res extauthz.ExplainResult
-	if err := json.Unmarshal(b, &res); err != nil {
+	if err := askAdmin(admin, "POST", "/debug/explain", body, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
+}
+
+// askAdmin calls a running gatehouse's admin listener and decodes its JSON
+// answer into out; errors name the remote and the problem.
+func askAdmin(admin, method, path string, body []byte, out any) error {
+	const fix = "(fix: give gatehouse's admin URL, admin.listen, e.g. http://127.0.0.1:9090)"
+	c := &http.Client{Timeout: 15 * time.Second}
+	target := strings.TrimSuffix(admin, "/") + path
+	hreq, err := http.NewRequest(method, target, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("--remote %s: %w %s", admin, err, fix)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(hreq)
+	if err != nil {
+		return fmt.Errorf("--remote %s: %w %s", admin, err, fix)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	text := strings.TrimSpace(string(b))
+	switch {
+	case resp.StatusCode == http.StatusMethodNotAllowed || (resp.StatusCode == http.StatusNotFound && strings.HasPrefix(text, "404 page not found")):
+		return fmt.Errorf("--remote %s: no such endpoint %s (HTTP %d) %s", admin, target, resp.StatusCode, fix)
+	case resp.StatusCode != 200:
+		return fmt.Errorf("--remote %s: %s (HTTP %d)", admin, text, resp.StatusCode)
+	}
+	return json.Unmarshal(b, out)
+}
+
+// explainDecision prints a recent decision of a running gatehouse, and the
+// explain command that shows every rule it considered.
+func explainDecision(w io.Writer, admin, id string, asJSON bool) error {
+	if admin == "" {
+		return fmt.Errorf("--decision needs --remote: decisions are kept in the memory of the gatehouse that made them (fix: add --remote http://127.0.0.1:9090)")
+	}
+	var rec extauthz.AuditRecord
+	if err := askAdmin(admin, "GET", "/debug/decisions/"+url.PathEscape(id), nil, &rec); err != nil {
+		return err
+	}
+	return report(w, asJSON, rec, func(w io.Writer) { printDecision(w, admin, rec) }, rec.Decision == "allow")
+}
+
+// printDecision writes a recorded decision as text.
+func printDecision(w io.Writer, admin string, rec extauthz.AuditRecord) {
+	fmt.Fprintf(w, "%s (%d, %s) decision %s at %s, model %s\n", strings.ToUpper(rec.Decision), rec.Status, rec.Reason, rec.DecisionID, rec.Time.Format(time.RFC3339), rec.Model)
+	fmt.Fprintf(w, "  request:   %s %s%s\n", rec.Method, rec.Host, rec.Path)
+	if rec.RouteID != "" {
+		fmt.Fprintf(w, "  route:     %s\n", rec.RouteID)
+	}
+	if rec.Principal != "" {
+		fmt.Fprintf(w, "  principal: %s (%s) groups: %s\n", rec.Principal, rec.Kind, strings.Join(rec.Groups, ", "))
+	}
+	if rec.Rule != "" {
+		fmt.Fprintf(w, "  matched:   %s\n", rec.Rule)
+	}
+	again := fmt.Sprintf("gatehouse explain --remote %s --method %s --url http://%s%s", admin, rec.Method, rec.Host, rec.Path)
+	if rec.Principal != "" {
+		again += " --principal " + rec.Principal
+	}
+	fmt.Fprintf(w, "  every rule, against the current catalog: %s\n", again)
+}
+
+// report prints v as indented JSON, or as text, and exits 1 unless the
+// request is allowed (with JSON as with text: scripts test the exit code).
+func report(w io.Writer, asJSON bool, v any, text func(io.Writer), allowed bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+	} else {
+		text(w)
+	}
+	if !allowed {
+		return exitCode(1)
+	}
+	return nil
 }
 
 // explainHandler serves POST /debug/explain from the running engine.
@@ -156,6 +227,8 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 		if res.Principal.Unmatched != "" {
 			fmt.Fprintf(w, "  unmapped:  %s\n", res.Principal.Unmatched)
 		}
+	} else if res.Route != nil && !strings.HasPrefix(res.Decision.Reason, "invalid_token") {
+		fmt.Fprintln(w, "  principal: none (a request without credentials)")
 	}
 	for _, p := range res.Decision.Principals {
 		verdict := "denied"

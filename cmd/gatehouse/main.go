@@ -13,14 +13,7 @@ import (
 var version = "dev"
 
 func main() {
-	root := &cobra.Command{
-		Use:           "gatehouse",
-		Short:         "Catalog-driven Envoy control plane with identity-aware access control",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.AddCommand(serveCmd(), validateCmd(), bootstrapCmd(), translateCmd(), explainCmd(), tokenCmd(), versionCmd())
-	if err := root.Execute(); err != nil {
+	if err := rootCmd().Execute(); err != nil {
 		var ec exitCode
 		if asExit(err, &ec) {
 			os.Exit(int(ec))
@@ -28,6 +21,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		os.Exit(2)
 	}
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "gatehouse",
+		Short:         "Catalog-driven Envoy control plane with identity-aware access control",
+		Version:       version, // gatehouse --version, -v
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetVersionTemplate("gatehouse {{.Version}}\n")
+	root.AddCommand(serveCmd(), validateCmd(), bootstrapCmd(), translateCmd(), explainCmd(), tokenCmd(), versionCmd())
+	return root
 }
 
 // exitCode is returned by commands that already printed what went wrong.
@@ -47,7 +53,9 @@ func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the gatehouse version",
-		Args:  cobra.NoArgs,
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "gatehouse", version) },
+		Example: `  gatehouse version
+  gatehouse --version`,
+		Args: cobra.NoArgs,
+		Run:  func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "gatehouse", version) },
 	}
 }

@@ -108,22 +108,46 @@ func applyReload(cur *config.Config, next config.Config, sources *catalogRunner,
 	rest, nextRest := *cur, next
 	rest.Log.Level, rest.Catalog, rest.Issuers = "", config.Catalog{}, nil
 	nextRest.Log.Level, nextRest.Catalog, nextRest.Issuers = "", config.Catalog{}, nil
-	if !reflect.DeepEqual(rest, nextRest) {
-		log.Warn("configuration changes other than catalog, issuers and log.level take effect after a restart")
+	if keys := changedKeys(rest, nextRest); len(keys) > 0 {
+		log.Warn("configuration changed but takes effect only after a restart: "+strings.Join(keys, ", ")+
+			" (fix: restart gatehouse to apply it; catalog, issuers and log.level apply on reload)", "keys", keys)
 	}
+}
+
+// changedKeys lists the configuration keys whose values differ between a
+// and b, e.g. [edge.port xds.listen].
+func changedKeys(a, b config.Config) []string {
+	var out []string
+	var walk func(x, y reflect.Value, prefix string)
+	walk = func(x, y reflect.Value, prefix string) {
+		for i := 0; i < x.NumField(); i++ {
+			key := x.Type().Field(i).Tag.Get("mapstructure")
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			switch {
+			case x.Field(i).Kind() == reflect.Struct:
+				walk(x.Field(i), y.Field(i), key)
+			case !reflect.DeepEqual(x.Field(i).Interface(), y.Field(i).Interface()):
+				out = append(out, key)
+			}
+		}
+	}
+	walk(reflect.ValueOf(a), reflect.ValueOf(b), "")
+	return out
 }
 
 // catalogRunner runs the catalog sources of the current configuration and
 // replaces them when the configuration changes.
 type catalogRunner struct {
-	ctx       context.Context
-	store     *cs.Store
-	log       *slog.Logger
-	mu        sync.Mutex
-	cancel    context.CancelFunc
-	done      chan struct{}
-	names     []string
-	backstage *cs.BackstageSource
+	ctx    context.Context
+	store  *cs.Store
+	log    *slog.Logger
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+	names  []string
+	status map[string]func() cs.SourceStatus // by source name
 }
 
 func newCatalogRunner(ctx context.Context, store *cs.Store, log *slog.Logger) *catalogRunner {
@@ -136,23 +160,26 @@ func newCatalogRunner(ctx context.Context, store *cs.Store, log *slog.Logger) *c
 func (r *catalogRunner) apply(c config.Catalog) error {
 	var runs []func(context.Context)
 	var names []string
-	var bs *cs.BackstageSource
+	status := map[string]func() cs.SourceStatus{}
 	if len(c.Files) > 0 {
 		src := &cs.FileSource{Name: "files", Paths: c.Files, Interval: c.PollInterval, Logger: r.log}
 		names, runs = append(names, src.Name), append(runs, func(ctx context.Context) { src.Run(ctx, r.store) })
+		status[src.Name] = src.Status
 	}
 	if c.Backstage.BaseURL != "" {
 		token, err := readToken(c.Backstage)
 		if err != nil {
 			return err
 		}
-		bs = &cs.BackstageSource{Name: "backstage", BaseURL: c.Backstage.BaseURL, Token: token, Interval: c.Backstage.PollInterval,
+		bs := &cs.BackstageSource{Name: "backstage", BaseURL: c.Backstage.BaseURL, Token: token, Interval: c.Backstage.PollInterval,
 			Filter: c.Backstage.Filter, PageSize: c.Backstage.PageSize, MaxDeleteFraction: c.Backstage.MaxDeleteFraction, Logger: r.log}
 		names, runs = append(names, bs.Name), append(runs, func(ctx context.Context) { bs.Run(ctx, r.store) })
+		status[bs.Name] = bs.Status
 	}
 	if len(runs) == 0 {
 		src := &cs.FileSource{Name: "embedded", FS: examples.DefaultCatalog, Paths: []string{examples.DefaultCatalogRoot}, Interval: time.Hour, Logger: r.log}
 		names, runs = append(names, src.Name), append(runs, func(ctx context.Context) { src.Run(ctx, r.store) })
+		status[src.Name] = src.Status
 		r.log.Warn("no catalog source configured: serving the example catalog built into gatehouse (fix: set catalog.files, catalog.backstage or pass --catalog)")
 	}
 	r.mu.Lock()
@@ -163,7 +190,7 @@ func (r *catalogRunner) apply(c config.Catalog) error {
 			r.store.RemoveSource(old)
 		}
 	}
-	r.names, r.backstage = names, bs
+	r.names, r.status = names, status
 	ctx, cancel := context.WithCancel(r.ctx)
 	var wg sync.WaitGroup
 	for _, run := range runs {
@@ -180,13 +207,9 @@ func (r *catalogRunner) apply(c config.Catalog) error {
 func (r *catalogRunner) statuses() []cs.SourceStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []cs.SourceStatus
+	out := []cs.SourceStatus{}
 	for _, n := range r.names {
-		if r.backstage != nil && n == r.backstage.Name {
-			out = append(out, r.backstage.Status())
-			continue
-		}
-		out = append(out, cs.SourceStatus{Name: n})
+		out = append(out, r.status[n]())
 	}
 	return out
 }

@@ -37,14 +37,30 @@ func serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the control plane: catalog sync, xDS server and admin listener",
-		Args:  cobra.NoArgs,
+		Example: `  # the example catalog built into gatehouse
+  gatehouse serve
+  # a configuration file; SIGHUP or saving it reloads catalog, issuers and log.level
+  gatehouse serve --config gatehouse.yaml
+  # catalog files, directories or globs, without a configuration file
+  gatehouse serve --catalog ./catalog --catalog 'teams/*.yaml'
+  # development only: a built-in token issuer (see gatehouse token)
+  gatehouse serve --dev --catalog examples/catalog/catalog-info.yaml`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var devIssuer *extauthz.DevIssuer
 			var log *slog.Logger
+			var early []string // warnings from before the logger exists
+			warn := func(w string) {
+				if log == nil {
+					early = append(early, w)
+					return
+				}
+				log.Warn(w)
+			}
 			// load reads the configuration with the flags applied; the
 			// reloader calls it again on SIGHUP or a change of the file.
 			load := func() (config.Config, error) {
-				cfg, err := loadConfig(cfgPath)
+				cfg, err := loadConfigWarn(cfgPath, warn)
 				if err != nil {
 					return cfg, err
 				}
@@ -58,9 +74,15 @@ func serveCmd() *cobra.Command {
 			}
 			cfg, err := load()
 			if err != nil {
+				for _, w := range early {
+					fmt.Fprintln(os.Stderr, "gatehouse: warning:", w)
+				}
 				return err
 			}
 			log = newLogger(cfg.Log)
+			for _, w := range early {
+				log.Warn(w)
+			}
 			if dev {
 				if devIssuer, err = enableDev(&cfg, log); err != nil {
 					return err
@@ -145,10 +167,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 		Dev:      devHandler,
 		Model:    func() any { return xdsSrv.Model() },
 		Nodes:    func() any { return xdsSrv.Nodes() },
-		Problems: func() any { return problems.Load() },
+		Problems: func() any { return currentProblems(problems.Load()) },
 		Sources:  func() any { return sourcesStatus() },
 		JWKS:     authz.signer.JWKS,
 		Explain:  explainHandler(authz.server),
+		Decision: func(id string) (any, bool) { return authz.audit.Decision(id) },
 	})
 
 	xdsCreds, err := serverCreds("xds.tls", cfg.XDS.TLS)
@@ -250,6 +273,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	wg.Wait()
 	closeAuthz() // flush the audit trail
 	return runErr
+}
+
+// currentProblems is what /debug/problems shows: a JSON list, [] (not
+// null) before the first compile and when there are none.
+func currentProblems(p *cs.Problems) cs.Problems {
+	if p == nil || *p == nil {
+		return cs.Problems{}
+	}
+	return *p
 }
 
 // serverCreds is the transport of a gRPC listener: TLS from files that are

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,9 +15,14 @@ func validateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate PATH...",
 		Short: "Check catalog files; print every problem with file, line and fix (exit 1 on errors)",
-		Args:  cobra.MinimumNArgs(1),
+		Example: `  gatehouse validate catalog/
+  gatehouse validate catalog-info.yaml 'teams/*.yaml'
+  # in CI: fail the build on errors, keep the report
+  gatehouse validate catalog/ | tee validate.txt`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, snap, all := compileCatalog(&cs.FileSource{Name: "files", Paths: args})
+			m, snap, all := compileCatalog(&cs.FileSource{Name: "files", Paths: args, PathsFrom: "the command line"})
+			all.Sort()
 			out := cmd.OutOrStdout()
 			for _, p := range all {
 				fmt.Fprintln(out, p.String())
@@ -28,10 +34,10 @@ func validateCmd() *cobra.Command {
 			errs := all.Errors()
 			mesh := ""
 			if len(m.Mesh) > 0 {
-				mesh = fmt.Sprintf(", %d mesh components", len(m.Mesh))
+				mesh = ", " + count(len(m.Mesh), "mesh component")
 			}
-			fmt.Fprintf(out, "%d entities, %d routes, %d clusters%s; %d errors, %d warnings\n",
-				len(snap.All()), routes, len(m.Clusters), mesh, errs, len(all)-errs)
+			fmt.Fprintf(out, "%s, %s, %s%s; %s, %s\n", count(len(snap.All()), "entity"), count(routes, "route"),
+				count(len(m.Clusters), "cluster"), mesh, count(errs, "error"), count(len(all)-errs, "warning"))
 			if errs > 0 {
 				return exitCode(1)
 			}
@@ -47,4 +53,16 @@ func compileCatalog(src *cs.FileSource) (*model.Model, *cs.Snapshot, cs.Problems
 	snap := cs.NewStore(src.Name).ReplaceSource(src.Name, parsed)
 	m, problems := compile.Compile(snap)
 	return m, snap, append(append(cs.Problems(nil), snap.Problems...), problems...)
+}
+
+// count writes n and the noun, plural unless n is 1 ("1 route", "2 routes",
+// "3 entities").
+func count(n int, noun string) string {
+	if n != 1 {
+		if strings.HasSuffix(noun, "y") {
+			noun = strings.TrimSuffix(noun, "y") + "ie"
+		}
+		noun += "s"
+	}
+	return fmt.Sprintf("%d %s", n, noun)
 }
