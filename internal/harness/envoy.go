@@ -16,10 +16,13 @@ type EnvoySpec struct {
 	LogFile   string
 	// ReadyTimeout bounds the wait for /ready (default 20s).
 	ReadyTimeout time.Duration
+	// NoWait returns as soon as Envoy has started (one that should never
+	// become ready, having no configuration).
+	NoWait bool
 }
 
 // StartEnvoy runs Envoy on a bootstrap (no hot restart, log level warn)
-// and returns once its admin says /ready.
+// and returns once its admin says /ready (unless NoWait).
 func StartEnvoy(s EnvoySpec) (*Proc, error) {
 	if s.Workers == 0 {
 		s.Workers = 1
@@ -31,6 +34,9 @@ func StartEnvoy(s EnvoySpec) (*Proc, error) {
 		"--concurrency", strconv.Itoa(s.Workers), "--log-level", "warn"}})
 	if err != nil {
 		return nil, err
+	}
+	if s.NoWait {
+		return p, nil
 	}
 	if err := WaitHTTP(p, fmt.Sprintf("http://127.0.0.1:%d/ready", s.AdminPort), s.ReadyTimeout); err != nil {
 		p.Stop(10 * time.Second)
