@@ -45,7 +45,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	gatehouseBin = filepath.Join(tmp, "gatehouse")
-	if err := harness.BuildGatehouse(repoRoot, gatehouseBin); err != nil {
+	if err := harness.BuildGatehouse(repoRoot, gatehouseBin, false); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building gatehouse failed:", err)
 		return 1
 	}

@@ -157,7 +157,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 	}
 	envoyVersion, _ := exec.Command(envoyBin, "--version").Output()
 	ghBin := filepath.Join(dir, "gatehouse")
-	if err := harness.BuildGatehouse(root, ghBin); err != nil {
+	if err := harness.BuildGatehouse(root, ghBin, false); err != nil {
 		return err
 	}
 

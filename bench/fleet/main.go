@@ -30,9 +30,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/bench/catgen"
-	"github.com/gatehouse-dev/gatehouse/xds"
-
 	"github.com/gatehouse-dev/gatehouse/internal/harness"
+	"github.com/gatehouse-dev/gatehouse/xds"
 )
 
 type config struct {
@@ -147,7 +146,7 @@ func run(c config) error {
 		logf("measuring %s", bin)
 	} else {
 		logf("building gatehouse")
-		if err := harness.BuildGatehouse(".", bin); err != nil {
+		if err := harness.BuildGatehouse(".", bin, false); err != nil {
 			return fmt.Errorf("building gatehouse: %w", err)
 		}
 	}

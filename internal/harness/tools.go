@@ -22,11 +22,15 @@ func EnvoyBin(root string) (string, error) {
 	return lines[len(lines)-1], nil
 }
 
-// BuildGatehouse builds root/cmd/gatehouse into out with `go build` and the
-// extra flags; the compiler's output goes to the harness's stderr.
-func BuildGatehouse(root, out string, flags ...string) error {
-	args := append(append([]string{"build"}, flags...), "-o", out, "./cmd/gatehouse")
-	build := exec.Command("go", args...)
+// BuildGatehouse builds root/cmd/gatehouse into out with `go build`, or,
+// with asMakeBuild, with the flags of `make build` (CGO_ENABLED=0,
+// -trimpath); the compiler's output goes to the harness's stderr.
+func BuildGatehouse(root, out string, asMakeBuild bool) error {
+	build := exec.Command("go", "build", "-o", out, "./cmd/gatehouse")
+	if asMakeBuild {
+		build = exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/gatehouse")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("go build ./cmd/gatehouse: %w", err)
