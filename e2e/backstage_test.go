@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
@@ -22,7 +23,7 @@ const backstageToken = "gatehouse-e2e-static-token"
 // given port, serving catalogFile, with its proxy endpoint pointing at edge.
 func startBackstage(t *testing.T, port int, catalogFile, edge string) *proc {
 	t.Helper()
-	p, _, err := harness.StartReady(harness.Spec{Name: "backstage",
+	p, _, err := harness.StartReady(context.Background(), harness.Spec{Name: "backstage",
 		Args: []string{"bash", filepath.Join(repoRoot, "examples", "backstage", "run.sh"), fmt.Sprint(port), catalogFile},
 		Env:  []string{"BACKSTAGE_STATIC_TOKEN=" + backstageToken, "GATEHOUSE_EDGE_URL=" + edge, "NODE_ENV=production"}}, 180*time.Second)
 	if p == nil {

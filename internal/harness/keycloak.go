@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -15,7 +16,7 @@ func StartKeycloak(root string, timeout time.Duration) (*Proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	p, issuer, err := StartReady(Spec{Name: "keycloak", Args: []string{"bash", filepath.Join(root, "examples", "idp", "run.sh"), fmt.Sprint(port)}}, timeout)
+	p, issuer, err := StartReady(context.Background(), Spec{Name: "keycloak", Args: []string{"bash", filepath.Join(root, "examples", "idp", "run.sh"), fmt.Sprint(port)}}, timeout)
 	if err != nil {
 		if p == nil {
 			return nil, "", fmt.Errorf("starting examples/idp/run.sh: %w", err)

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -82,10 +83,10 @@ func WaitReadyLine(out io.Reader, timeout time.Duration) (string, error) {
 }
 
 // StartReady starts a runner script that prints "READY <url>" on stdout
-// when it serves, and waits for that line; its standard error is the log.
-// On a timeout the process is left running for the caller to Stop (and
-// show the log of).
-func StartReady(s Spec, timeout time.Duration) (*Proc, string, error) {
+// when it serves, and waits for that line, timeout or ctx; its standard
+// error is the log. Unless Start failed (nil Proc), the process is left
+// running for the caller to Stop (and show the log of), ready or not.
+func StartReady(ctx context.Context, s Spec, timeout time.Duration) (*Proc, string, error) {
 	pr, pw := io.Pipe()
 	s.Stdout = pw
 	p, err := Start(s)
@@ -93,6 +94,19 @@ func StartReady(s Spec, timeout time.Duration) (*Proc, string, error) {
 		return nil, "", err
 	}
 	go func() { <-p.Done(); pw.Close() }()
-	url, err := WaitReadyLine(pr, timeout)
-	return p, url, err
+	type ready struct {
+		url string
+		err error
+	}
+	c := make(chan ready, 1)
+	go func() {
+		u, err := WaitReadyLine(pr, timeout)
+		c <- ready{u, err}
+	}()
+	select {
+	case r := <-c:
+		return p, r.url, r.err
+	case <-ctx.Done():
+		return p, "", ctx.Err()
+	}
 }
