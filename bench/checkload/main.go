@@ -21,15 +21,18 @@ package main
 
 import (
 	"flag"
-
 	"fmt"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 )
 
 type options struct {
@@ -126,7 +129,8 @@ func run(o options) error {
 
 	bin := o.gatehouse
 	if bin == "" {
-		if bin, err = buildGatehouse(tmp); err != nil {
+		bin = filepath.Join(tmp, "gatehouse")
+		if err := harness.BuildGatehouse(".", bin, true); err != nil {
 			return err
 		}
 	}
