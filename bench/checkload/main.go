@@ -208,7 +208,7 @@ func run(o options) error {
 		same("gatehouse, cached deny (403)", ghSmall, 7, small, bob),
 		fresh("gatehouse, fresh RS256 token per call", ghSmall, small, "RS256"),
 		fresh("gatehouse, fresh ES256 token per call", ghSmall, small, "ES256"),
-		fresh("gatehouse, fresh RS256 token, new IdP user per call", ghSmall, small, "RS256-new"),
+		fresh("gatehouse, fresh RS256 token, new IdP subject per call (mapped by verified email)", ghSmall, small, "RS256-new"),
 	}
 	if opaSmall != nil {
 		rows = append(rows,
