@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 )
 
 // identityCatalog: orders (owned by payments) provides orders-api under
@@ -18,30 +20,10 @@ import (
 // own OAuth clients consume orders-api: checkout (client credentials only)
 // and reports (a confidential client that also allows the password grant).
 // carol is a catalog user in payments whom Keycloak does not know.
-const identityCatalog = `apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: payments}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: storefront}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: alice}
-spec: {profile: {email: alice@example.com}, memberOf: [payments]}
----
-apiVersion: backstage.io/v1alpha1
+const identityCatalog = testcatalog.Teams + `apiVersion: backstage.io/v1alpha1
 kind: User
 metadata: {name: carol}
 spec: {profile: {email: carol@example.com}, memberOf: [payments]}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: bob}
-spec: {profile: {email: bob@example.com}, memberOf: [storefront]}
 ---
 apiVersion: backstage.io/v1alpha1
 kind: Component

@@ -20,27 +20,7 @@ const meshTrustDomain = "example.test"
 // orders serves orders-api (/orders/v1) in the mesh and at the edge;
 // checkout and pos consume it, shop does not. alice is in payments (owns
 // orders), bob is not.
-const meshPolicyCatalog = `apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: payments}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: storefront}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: alice}
-spec: {profile: {email: alice@example.com}, memberOf: [payments]}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: bob}
-spec: {profile: {email: bob@example.com}, memberOf: [storefront]}
----
-apiVersion: backstage.io/v1alpha1
+const meshPolicyCatalog = testcatalog.Teams + `apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
   name: orders

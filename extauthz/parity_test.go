@@ -19,27 +19,7 @@ import (
 // parityCatalog: orders (owned by payments, in the mesh and at the edge)
 // with public paths and explicit rules, its API orders-api, consumers with
 // their own clients, a user known by IdP subject, a forward-token ledger.
-const parityCatalog = `apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: payments}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: storefront}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: alice}
-spec: {profile: {email: alice@example.com}, memberOf: [payments]}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: bob}
-spec: {profile: {email: bob@example.com}, memberOf: [storefront]}
----
-apiVersion: backstage.io/v1alpha1
+const parityCatalog = testcatalog.Teams + `apiVersion: backstage.io/v1alpha1
 kind: User
 metadata:
   name: erin
