@@ -2,12 +2,21 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,13 +34,72 @@ func enableDev(cfg *config.Config, log *slog.Logger) (*extauthz.DevIssuer, error
 	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("--dev: admin.listen is %s; the development issuer only runs on a loopback address (fix: admin.listen: 127.0.0.1:9090)", cfg.Admin.Listen)
 	}
-	d, err := extauthz.NewDevIssuer("http://" + cfg.Admin.Listen)
+	var key *ecdsa.PrivateKey
+	if cfg.Dev.KeyFile != "" {
+		k, created, err := devKey(cfg.Dev.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("dev.key_file: %w", err)
+		}
+		key = k
+		if created {
+			log.Info("development issuer: created its key; tokens it mints stay valid across restarts", "file", cfg.Dev.KeyFile)
+		}
+	}
+	d, err := extauthz.NewDevIssuer("http://"+cfg.Admin.Listen, key)
 	if err != nil {
 		return nil, err
 	}
 	addDevIssuer(cfg, d)
 	log.Warn("DEVELOPMENT ISSUER ON (--dev): anyone who can reach " + cfg.Admin.Listen + " can mint tokens for any user; never use --dev in production")
 	return d, nil
+}
+
+// devKey reads the development issuer's key from path (PEM, EC P-256, PKCS#8
+// or SEC 1), or creates it there (mode 0600) when the file does not exist.
+func devKey(path string) (key *ecdsa.PrivateKey, created bool, err error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, false, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, false, err
+		}
+		// O_EXCL: two demos started at once do not overwrite each other's key.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return devKey(path)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+			f.Close()
+			return nil, false, err
+		}
+		return k, true, f.Close()
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, false, fmt.Errorf("%s holds no PEM key (fix: delete it; serve --dev creates a new one)", path)
+	}
+	var parsed any
+	if parsed, err = x509.ParsePKCS8PrivateKey(block.Bytes); err != nil {
+		parsed, err = x509.ParseECPrivateKey(block.Bytes)
+	}
+	k, ok := parsed.(*ecdsa.PrivateKey)
+	if err != nil || !ok || k.Curve != elliptic.P256() {
+		return nil, false, fmt.Errorf("%s is not an EC P-256 private key (fix: delete it; serve --dev creates a new one)", path)
+	}
+	return k, false, nil
 }
 
 func tokenCmd() *cobra.Command {
