@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 // enableDev turns on the development issuer: only on a loopback admin
@@ -146,6 +148,9 @@ func tokenCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), tr.AccessToken)
+			if w := unknownToCatalog(c, adminURL, user, req); w != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "gatehouse token: warning:", w)
+			}
 			return nil
 		},
 	}
@@ -157,6 +162,37 @@ func tokenCmd() *cobra.Command {
 	f.StringVar(&req.ClientID, "client-id", "", "client id (a machine token when given without --user)")
 	f.DurationVar(&req.TTL, "ttl", time.Hour, "lifetime")
 	return cmd
+}
+
+// unknownToCatalog says why a token for user (or client) will map to nobody
+// in the running gatehouse's catalog (GET /debug/model), or "" when it maps
+// or the model cannot be read.
+func unknownToCatalog(c *http.Client, adminURL, user string, req extauthz.DevTokenRequest) string {
+	resp, err := c.Get(strings.TrimSuffix(adminURL, "/") + "/debug/model")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var m struct {
+		Directory model.Directory `json:"directory"`
+	}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&m) != nil {
+		return ""
+	}
+	if user == "" {
+		for _, cl := range m.Directory.Clients {
+			if slices.Contains(cl.ClientIDs, req.ClientID) {
+				return ""
+			}
+		}
+		return fmt.Sprintf("no Component has gatehouse.dev/client-id %q, so this token maps to nobody (403 unknown_principal); add the annotation to the Component that should act with it", req.ClientID)
+	}
+	for _, u := range m.Directory.Users {
+		if strings.EqualFold(u.Ref, user) || (req.Email != "" && strings.EqualFold(u.Email, req.Email)) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%s is not a User in gatehouse's catalog, so this token maps to nobody (403 unknown_principal); write a ref such as user:default/alice", user)
 }
 
 // addDevIssuer trusts the development issuer. It mints whatever it is

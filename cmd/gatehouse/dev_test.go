@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ecdsa"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -48,4 +49,38 @@ func devJWKS(t *testing.T, k *ecdsa.PrivateKey) string {
 	rec := httptest.NewRecorder()
 	d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/dev/oidc/jwks", nil))
 	return rec.Body.String()
+}
+
+// gatehouse token warns (on stderr, the token still printed) when the
+// running gatehouse's catalog has no such user or client id.
+func TestTokenWarnsForUnknownPrincipal(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/dev/token":
+			_, _ = w.Write([]byte(`{"access_token":"tok","token_type":"Bearer"}`))
+		case "/debug/model":
+			_, _ = w.Write([]byte(`{"directory":{"users":[{"ref":"user:default/alice","email":"alice@example.com"}],"clients":[{"ref":"component:default/shop","clientIds":["shop"]}]}}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		args []string
+		warn string
+	}{
+		{[]string{"--user", "user:default/alice"}, ""},
+		{[]string{"--user", "user:default/carol"}, "user:default/carol is not a User in gatehouse's catalog"},
+		{[]string{"--user", "user:default/carol", "--email", "ALICE@example.com"}, ""},
+		{[]string{"--client-id", "shop"}, ""},
+		{[]string{"--client-id", "reports"}, `no Component has gatehouse.dev/client-id "reports"`},
+	} {
+		out, err := runCommand(t, tokenCmd(), append(c.args, "--admin", srv.URL)...)
+		if err != nil || !strings.HasPrefix(out, "tok\n") {
+			t.Fatalf("%v: %q %v", c.args, out, err)
+		}
+		if got := strings.Contains(out, "warning:"); got != (c.warn != "") || !strings.Contains(out, c.warn) {
+			t.Errorf("%v: output %q, want warning %q", c.args, out, c.warn)
+		}
+	}
 }
