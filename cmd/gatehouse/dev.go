@@ -155,13 +155,27 @@ func tokenCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&adminURL, "admin", "http://127.0.0.1:9090", "admin URL of gatehouse serve --dev")
+	f.StringVar(&adminURL, "admin", defaultAdminURL(), "admin URL of gatehouse serve --dev (default from GATEHOUSE_ADMIN_LISTEN when set)")
 	f.StringVar(&user, "user", "", "user entity ref, the token's sub (e.g. user:default/alice)")
 	f.StringVar(&req.Email, "email", "", "email claim")
 	f.StringSliceVar(&req.Groups, "group", nil, "groups claim entries")
 	f.StringVar(&req.ClientID, "client-id", "", "client id (a machine token when given without --user)")
 	f.DurationVar(&req.TTL, "ttl", time.Hour, "lifetime")
 	return cmd
+}
+
+// defaultAdminURL is where a local gatehouse's admin listener is: the
+// address GATEHOUSE_ADMIN_LISTEN gives serve (make demo sets it when
+// DEMO_ADMIN_PORT moves it), else admin.listen's default.
+func defaultAdminURL() string {
+	host, port, err := net.SplitHostPort(os.Getenv("GATEHOUSE_ADMIN_LISTEN"))
+	if err != nil || port == "" {
+		return "http://127.0.0.1:9090"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // unknownToCatalog says why a token for user (or client) will map to nobody

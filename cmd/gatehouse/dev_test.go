@@ -84,3 +84,20 @@ func TestTokenWarnsForUnknownPrincipal(t *testing.T) {
 		}
 	}
 }
+
+// gatehouse token finds a demo whose admin port moved (DEMO_ADMIN_PORT) by
+// the GATEHOUSE_ADMIN_LISTEN the demo tells you to export.
+func TestTokenAdminFromEnvironment(t *testing.T) {
+	for env, want := range map[string]string{
+		"":                "http://127.0.0.1:9090",
+		"127.0.0.1:19090": "http://127.0.0.1:19090",
+		"0.0.0.0:9191":    "http://127.0.0.1:9191",
+		"localhost:9292":  "http://localhost:9292",
+		"not an address":  "http://127.0.0.1:9090",
+	} {
+		t.Setenv("GATEHOUSE_ADMIN_LISTEN", env)
+		if got := defaultAdminURL(); got != want {
+			t.Errorf("GATEHOUSE_ADMIN_LISTEN=%q: %s, want %s", env, got, want)
+		}
+	}
+}
