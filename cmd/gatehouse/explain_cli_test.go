@@ -76,3 +76,23 @@ func TestExplainDecision(t *testing.T) {
 		t.Errorf("without --remote: %v", err)
 	}
 }
+
+// A refused principal is told what in the catalog would allow it: shop (a
+// client of orders-api in the example catalog) may call the API's paths,
+// not the rest of orders; a user is pointed at the owners.
+func TestExplainSaysWhatIsMissing(t *testing.T) {
+	cat := repoFile(t, "examples/catalog/catalog-info.yaml")
+	out, err := runCommand(t, explainCmd(), "--catalog", cat, "--principal", "component:default/shop", "--url", "http://gw/orders/v1/whoami")
+	if err != nil || !strings.Contains(out, "ALLOW (200, consumer)") || strings.Contains(out, "missing:") {
+		t.Errorf("shop on orders-api: %v\n%s", err, out)
+	}
+	out, _ = runCommand(t, explainCmd(), "--catalog", cat, "--principal", "component:default/shop", "--url", "http://gw/orders/42")
+	if !strings.Contains(out, "missing:   component:default/shop is allowed by none of the rules") ||
+		!strings.Contains(out, "component:default/orders in component:default/shop's spec.dependsOn") {
+		t.Errorf("shop on orders:\n%s", out)
+	}
+	out, _ = runCommand(t, explainCmd(), "--catalog", cat, "--principal", "user:default/bob", "--url", "http://gw/orders/42")
+	if !strings.Contains(out, "membership of an owner: group:default/payments") || strings.Contains(out, "dependsOn") {
+		t.Errorf("bob on orders:\n%s", out)
+	}
+}

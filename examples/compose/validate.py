@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Static checks of docker-compose.yml and the files it uses (no Docker needed).
 
-  python3 examples/compose/validate.py      # needs PyYAML; exit 1 on a problem
+  python3 examples/compose/validate.py      # exit 1 on a problem
+
+Needs PyYAML (pip install pyyaml, or apt-get install python3-yaml).
 
 Checks: every service has an image or a build (whose context and Dockerfile
 exist); every bind-mounted file exists; depends_on names services; no host
-port is published twice; and the ports and names agree across files:
-gatehouse.yaml listeners vs published/exposed ports, the Envoy bootstrap's
-xDS address and admin port, authz.envoy_address, the catalog upstreams vs the
-ports orders and shop listen on, JWKS_URL, and the Keycloak issuer.
+port is published twice, and only Envoy's edge port on more than loopback;
+the gatehouse image is built once; and the ports and names agree across
+files: gatehouse.yaml listeners vs published/exposed ports, the Envoy
+bootstrap's xDS address and admin port, authz.envoy_address, the catalog
+(examples/catalog itself) upstreams vs the loopback ports orders and shop
+listen on in Envoy's network namespace, JWKS_URL, and the Keycloak issuer.
 """
 import glob
 import json
@@ -17,7 +21,10 @@ import re
 import sys
 from urllib.parse import urlparse
 
-import yaml
+try:
+    import yaml
+except ImportError:
+    sys.exit("validate.py needs PyYAML: pip install pyyaml (or apt-get install python3-yaml)")
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 problems = []
@@ -83,6 +90,15 @@ def published(name):
     return out
 
 
+def bound_to(name):
+    """container port -> the host address it is published on ("" = all)."""
+    out = {}
+    for p in services[name].get("ports", []):
+        parts = str(p).split(":")
+        out[int(parts[-1])] = parts[0] if len(parts) == 3 else ""
+    return out
+
+
 def exposed(name):
     return {int(p) for p in services[name].get("expose", [])} | set(published(name))
 
@@ -93,6 +109,20 @@ for name in services:
     for c, h in published(name).items():
         check(h not in seen, f"host port {h} published by {name} and {seen.get(h)}")
         seen[h] = name
+
+# 3b. only the edge faces other hosts; the rest (Keycloak's admin console
+# with admin/admin, the admin ports) is on the host's loopback.
+for name in services:
+    for c, addr in bound_to(name).items():
+        if name == "envoy" and c == 10000:
+            continue
+        check(addr == "127.0.0.1", f"{name}: port {c} is published on {addr or 'every interface'}, not 127.0.0.1")
+
+# 3c. the gatehouse image is built once; shop runs it.
+builders = [n for n, svc in services.items() if svc.get("build") in (".", "./")]
+check(builders == ["gatehouse"], f"the gatehouse image (build .) is built by {builders}, want gatehouse only")
+check(services["shop"].get("image") == services["gatehouse"].get("image") and "build" not in services["shop"],
+      "shop does not run the image gatehouse builds")
 
 # 4. cross-file consistency.
 gh = load(mounts[("gatehouse", "/etc/gatehouse/gatehouse.yaml")])
@@ -117,22 +147,23 @@ check((xds["address"], xds["port_value"]) == ("gatehouse", ports["xds"]), f"envo
 check(boot["node"]["metadata"]["role"] == "edge", "envoy-edge.yaml: node role is not edge")
 check(gh["edge"]["port"] in published("envoy"), f"envoy: edge port {gh['edge']['port']} not published")
 
-# Where each upstream listens (from its command line / Dockerfile).
+# Where each upstream listens (from its command line): on loopback, in
+# Envoy's network namespace, where the catalog's 127.0.0.1 upstreams are.
 listen = {}
 for name in ("orders", "shop"):
     svc = services[name]
     cmd = " ".join(svc.get("entrypoint", []) + svc.get("command", []))
-    b = svc.get("build")
-    if isinstance(b, dict) and not cmd:
-        with open(os.path.join(ROOT, b["context"], b["dockerfile"])) as f:
-            cmd = f.read()
-    m = re.search(r'0\.0\.0\.0:(\d+)', cmd) or re.search(r'"--port",\s*"(\d+)"', cmd)
-    check(m is not None, f"{name}: cannot find its listen port")
+    m = re.search(r'127\.0\.0\.1:(\d+)', cmd) or re.search(r'"?--host"?,?\s*"?127\.0\.0\.1"?,?\s*"?--port"?,?\s*"?(\d+)', cmd)
+    check(m is not None, f"{name}: cannot find its loopback listen port in {cmd!r}")
+    check(svc.get("network_mode") == "service:envoy", f"{name}: not in Envoy's network namespace (network_mode: service:envoy)")
+    check(not published(name), f"{name}: published on the host (would bypass Envoy)")
     if m:
-        listen[name] = int(m.group(1))
-        check(listen[name] in exposed(name), f"{name}: port {listen[name]} not exposed")
-        check(listen[name] not in published(name), f"{name}: published on the host (would bypass Envoy)")
+        listen[int(m.group(1))] = name
+envoy_ports = {adm["port_value"], gh["edge"]["port"]}
+for port, name in listen.items():
+    check(port not in envoy_ports, f"{name}: port {port} is also Envoy's (they share a network namespace)")
 catalog_dir = mounts[("gatehouse", "/etc/gatehouse/catalog")]
+check(catalog_dir == "./examples/catalog", f"gatehouse: mounts {catalog_dir} as the catalog, not the example catalog ./examples/catalog")
 upstreams = {}
 for f in glob.glob(os.path.join(ROOT, catalog_dir, "**", "*.yaml"), recursive=True):
     for doc in yaml.safe_load_all(open(f)):
@@ -140,7 +171,8 @@ for f in glob.glob(os.path.join(ROOT, catalog_dir, "**", "*.yaml"), recursive=Tr
         if up:
             upstreams[doc["metadata"]["name"]] = urlparse(up)
 for comp, u in upstreams.items():
-    check(u.hostname in listen and u.port == listen[u.hostname], f"catalog: {comp} upstream {u.geturl()} is not a compose service:port")
+    check(u.hostname == "127.0.0.1" and listen.get(u.port) == comp,
+          f"catalog: {comp} upstream {u.geturl()} is not where {comp} listens in Envoy's network namespace ({listen})")
 check(set(upstreams) == {"orders", "shop"}, f"catalog upstreams: {sorted(upstreams)}")
 
 jw = urlparse(services["orders"]["environment"]["JWKS_URL"])

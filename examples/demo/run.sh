@@ -1,67 +1,197 @@
 #!/usr/bin/env bash
 # make demo: gatehouse + a real Envoy edge + two example upstreams on the
 # example catalog built into gatehouse (or on CATALOG=path, which you can
-# edit live). Ctrl-C stops everything.
+# edit live). Ctrl-C stops everything. Exits non-zero when something fails
+# to start or a process of the demo dies.
+#
+# Ports (environment, defaults in brackets), every one on 127.0.0.1:
+#   DEMO_EDGE_PORT        [10000]  Envoy's edge listener: send requests here
+#   DEMO_ADMIN_PORT       [9090]   gatehouse admin (/debug/*, explain --remote,
+#                                  the dev token issuer); export
+#                                  GATEHOUSE_ADMIN_LISTEN=127.0.0.1:PORT for
+#                                  `gatehouse token` when you move it
+#   DEMO_XDS_PORT         [18000]  gatehouse xDS
+#   DEMO_AUTHZ_PORT       [18001]  gatehouse ext_authz
+#   DEMO_ENVOY_ADMIN_PORT [9901]   Envoy admin (/config_dump, /ready)
+#   DEMO_ORDERS_PORT      [8081]   the orders upstream (FastAPI)
+#   DEMO_SHOP_PORT        [8082]   the shop upstream (echo)
+# The example catalog names the upstreams 127.0.0.1:8081 and :8082; with
+# other upstream ports the demo serves a copy of the catalog with the ports
+# replaced, kept in step with the files you edit.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+
+EDGE_PORT="${DEMO_EDGE_PORT:-10000}"
+ADMIN_PORT="${DEMO_ADMIN_PORT:-9090}"
+XDS_PORT="${DEMO_XDS_PORT:-18000}"
+AUTHZ_PORT="${DEMO_AUTHZ_PORT:-18001}"
+ENVOY_ADMIN_PORT="${DEMO_ENVOY_ADMIN_PORT:-9901}"
+ORDERS_PORT="${DEMO_ORDERS_PORT:-8081}"
+SHOP_PORT="${DEMO_SHOP_PORT:-8082}"
+
+say() { echo "demo: $*"; }
+fail() { echo "demo: error: $*" >&2; exit 1; }
+
+# Every port free before anything starts: a busy port is the usual reason a
+# demo fails (9090 is Prometheus's default, 8081 a common dev server's).
+declare -A used=()
+for var in EDGE_PORT ADMIN_PORT XDS_PORT AUTHZ_PORT ENVOY_ADMIN_PORT ORDERS_PORT SHOP_PORT; do
+  p="${!var}"
+  [[ "$p" =~ ^[0-9]+$ ]] && (( p > 0 && p < 65536 )) || fail "DEMO_$var=$p is not a port"
+  [[ -z "${used[$p]:-}" ]] || fail "DEMO_$var and DEMO_${used[$p]} are both $p"
+  used[$p]="$var"
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    fail "127.0.0.1:$p (DEMO_$var) is in use by another program; stop it or pick another port, e.g. DEMO_$var=$((p + 1)) make demo"
+  fi
+done
+
 ENVOY="$(bash envoy/install.sh)"
 FASTAPI_PY="$(bash examples/fastapi-orders/install.sh | tail -n1)"
+if [[ ! -x bin/gatehouse || ! -x bin/echo ]]; then
+  say "building gatehouse and the echo upstream with Go; the first build downloads modules and compiles for a few minutes (later ones take seconds)..."
+else
+  say "building gatehouse..."
+fi
+start=$SECONDS
 make -s build
 go build -o bin/echo ./examples/echo
+say "built in $((SECONDS - start))s"
 
+STATE="$ROOT/.tools/demo"   # kept across runs: the dev issuer's key
+mkdir -p "$STATE"
 LOGS="$(mktemp -d)"
 pids=()
+names=()
 cleanup() {
+  local status=$?
   trap - INT TERM EXIT
+  [[ -n "${1:-}" ]] && status=0   # Ctrl-C or kill: a normal stop
   echo
   echo "stopping..."
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   echo "stopped (logs were in $LOGS)"
-  exit 0
+  exit "$status"
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup signal' INT TERM
+trap cleanup EXIT
+start_bg() { # NAME LOG CMD...: start CMD in the background, remember it
+  local name=$1 log=$2
+  shift 2
+  "$@" >"$log" 2>&1 &
+  pids+=($!)
+  names+=("$name")
+}
+died() { # NAME LOG: say that NAME exited and show the end of its log
+  echo "demo: error: $1 exited; the end of its log ($2):" >&2
+  tail -n 30 "$2" >&2
+  exit 1
+}
+wait_for() { # NAME LOG URL TRIES: poll URL every 0.1s while NAME runs
+  local name=$1 log=$2 url=$3 tries=$4 i
+  for ((i = 0; i < tries; i++)); do
+    curl -sf "$url" >/dev/null && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || died "$name" "$log"
+    sleep 0.1
+  done
+  echo "demo: error: $name did not become ready ($url); the end of its log ($log):" >&2
+  tail -n 30 "$log" >&2
+  exit 1
+}
+
+# The catalog: the one built into gatehouse, or CATALOG; with upstream ports
+# other than the catalog's, a copy with the ports replaced, refreshed every
+# 0.3 s from the files you edit.
+catalog_args=()
+catalog_note="built into gatehouse (a copy of examples/catalog)"
+if [[ -n "${CATALOG:-}" ]]; then
+  [[ -e "$CATALOG" ]] || fail "CATALOG=$CATALOG does not exist"
+  catalog_args=(--catalog "$CATALOG")
+  catalog_note="$CATALOG (followed: edits apply within a second)"
+fi
+if [[ "$ORDERS_PORT" != 8081 || "$SHOP_PORT" != 8082 ]]; then
+  src="${CATALOG:-examples/catalog/catalog-info.yaml}"
+  if [[ -d "$src" ]]; then srcdir="$src" root=""; else srcdir="$(dirname "$src")" root="/$(basename "$src")"; fi
+  derived="$LOGS/catalog"
+  sync_catalog() {
+    local f rel tmp="$LOGS/.catalog.tmp"
+    while IFS= read -r -d '' f; do
+      rel="${f#"$srcdir"/}"
+      mkdir -p "$derived/$(dirname "$rel")"
+      sed -e "s#127\.0\.0\.1:8081\b#127.0.0.1:$ORDERS_PORT#g" -e "s#127\.0\.0\.1:8082\b#127.0.0.1:$SHOP_PORT#g" "$f" >"$tmp"
+      cmp -s "$tmp" "$derived/$rel" || mv "$tmp" "$derived/$rel"
+    done < <(find "$srcdir" -name '*.yaml' -print0)
+  }
+  sync_catalog
+  start_bg catalog-sync /dev/null bash -c "$(declare -f sync_catalog); srcdir='$srcdir' derived='$derived' LOGS='$LOGS' ORDERS_PORT=$ORDERS_PORT SHOP_PORT=$SHOP_PORT; while sleep 0.3; do sync_catalog; done"
+  catalog_args=(--catalog "$derived$root")
+  catalog_note="${CATALOG:-examples/catalog/catalog-info.yaml}, served as $derived$root with the upstream ports $ORDERS_PORT and $SHOP_PORT"
+fi
 
 # orders is the FastAPI reference service: it trusts only a verified x-gatehouse-assertion.
-FASTAPI_PYTHON="$FASTAPI_PY" JWKS_URL=http://127.0.0.1:9090/.well-known/jwks.json \
-  bash examples/fastapi-orders/run.sh 8081 >"$LOGS/orders.log" 2>&1 & pids+=($!)
-for i in $(seq 1 100); do curl -sf 127.0.0.1:8081/orders/healthz >/dev/null && break; sleep 0.1; done
-curl -sf 127.0.0.1:8081/orders/healthz >/dev/null || { echo "the orders service did not start:"; cat "$LOGS/orders.log"; exit 1; }
-bin/echo -listen 127.0.0.1:8082 -name shop   >"$LOGS/shop.log" 2>&1 & pids+=($!)
-GATEHOUSE_EDGE_ADDRESS=127.0.0.1 bin/gatehouse serve --dev ${CATALOG:+--catalog "$CATALOG"} >"$LOGS/gatehouse.log" 2>&1 & pids+=($!)
-for i in $(seq 1 50); do curl -sf 127.0.0.1:9090/readyz >/dev/null && break; sleep 0.1; done
-curl -sf 127.0.0.1:9090/readyz >/dev/null || { echo "gatehouse did not become ready:"; cat "$LOGS/gatehouse.log"; exit 1; }
-"$ENVOY" -c envoy/edge.yaml --disable-hot-restart --log-level warn >"$LOGS/envoy.log" 2>&1 & pids+=($!)
-for i in $(seq 1 100); do curl -sf 127.0.0.1:9901/ready >/dev/null && break; sleep 0.1; done
-curl -sf 127.0.0.1:9901/ready >/dev/null || { echo "envoy did not become ready:"; cat "$LOGS/envoy.log"; exit 1; }
+start_bg orders "$LOGS/orders.log" env FASTAPI_PYTHON="$FASTAPI_PY" JWKS_URL="http://127.0.0.1:$ADMIN_PORT/.well-known/jwks.json" \
+  bash examples/fastapi-orders/run.sh "$ORDERS_PORT"
+wait_for orders "$LOGS/orders.log" "127.0.0.1:$ORDERS_PORT/orders/healthz" 150
+start_bg shop "$LOGS/shop.log" bin/echo -listen "127.0.0.1:$SHOP_PORT" -name shop
+wait_for shop "$LOGS/shop.log" "127.0.0.1:$SHOP_PORT/" 50
+export GATEHOUSE_EDGE_ADDRESS=127.0.0.1 GATEHOUSE_EDGE_PORT="$EDGE_PORT" \
+  GATEHOUSE_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" GATEHOUSE_XDS_LISTEN="127.0.0.1:$XDS_PORT" \
+  GATEHOUSE_AUTHZ_LISTEN="127.0.0.1:$AUTHZ_PORT" GATEHOUSE_DEV_KEY_FILE="$STATE/dev-issuer.pem"
+start_bg gatehouse "$LOGS/gatehouse.log" bin/gatehouse serve --dev "${catalog_args[@]}"
+wait_for gatehouse "$LOGS/gatehouse.log" "127.0.0.1:$ADMIN_PORT/readyz" 100
+bin/gatehouse bootstrap --role edge --node-id edge-1 --xds-address "127.0.0.1:$XDS_PORT" --admin-port "$ENVOY_ADMIN_PORT" >"$LOGS/edge.yaml"
+start_bg envoy "$LOGS/envoy.log" "$ENVOY" -c "$LOGS/edge.yaml" --disable-hot-restart --log-level warn
+wait_for envoy "$LOGS/envoy.log" "127.0.0.1:$ENVOY_ADMIN_PORT/ready" 150
 
 ALICE="$(bin/gatehouse token --user user:default/alice)"
 BOB="$(bin/gatehouse token --user user:default/bob)"
+E="localhost:$EDGE_PORT"
+export_line=""
+[[ "$ADMIN_PORT" == 9090 ]] || export_line="
+  export GATEHOUSE_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT   # where gatehouse token finds the demo"
 cat <<MSG
 
-gatehouse demo is up: catalog ${CATALOG:-built into gatehouse (a copy of examples/catalog)}, gatehouse admin :9090, Envoy edge :10000.
-Tokens come from gatehouse's development issuer (serve --dev); alice is in
-group payments (owns orders), bob in storefront (owns shop).
-
+gatehouse demo is up: catalog $catalog_note;
+gatehouse admin 127.0.0.1:$ADMIN_PORT, Envoy edge $E, Envoy admin 127.0.0.1:$ENVOY_ADMIN_PORT.
+Tokens come from gatehouse's development issuer (serve --dev), whose key is kept
+in .tools/demo/dev-issuer.pem, so they stay valid when you restart the demo;
+alice is in group payments (owns orders), bob in storefront (owns shop).
+In another terminal:
+$export_line
   ALICE=\$(bin/gatehouse token --user user:default/alice)
   BOB=\$(bin/gatehouse token --user user:default/bob)
+  SHOP=\$(bin/gatehouse token --client-id shop)   # the shop Component's own client
 
 Try:
-  curl -s -H "Authorization: Bearer \$ALICE" localhost:10000/orders/42          # 200: alice's team owns orders (FastAPI shows the caller it verified)
-  curl -si localhost:10000/orders/42 | head -1                                # 401: no token
-  curl -si -H "Authorization: Bearer \$BOB" localhost:10000/orders/42 | head -1  # 403: bob is not in payments
-  curl -s -H "Authorization: Bearer \$BOB" -H 'Host: shop.example.com' localhost:10000/   # 200: bob's team owns shop
-  curl -s localhost:10000/orders/healthz                                      # 200: a public path
-  curl -si -H 'X-Gatehouse-User: user:default/alice' localhost:8081/orders/42 | head -1   # 401: orders itself trusts no bare header
-  bin/gatehouse explain --remote http://127.0.0.1:9090 --principal user:default/bob --url http://localhost/orders/42
-  curl -s localhost:9090/debug/nodes                                          # connected Envoys, ACKed versions, NACKs
+  curl -s -H "Authorization: Bearer \$ALICE" $E/orders/42          # 200: alice's team owns orders (FastAPI shows the caller it verified)
+  curl -si $E/orders/42 | head -1                                # 401: no token
+  curl -si -H "Authorization: Bearer \$BOB" $E/orders/42 | head -1  # 403: bob is not in payments
+  curl -s -H "Authorization: Bearer \$BOB" -H 'Host: shop.example.com' $E/   # 200: bob's team owns shop
+  curl -s -H "Authorization: Bearer \$SHOP" $E/orders/v1/whoami    # 200: shop consumes orders-api
+  curl -s $E/orders/healthz                                      # 200: a public path
+  curl -si -H 'X-Gatehouse-User: user:default/alice' 127.0.0.1:$ORDERS_PORT/orders/42 | head -1   # 401: orders itself trusts no bare header
+  bin/gatehouse explain --remote http://127.0.0.1:$ADMIN_PORT --principal user:default/bob --url http://localhost/orders/42
+  curl -s 127.0.0.1:$ADMIN_PORT/debug/nodes                                 # connected Envoys, ACKed versions, NACKs
 
 (tokens for this session: ALICE=$ALICE
                           BOB=$BOB)
 
 To edit the catalog live: make demo CATALOG=examples/catalog/catalog-info.yaml, then edit
 examples/catalog/*.yaml (add bob to payments in org.yaml): the decision changes within a second.
-Logs: $LOGS (audit trail: gatehouse stdout in gatehouse.log)   Ctrl-C to stop.
+Logs: $LOGS (audit trail: gatehouse stdout in gatehouse.log)
+Processes: $(for i in "${!pids[@]}"; do printf '%s %s  ' "${names[$i]}" "${pids[$i]}"; done)
+Ctrl-C to stop.
 MSG
-wait
+
+# Until Ctrl-C, or until a process of the demo exits: then say which, and fail.
+while :; do
+  wait -n "${pids[@]}" || true
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      log="$LOGS/${names[$i]}.log"
+      [[ -f "$log" ]] || log=/dev/null
+      died "${names[$i]}" "$log"
+    fi
+  done
+done

@@ -68,7 +68,17 @@ def identity(x_gatehouse_assertion: str | None = Header(None)) -> dict:
     return claims
 
 
-def describe(claims: dict, x_gatehouse_user: str | None) -> dict:
+def identity_headers(request: Request) -> dict:
+    """The x-gatehouse-* headers as received, to show what Envoy added (the
+    assertion shortened). Shown, never trusted: only the claims above are."""
+    out = {}
+    for name, value in request.headers.items():
+        if name.startswith("x-gatehouse-"):
+            out[name] = value[:24] + "..." if name == "x-gatehouse-assertion" else value
+    return dict(sorted(out.items()))
+
+
+def describe(claims: dict, x_gatehouse_user: str | None, request: Request) -> dict:
     return {
         "caller": claims["sub"],
         "kind": claims.get("gh_kind"),
@@ -78,6 +88,7 @@ def describe(claims: dict, x_gatehouse_user: str | None) -> dict:
         # Informational only: the header must agree with the assertion when
         # the request came through Envoy; a mismatch means someone set it.
         "user_header_matches": x_gatehouse_user in (None, claims["sub"]),
+        "headers": identity_headers(request),
     }
 
 
@@ -87,10 +98,10 @@ def healthz() -> dict:
 
 
 @app.get("/orders/v1/whoami")
-def whoami(claims: dict = Depends(identity), x_gatehouse_user: str | None = Header(None)) -> dict:
-    return describe(claims, x_gatehouse_user) | {"route": claims.get("gh_route"), "aud": claims["aud"]}
+def whoami(request: Request, claims: dict = Depends(identity), x_gatehouse_user: str | None = Header(None)) -> dict:
+    return describe(claims, x_gatehouse_user, request) | {"route": claims.get("gh_route"), "aud": claims["aud"]}
 
 
 @app.get("/orders/{order_id}")
-def get_order(order_id: str, claims: dict = Depends(identity), x_gatehouse_user: str | None = Header(None)) -> dict:
-    return {"order": order_id} | describe(claims, x_gatehouse_user)
+def get_order(order_id: str, request: Request, claims: dict = Depends(identity), x_gatehouse_user: str | None = Header(None)) -> dict:
+    return {"order": order_id} | describe(claims, x_gatehouse_user, request)
