@@ -42,6 +42,9 @@ type Entity struct {
 	// Mesh is set when a Component is in the service mesh
 	// (gatehouse.dev/mesh-address).
 	Mesh *Mesh `json:"-" yaml:"-"`
+	// GraphQL is set on an API with spec.type graphql whose SDL loads
+	// (docs/graphql.md).
+	GraphQL *GraphQLAPI `json:"-" yaml:"-"`
 	// Stale is set when the newest version of the entity failed validation and
 	// this is the last good version, kept so one typo does not drop a route.
 	Stale bool `json:"-" yaml:"-"`

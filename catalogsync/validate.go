@@ -119,6 +119,7 @@ func validate(e *Entity, n *yaml.Node) Problems {
 	ps = append(ps, parseAnnotations(e, n)...)
 	ps = append(ps, parseAccess(e, n)...)
 	ps = append(ps, parseMesh(e, n)...)
+	ps = append(ps, parseGraphQL(e, n)...)
 	return ps
 }
 

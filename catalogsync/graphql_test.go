@@ -1,0 +1,122 @@
+package catalogsync
+
+import (
+	"strings"
+	"testing"
+)
+
+// graphqlAPI is an API entity with spec.type graphql, its SDL starting on
+// line 12 (the definition key is on line 11), and extra annotation lines.
+func graphqlAPI(sdl, annotations string) string {
+	return "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: graph\n  annotations:\n    gatehouse.dev/path-prefix: /graph\n" + annotations +
+		"spec:\n  type: graphql\n  lifecycle: production\n  owner: payments\n  definition: |\n" + indentLines(sdl, "    ")
+}
+
+func indentLines(s, by string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = by + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+const goodSDL = "type Query {\n  a: String\n  secret: String @policy(policies: [[\"owners\"]])\n}\n"
+
+func TestGraphQLSchemaLoadsWithApolloDirectivesUndeclared(t *testing.T) {
+	p := ParseFile("files", "g.yaml", []byte(graphqlAPI(goodSDL, "")))
+	if len(p.Problems) != 0 || len(p.Entities) != 1 {
+		t.Fatalf("problems %v", p.Problems)
+	}
+	g := p.Entities[0].GraphQL
+	if g == nil || g.Schema.Types["Query"].Fields.ForName("secret") == nil {
+		t.Fatalf("schema not parsed: %+v", g)
+	}
+}
+
+// An SDL error names the entity, the line in the file (definition line +
+// SDL line) and a fix, and rejects the entity so its last good schema
+// stays in force.
+func TestGraphQLSDLErrorsAreCatalogProblems(t *testing.T) {
+	cases := map[string]struct {
+		sdl, want string
+		sdlLine   int
+	}{
+		"syntax":         {"type Query {\n  a: String\n  b: [String\n}\n", "Expected", 4},
+		"unknown type":   {"type Query {\n  a: Widget\n}\n", "Undefined type Widget", 2},
+		"bad policy":     {"type Query {\n  a: String @policy(policies: [[\"api:default/x\"]])\n}\n", "only users, groups and components", 2},
+		"unknown policy": {"type Query {\n  a: String @policy(policies: [[\"admins\"]])\n}\n", "not owners, consumers or a ref", 2},
+		"no query type":  {"type Foo {\n  a: String\n}\n", "", 0},
+	}
+	for name, c := range cases {
+		p := ParseFile("files", "g.yaml", []byte(graphqlAPI(c.sdl, "")))
+		if len(p.Problems) == 0 || len(p.Entities) != 0 || len(p.Rejected) != 1 {
+			t.Errorf("%s: want the entity rejected with a problem, got %v entities %d", name, p.Problems, len(p.Entities))
+			continue
+		}
+		pr := p.Problems[0]
+		if pr.Entity != "api:default/graph" || pr.Field != "spec.definition" || pr.Fix == "" || !strings.Contains(pr.Message, c.want) {
+			t.Errorf("%s: %s", name, pr)
+		}
+		if c.sdlLine > 0 && pr.Line != 11+c.sdlLine {
+			t.Errorf("%s: line %d, want %d (%s)", name, pr.Line, 11+c.sdlLine, pr)
+		}
+	}
+}
+
+func TestGraphQLLastGoodSchemaKept(t *testing.T) {
+	s := NewStore("files")
+	s.ReplaceSource("files", ParseFile("files", "g.yaml", []byte(graphqlAPI(goodSDL, ""))))
+	snap := s.ReplaceSource("files", ParseFile("files", "g.yaml", []byte(graphqlAPI("type Query {", ""))))
+	e := snap.Get("api:default/graph")
+	if e == nil || !e.Stale || e.GraphQL == nil || e.GraphQL.Schema.Types["Query"].Fields.ForName("secret") == nil {
+		t.Fatalf("last good schema not kept: %+v", e)
+	}
+}
+
+func TestGraphQLAnnotations(t *testing.T) {
+	ok := "    gatehouse.dev/graphql-access: |\n      Query.a: [owners, consumers, group:default/sre]\n      Query.*: [user:default/bob]\n" +
+		"    gatehouse.dev/graphql-options: |\n      mode: dry-run\n      bodyLimit: 1024\n      maxDepth: 5\n      introspection: everyone\n"
+	p := ParseFile("files", "g.yaml", []byte(graphqlAPI(goodSDL, ok)))
+	if len(p.Problems) != 0 {
+		t.Fatalf("problems %v", p.Problems)
+	}
+	g := p.Entities[0].GraphQL
+	if strings.Join(g.Access["Query.a"], ",") != "owners,consumers,group:default/sre" || g.Access["Query.*"][0] != "user:default/bob" ||
+		g.Options.Mode != "dry-run" || g.Options.BodyLimit != 1024 || g.Options.MaxDepth != 5 || g.Options.Introspection != "everyone" {
+		t.Fatalf("%+v", g)
+	}
+	bad := map[string]string{
+		"    gatehouse.dev/graphql-access: |\n      Query.secrte: [owners]\n": "did you mean Query.secret?",
+		"    gatehouse.dev/graphql-access: |\n      Qurey.a: [owners]\n":      "did you mean Query?",
+		"    gatehouse.dev/graphql-access: |\n      Query: [owners]\n":        "not Type.field",
+		"    gatehouse.dev/graphql-access: |\n      Query.a: []\n":            "empty allow list",
+		"    gatehouse.dev/graphql-access: |\n      Query.a: [everyone]\n":    "not owners, consumers or a ref",
+		"    gatehouse.dev/graphql-access: '[a'\n":                            "invalid YAML",
+		"    gatehouse.dev/graphql-options: |\n      mode: filter\n":          "not yet supported",
+		"    gatehouse.dev/graphql-options: |\n      bodyLimit: 999999999\n":  "out of range",
+		"    gatehouse.dev/graphql-options: |\n      maxDepht: 3\n":           "maxDepht",
+		"    gatehouse.dev/graphql-options: |\n      introspection: anyone\n": "not owners or everyone",
+	}
+	for ann, want := range bad {
+		p := ParseFile("files", "g.yaml", []byte(graphqlAPI(goodSDL, ann)))
+		if len(p.Problems) != 1 || !strings.Contains(p.Problems[0].Message, want) || p.Problems[0].Line != 7 || len(p.Entities) != 0 {
+			t.Errorf("%q: want one problem on line 7 with %q, got %v", ann, want, p.Problems)
+		}
+	}
+}
+
+func TestGraphQLAnnotationsOnlyOnGraphQLAPIs(t *testing.T) {
+	src := "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: rest\n  annotations:\n    gatehouse.dev/graphql-access: 'Query.a: [owners]'\n" +
+		"spec: {type: openapi, lifecycle: production, owner: payments, definition: x}\n"
+	p := ParseFile("files", "r.yaml", []byte(src))
+	if len(p.Problems) != 1 || !strings.Contains(p.Problems[0].Message, "only on an API with spec.type graphql") {
+		t.Fatalf("%v", p.Problems)
+	}
+	// A GraphQL API whose definition is not text (a $text reference Backstage resolves).
+	src = strings.Replace(graphqlAPI(goodSDL, ""), "definition: |\n", "definition:\n    $text: ./schema.graphql\n", 1)
+	src = src[:strings.Index(src, "    $text")+len("    $text: ./schema.graphql\n")]
+	p = ParseFile("files", "r.yaml", []byte(src))
+	if len(p.Problems) != 1 || !strings.Contains(p.Problems[0].Message, "SDL as text") {
+		t.Fatalf("%v", p.Problems)
+	}
+}
