@@ -16,6 +16,8 @@ type Policy struct {
 	Public    bool         `json:"public,omitempty" yaml:"public,omitempty"`
 	// ForwardToken: the caller's Authorization header reaches the upstream.
 	ForwardToken bool `json:"forwardToken,omitempty" yaml:"forwardToken,omitempty"`
+	// GraphQL: the field policy of a GraphQL API's route (docs/graphql.md).
+	GraphQL *GraphQLPolicy `json:"graphql,omitempty" yaml:"graphql,omitempty"`
 }
 
 // AccessRule is one explicit rule of a route's policy (an entry of the

@@ -143,6 +143,9 @@ func policyFor(snap *cs.Snapshot, r model.Route) model.Policy {
 	}
 	if r.API != "" {
 		if api := snap.Get(r.API); api != nil {
+			if !r.Public {
+				p.GraphQL = graphqlPolicy(api)
+			}
 			for _, o := range api.RelationTargets(cs.RelOwnedBy) {
 				owners[o] = true
 			}

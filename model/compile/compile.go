@@ -64,6 +64,12 @@ func claimRoutes(snap *cs.Snapshot) (map[string][]claim, []model.Cluster, cs.Pro
 		// APIs this entity provides that scope their own paths.
 		for _, apiKey := range e.RelationTargets(cs.RelProvidesAPI) {
 			api := snap.Get(apiKey)
+			if api != nil && api.GraphQL != nil && (api.Routing == nil || api.Routing.PathPrefix == "") {
+				problems = append(problems, cs.Problem{Severity: cs.SeverityWarning, Source: api.Origin.Source, File: api.Origin.File, Line: api.Origin.Line,
+					Entity: api.Ref().String(), Field: "metadata.annotations[" + cs.AnnPathPrefix + "]",
+					Message: "GraphQL API without a path prefix of its own: its field rules are not enforced, the provider's route is authorized as plain HTTP",
+					Fix:     "add gatehouse.dev/path-prefix (e.g. " + strings.TrimSuffix(prefix, "/") + "/graphql) so gatehouse reads the operations on that route"})
+			}
 			if api == nil || api.Routing == nil || api.Routing.PathPrefix == "" {
 				continue
 			}
@@ -76,7 +82,7 @@ func claimRoutes(snap *cs.Snapshot) (map[string][]claim, []model.Cluster, cs.Pro
 				continue
 			}
 			for _, host := range r.RouteHosts() {
-				c := claim{entity: api, host: host, route: model.Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: model.Duration(timeout)}}
+				c := claim{entity: api, host: host, route: model.Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Auth: graphqlAuth(api), Prefix: ap, Cluster: key, Timeout: model.Duration(timeout)}}
 				claims[host+" "+ap] = append(claims[host+" "+ap], c)
 			}
 		}

@@ -1,0 +1,149 @@
+package compile
+
+import (
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/vektah/gqlparser/v2/ast"
+
+	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+// graphqlAuth is the RouteAuth of a route serving a GraphQL API: Envoy
+// sends the body (up to the API's limit) and Check reads it as GraphQL.
+func graphqlAuth(api *cs.Entity) model.RouteAuth {
+	if api == nil || api.GraphQL == nil {
+		return model.RouteAuth{}
+	}
+	n := api.GraphQL.Options.BodyLimit
+	if n <= 0 {
+		n = model.DefaultGraphQLBodyBytes
+	}
+	return model.RouteAuth{Inspector: model.InspectorGraphQL, BodyBytes: uint32(n)}
+}
+
+// graphqlPolicy compiles a GraphQL API's directives and annotation into
+// the model's field policy: for each field, every requirement that
+// applies to it (its own directives, those of the type it returns, the
+// annotation's Type.field and Type.*; on an interface, those of the same
+// field of every implementation).
+func graphqlPolicy(api *cs.Entity) *model.GraphQLPolicy {
+	g := api.GraphQL
+	if g == nil {
+		return nil
+	}
+	o := g.Options
+	p := &model.GraphQLPolicy{Schema: g.SDL, Mode: model.GraphQLReject, Limits: model.DefaultGraphQLLimits}
+	if o.Mode != "" {
+		p.Mode = o.Mode
+	}
+	setIf(&p.Limits.MaxDepth, o.MaxDepth)
+	setIf(&p.Limits.MaxAliases, o.MaxAliases)
+	setIf(&p.Limits.MaxRootFields, o.MaxRootFields)
+	setIf(&p.Limits.MaxFields, o.MaxFields)
+	p.Limits.IntrospectionEveryone = o.Introspection == "everyone"
+	s := g.Schema
+	ns := api.Ref().Namespace
+	own := func(t *ast.Definition, f *ast.FieldDefinition) []model.GraphQLRequirement {
+		name := t.Name + "." + f.Name
+		rs := directiveRequirements(f.Directives, name, ns)
+		if rt := s.Types[f.Type.Name()]; rt != nil {
+			rs = append(rs, directiveRequirements(rt.Directives, rt.Name+" (the type "+name+" returns)", ns)...)
+		}
+		for _, k := range []string{name, t.Name + ".*"} {
+			if allow, ok := g.Access[k]; ok {
+				r := model.GraphQLRequirement{From: cs.AnnGraphQLAccess + " " + k}
+				for _, a := range allow {
+					r.AnyOf = append(r.AnyOf, []string{a})
+				}
+				rs = append(rs, r)
+			}
+		}
+		return rs
+	}
+	for _, tn := range cs.SortedTypeNames(s) {
+		t := s.Types[tn]
+		if t.Kind != ast.Object && t.Kind != ast.Interface {
+			continue
+		}
+		for _, f := range t.Fields {
+			if strings.HasPrefix(f.Name, "__") {
+				continue
+			}
+			rs := own(t, f)
+			if t.Kind == ast.Interface {
+				for _, impl := range s.PossibleTypes[t.Name] {
+					if f2 := impl.Fields.ForName(f.Name); f2 != nil && impl.Name != t.Name {
+						rs = append(rs, own(impl, f2)...)
+					}
+				}
+			}
+			if rs = dedupe(rs); len(rs) > 0 {
+				p.Fields = append(p.Fields, model.GraphQLField{Name: tn + "." + f.Name, Requires: rs})
+			}
+		}
+	}
+	if !p.Limits.IntrospectionEveryone {
+		owners := []model.GraphQLRequirement{{AnyOf: [][]string{{"owners"}}, From: "introspection (owners only; gatehouse.dev/graphql-options introspection: everyone opens it)"}}
+		p.Fields = append(p.Fields, model.GraphQLField{Name: "__schema", Requires: owners}, model.GraphQLField{Name: "__type", Requires: owners})
+	}
+	sort.Slice(p.Fields, func(i, j int) bool { return p.Fields[i].Name < p.Fields[j].Name })
+	return p
+}
+
+func setIf(dst *int, v int) {
+	if v > 0 {
+		*dst = v
+	}
+}
+
+// directiveRequirements are Apollo's rule directives of one type or
+// field: @authenticated, @requiresScopes (scope:<s>), @policy (names
+// resolved to owners, consumers or ref keys; catalogsync rejected any
+// other).
+func directiveRequirements(dl ast.DirectiveList, where, ns string) []model.GraphQLRequirement {
+	var rs []model.GraphQLRequirement
+	for _, d := range dl {
+		switch d.Name {
+		case "authenticated":
+			rs = append(rs, model.GraphQLRequirement{AnyOf: [][]string{{"authenticated"}}, From: "@authenticated on " + where})
+		case "requiresScopes":
+			r := model.GraphQLRequirement{From: "@requiresScopes on " + where}
+			for _, l := range cs.DirectiveLists(d, "scopes") {
+				var in []string
+				for _, sc := range l {
+					in = append(in, "scope:"+sc)
+				}
+				r.AnyOf = append(r.AnyOf, in)
+			}
+			rs = append(rs, r)
+		case "policy":
+			r := model.GraphQLRequirement{From: "@policy on " + where}
+			for _, l := range cs.DirectiveLists(d, "policies") {
+				var in []string
+				for _, name := range l {
+					k, msg := cs.PolicyName(name, ns)
+					if msg != "" {
+						k = "invalid:" + name // never held: fail closed
+					}
+					in = append(in, k)
+				}
+				r.AnyOf = append(r.AnyOf, in)
+			}
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
+func dedupe(rs []model.GraphQLRequirement) []model.GraphQLRequirement {
+	var out []model.GraphQLRequirement
+	for _, r := range rs {
+		if !slices.ContainsFunc(out, func(o model.GraphQLRequirement) bool { return o.From == r.From }) {
+			out = append(out, r)
+		}
+	}
+	return out
+}

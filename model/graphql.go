@@ -1,0 +1,65 @@
+package model
+
+// GraphQL field authorization (docs/graphql.md): what Compile makes of an
+// API entity with spec.type graphql. Plain data: the schema travels as its
+// SDL text, and extauthz parses it once per model (model imports no
+// GraphQL parser).
+
+// InspectorGraphQL reads a request as a GraphQL document: one operation
+// per field.
+const InspectorGraphQL = "graphql"
+
+// GraphQL modes: reject denies a request that asks for any forbidden
+// field; dry-run decides and audits but never blocks on a field rule.
+const (
+	GraphQLReject = "reject"
+	GraphQLDryRun = "dry-run"
+)
+
+// DefaultGraphQLBodyBytes is the body Envoy buffers for a GraphQL route
+// when the API does not set its own limit.
+const DefaultGraphQLBodyBytes = 256 << 10
+
+// GraphQLPolicy is one GraphQL API's schema, field rules, mode and limits.
+type GraphQLPolicy struct {
+	// Schema is the SDL, complete (the rule directives declared), as the
+	// catalog validated it.
+	Schema string        `json:"schema" yaml:"schema"`
+	Mode   string        `json:"mode" yaml:"mode"`
+	Limits GraphQLLimits `json:"limits" yaml:"limits"`
+	// Fields: the restricted fields, sorted by Name; a field not listed
+	// is open to whoever the route allows.
+	Fields []GraphQLField `json:"fields,omitempty" yaml:"fields,omitempty"`
+}
+
+// GraphQLLimits bound a document before any field is authorized.
+type GraphQLLimits struct {
+	MaxDepth      int `json:"maxDepth" yaml:"maxDepth"`
+	MaxAliases    int `json:"maxAliases" yaml:"maxAliases"`
+	MaxRootFields int `json:"maxRootFields" yaml:"maxRootFields"`
+	MaxFields     int `json:"maxFields" yaml:"maxFields"`
+	// IntrospectionEveryone lets anyone the route allows introspect the
+	// schema; by default only the owners may (__schema, __type).
+	IntrospectionEveryone bool `json:"introspectionEveryone,omitempty" yaml:"introspectionEveryone,omitempty"`
+}
+
+// DefaultGraphQLLimits apply where the API sets none.
+var DefaultGraphQLLimits = GraphQLLimits{MaxDepth: 12, MaxAliases: 30, MaxRootFields: 20, MaxFields: 500}
+
+// GraphQLField is the rules of one field, "Type.field" (or "__schema",
+// "__type" for introspection): every requirement must hold.
+type GraphQLField struct {
+	Name     string               `json:"name" yaml:"name"`
+	Requires []GraphQLRequirement `json:"requires" yaml:"requires"`
+}
+
+// GraphQLRequirement holds when, for any list of AnyOf, every name in it
+// holds (Apollo's [[…]]: inner all, outer any). Names: "authenticated",
+// "owners", "consumers", "scope:<s>", or a user:, group: or component:
+// ref key.
+type GraphQLRequirement struct {
+	AnyOf [][]string `json:"anyOf" yaml:"anyOf"`
+	// From says where the rule is written, for explain and the audit
+	// ("@policy on Component.secrets", "gatehouse.dev/graphql-access Account.*").
+	From string `json:"from" yaml:"from"`
+}
