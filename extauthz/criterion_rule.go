@@ -20,9 +20,9 @@ func (accessRule) decide(c evalCtx) verdict {
 			if c.explain {
 				c.step(r.name, false, "the caller is not in allow")
 			}
-		case r.methods != nil && !r.methods[op.Method]:
+		case r.methods != nil && !r.methods[op.httpMethod()]:
 			if c.explain {
-				c.step(r.name, false, "method "+op.Method+" is not in methods")
+				c.step(r.name, false, "method "+op.httpMethod()+" is not in methods")
 			}
 		case len(r.paths) > 0 && !matchAny(r.paths, op.Path):
 			if c.explain {

@@ -35,6 +35,8 @@ type routePolicy struct {
 	// meshInbound: a sidecar's inbound route, where Check takes the mTLS
 	// peer as the calling component.
 	meshInbound bool
+	// gql: the field policy of a GraphQL API's route (nil otherwise).
+	gql *gqlPolicy
 }
 
 type compiledRule struct {
@@ -71,9 +73,13 @@ func NewEngine(m *model.Model) *Engine {
 			routes[r.ID], inbound[r.ID] = r, true
 		}
 	}
+	schemas := gqlCache{}
 	for i := range m.Policies {
 		p := &m.Policies[i]
 		rp := &routePolicy{Policy: *p, route: routes[p.RouteID], owners: set(p.Owners), consumers: set(p.Consumers), meshInbound: inbound[p.RouteID]}
+		if p.GraphQL != nil {
+			rp.gql = schemas.policy(p.GraphQL)
+		}
 		for _, o := range p.Owners {
 			rp.ownerRules = append(rp.ownerRules, "owner "+o)
 		}

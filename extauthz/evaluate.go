@@ -21,6 +21,9 @@ type Result struct {
 	Principals []PrincipalResult `json:"principals,omitempty"`
 	// Steps lists every rule considered, in order (filled when explaining).
 	Steps []Step `json:"steps,omitempty"`
+	// GraphQL: what a GraphQL request asked and the fields denied (nil on
+	// other routes).
+	GraphQL *GraphQLInfo `json:"graphql,omitempty"`
 }
 
 // Decision is the name Result had before the decision path was one
@@ -75,7 +78,7 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 		return res
 	}
 	var opsBuf [1]Operation
-	ops, deny := operations(req, opsBuf[:0])
+	ops, gql, deny := operations(req, opsBuf[:0])
 	if deny != nil {
 		return *deny
 	}
@@ -110,21 +113,27 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 	if steps != nil {
 		res.Steps = *steps
 	}
-	if res.Status != 0 {
-		return res
+	if res.Status == 0 {
+		res.Allow, res.Status, res.Reason, res.Rule = true, 200, reason, joinRules(roles, rules)
 	}
-	res.Allow, res.Status, res.Reason, res.Rule = true, 200, reason, joinRules(roles, rules)
+	if gql != nil {
+		graphqlOutcome(&res, rp, sub, ops, gql)
+	}
 	return res
 }
 
 // operations are what the route's inspector makes of the request; the
 // HTTP inspector's one operation is built in place (no allocation).
-func operations(req *Request, buf []Operation) ([]Operation, *Result) {
+func operations(req *Request, buf []Operation) ([]Operation, *GraphQLInfo, *Result) {
 	in := inspectorFor(req)
-	if _, ok := in.(httpInspector); ok {
-		return append(buf, Operation{Kind: model.InspectorHTTP, Method: req.Method, Path: req.Path}), nil
+	switch in.(type) {
+	case httpInspector:
+		return append(buf, Operation{Kind: model.InspectorHTTP, Method: req.Method, Path: req.Path}), nil, nil
+	case graphqlInspector:
+		return inspectGraphQL(req)
 	}
-	return in.Operations(*req)
+	ops, deny := in.Operations(*req)
+	return ops, nil, deny
 }
 
 // principalVerdict runs the criteria for one principal and every

@@ -13,6 +13,21 @@ type Operation struct {
 	// Name is the operation's own name where the protocol has one (a
 	// GraphQL Type.field, an MCP tool); empty for HTTP.
 	Name string `json:"name,omitempty"`
+	// HTTPMethod is the request's method when Method is the protocol's
+	// own verb (a GraphQL query, mutation or subscription); access rules'
+	// methods match it.
+	HTTPMethod string `json:"httpMethod,omitempty"`
+	// At is where in the answer the operation lands (a GraphQL response
+	// path, aliases included).
+	At string `json:"at,omitempty"`
+}
+
+// httpMethod is the HTTP method of the request the operation is part of.
+func (op *Operation) httpMethod() string {
+	if op.HTTPMethod != "" {
+		return op.HTTPMethod
+	}
+	return op.Method
 }
 
 // Inspector turns a route's requests into the operations policy decides.
@@ -32,7 +47,7 @@ func (httpInspector) Operations(req Request) ([]Operation, *Result) {
 }
 
 // inspectors by model.RouteAuth.InspectorName.
-var inspectors = map[string]Inspector{model.InspectorHTTP: httpInspector{}}
+var inspectors = map[string]Inspector{model.InspectorHTTP: httpInspector{}, model.InspectorGraphQL: graphqlInspector{}}
 
 // inspectorFor is the route's inspector; a route naming one this build
 // does not have decides nothing (fail closed).

@@ -1,6 +1,10 @@
 package extauthz
 
-import "github.com/gatehouse-dev/gatehouse/model"
+import (
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/model"
+)
 
 // Request is what policy decides about, whoever asks: Check builds it from
 // what Envoy sent, explain from an operator's URL. Every field is read
@@ -12,6 +16,9 @@ type Request struct {
 	Method  string
 	// Path is normalised and percent-decoded (cleanPath); Host as sent.
 	Path, Host string
+	// Query is the raw query string (after "?"), which a GraphQL GET
+	// carries its document in.
+	Query string
 	// Headers are the headers Check reads (authorization, cookie,
 	// x-request-id, x-gatehouse-*); nil when explaining.
 	Headers map[string]string
@@ -34,6 +41,12 @@ func (r *Request) Policy() *model.Policy { return &r.policy.Policy }
 func (e *Engine) request(routeID, method, rawPath, host string) (Request, *Result) {
 	path, ok := cleanPath(rawPath)
 	req := Request{RouteID: routeID, Method: method, Path: path, Host: host}
+	if i := strings.IndexByte(rawPath, '?'); i >= 0 {
+		req.Query = rawPath[i+1:]
+		if j := strings.IndexByte(req.Query, '#'); j >= 0 {
+			req.Query = req.Query[:j]
+		}
+	}
 	if !ok {
 		return req, &Result{Status: 400, Reason: "bad_path", Steps: []Step{{Rule: "path", Why: "the path decodes to a dot segment, an empty segment, a backslash or a NUL"}}}
 	}

@@ -1,0 +1,437 @@
+package extauthz
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
+	"github.com/vektah/gqlparser/v2/validator"
+
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+// The GraphQL inspector (docs/graphql.md): reads a GraphQL request (POST
+// JSON, single or batched; POST application/graphql; GET ?query=),
+// enforces the API's limits, validates every operation against the
+// schema and yields one Operation per distinct field (Name "Type.field",
+// Method the operation type, At the response path of its first
+// occurrence). Every operation of a document is authorized, whichever
+// operationName selects (a superset of what the server runs). Anything
+// it cannot read is refused (400); nothing is guessed.
+
+// GraphQL error codes of the answers gatehouse gives.
+const (
+	gqlParseFailed      = "GRAPHQL_PARSE_FAILED"
+	gqlValidationFailed = "GRAPHQL_VALIDATION_FAILED"
+	gqlBadRequest       = "BAD_REQUEST"
+	gqlLimitExceeded    = "GRAPHQL_LIMIT_EXCEEDED"
+	gqlPersistedQuery   = "PERSISTED_QUERY_NOT_SUPPORTED"
+	gqlUnauthorized     = "UNAUTHORIZED_FIELD_OR_TYPE"
+)
+
+// maxBatch bounds the operations of one batched request.
+const maxBatch = 20
+
+// maxDenied bounds the denied fields an audit record and an answer list.
+const maxDenied = 10
+
+// gqlPolicy is a route's GraphQL policy with its schema parsed (once per
+// model, shared by the routes of one API).
+type gqlPolicy struct {
+	*model.GraphQLPolicy
+	schema *ast.Schema // nil: the SDL did not load here (every request 503)
+	fields map[string][]model.GraphQLRequirement
+}
+
+// newGQLPolicies parses each distinct schema of a model once.
+type gqlCache map[string]*ast.Schema
+
+func (c gqlCache) policy(p *model.GraphQLPolicy) *gqlPolicy {
+	s, ok := c[p.Schema]
+	if !ok {
+		s, _ = gqlparser.LoadSchema(&ast.Source{Name: "definition", Input: p.Schema})
+		c[p.Schema] = s
+	}
+	g := &gqlPolicy{GraphQLPolicy: p, schema: s, fields: make(map[string][]model.GraphQLRequirement, len(p.Fields))}
+	for _, f := range p.Fields {
+		g.fields[f.Name] = f.Requires
+	}
+	return g
+}
+
+// GraphQLInfo is what a GraphQL request asked and what became of it: the
+// audit record's graphql part, explain's, and the errors of a denial.
+type GraphQLInfo struct {
+	OperationType string `json:"operation_type,omitempty"`
+	OperationName string `json:"operation_name,omitempty"`
+	// DocumentHash: sha256 (first 16 bytes, hex) of the document text(s).
+	DocumentHash string `json:"document_hash,omitempty"`
+	Operations   int    `json:"operations,omitempty"` // more than 1: a batch or a multi-operation document
+	Fields       int    `json:"fields,omitempty"`     // distinct Type.field asked
+	Mode         string `json:"mode,omitempty"`
+	// Denied: the forbidden fields (at most maxDenied) and the rule of each.
+	Denied []DeniedField `json:"denied_fields,omitempty"`
+	// WouldDeny: dry-run mode let a request with forbidden fields pass.
+	WouldDeny bool `json:"would_deny,omitempty"`
+	// Errors are the answer's GraphQL errors when the request is refused.
+	Errors []GraphQLError `json:"errors,omitempty"`
+}
+
+// DeniedField is one forbidden field and the rule that forbids it.
+type DeniedField struct {
+	Field string `json:"field"`
+	Rule  string `json:"rule"`
+}
+
+// GraphQLError is one error of a GraphQL-shaped answer.
+type GraphQLError struct {
+	Message    string            `json:"message"`
+	Path       []string          `json:"path,omitempty"`
+	Extensions map[string]string `json:"extensions"`
+}
+
+type graphqlInspector struct{}
+
+func (graphqlInspector) Operations(req Request) ([]Operation, *Result) {
+	ops, _, deny := inspectGraphQL(&req)
+	return ops, deny
+}
+
+// gqlRequest is one operation request of a body or a URL.
+type gqlRequest struct {
+	query, operationName string
+	persisted            bool // extensions.persistedQuery present
+}
+
+// inspectGraphQL reads and checks a GraphQL request: its operations, or
+// the 400 (or 503) that refuses it, with the GraphQL error.
+func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
+	g := req.policy.gql
+	info := &GraphQLInfo{}
+	if g == nil || g.schema == nil {
+		return nil, info, &Result{Status: 503, Reason: "graphql_schema_unavailable", Steps: []Step{{Rule: "graphql", Why: "the route's GraphQL schema did not load"}}}
+	}
+	info.Mode = g.Mode
+	reqs, why := readGraphQL(req)
+	if why != "" {
+		return nil, info, gqlRefuse(info, 400, "graphql_bad_request", gqlBadRequest, why, "")
+	}
+	h := sha256.New()
+	var ops []Operation
+	seen := map[string]bool{}
+	for i, r := range reqs {
+		if r.query == "" {
+			if r.persisted {
+				return nil, info, gqlRefuse(info, 400, "graphql_persisted_query", gqlPersistedQuery, "persisted queries are not supported: send the query text", "")
+			}
+			return nil, info, gqlRefuse(info, 400, "graphql_bad_request", gqlBadRequest, "the request has no query", "")
+		}
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(r.query))
+		doc, err := parser.ParseQuery(&ast.Source{Input: r.query})
+		if err != nil {
+			return nil, info, gqlRefuse(info, 400, "graphql_parse_failed", gqlParseFailed, "the document does not parse", "")
+		}
+		if why := checkLimits(doc, &g.Limits); why != "" {
+			return nil, info, gqlRefuse(info, 400, "graphql_limit", gqlLimitExceeded, why, "")
+		}
+		if errs := validator.Validate(g.schema, doc); len(errs) > 0 {
+			// Never the validator's message: it suggests field names the
+			// caller may not know exist.
+			return nil, info, gqlRefuse(info, 400, "graphql_invalid", gqlValidationFailed, "the document is not valid against the schema", errs[0].Rule)
+		}
+		if i == 0 {
+			if op := pickOperation(doc, r.operationName); op != nil {
+				info.OperationType, info.OperationName = string(op.Operation), op.Name
+			} else {
+				return nil, info, gqlRefuse(info, 400, "graphql_bad_request", gqlBadRequest, "operationName names no operation of the document", "")
+			}
+		}
+		info.Operations += len(doc.Operations)
+		for _, op := range doc.Operations {
+			ops = appendFields(ops, seen, op.SelectionSet, string(op.Operation), req, "")
+		}
+	}
+	info.DocumentHash = hex.EncodeToString(h.Sum(nil)[:16])
+	info.Fields = len(ops)
+	if len(ops) == 0 {
+		// Only __typename: nothing to authorize beyond the route.
+		ops = append(ops, Operation{Kind: model.InspectorGraphQL, Method: info.OperationType, HTTPMethod: req.Method, Path: req.Path, Name: "__typename"})
+	}
+	return ops, info, nil
+}
+
+func gqlRefuse(info *GraphQLInfo, status int, reason, code, msg, detail string) *Result {
+	info.Errors = []GraphQLError{{Message: msg, Extensions: map[string]string{"code": code}}}
+	why := msg
+	if detail != "" {
+		why += " (" + detail + ")"
+	}
+	return &Result{Status: status, Reason: reason, GraphQL: info, Steps: []Step{{Rule: "graphql", Why: why}}}
+}
+
+// pickOperation is the operation operationName selects (the only one
+// when it is empty), or nil.
+func pickOperation(doc *ast.QueryDocument, name string) *ast.OperationDefinition {
+	if name == "" {
+		if len(doc.Operations) == 1 {
+			return doc.Operations[0]
+		}
+		return nil
+	}
+	return doc.Operations.ForName(name)
+}
+
+// appendFields adds one Operation per field not seen yet, through
+// fragments and inline fragments (the document is validated and within
+// limits, so this terminates and is bounded).
+func appendFields(ops []Operation, seen map[string]bool, set ast.SelectionSet, opType string, req *Request, at string) []Operation {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			path := s.Alias
+			if at != "" {
+				path = at + "." + s.Alias
+			}
+			name := ""
+			switch {
+			case s.Name == "__typename":
+			case s.Name == "__schema" || s.Name == "__type":
+				name = s.Name
+			case s.ObjectDefinition != nil:
+				name = s.ObjectDefinition.Name + "." + s.Name
+			default:
+				name = "?." + s.Name // unreachable after validation; never matches an open field
+			}
+			if name != "" && !seen[name] {
+				seen[name] = true
+				ops = append(ops, Operation{Kind: model.InspectorGraphQL, Method: opType, HTTPMethod: req.Method, Path: req.Path, Name: name, At: path})
+			}
+			ops = appendFields(ops, seen, s.SelectionSet, opType, req, path)
+		case *ast.InlineFragment:
+			ops = appendFields(ops, seen, s.SelectionSet, opType, req, at)
+		case *ast.FragmentSpread:
+			if s.Definition != nil {
+				ops = appendFields(ops, seen, s.Definition.SelectionSet, opType, req, at)
+			}
+		}
+	}
+	return ops
+}
+
+// checkLimits measures the document before validation (whose cost grows
+// with it): depth, aliases, root fields and field occurrences with
+// fragments expanded; spreads are counted too so that fragments spreading
+// fragments cannot hide an exponential expansion.
+func checkLimits(doc *ast.QueryDocument, l *model.GraphQLLimits) string {
+	w := limitWalk{doc: doc, l: l, onStack: map[string]bool{}}
+	for _, op := range doc.Operations {
+		w.walk(op.SelectionSet, 1)
+		if w.why == "" && rootCount(doc, op.SelectionSet, map[string]bool{}) > l.MaxRootFields {
+			w.why = "too many root fields (at most " + itoa(l.MaxRootFields) + ")"
+		}
+		if w.why != "" {
+			return w.why
+		}
+	}
+	return w.why
+}
+
+type limitWalk struct {
+	doc                    *ast.QueryDocument
+	l                      *model.GraphQLLimits
+	fields, aliases, steps int
+	onStack                map[string]bool
+	why                    string
+}
+
+func (w *limitWalk) walk(set ast.SelectionSet, depth int) {
+	if w.why != "" {
+		return
+	}
+	if depth > w.l.MaxDepth && len(set) > 0 {
+		w.why = "the document is too deep (at most " + itoa(w.l.MaxDepth) + " levels)"
+		return
+	}
+	for _, sel := range set {
+		if w.steps++; w.steps > 4*w.l.MaxFields+64 {
+			w.why = "the document expands to too many selections"
+			return
+		}
+		switch s := sel.(type) {
+		case *ast.Field:
+			if w.fields++; w.fields > w.l.MaxFields {
+				w.why = "too many fields (at most " + itoa(w.l.MaxFields) + ")"
+				return
+			}
+			if s.Alias != s.Name {
+				if w.aliases++; w.aliases > w.l.MaxAliases {
+					w.why = "too many aliases (at most " + itoa(w.l.MaxAliases) + ")"
+					return
+				}
+			}
+			w.walk(s.SelectionSet, depth+1)
+		case *ast.InlineFragment:
+			w.walk(s.SelectionSet, depth)
+		case *ast.FragmentSpread:
+			f := w.doc.Fragments.ForName(s.Name)
+			if f == nil || w.onStack[s.Name] {
+				continue // validation refuses it
+			}
+			w.onStack[s.Name] = true
+			w.walk(f.SelectionSet, depth)
+			delete(w.onStack, s.Name)
+		}
+		if w.why != "" {
+			return
+		}
+	}
+}
+
+// rootCount is the number of fields at the top of an operation, through
+// fragments (bounded: checkLimits walked the same document first).
+func rootCount(doc *ast.QueryDocument, set ast.SelectionSet, onStack map[string]bool) int {
+	n := 0
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			n++
+		case *ast.InlineFragment:
+			n += rootCount(doc, s.SelectionSet, onStack)
+		case *ast.FragmentSpread:
+			if f := doc.Fragments.ForName(s.Name); f != nil && !onStack[s.Name] {
+				onStack[s.Name] = true
+				n += rootCount(doc, f.SelectionSet, onStack)
+				delete(onStack, s.Name)
+			}
+		}
+	}
+	return n
+}
+
+// readGraphQL reads the operation requests of a GET (?query=) or a POST
+// (a JSON object or a batch array, or a bare document), or says why not.
+func readGraphQL(req *Request) ([]gqlRequest, string) {
+	q, err := url.ParseQuery(req.Query)
+	if err != nil {
+		return nil, "the query string does not parse"
+	}
+	switch req.Method {
+	case "GET":
+		if len(q["query"]) > 1 || len(q["operationName"]) > 1 {
+			return nil, "query or operationName is given twice"
+		}
+		r := gqlRequest{query: q.Get("query"), operationName: q.Get("operationName")}
+		r.persisted = strings.Contains(q.Get("extensions"), "persistedQuery")
+		return []gqlRequest{r}, ""
+	case "POST":
+	default:
+		return nil, "a GraphQL request is a GET or a POST"
+	}
+	if q.Has("query") {
+		return nil, "a POST with a query in its URL is ambiguous"
+	}
+	body := bytes.TrimSpace(req.Body)
+	switch {
+	case len(body) == 0:
+		return nil, "the request has no body"
+	case body[0] == '[':
+		var items []json.RawMessage
+		if err := json.Unmarshal(body, &items); err != nil {
+			return nil, "the JSON body does not parse"
+		}
+		if len(items) == 0 || len(items) > maxBatch {
+			return nil, "a batch holds 1 to " + itoa(maxBatch) + " operations"
+		}
+		out := make([]gqlRequest, 0, len(items))
+		for _, it := range items {
+			r, why := readJSONRequest(it)
+			if why != "" {
+				return nil, why
+			}
+			out = append(out, r)
+		}
+		return out, ""
+	case body[0] == '{' && json.Valid(body):
+		r, why := readJSONRequest(body)
+		return []gqlRequest{r}, why
+	}
+	// application/graphql: the body is the document. A JSON body never
+	// parses as a document and a document never as JSON, so the two
+	// readings cannot disagree (Check does not see content-type).
+	return []gqlRequest{{query: string(body)}}, ""
+}
+
+// readJSONRequest reads {"query", "operationName", "variables",
+// "extensions"}: keys are exact (no case folding, unlike encoding/json)
+// and never repeated, so gatehouse and the server read the same query.
+func readJSONRequest(b []byte) (gqlRequest, string) {
+	var r gqlRequest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return r, "each operation is a JSON object"
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return r, "the JSON body does not parse"
+		}
+		key, _ := t.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return r, "the JSON body does not parse"
+		}
+		lk := strings.ToLower(key)
+		if seen[lk] {
+			return r, "key " + strings.ToLower(key) + " is given twice"
+		}
+		seen[lk] = true
+		switch key {
+		case "query":
+			if string(raw) != "null" && json.Unmarshal(raw, &r.query) != nil {
+				return r, "query is not a string"
+			}
+		case "operationName":
+			if string(raw) != "null" && json.Unmarshal(raw, &r.operationName) != nil {
+				return r, "operationName is not a string"
+			}
+		case "variables":
+			if string(raw) != "null" && raw[0] != '{' {
+				return r, "variables is not an object"
+			}
+		case "extensions":
+			r.persisted = bytes.Contains(raw, []byte(`"persistedQuery"`))
+		default:
+			if lk == "query" || lk == "operationname" || lk == "variables" || lk == "extensions" {
+				return r, "key " + key + " is not spelled as GraphQL spells it"
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return r, "the JSON body does not parse"
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return r, "the JSON body has data after the object"
+	}
+	return r, ""
+}
+
+func itoa(n int) string {
+	if n < 0 {
+		return "-" + itoa(-n)
+	}
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
