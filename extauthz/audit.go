@@ -36,6 +36,28 @@ type AuditRecord struct {
 	Cached     bool      `json:"cached,omitempty"`
 	Model      string    `json:"model_version,omitempty"`
 	LatencyUS  int64     `json:"latency_us"`
+	// GraphQL: the operation of a GraphQL route's request.
+	GraphQL *AuditGraphQL `json:"graphql,omitempty"`
+}
+
+// AuditGraphQL is what the audit keeps of a GraphQL request: the
+// operation, the document's hash, the mode and the fields refused (at
+// most maxDenied), never the document or its variables.
+type AuditGraphQL struct {
+	OperationType string        `json:"operation_type,omitempty"`
+	OperationName string        `json:"operation_name,omitempty"`
+	DocumentHash  string        `json:"document_hash,omitempty"`
+	Fields        int           `json:"fields,omitempty"`
+	Mode          string        `json:"mode,omitempty"`
+	Denied        []DeniedField `json:"denied_fields,omitempty"`
+	WouldDeny     bool          `json:"would_deny,omitempty"`
+}
+
+func auditGraphQL(g *GraphQLInfo) *AuditGraphQL {
+	if g == nil {
+		return nil
+	}
+	return &AuditGraphQL{OperationType: g.OperationType, OperationName: clipStr(g.OperationName, 100), DocumentHash: g.DocumentHash, Fields: g.Fields, Mode: g.Mode, Denied: g.Denied, WouldDeny: g.WouldDeny}
 }
 
 // Audit writes records as JSON lines from one goroutine behind a bounded
@@ -184,6 +206,10 @@ func appendRecord(b []byte, r *AuditRecord) []byte {
 	str("model_version", r.Model, true)
 	b = append(b, `,"latency_us":`...)
 	b = strconv.AppendInt(b, r.LatencyUS, 10)
+	if r.GraphQL != nil {
+		g, _ := json.Marshal(r.GraphQL) // GraphQL routes only
+		b = append(append(b, `,"graphql":`...), g...)
+	}
 	return append(b, '}', '\n')
 }
 

@@ -180,6 +180,13 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 	}
 	req.Headers = h.GetHeaders()
 	pol := req.policy
+	if pol.gql != nil {
+		// The body Envoy buffered for this route (RouteAuth.BodyBytes);
+		// read only.
+		if req.Body = h.GetRawBody(); len(req.Body) == 0 {
+			req.Body = bytesOf(h.GetBody())
+		}
+	}
 	rec.Entity, rec.System = pol.Entity, pol.System
 	if len(pol.Owners) > 0 {
 		rec.Owner = pol.Owners[0]

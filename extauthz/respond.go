@@ -19,6 +19,7 @@ import (
 // any x-gatehouse-* header the client sent (Envoy strips them already).
 func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion string, req *Request) *authv3.CheckResponse {
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
+	rec.GraphQL = auditGraphQL(d.GraphQL)
 	in, forwardToken := req.Headers, req.policy.ForwardToken
 	// The answer's own messages in one allocation; the identity headers
 	// are shared (read-only) by every answer carrying the same assertion.
@@ -131,11 +132,33 @@ type header struct {
 
 // denyResult answers a denial Evaluate (or a step before it) decided.
 func (s *Server) denyResult(rec *AuditRecord, r *Result) *authv3.CheckResponse {
+	rec.GraphQL = auditGraphQL(r.GraphQL)
+	if r.GraphQL != nil && len(r.GraphQL.Errors) > 0 {
+		return s.denyGraphQL(rec, r)
+	}
 	detail := ""
 	if len(r.Steps) > 0 {
 		detail = r.Steps[0].Why
 	}
 	return s.deny(rec, r.Status, r.Reason, r.Rule, detail)
+}
+
+// denyGraphQL answers a refused GraphQL request as GraphQL clients
+// expect: {"errors":[{"message","path","extensions":{"code"}}]}, the
+// paths only those of the caller's own document.
+func (s *Server) denyGraphQL(rec *AuditRecord, r *Result) *authv3.CheckResponse {
+	rec.Decision, rec.Status, rec.Reason, rec.Rule = "deny", r.Status, r.Reason, r.Rule
+	body, _ := json.Marshal(struct {
+		Errors []GraphQLError `json:"errors"`
+	}{r.GraphQL.Errors})
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(codes.PermissionDenied)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(r.Status)},
+			Headers: []*core.HeaderValueOption{{Header: &core.HeaderValue{Key: "content-type", Value: "application/json"}}},
+			Body:    string(body) + "\n",
+		}},
+	}
 }
 
 // deny answers with a small JSON body: an error code and the decision id,

@@ -1,6 +1,9 @@
 package extauthz
 
-import "strings"
+import (
+	"crypto/sha256"
+	"strings"
+)
 
 // Subject is the chain of principals a request carries, outermost first:
 // the verified mTLS peer (a component, on a sidecar's inbound route), the
@@ -84,6 +87,16 @@ type credentials struct {
 // token's hash, the route, the operation (inspector) and the peer.
 func (c credentials) key(req *Request) string {
 	k := cacheKey(c.token, req.RouteID, req.Method, req.Path, req.policy.pathRules)
+	if req.policy.gql != nil {
+		// The operations are the document's: the key holds a hash of the
+		// URL's query and the body (document, operation name, variables).
+		h := sha256.New()
+		h.Write(bytesOf(req.Query))
+		h.Write([]byte{0})
+		h.Write(req.Body)
+		var sum [sha256.Size]byte
+		k += "\x00gql\x00" + string(h.Sum(sum[:0])[:16])
+	}
 	if c.peer != "" {
 		k += "\x00peer\x00" + c.peer
 	}
