@@ -26,6 +26,9 @@ type ExplainRequest struct {
 	// otherwise the route is matched from URL as the translator's routes
 	// match (model.Match).
 	RouteID string `json:"routeId,omitempty"`
+	// Body is the request body, read on routes whose RouteAuth asks Envoy
+	// for it (a GraphQL API's): a POST's JSON or document.
+	Body string `json:"body,omitempty"`
 }
 
 // ExplainResult is the decision with every rule considered.
@@ -77,6 +80,14 @@ func Explain(ctx context.Context, eng *Engine, m *model.Model, verifier TokenVer
 	if denied != nil {
 		res.Decision = *denied
 		return res, nil
+	}
+	if r := req.policy.route; r != nil && r.Auth.SendsBody() {
+		if len(in.Body) > int(r.Auth.BodyBytes) {
+			// Envoy answers 413 before any Check.
+			res.Decision = Result{Status: 413, Reason: "body_too_large", Steps: []Step{{Rule: "body", Why: "the body is over the route's limit of " + itoa(int(r.Auth.BodyBytes)) + " bytes; Envoy answers 413"}}}
+			return res, nil
+		}
+		req.Body = []byte(in.Body)
 	}
 	if req.policy.Public {
 		// As in Check: no credential is looked at on a public path.

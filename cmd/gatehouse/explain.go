@@ -22,6 +22,7 @@ func explainCmd() *cobra.Command {
 	var catalogFiles []string
 	var req extauthz.ExplainRequest
 	var asJSON bool
+	var graphql, variables string
 	cmd := &cobra.Command{
 		Use:   "explain --url URL [--token JWT | --principal REF [--group G]...] [--peer REF --route ID]",
 		Short: "Explain whether a request would be allowed, and why (the same Evaluate as Check)",
@@ -36,6 +37,9 @@ func explainCmd() *cobra.Command {
   # a sidecar's inbound route: the mTLS peer component and the user it calls for
   gatehouse explain --catalog ./catalog --peer component:default/checkout --principal user:default/alice \
       --route 'component:default/orders@mesh:/orders/v1' --url http://orders/orders/v1/items
+  # a GraphQL API's route: the decision for every field
+  gatehouse explain --catalog ./catalog --principal user:default/bob --url http://gw/platform/graphql \
+      --graphql 'query { component(name: "orders") { owner deploySecrets } }'
   # a past decision, by the decision_id of a 403 body or an audit record
   gatehouse explain --remote http://127.0.0.1:9090 --decision 7f3c9a1e-…`,
 		Args: cobra.NoArgs,
@@ -45,6 +49,13 @@ func explainCmd() *cobra.Command {
 			}
 			if req.URL == "" {
 				return fmt.Errorf("give --url, and --token or --principal (without either: a request without credentials)")
+			}
+			if graphql != "" {
+				body, err := graphqlBody(graphql, variables)
+				if err != nil {
+					return err
+				}
+				req.Method, req.Body = "POST", body
 			}
 			var res *extauthz.ExplainResult
 			var err error
@@ -72,7 +83,23 @@ func explainCmd() *cobra.Command {
 	f.StringVar(&req.Method, "method", "GET", "HTTP method")
 	f.StringVar(&req.URL, "url", "", "the request URL, e.g. http://orders.example.com/orders/7")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.StringVar(&graphql, "graphql", "", "a GraphQL document, sent as a POST's JSON body (a GraphQL API's route decides per field)")
+	f.StringVar(&variables, "variables", "", "the GraphQL variables, a JSON object (with --graphql)")
 	return cmd
+}
+
+// graphqlBody is the JSON body of a GraphQL POST.
+func graphqlBody(query, variables string) (string, error) {
+	m := map[string]any{"query": query}
+	if variables != "" {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(variables), &v); err != nil {
+			return "", fmt.Errorf("--variables: not a JSON object: %w", err)
+		}
+		m["variables"] = v
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
 }
 
 func explainLocal(ctx context.Context, cfgPath string, catalogFiles []string, req extauthz.ExplainRequest) (*extauthz.ExplainResult, error) {
@@ -239,6 +266,18 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 	}
 	if res.Decision.Rule != "" {
 		fmt.Fprintf(w, "  matched:   %s\n", res.Decision.Rule)
+	}
+	if g := res.Decision.GraphQL; g != nil {
+		fmt.Fprintf(w, "  graphql:   %s %s, %d fields, document %s, mode %s\n", g.OperationType, g.OperationName, g.Fields, g.DocumentHash, g.Mode)
+		for _, d := range g.Denied {
+			fmt.Fprintf(w, "    denied %s: %s\n", d.Field, d.Rule)
+		}
+		if g.WouldDeny {
+			fmt.Fprintln(w, "    dry-run: the request passes; in reject mode it would be refused")
+		}
+		for _, e := range g.Errors {
+			fmt.Fprintf(w, "    error %s: %s\n", e.Extensions["code"], e.Message)
+		}
 	}
 	fmt.Fprintln(w, "  considered:")
 	for _, s := range res.Decision.Steps {
