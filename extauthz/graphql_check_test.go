@@ -1,0 +1,254 @@
+package extauthz
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+// gqlServer is a Check server on testcatalog.PlatformGraph (extra: more
+// annotation lines on the API), its audit records on sink.
+func gqlServer(t testing.TB, extra string) (*Server, *fakeVerifier, *model.Model, *auditSink) {
+	t.Helper()
+	_, m := gqlEngine(t, extra)
+	exp := time.Now().Add(time.Hour)
+	v := &fakeVerifier{ids: map[string]*Identity{
+		"alice": {Subject: "a1", Email: "alice@example.com", EmailVerified: true, Expiry: exp},
+		"bob":   {Subject: "b1", Email: "bob@example.com", EmailVerified: true, Expiry: exp},
+		"carol": {Subject: "c1", Email: "carol@example.com", EmailVerified: true, Expiry: exp},
+		"shop":  {Subject: "svc-s", ClientID: "shop", Machine: true, Expiry: exp},
+	}}
+	signer, err := NewSigner(SignerConfig{Issuer: "gatehouse-test", Lifetime: 30 * time.Second, Rotate: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &auditSink{ch: make(chan AuditRecord, 1000)}
+	audit := NewAudit(sink, 1000)
+	t.Cleanup(audit.Close)
+	srv := NewServer(Options{CacheSize: 1000, CacheTTL: time.Minute}, v, signer, audit, nil)
+	srv.SetModel(m)
+	return srv, v, m, sink
+}
+
+func gqlCheckReq(token, method, path, body string) *authv3.CheckRequest {
+	h := map[string]string{model.RouteHeader: gqlRoute}
+	if token != "" {
+		h["authorization"] = "Bearer " + token
+	}
+	req := checkReq("", method, path, h)
+	req.Attributes.Request.Http.Body = body
+	return req
+}
+
+func nextRecord(t *testing.T, sink *auditSink) AuditRecord {
+	t.Helper()
+	select {
+	case r := <-sink.ch:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("no audit record")
+	}
+	return AuditRecord{}
+}
+
+// A reject answer is GraphQL-shaped, names only the caller's own paths,
+// and the audit keeps the operation, the document hash and the denied
+// fields; the cache never answers one document with another's decision.
+func TestGraphQLCheckRejectAnswerAuditAndCache(t *testing.T) {
+	srv, v, _, sink := gqlServer(t, "")
+	ctx := context.Background()
+	q := `query Secrets { c: component(name: "a") { name s: deploySecrets } }`
+	resp, _ := srv.Check(ctx, gqlCheckReq("bob", "POST", "/platform/graphql", gqlBody(q)))
+	d := resp.GetDeniedResponse()
+	if d == nil || d.GetStatus().GetCode() != 403 {
+		t.Fatalf("want 403, got %v", resp)
+	}
+	var body struct {
+		Errors []struct {
+			Message    string            `json:"message"`
+			Path       []string          `json:"path"`
+			Extensions map[string]string `json:"extensions"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(d.GetBody()), &body); err != nil || len(body.Errors) != 1 ||
+		body.Errors[0].Extensions["code"] != "UNAUTHORIZED_FIELD_OR_TYPE" || strings.Join(body.Errors[0].Path, ".") != "c.s" {
+		t.Fatalf("body %s", d.GetBody())
+	}
+	if strings.Contains(d.GetBody(), "Component") || strings.Contains(d.GetBody(), "@policy") {
+		t.Errorf("the answer names the schema or the rule: %s", d.GetBody())
+	}
+	rec := nextRecord(t, sink)
+	g := rec.GraphQL
+	if rec.Reason != "field_forbidden" || g == nil || g.OperationType != "query" || g.OperationName != "Secrets" || len(g.DocumentHash) != 32 ||
+		len(g.Denied) != 1 || g.Denied[0].Field != "Component.deploySecrets" || g.Mode != "reject" {
+		t.Fatalf("audit %+v %+v", rec, g)
+	}
+	// The same token, another document: decided afresh (not the cached denial).
+	calls := v.calls.Load()
+	resp, _ = srv.Check(ctx, gqlCheckReq("bob", "POST", "/platform/graphql", gqlBody(`{ components { name } }`)))
+	if resp.GetOkResponse() == nil {
+		t.Fatalf("an open document was answered with another's denial: %v", resp.GetDeniedResponse())
+	}
+	if nextRecord(t, sink).Cached {
+		t.Error("a different document hit the cache")
+	}
+	// The same document again: cached, and the audit still has its operation.
+	resp, _ = srv.Check(ctx, gqlCheckReq("bob", "POST", "/platform/graphql", gqlBody(q)))
+	rec = nextRecord(t, sink)
+	if resp.GetDeniedResponse() == nil || !rec.Cached || rec.GraphQL == nil || len(rec.GraphQL.Denied) != 1 {
+		t.Fatalf("cached: %+v", rec)
+	}
+	if v.calls.Load() != calls+1 {
+		t.Errorf("verifier calls %d, want %d", v.calls.Load(), calls+1)
+	}
+	// A GET's document is in the URL: two queries, two decisions.
+	for _, c := range []struct {
+		q    string
+		want bool
+	}{{`{ components { name } }`, true}, {`{ audit }`, false}} {
+		resp, _ = srv.Check(ctx, gqlCheckReq("bob", "GET", "/platform/graphql?query="+url.QueryEscape(c.q), ""))
+		if (resp.GetOkResponse() != nil) != c.want {
+			t.Errorf("GET %s: allowed=%v", c.q, !c.want)
+		}
+		nextRecord(t, sink)
+	}
+	// A limit: 400 with a GraphQL error code, audited.
+	resp, _ = srv.Check(ctx, gqlCheckReq("alice", "POST", "/platform/graphql", gqlBody(depthNest(30))))
+	if d := resp.GetDeniedResponse(); d == nil || d.GetStatus().GetCode() != 400 || !strings.Contains(d.GetBody(), gqlLimitExceeded) {
+		t.Fatalf("depth bomb: %v", resp)
+	}
+	if rec := nextRecord(t, sink); rec.Status != 400 || rec.Reason != "graphql_limit" {
+		t.Fatalf("depth bomb audit: %+v", rec)
+	}
+	// No token: 401 before the body is read.
+	resp, _ = srv.Check(ctx, gqlCheckReq("", "POST", "/platform/graphql", "not graphql"))
+	if d := resp.GetDeniedResponse(); d == nil || d.GetStatus().GetCode() != 401 {
+		t.Fatalf("no token: %v", resp)
+	}
+	nextRecord(t, sink)
+}
+
+// dry-run: a forbidden field does not block, and the audit says what
+// reject mode would have done; the route's own rules still decide.
+func TestGraphQLDryRun(t *testing.T) {
+	srv, _, _, sink := gqlServer(t, "    gatehouse.dev/graphql-options: 'mode: dry-run'\n")
+	ctx := context.Background()
+	resp, _ := srv.Check(ctx, gqlCheckReq("bob", "POST", "/platform/graphql", gqlBody(`{ component(name: "a") { deploySecrets } }`)))
+	rec := nextRecord(t, sink)
+	if resp.GetOkResponse() == nil || rec.GraphQL == nil || !rec.GraphQL.WouldDeny || rec.GraphQL.Mode != "dry-run" || len(rec.GraphQL.Denied) != 1 {
+		t.Fatalf("dry-run: %v %+v", resp.GetDeniedResponse(), rec.GraphQL)
+	}
+	// Allowed fields: no would_deny.
+	_, _ = srv.Check(ctx, gqlCheckReq("bob", "POST", "/platform/graphql", gqlBody(`{ components { name } }`)))
+	if rec := nextRecord(t, sink); rec.GraphQL.WouldDeny {
+		t.Fatalf("would_deny on an open document: %+v", rec.GraphQL)
+	}
+}
+
+// Check and explain agree on GraphQL requests (the same request, Subject
+// and Evaluate), including the body limit Envoy enforces before Check.
+func TestGraphQLCheckAndExplainAgree(t *testing.T) {
+	srv, v, m, sink := gqlServer(t, "")
+	client := grpcCheckClient(t, srv)
+	docs := []string{
+		`{ components { name } }`,
+		`{ component(name: "a") { deploySecrets } }`,
+		`{ component(name: "a") { cloudAccount { accountId } } }`,
+		`{ node(id: "1") { ... on Team { internalNotes } } }`,
+		`{ node(id: "1") { internalNotes } }`,
+		`mutation { deploy(name: "a") }`,
+		`{ audit }`,
+		`{ __schema { types { name } } }`,
+		`{ components { nope } }`,
+		depthNest(30),
+	}
+	for _, tok := range []string{"alice", "bob", "carol", "shop", ""} {
+		for _, doc := range docs {
+			req := gqlCheckReq(tok, "POST", "/platform/graphql", gqlBody(doc))
+			resp, err := client.Check(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status := 200
+			if d := resp.GetDeniedResponse(); d != nil {
+				status = int(d.GetStatus().GetCode())
+			}
+			rec := nextRecord(t, sink)
+			res, err := Explain(context.Background(), srv.Engine(), m, v, ExplainRequest{Token: tok, Method: "POST", URL: "http://gw/platform/graphql", Body: gqlBody(doc)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Decision.Status != status || res.Decision.Reason != rec.Reason {
+				t.Errorf("%s %s: Check %d %s, explain %d %s", tok, doc, status, rec.Reason, res.Decision.Status, res.Decision.Reason)
+			}
+		}
+	}
+	res, err := Explain(context.Background(), srv.Engine(), m, v, ExplainRequest{Token: "alice", Method: "POST", URL: "http://gw/platform/graphql", Body: strings.Repeat(" ", model.DefaultGraphQLBodyBytes+1)})
+	if err != nil || res.Decision.Status != 413 {
+		t.Fatalf("over the body limit: %+v %v", res.Decision, err)
+	}
+}
+
+// FuzzGraphQLInspector: whatever the body, the inspector never panics,
+// and a request it lets through never gets a principal a field its rule
+// forbids: every field of an accepted document is one of its operations,
+// and bob (not an owner) is never allowed Component.deploySecrets.
+func FuzzGraphQLInspector(f *testing.F) {
+	e, _ := gqlEngine(f, "")
+	for _, s := range []string{
+		gqlBody(`{ component(name: "a") { deploySecrets } }`),
+		gqlBody(`{ a: component(name: "a") { ...F } } fragment F on Component { s: deploySecrets }`),
+		gqlBody(`{ node(id: "1") { ... on Component { deploySecrets } } }`),
+		"[" + gqlBody(`{ components { name } }`) + "," + gqlBody(`{ components { deploySecrets } }`) + "]",
+		`{"query":"query($x: Boolean!) { components { deploySecrets @skip(if: $x) } }","variables":{"x":true}}`,
+		`query { components { deploySecrets } }`,
+		`{"query":"{ viewer }","Query":"{ audit }"}`,
+		`{"query":"{ viewer }","query":"{ components { deploySecrets } }"}`,
+		`[{"query":"{ viewer }"}, 7]`,
+		"{\"query\":\"{ components { name } }\"}\x00",
+		"",
+	} {
+		f.Add("POST", s)
+	}
+	f.Add("GET", "")
+	f.Fuzz(func(t *testing.T, method, body string) {
+		path := "/platform/graphql"
+		if method == "GET" {
+			path += "?query=" + url.QueryEscape(body)
+		}
+		req, denied := e.request(gqlRoute, method, path, "gw")
+		if denied != nil {
+			return
+		}
+		req.Body = []byte(body)
+		ops, _, deny := inspectGraphQL(&req)
+		if deny != nil {
+			if deny.Allow || deny.Status < 400 {
+				t.Fatalf("a refusal that allows: %+v", deny)
+			}
+			return
+		}
+		res := e.Evaluate(&req, &Subject{User: gqlBob}, false)
+		for _, op := range ops {
+			if op.Name == "Component.deploySecrets" && res.Allow {
+				t.Fatalf("bob allowed deploySecrets: %q", body)
+			}
+		}
+		if res.Allow && strings.Contains(body, "deploySecrets") {
+			// Accepted and allowed while the body mentions the field: it
+			// must be only in a string or a comment, never selected.
+			for _, op := range ops {
+				if strings.HasSuffix(op.Name, ".deploySecrets") {
+					t.Fatalf("allowed a forbidden field: %q", body)
+				}
+			}
+		}
+	})
+}
