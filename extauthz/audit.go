@@ -206,9 +206,34 @@ func appendRecord(b []byte, r *AuditRecord) []byte {
 	str("model_version", r.Model, true)
 	b = append(b, `,"latency_us":`...)
 	b = strconv.AppendInt(b, r.LatencyUS, 10)
-	if r.GraphQL != nil {
-		g, _ := json.Marshal(r.GraphQL) // GraphQL routes only
-		b = append(append(b, `,"graphql":`...), g...)
+	if g := r.GraphQL; g != nil {
+		b = append(b, `,"graphql":{`...)
+		n := len(b)
+		str("operation_type", g.OperationType, true)
+		str("operation_name", g.OperationName, true)
+		str("document_hash", g.DocumentHash, true)
+		if g.Fields != 0 {
+			b = strconv.AppendInt(append(b, `,"fields":`...), int64(g.Fields), 10)
+		}
+		str("mode", g.Mode, true)
+		if len(g.Denied) > 0 {
+			b = append(b, `,"denied_fields":[`...)
+			for i, d := range g.Denied {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(append(b, `{"field":`...), d.Field)
+				b = append(appendJSONString(append(b, `,"rule":`...), d.Rule), '}')
+			}
+			b = append(b, ']')
+		}
+		if g.WouldDeny {
+			b = append(b, `,"would_deny":true`...)
+		}
+		if len(b) > n {
+			b = append(b[:n], b[n+1:]...) // the first field's comma
+		}
+		b = append(b, '}')
 	}
 	return append(b, '}', '\n')
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -48,6 +49,9 @@ type gqlPolicy struct {
 	*model.GraphQLPolicy
 	schema *ast.Schema // nil: the SDL did not load here (every request 503)
 	fields map[string][]model.GraphQLRequirement
+
+	mu   sync.Mutex
+	docs map[string]*gqlDoc // by operationName and document
 }
 
 // newGQLPolicies parses each distinct schema of a model once.
@@ -125,7 +129,10 @@ func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 	}
 	h := sha256.New()
 	var ops []Operation
-	seen := map[string]bool{}
+	var seen map[string]bool // across the operations of a batch
+	if len(reqs) > 1 {
+		seen = map[string]bool{}
+	}
 	for i, r := range reqs {
 		if r.query == "" {
 			if r.persisted {
@@ -137,28 +144,24 @@ func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 			h.Write([]byte{0})
 		}
 		h.Write([]byte(r.query))
-		doc, err := parser.ParseQuery(&ast.Source{Input: r.query})
-		if err != nil {
-			return nil, info, gqlRefuse(info, 400, "graphql_parse_failed", gqlParseFailed, "the document does not parse", "")
-		}
-		if why := checkLimits(doc, &g.Limits); why != "" {
-			return nil, info, gqlRefuse(info, 400, "graphql_limit", gqlLimitExceeded, why, "")
-		}
-		if errs := validator.Validate(g.schema, doc); len(errs) > 0 {
-			// Never the validator's message: it suggests field names the
-			// caller may not know exist.
-			return nil, info, gqlRefuse(info, 400, "graphql_invalid", gqlValidationFailed, "the document is not valid against the schema", errs[0].Rule)
+		d := g.document(r.query, r.operationName)
+		if d.refused != nil {
+			f := d.refused
+			return nil, info, gqlRefuse(info, 400, f.reason, f.code, f.msg, f.detail)
 		}
 		if i == 0 {
-			if op := pickOperation(doc, r.operationName); op != nil {
-				info.OperationType, info.OperationName = string(op.Operation), op.Name
-			} else {
-				return nil, info, gqlRefuse(info, 400, "graphql_bad_request", gqlBadRequest, "operationName names no operation of the document", "")
-			}
+			info.OperationType, info.OperationName = d.opType, d.opName
 		}
-		info.Operations += len(doc.Operations)
-		for _, op := range doc.Operations {
-			ops = appendFields(ops, seen, op.SelectionSet, string(op.Operation), req, "")
+		info.Operations += d.operations
+		for _, op := range d.ops {
+			if seen != nil {
+				if seen[op.Name] {
+					continue
+				}
+				seen[op.Name] = true
+			}
+			op.HTTPMethod, op.Path = req.Method, req.Path
+			ops = append(ops, op)
 		}
 	}
 	info.DocumentHash = hex.EncodeToString(h.Sum(nil)[:16])
@@ -168,6 +171,68 @@ func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 		ops = append(ops, Operation{Kind: model.InspectorGraphQL, Method: info.OperationType, HTTPMethod: req.Method, Path: req.Path, Name: "__typename"})
 	}
 	return ops, info, nil
+}
+
+// gqlDoc is what one document (and operationName) comes to, whoever
+// sends it: its fields, or why it is refused. Documents are remembered
+// per engine (a model's schema and limits), so a client repeating its
+// few documents pays for parsing and validation once.
+type gqlDoc struct {
+	ops            []Operation // Kind, Method, Name, At; read only
+	opType, opName string
+	operations     int
+	refused        *gqlRefusal
+}
+
+type gqlRefusal struct{ reason, code, msg, detail string }
+
+// maxDocs bounds the documents remembered per GraphQL API and model.
+const maxDocs = 1024
+
+func (g *gqlPolicy) document(query, opName string) *gqlDoc {
+	key := opName + "\x00" + query
+	g.mu.Lock()
+	d := g.docs[key]
+	g.mu.Unlock()
+	if d != nil {
+		return d
+	}
+	d = g.parse(query, opName)
+	g.mu.Lock()
+	if g.docs == nil || len(g.docs) >= maxDocs {
+		g.docs = make(map[string]*gqlDoc)
+	}
+	g.docs[key] = d
+	g.mu.Unlock()
+	return d
+}
+
+func (g *gqlPolicy) parse(query, opName string) *gqlDoc {
+	refuse := func(reason, code, msg, detail string) *gqlDoc {
+		return &gqlDoc{refused: &gqlRefusal{reason, code, msg, detail}}
+	}
+	doc, err := parser.ParseQuery(&ast.Source{Input: query})
+	if err != nil {
+		return refuse("graphql_parse_failed", gqlParseFailed, "the document does not parse", "")
+	}
+	if why := checkLimits(doc, &g.Limits); why != "" {
+		return refuse("graphql_limit", gqlLimitExceeded, why, "")
+	}
+	if errs := validator.Validate(g.schema, doc); len(errs) > 0 {
+		// Never the validator's message: it suggests field names the
+		// caller may not know exist.
+		return refuse("graphql_invalid", gqlValidationFailed, "the document is not valid against the schema", errs[0].Rule)
+	}
+	op := pickOperation(doc, opName)
+	if op == nil {
+		return refuse("graphql_bad_request", gqlBadRequest, "operationName names no operation of the document", "")
+	}
+	d := &gqlDoc{opType: string(op.Operation), opName: op.Name, operations: len(doc.Operations)}
+	seen := map[string]bool{}
+	for _, o := range doc.Operations {
+		d.ops = appendFields(d.ops, seen, o.SelectionSet, string(o.Operation), "")
+	}
+	return d
 }
 
 func gqlRefuse(info *GraphQLInfo, status int, reason, code, msg, detail string) *Result {
@@ -194,7 +259,7 @@ func pickOperation(doc *ast.QueryDocument, name string) *ast.OperationDefinition
 // appendFields adds one Operation per field not seen yet, through
 // fragments and inline fragments (the document is validated and within
 // limits, so this terminates and is bounded).
-func appendFields(ops []Operation, seen map[string]bool, set ast.SelectionSet, opType string, req *Request, at string) []Operation {
+func appendFields(ops []Operation, seen map[string]bool, set ast.SelectionSet, opType, at string) []Operation {
 	for _, sel := range set {
 		switch s := sel.(type) {
 		case *ast.Field:
@@ -214,14 +279,14 @@ func appendFields(ops []Operation, seen map[string]bool, set ast.SelectionSet, o
 			}
 			if name != "" && !seen[name] {
 				seen[name] = true
-				ops = append(ops, Operation{Kind: model.InspectorGraphQL, Method: opType, HTTPMethod: req.Method, Path: req.Path, Name: name, At: path})
+				ops = append(ops, Operation{Kind: model.InspectorGraphQL, Method: opType, Name: name, At: path})
 			}
-			ops = appendFields(ops, seen, s.SelectionSet, opType, req, path)
+			ops = appendFields(ops, seen, s.SelectionSet, opType, path)
 		case *ast.InlineFragment:
-			ops = appendFields(ops, seen, s.SelectionSet, opType, req, at)
+			ops = appendFields(ops, seen, s.SelectionSet, opType, at)
 		case *ast.FragmentSpread:
 			if s.Definition != nil {
-				ops = appendFields(ops, seen, s.Definition.SelectionSet, opType, req, at)
+				ops = appendFields(ops, seen, s.Definition.SelectionSet, opType, at)
 			}
 		}
 	}
@@ -361,9 +426,11 @@ func readGraphQL(req *Request) ([]gqlRequest, string) {
 			out = append(out, r)
 		}
 		return out, ""
-	case body[0] == '{' && json.Valid(body):
+	case body[0] == '{':
 		r, why := readJSONRequest(body)
-		return []gqlRequest{r}, why
+		if why == "" || json.Valid(body) {
+			return []gqlRequest{r}, why
+		}
 	}
 	// application/graphql: the body is the document. A JSON body never
 	// parses as a document and a document never as JSON, so the two
@@ -375,6 +442,9 @@ func readGraphQL(req *Request) ([]gqlRequest, string) {
 // "extensions"}: keys are exact (no case folding, unlike encoding/json)
 // and never repeated, so gatehouse and the server read the same query.
 func readJSONRequest(b []byte) (gqlRequest, string) {
+	if r, ok, why := readJSONFast(b); ok {
+		return r, why
+	}
 	var r gqlRequest
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -434,4 +504,44 @@ func itoa(n int) string {
 		return string(rune('0' + n))
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// jsonKeys are the keys of a GraphQL request, quoted.
+var jsonKeys = [...]string{`"query"`, `"operationName"`, `"variables"`, `"extensions"`}
+
+// readJSONFast reads a request with encoding/json (several times faster
+// than the token reader) when that is sure to read what the token reader
+// would: every key name occurs at most once in the whole body in any
+// case, spelled exactly, so no key is repeated or folded. ok false: use
+// the token reader.
+func readJSONFast(b []byte) (r gqlRequest, ok bool, why string) {
+	lower := bytes.ToLower(b)
+	for _, k := range jsonKeys {
+		switch n := bytes.Count(lower, []byte(strings.ToLower(k))); {
+		case n > 1:
+			return r, false, ""
+		case n == 1 && !bytes.Contains(b, []byte(k)):
+			return r, false, ""
+		}
+	}
+	var v struct {
+		Query         *string         `json:"query"`
+		OperationName *string         `json:"operationName"`
+		Variables     json.RawMessage `json:"variables"`
+		Extensions    json.RawMessage `json:"extensions"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return r, true, "the operation is not a JSON object of query, operationName, variables and extensions"
+	}
+	if v.Query != nil {
+		r.query = *v.Query
+	}
+	if v.OperationName != nil {
+		r.operationName = *v.OperationName
+	}
+	if len(v.Variables) > 0 && string(v.Variables) != "null" && v.Variables[0] != '{' {
+		return r, true, "variables is not an object"
+	}
+	r.persisted = bytes.Contains(v.Extensions, []byte(`"persistedQuery"`))
+	return r, true, ""
 }
