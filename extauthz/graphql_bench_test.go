@@ -27,7 +27,7 @@ const benchQuery = `query Platform($name: String!) {
 func benchGraphQL(b *testing.B, graphql bool, cacheSize int) {
 	srv, _, _, _ := gqlServer(b, "")
 	srv.state.Load().cache = newDecisionCache(cacheSize) // 0: off
-	audit := NewAudit(io.Discard, 8192)                 // as bench/checkload: the encoding is paid, nothing parses it
+	audit := NewAudit(io.Discard, 8192)                  // as bench/checkload: the encoding is paid, nothing parses it
 	b.Cleanup(audit.Close)
 	srv.audit = audit
 	var req *authv3.CheckRequest
