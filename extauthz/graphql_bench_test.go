@@ -12,9 +12,10 @@ import (
 
 // A Check on a GraphQL route against a plain Check on the same catalog,
 // cached (the decision cache hit: the body hashed into the key) and fresh
-// (cache off: the token verified, here by the fake verifier, so the
-// parse, limits, validation and per-field evaluation are not diluted by
-// signature verification):
+// (cache off: the token verified, by the fake verifier, so the parse,
+// limits, validation and per-field evaluation are not diluted by signature
+// verification; and -rs256, a real RS256 token and verifier, as a Check
+// of a new token pays):
 //
 //	go test -run XXX -bench GraphQLVsPlain -benchmem ./extauthz/
 const benchQuery = `query Platform($name: String!) {
@@ -24,8 +25,16 @@ const benchQuery = `query Platform($name: String!) {
   node(id: "42") { id ... on Team { name } }
 }`
 
-func benchGraphQL(b *testing.B, graphql bool, cacheSize int) {
+func benchGraphQL(b *testing.B, graphql bool, cacheSize int, realToken bool) {
 	srv, _, _, _ := gqlServer(b, "")
+	tok := "bob"
+	if realToken {
+		// An RS256 token verified as Check verifies any (signature, claims).
+		k := newRSAKey(b, "rsa-1", 0)
+		idp := newIdP(b, k)
+		srv.SetVerifier(newTestVerifier(b, idp, nil))
+		tok = k.sign(b, claimsFor(idp.URL, withClaim("email", "bob@example.com"), withClaim("email_verified", true), withoutClaim("groups")), "at+jwt")
+	}
 	srv.state.Load().cache = newDecisionCache(cacheSize) // 0: off
 	audit := NewAudit(io.Discard, 8192)                  // as bench/checkload: the encoding is paid, nothing parses it
 	b.Cleanup(audit.Close)
@@ -36,9 +45,9 @@ func benchGraphQL(b *testing.B, graphql bool, cacheSize int) {
 		if len(body) < 250 || len(body) > 400 {
 			b.Fatalf("body %d bytes", len(body))
 		}
-		req = gqlCheckReq("bob", "POST", "/platform/graphql", body)
+		req = gqlCheckReq(tok, "POST", "/platform/graphql", body)
 	} else {
-		req = checkReq("", "GET", "/platform/components/7", map[string]string{"authorization": "Bearer bob", model.RouteHeader: "component:default/platform@*/platform"})
+		req = checkReq("", "GET", "/platform/components/7", map[string]string{"authorization": "Bearer " + tok, model.RouteHeader: "component:default/platform@*/platform"})
 	}
 	ctx := context.Background()
 	if r, _ := srv.Check(ctx, req); r.GetOkResponse() == nil {
@@ -58,8 +67,34 @@ func jsonString(s string) string {
 }
 
 func BenchmarkGraphQLVsPlain(b *testing.B) {
-	b.Run("plain/cached", func(b *testing.B) { benchGraphQL(b, false, 1000) })
-	b.Run("graphql/cached", func(b *testing.B) { benchGraphQL(b, true, 1000) })
-	b.Run("plain/fresh", func(b *testing.B) { benchGraphQL(b, false, 0) })
-	b.Run("graphql/fresh", func(b *testing.B) { benchGraphQL(b, true, 0) })
+	b.Run("plain/cached", func(b *testing.B) { benchGraphQL(b, false, 1000, false) })
+	b.Run("graphql/cached", func(b *testing.B) { benchGraphQL(b, true, 1000, false) })
+	b.Run("plain/fresh", func(b *testing.B) { benchGraphQL(b, false, 0, false) })
+	b.Run("graphql/fresh", func(b *testing.B) { benchGraphQL(b, true, 0, false) })
+	b.Run("graphql/fresh-unseen-document", benchGraphQLUnseen)
+	b.Run("plain/fresh-rs256", func(b *testing.B) { benchGraphQL(b, false, 0, true) })
+	b.Run("graphql/fresh-rs256", func(b *testing.B) { benchGraphQL(b, true, 0, true) })
+}
+
+// benchGraphQLUnseen: every Check a document never seen before (a comment
+// makes each one new): the parse, limits and validation are paid each time.
+func benchGraphQLUnseen(b *testing.B) {
+	srv, _, _, _ := gqlServer(b, "")
+	srv.state.Load().cache = newDecisionCache(0)
+	audit := NewAudit(io.Discard, 8192)
+	b.Cleanup(audit.Close)
+	srv.audit = audit
+	reqs := make([]*authv3.CheckRequest, 4096)
+	for i := range reqs {
+		body := `{"query":` + jsonString(benchQuery+" # "+itoa(i)) + `,"variables":{"name":"orders"},"operationName":"Platform"}`
+		reqs[i] = gqlCheckReq("bob", "POST", "/platform/graphql", body)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r, _ := srv.Check(ctx, reqs[i%len(reqs)]); r.GetOkResponse() == nil {
+			b.Fatal("denied")
+		}
+	}
 }

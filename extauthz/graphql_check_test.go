@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,4 +252,36 @@ func FuzzGraphQLInspector(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Concurrent Checks share the remembered documents and requests (run
+// with -race): every answer is still its own document's.
+func TestGraphQLConcurrentChecks(t *testing.T) {
+	srv, _, _, sink := gqlServer(t, "")
+	go func() {
+		for range sink.ch {
+		}
+	}()
+	docs := map[string]bool{`{ components { name } }`: true, `{ component(name: "a") { deploySecrets } }`: false, `{ audit }`: false, `{ viewer }`: true}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				for doc, want := range docs {
+					body := gqlBody(doc)
+					if i%2 == 0 {
+						body = gqlBody(doc + " # " + itoa(w*1000+i)) // a new document
+					}
+					resp, _ := srv.Check(context.Background(), gqlCheckReq("bob", "POST", "/platform/graphql", body))
+					if (resp.GetOkResponse() != nil) != want {
+						t.Errorf("%s: allowed=%v", doc, !want)
+						return
+					}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
 }

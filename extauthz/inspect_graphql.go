@@ -50,8 +50,9 @@ type gqlPolicy struct {
 	schema *ast.Schema // nil: the SDL did not load here (every request 503)
 	fields map[string][]model.GraphQLRequirement
 
-	mu   sync.Mutex
-	docs map[string]*gqlDoc // by operationName and document
+	mu       sync.Mutex
+	docs     map[string]*gqlDoc       // by operationName and document
+	requests map[string]*gqlInspected // by method, path, query string and body
 }
 
 // newGQLPolicies parses each distinct schema of a model once.
@@ -118,11 +119,52 @@ type gqlRequest struct {
 // the 400 (or 503) that refuses it, with the GraphQL error.
 func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 	g := req.policy.gql
-	info := &GraphQLInfo{}
 	if g == nil || g.schema == nil {
-		return nil, info, &Result{Status: 503, Reason: "graphql_schema_unavailable", Steps: []Step{{Rule: "graphql", Why: "the route's GraphQL schema did not load"}}}
+		return nil, &GraphQLInfo{}, &Result{Status: 503, Reason: "graphql_schema_unavailable", Steps: []Step{{Rule: "graphql", Why: "the route's GraphQL schema did not load"}}}
 	}
-	info.Mode = g.Mode
+	// A small request seen before (many callers send the same few): its
+	// reading, without the JSON decoding. The answer's info is a copy (the
+	// caller adds the denied fields to it).
+	if len(req.Body)+len(req.Query) > maxRememberedRequest {
+		return g.inspect(req)
+	}
+	key := req.Method + "\x00" + req.Path + "\x00" + req.Query + "\x00" + string(req.Body)
+	g.mu.Lock()
+	r := g.requests[key]
+	g.mu.Unlock()
+	if r == nil {
+		r = &gqlInspected{}
+		r.ops, r.info, r.deny = g.inspect(req)
+		g.mu.Lock()
+		if g.requests == nil || len(g.requests) >= maxDocs {
+			g.requests = make(map[string]*gqlInspected)
+		}
+		g.requests[key] = r
+		g.mu.Unlock()
+	}
+	info := *r.info
+	if r.deny != nil {
+		d := *r.deny
+		d.GraphQL = &info
+		return nil, &info, &d
+	}
+	return r.ops, &info, nil
+}
+
+// maxRememberedRequest: requests up to this size (body and query string)
+// are remembered with what they came to.
+const maxRememberedRequest = 4 << 10
+
+// gqlInspected is what one request came to; read only once stored.
+type gqlInspected struct {
+	ops  []Operation
+	info *GraphQLInfo
+	deny *Result
+}
+
+// inspect reads and checks a request (inspectGraphQL without the memory).
+func (g *gqlPolicy) inspect(req *Request) ([]Operation, *GraphQLInfo, *Result) {
+	info := &GraphQLInfo{Mode: g.Mode}
 	reqs, why := readGraphQL(req)
 	if why != "" {
 		return nil, info, gqlRefuse(info, 400, "graphql_bad_request", gqlBadRequest, why, "")
