@@ -11,9 +11,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 )
 
-// graphqlCatalog: payments (alice) owns the platform component and its
+// graphqlCatalog: testcatalog.Teams; payments (alice) owns the platform component and its
 // GraphQL API platform-graph at /platform/graphql; storefront (bob) may
 // call the component by an explicit rule; Component.deploySecrets is for
 // owners (@policy) when restricted is true. The body limit is 4 KiB.
@@ -22,27 +24,7 @@ func graphqlCatalog(upstream string, restricted bool) string {
 	if restricted {
 		policy = ` @policy(policies: [["owners"]])`
 	}
-	return fmt.Sprintf(`apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: payments}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: storefront}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: alice}
-spec: {profile: {email: alice@example.com}, memberOf: [payments]}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: bob}
-spec: {profile: {email: bob@example.com}, memberOf: [storefront]}
----
-apiVersion: backstage.io/v1alpha1
+	return testcatalog.Teams + fmt.Sprintf(`apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
   name: platform
