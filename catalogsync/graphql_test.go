@@ -1,6 +1,7 @@
 package catalogsync
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -119,4 +120,43 @@ func TestGraphQLAnnotationsOnlyOnGraphQLAPIs(t *testing.T) {
 	if len(p.Problems) != 1 || !strings.Contains(p.Problems[0].Message, "SDL as text") {
 		t.Fatalf("%v", p.Problems)
 	}
+}
+
+// FuzzGraphQLAPI: whatever the SDL and the annotations, parsing never
+// panics, and an API it accepts has a schema with a Query type and only
+// resolvable allow-list names.
+func FuzzGraphQLAPI(f *testing.F) {
+	f.Add(goodSDL, "Query.a: [owners]", "mode: dry-run")
+	f.Add("type Query { a: String @policy(policies: [[\"group:default/x\", \"owners\"]]) }", "Query.*: [consumers]", "bodyLimit: 1")
+	f.Add("interface I { a: String } type Query implements I { a: String @requiresScopes(scopes: [[\"s\"]]) }", "I.a: [user:default/bob]", "")
+	f.Add("type Query {", "[", "{")
+	f.Add("directive @policy(policies: [String]) on FIELD_DEFINITION type Query { a: String @policy(policies: [\"owners\"]) }", "", "")
+	f.Fuzz(func(t *testing.T, sdl, access, options string) {
+		ann := ""
+		if access != "" {
+			ann += "    gatehouse.dev/graphql-access: " + quoteYAML(access) + "\n"
+		}
+		if options != "" {
+			ann += "    gatehouse.dev/graphql-options: " + quoteYAML(options) + "\n"
+		}
+		p := ParseFile("files", "g.yaml", []byte(graphqlAPI(sdl, ann)))
+		for _, e := range p.Entities {
+			g := e.GraphQL
+			if g == nil || g.Schema == nil || g.Schema.Query == nil {
+				t.Fatalf("accepted without a schema: %q", sdl)
+			}
+			for k, names := range g.Access {
+				for _, n := range names {
+					if _, msg := PolicyName(n, "default"); msg != "" {
+						t.Fatalf("%s: unresolvable %q accepted", k, n)
+					}
+				}
+			}
+		}
+	})
+}
+
+func quoteYAML(s string) string {
+	b, _ := json.Marshal(s) // a JSON string is a YAML double-quoted scalar
+	return string(b)
 }

@@ -1,0 +1,125 @@
+package compile
+
+import (
+	"strings"
+	"testing"
+
+	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/model"
+)
+
+func compileSrc(src string) (*model.Model, cs.Problems) {
+	parsed := cs.ParseFile("files", "c.yaml", []byte(src))
+	snap := cs.NewStore("files").ReplaceSource("files", parsed)
+	return Compile(snap)
+}
+
+func graphqlCatalog(sdl, annotations string) string {
+	return `apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: payments}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: platform
+  annotations: {gatehouse.dev/upstream: "http://10.0.0.9:8080"}
+spec: {type: service, lifecycle: production, owner: payments, providesApis: [graph]}
+---
+apiVersion: backstage.io/v1alpha1
+kind: API
+metadata:
+  name: graph
+  annotations:
+    gatehouse.dev/path-prefix: /platform/graphql
+` + annotations + `spec:
+  type: graphql
+  lifecycle: production
+  owner: payments
+  definition: |
+    ` + strings.ReplaceAll(strings.TrimSpace(sdl), "\n", "\n    ") + "\n"
+}
+
+// The compiled field policy: own directives, the returned type's, the
+// annotation's Type.field and Type.*, and an interface field carrying the
+// rules of every implementation's same field.
+func TestGraphQLFieldPolicyCompiles(t *testing.T) {
+	sdl := `interface Node { id: ID! notes: String }
+type Query { node: Node a: A b: B @authenticated }
+type A implements Node { id: ID! notes: String @policy(policies: [["owners"]]) secret: String @policy(policies: [["group:sre", "user:bob"], ["owners"]]) }
+type B implements Node @policy(policies: [["consumers"]]) { id: ID! notes: String x: String }`
+	m, ps := compileSrc(graphqlCatalog(sdl, "    gatehouse.dev/graphql-access: |\n      B.*: [owners]\n"))
+	for _, p := range ps {
+		if p.Severity == cs.SeverityError {
+			t.Fatal(p)
+		}
+	}
+	var g *model.GraphQLPolicy
+	for _, p := range m.Policies {
+		if p.GraphQL != nil {
+			g = p.GraphQL
+		}
+	}
+	if g == nil {
+		t.Fatal("no GraphQL policy")
+	}
+	got := map[string]string{}
+	for _, f := range g.Fields {
+		var rs []string
+		for _, r := range f.Requires {
+			var any []string
+			for _, all := range r.AnyOf {
+				any = append(any, strings.Join(all, "&"))
+			}
+			rs = append(rs, strings.Join(any, "|"))
+		}
+		got[f.Name] = strings.Join(rs, " ; ")
+	}
+	want := map[string]string{
+		"Node.notes": "owners ; owners", // A.notes' @policy, B.* (the annotation) on B.notes
+		"Node.id":    "owners",          // B.* on B.id
+		"A.notes":    "owners",
+		"A.secret":   "group:default/sre&user:default/bob|owners",
+		"Query.b":    "authenticated ; consumers",                    // own, then B's type rule
+		"B.id":       "owners", "B.notes": "owners", "B.x": "owners", // B.*
+		"__schema": "owners", "__type": "owners",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected rule on %s: %s", k, got[k])
+		}
+	}
+	if g.Mode != model.GraphQLReject || g.Limits != model.DefaultGraphQLLimits {
+		t.Errorf("defaults: %s %+v", g.Mode, g.Limits)
+	}
+}
+
+// FuzzGraphQLCompile: any SDL the catalog accepts compiles without a panic,
+// and every compiled field rule has at least one alternative.
+func FuzzGraphQLCompile(f *testing.F) {
+	f.Add("type Query { a: String @policy(policies: [[\"owners\"]]) }")
+	f.Add("interface I { a: String } type Query implements I { a: String @policy(policies: [[\"owners\"]]) } type Z implements I { a: String }")
+	f.Add("union U = A | B type A { a: String } type B { b: String @authenticated } type Query { u: U }")
+	f.Add("type Query { a: [[A!]] } type A @requiresScopes(scopes: [[\"x\", \"y\"]]) { b: Int }")
+	f.Fuzz(func(t *testing.T, sdl string) {
+		m, _ := compileSrc(graphqlCatalog(sdl, ""))
+		for _, p := range m.Policies {
+			if p.GraphQL == nil {
+				continue
+			}
+			for _, fr := range p.GraphQL.Fields {
+				for _, r := range fr.Requires {
+					if len(r.AnyOf) == 0 {
+						t.Fatalf("%s: a rule with no alternative (%s) in %q", fr.Name, r.From, sdl)
+					}
+				}
+			}
+		}
+	})
+}
