@@ -143,6 +143,9 @@ func principalVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bo
 	var first verdict
 	for i, op := range ops {
 		c := evalCtx{rp: rp, p: p, op: op, explain: explain, steps: steps}
+		if explain && op.Kind == model.InspectorGraphQL {
+			c.step("field "+op.Name, true, op.Method+" field at "+op.At+", for "+p.Name())
+		}
 		v := verdict{outcome: denied, status: 403, reason: "no_matching_rule"}
 		for _, cr := range criteria {
 			if got := cr.decide(c); got.outcome != none {
