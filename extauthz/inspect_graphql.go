@@ -437,6 +437,9 @@ func readGraphQL(req *Request) ([]gqlRequest, string) {
 		if len(q["query"]) > 1 || len(q["operationName"]) > 1 {
 			return nil, "query or operationName is given twice"
 		}
+		if len(bytes.TrimSpace(req.Body)) > 0 {
+			return nil, "a GET with a body is ambiguous" // a server might read either
+		}
 		r := gqlRequest{query: q.Get("query"), operationName: q.Get("operationName")}
 		r.persisted = strings.Contains(q.Get("extensions"), "persistedQuery")
 		return []gqlRequest{r}, ""
