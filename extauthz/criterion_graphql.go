@@ -35,6 +35,48 @@ func (graphqlField) decide(c evalCtx) verdict {
 	return verdict{outcome: denied, status: 403, reason: "field_forbidden", rule: r.From}
 }
 
+// graphqlVerdict is principalVerdict for the fields of a GraphQL
+// request: the criteria in their order, but the route's (owner,
+// consumer, rule), which cannot tell one field of a request from another
+// (the same method and path), decided once after every field's rules.
+func graphqlVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step) verdict {
+	for _, op := range ops {
+		c := evalCtx{rp: rp, p: p, op: op, explain: explain, steps: steps}
+		if explain {
+			c.step("field "+op.Name, true, op.Method+" field at "+op.At+", for "+p.Name())
+		}
+		for _, cr := range criteria {
+			if _, route := cr.(routeCriterion); route {
+				continue
+			}
+			if v := cr.decide(c); v.outcome == denied {
+				return v
+			}
+		}
+	}
+	return routeVerdict(rp, p, ops[:1], routeCriteria, explain, steps)
+}
+
+// routeCriterion marks the criteria that decide the route, whatever the
+// operation's name.
+type routeCriterion interface{ route() }
+
+func (owner) route()      {}
+func (consumer) route()   {}
+func (accessRule) route() {}
+
+// routeCriteria are the criteria that decide a GraphQL request's route, in
+// their order.
+var routeCriteria = func() []criterion {
+	var out []criterion
+	for _, cr := range criteria {
+		if _, ok := cr.(routeCriterion); ok {
+			out = append(out, cr)
+		}
+	}
+	return out
+}()
+
 // fieldRuleFails is the first rule of field that does not hold for p
 // (ok when all hold, or the field has none).
 func fieldRuleFails(rp *routePolicy, p *Principal, field string) (model.GraphQLRequirement, bool) {

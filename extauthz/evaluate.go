@@ -140,14 +140,19 @@ func operations(req *Request, buf []Operation) ([]Operation, *GraphQLInfo, *Resu
 // operation: each operation must be allowed; a deny, or an operation no
 // criterion allows (403 no_matching_rule), decides.
 func principalVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step) verdict {
+	if len(ops) > 0 && ops[0].Kind == model.InspectorGraphQL {
+		return graphqlVerdict(rp, p, ops, explain, steps)
+	}
+	return routeVerdict(rp, p, ops, criteria, explain, steps)
+}
+
+// routeVerdict runs crit for one principal and every operation.
+func routeVerdict(rp *routePolicy, p *Principal, ops []Operation, crit []criterion, explain bool, steps *[]Step) verdict {
 	var first verdict
 	for i, op := range ops {
 		c := evalCtx{rp: rp, p: p, op: op, explain: explain, steps: steps}
-		if explain && op.Kind == model.InspectorGraphQL {
-			c.step("field "+op.Name, true, op.Method+" field at "+op.At+", for "+p.Name())
-		}
 		v := verdict{outcome: denied, status: 403, reason: "no_matching_rule"}
-		for _, cr := range criteria {
+		for _, cr := range crit {
 			if got := cr.decide(c); got.outcome != none {
 				v = got
 				break
