@@ -134,6 +134,23 @@ func TestGraphQLReject(t *testing.T) {
 				gq["operation_name"] == "Secrets" && strings.Contains(fmt.Sprint(gq["denied_fields"]), "Component.deploySecrets")
 		})
 	})
+	t.Run("a depth bomb is 400 with a GraphQL code; introspection is the owners'", func(t *testing.T) {
+		deep := "name"
+		for i := 0; i < 20; i++ {
+			deep = "ofType { " + deep + " }"
+		}
+		bomb, _ := json.Marshal(map[string]string{"query": `{ __type(name: "Query") { fields { type { ` + deep + ` } } } }`})
+		if code, body := post(alice, string(bomb)); code != 400 || !strings.Contains(body, "GRAPHQL_LIMIT_EXCEEDED") {
+			t.Fatalf("depth bomb: %d %s", code, body)
+		}
+		intro := `{"query":"{ __schema { queryType { name } } }"}`
+		if code, body := post(bob, intro); code != 403 || !strings.Contains(body, "UNAUTHORIZED_FIELD_OR_TYPE") {
+			t.Fatalf("introspection by bob: %d %s", code, body)
+		}
+		if code, body := post(alice, intro); code != 200 {
+			t.Fatalf("introspection by the owner: %d %s", code, body)
+		}
+	})
 	t.Run("a body over the API's limit: 413 from Envoy, no Check", func(t *testing.T) {
 		lines := func() int {
 			b, _ := os.ReadFile(g.auditPath)
