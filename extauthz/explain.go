@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,7 +85,7 @@ func Explain(ctx context.Context, eng *Engine, m *model.Model, verifier TokenVer
 	if r := req.policy.route; r != nil && r.Auth.SendsBody() {
 		if len(in.Body) > int(r.Auth.BodyBytes) {
 			// Envoy answers 413 before any Check.
-			res.Decision = Result{Status: 413, Reason: "body_too_large", Steps: []Step{{Rule: "body", Why: "the body is over the route's limit of " + itoa(int(r.Auth.BodyBytes)) + " bytes; Envoy answers 413"}}}
+			res.Decision = Result{Status: 413, Reason: "body_too_large", Steps: []Step{{Rule: "body", Why: "the body is over the route's limit of " + strconv.Itoa(int(r.Auth.BodyBytes)) + " bytes; Envoy answers 413"}}}
 			return res, nil
 		}
 		req.Body = []byte(in.Body)

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"io"
+	"strconv"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -86,7 +87,7 @@ func benchGraphQLUnseen(b *testing.B) {
 	srv.audit = audit
 	reqs := make([]*authv3.CheckRequest, 4096)
 	for i := range reqs {
-		body := `{"query":` + jsonString(benchQuery+" # "+itoa(i)) + `,"variables":{"name":"orders"},"operationName":"Platform"}`
+		body := `{"query":` + jsonString(benchQuery+" # "+strconv.Itoa(i)) + `,"variables":{"name":"orders"},"operationName":"Platform"}`
 		reqs[i] = gqlCheckReq("bob", "POST", "/platform/graphql", body)
 	}
 	ctx := context.Background()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -272,7 +273,7 @@ func TestGraphQLConcurrentChecks(t *testing.T) {
 				for doc, want := range docs {
 					body := gqlBody(doc)
 					if i%2 == 0 {
-						body = gqlBody(doc + " # " + itoa(w*1000+i)) // a new document
+						body = gqlBody(doc + " # " + strconv.Itoa(w*1000+i)) // a new document
 					}
 					resp, _ := srv.Check(context.Background(), gqlCheckReq("bob", "POST", "/platform/graphql", body))
 					if (resp.GetOkResponse() != nil) != want {

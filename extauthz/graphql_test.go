@@ -3,6 +3,7 @@ package extauthz
 import (
 	"encoding/json"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -146,14 +147,14 @@ func TestGraphQLInspector(t *testing.T) {
 	var aliases strings.Builder
 	aliases.WriteString("{ ")
 	for i := 0; i < 40; i++ {
-		aliases.WriteString("a" + itoa(i) + ": components { name } ")
+		aliases.WriteString("a" + strconv.Itoa(i) + ": components { name } ")
 	}
 	aliases.WriteString("}")
 	// Fragments that each spread the next twice: 2^30 fields once expanded.
 	var spreads strings.Builder
 	spreads.WriteString(`{"query":"{ components { ...F0 } } `)
 	for i := 0; i < 30; i++ {
-		spreads.WriteString("fragment F" + itoa(i) + " on Component { ...F" + itoa(i+1) + " ...F" + itoa(i+1) + " } ")
+		spreads.WriteString("fragment F" + strconv.Itoa(i) + " on Component { ...F" + strconv.Itoa(i+1) + " ...F" + strconv.Itoa(i+1) + " } ")
 	}
 	spreads.WriteString(`fragment F30 on Component { name }"}`)
 	refused := []struct{ name, method, path, body, code string }{

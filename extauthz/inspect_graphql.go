@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -344,7 +345,7 @@ func checkLimits(doc *ast.QueryDocument, l *model.GraphQLLimits) string {
 	for _, op := range doc.Operations {
 		w.walk(op.SelectionSet, 1)
 		if w.why == "" && rootCount(doc, op.SelectionSet, map[string]bool{}) > l.MaxRootFields {
-			w.why = "too many root fields (at most " + itoa(l.MaxRootFields) + ")"
+			w.why = "too many root fields (at most " + strconv.Itoa(l.MaxRootFields) + ")"
 		}
 		if w.why != "" {
 			return w.why
@@ -366,7 +367,7 @@ func (w *limitWalk) walk(set ast.SelectionSet, depth int) {
 		return
 	}
 	if depth > w.l.MaxDepth && len(set) > 0 {
-		w.why = "the document is too deep (at most " + itoa(w.l.MaxDepth) + " levels)"
+		w.why = "the document is too deep (at most " + strconv.Itoa(w.l.MaxDepth) + " levels)"
 		return
 	}
 	for _, sel := range set {
@@ -377,12 +378,12 @@ func (w *limitWalk) walk(set ast.SelectionSet, depth int) {
 		switch s := sel.(type) {
 		case *ast.Field:
 			if w.fields++; w.fields > w.l.MaxFields {
-				w.why = "too many fields (at most " + itoa(w.l.MaxFields) + ")"
+				w.why = "too many fields (at most " + strconv.Itoa(w.l.MaxFields) + ")"
 				return
 			}
 			if s.Alias != s.Name {
 				if w.aliases++; w.aliases > w.l.MaxAliases {
-					w.why = "too many aliases (at most " + itoa(w.l.MaxAliases) + ")"
+					w.why = "too many aliases (at most " + strconv.Itoa(w.l.MaxAliases) + ")"
 					return
 				}
 			}
@@ -460,7 +461,7 @@ func readGraphQL(req *Request) ([]gqlRequest, string) {
 			return nil, "the JSON body does not parse"
 		}
 		if len(items) == 0 || len(items) > maxBatch {
-			return nil, "a batch holds 1 to " + itoa(maxBatch) + " operations"
+			return nil, "a batch holds 1 to " + strconv.Itoa(maxBatch) + " operations"
 		}
 		out := make([]gqlRequest, 0, len(items))
 		for _, it := range items {
@@ -539,16 +540,6 @@ func readJSONRequest(b []byte) (gqlRequest, string) {
 		return r, "the JSON body has data after the object"
 	}
 	return r, ""
-}
-
-func itoa(n int) string {
-	if n < 0 {
-		return "-" + itoa(-n)
-	}
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }
 
 // jsonKeys are the keys of a GraphQL request, quoted.
