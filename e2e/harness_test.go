@@ -242,6 +242,8 @@ catalog:
   poll_interval: 200ms
 audit:
   output: %s
+shutdown:
+  drain: 0s
 log:
   level: debug
 `, g.xdsAddr, g.adminAddr, g.authzAddr, g.edgePort, catalogPath, g.auditPath) + extra
