@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
@@ -8,12 +9,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 )
 
 const backstageToken = "gatehouse-e2e-static-token"
@@ -22,29 +23,17 @@ const backstageToken = "gatehouse-e2e-static-token"
 // given port, serving catalogFile, with its proxy endpoint pointing at edge.
 func startBackstage(t *testing.T, port int, catalogFile, edge string) *proc {
 	t.Helper()
-	p := &proc{name: "backstage", log: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command("bash", filepath.Join(repoRoot, "examples", "backstage", "run.sh"), fmt.Sprint(port), catalogFile)
-	p.cmd.Env = append(os.Environ(), "BACKSTAGE_STATIC_TOKEN="+backstageToken, "GATEHOUSE_EDGE_URL="+edge, "NODE_ENV=production")
-	p.cmd.Stderr = p.log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
+	p, _, err := harness.StartReady(context.Background(), harness.Spec{Name: "backstage",
+		Args: []string{"bash", filepath.Join(repoRoot, "examples", "backstage", "run.sh"), fmt.Sprint(port), catalogFile},
+		Env:  []string{"BACKSTAGE_STATIC_TOKEN=" + backstageToken, "GATEHOUSE_EDGE_URL=" + edge, "NODE_ENV=production"}}, 180*time.Second)
+	if p == nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting examples/backstage/run.sh: %v", err)
+	bs := cleanup(t, p, 40)
+	if err != nil {
+		t.Fatalf("the real Backstage (examples/backstage) %v:\n%s", err, p.Tail(40))
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			t.Logf("---- backstage output ----\n%s", tail(p.log.String(), 40))
-		}
-	})
-	if _, err := waitReady(out, 180*time.Second); err != nil {
-		t.Fatalf("the real Backstage (examples/backstage) %v:\n%s", err, tail(p.log.String(), 40))
-	}
-	return p
+	return bs
 }
 
 func backstageCatalog(ordersURL, ledgerURL string, extra ...string) string {

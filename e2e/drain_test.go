@@ -26,7 +26,7 @@ func TestDrainServesChecksUntilSecondSignal(t *testing.T) {
 	if s := grpcHealth(t, g.authzAddr); s != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("gRPC health before SIGTERM: %s", s)
 	}
-	_ = syscall.Kill(g.cmd.Process.Pid, syscall.SIGTERM)
+	_ = syscall.Kill(g.Pid(), syscall.SIGTERM)
 	eventually(t, time.Second, "/readyz fails after SIGTERM", func() error {
 		resp, err := http.Get("http://" + g.adminAddr + "/readyz")
 		if err != nil {
@@ -48,13 +48,13 @@ func TestDrainServesChecksUntilSecondSignal(t *testing.T) {
 		t.Fatalf("a Check while draining: %d, %v (it must still be decided)", code, err)
 	}
 	start := time.Now()
-	_ = syscall.Kill(g.cmd.Process.Pid, syscall.SIGTERM)
+	_ = syscall.Kill(g.Pid(), syscall.SIGTERM)
 	select {
-	case <-g.done:
+	case <-g.Done():
 	case <-time.After(2 * time.Second):
 		t.Fatal("a second SIGTERM did not exit at once")
 	}
-	t.Logf("exited %s after the second SIGTERM (%v)", time.Since(start).Round(time.Millisecond), g.err)
+	t.Logf("exited %s after the second SIGTERM (%v)", time.Since(start).Round(time.Millisecond), g.Err())
 }
 
 type statusErr struct {

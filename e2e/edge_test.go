@@ -65,7 +65,7 @@ func testEdge(t *testing.T, delta bool) {
 	)
 	g := startGatehouse(t, cat, "")
 	e := startEnvoy(t, g, "edge-"+fmt.Sprint(delta), delta)
-	envoyPid := e.cmd.Process.Pid
+	envoyPid := e.Pid()
 
 	t.Run("routes by host and prefix", func(t *testing.T) {
 		expectRoute(t, e.edgePort, "any.example.com", "/orders/7", 200, "orders", 5*time.Second)
@@ -108,7 +108,7 @@ func testEdge(t *testing.T, delta bool) {
 		)
 		took = expectRoute(t, e.edgePort, "x", "/billing/api/invoices", 404, "", 2*time.Second)
 		t.Logf("removed route gone after %s", took)
-		if e.cmd.Process.Pid != envoyPid || e.exited() {
+		if e.Pid() != envoyPid || e.Exited() {
 			t.Fatal("Envoy restarted")
 		}
 	})

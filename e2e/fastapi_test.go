@@ -14,6 +14,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 )
 
 // TestFastAPIOrdersBehindEnvoy: the Python reference service
@@ -52,10 +54,10 @@ func TestFastAPIOrdersBehindEnvoy(t *testing.T) {
 	app := startProc(t, "fastapi-orders", "env", "JWKS_URL="+jwksURL, "GATEHOUSE_ENTITY=component:default/orders",
 		"FASTAPI_PYTHON="+python, "bash", filepath.Join(dir, "run.sh"), fmt.Sprint(port))
 	eventually(t, 30*time.Second, "fastapi-orders /orders/healthz", func() error {
-		if app.exited() {
-			t.Fatalf("fastapi-orders exited: %v\n%s", app.err, app.log.String())
+		if app.Exited() {
+			t.Fatalf("fastapi-orders exited: %v\n%s", app.Err(), app.Log())
 		}
-		return httpOK(ordersURL + "/orders/healthz")
+		return harness.HTTPOK(ordersURL + "/orders/healthz")
 	})
 	e := startEnvoy(t, g, "edge-fastapi", false)
 

@@ -1,6 +1,8 @@
 // Package e2e runs gatehouse against real Envoys. Every server binds
 // 127.0.0.1 on a free port and is stopped by the test that started it. A part
-// that cannot start fails the test with the reason; nothing is skipped.
+// that cannot start fails the test with the reason; nothing is skipped. The
+// processes are started with internal/harness, which the bench harnesses
+// share; this file turns its errors into test failures.
 package e2e
 
 import (
@@ -17,10 +19,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 )
 
 var (
@@ -43,65 +45,67 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	gatehouseBin = filepath.Join(tmp, "gatehouse")
-	build := exec.Command("go", "build", "-o", gatehouseBin, "./cmd/gatehouse")
-	build.Dir = repoRoot
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if err := harness.BuildGatehouse(repoRoot, gatehouseBin, false); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building gatehouse failed:", err)
 		return 1
 	}
 	// A real Envoy: ENVOY_BIN, or the one envoy/install.sh installs.
-	inst := exec.Command("bash", filepath.Join(repoRoot, "envoy", "install.sh"))
-	inst.Stderr = os.Stderr
-	out, err := inst.Output()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: no Envoy: envoy/install.sh failed:", err, "(set ENVOY_BIN to an envoy binary, or fix the install)")
+	if envoyBin, err = harness.EnvoyBin(repoRoot); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: no Envoy:", err)
 		return 1
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	envoyBin = lines[len(lines)-1]
 	defer stopIDP()
 	return m.Run()
 }
 
-// nextPort walks ports below Linux's ephemeral range (32768-60999): a port
-// picked with :0 comes from that range, where every outgoing connection of
-// a load generator or test client also takes its local port, so it could be
-// taken again between the pick and the server's bind.
-var nextPort atomic.Int32
-
-func init() { nextPort.Store(int32(20000 + os.Getpid()%8000)) }
-
 // freePort returns a port that was free a moment ago on 127.0.0.1, never
-// the same twice in one run.
+// the same twice in one run (below the ephemeral range; see harness.FreePort).
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 2000 {
-		p := nextPort.Add(1)
-		if p >= 32000 {
-			nextPort.Store(20000)
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return int(p)
+	p, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port in 20000-32000")
-	return 0
+	return p
 }
 
-// proc is a child process whose output goes to a log file shown on failure.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
-	err  error
+// proc is a child process stopped when the test ends; its output is shown
+// when the test failed.
+type proc struct{ *harness.Proc }
+
+// cleanup stops p when t ends and shows the last lines of its output if t
+// failed.
+func cleanup(t *testing.T, p *harness.Proc, lines int) *proc {
+	t.Cleanup(func() {
+		(&proc{p}).stop(t)
+		if t.Failed() {
+			t.Logf("---- %s output ----\n%s", p.Name(), p.Tail(lines))
+		}
+	})
+	return &proc{p}
 }
 
+// startProc starts a process stopped when the test ends.
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p, err := harness.Start(harness.Spec{Name: name, Args: args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cleanup(t, p, 60)
+}
+
+// stop sends SIGTERM and waits up to 10s, then kills.
+func (p *proc) stop(t *testing.T) {
+	if p.Stop(10 * time.Second) {
+		t.Errorf("%s did not stop within 10s of SIGTERM; killed it", p.Name())
+	}
+}
+
+func tail(s string, n int) string { return harness.Tail(s, n) }
+
+// syncBuffer is an output buffer that a child process writes while the
+// test reads it.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -117,67 +121,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func startProc(t *testing.T, name string, args ...string) *proc {
-	t.Helper()
-	return startProcEnv(t, name, nil, args...)
-}
-
-// startProcEnv starts a process with extra environment variables.
-func startProcEnv(t *testing.T, name string, env []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(args[0], args[1:]...), log: &syncBuffer{}, done: make(chan struct{})}
-	if env != nil {
-		p.cmd.Env = append(os.Environ(), env...)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			t.Logf("---- %s output ----\n%s", name, tail(p.log.String(), 60))
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM and waits up to 10s, then kills.
-func (p *proc) stop(t *testing.T) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("%s did not stop within 10s of SIGTERM; killing it", p.name)
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // eventually polls f until it returns nil or the timeout passes.
@@ -205,6 +148,7 @@ type gatehouse struct {
 	authzAddr string
 	edgePort  int
 	auditPath string
+	hports    harness.Ports
 }
 
 // startGatehouse writes a config and runs `gatehouse serve`; it returns once
@@ -219,21 +163,20 @@ func startGatehouse(t *testing.T, catalogPath, extra string, ports ...int) *gate
 // (GATEHOUSE_* overrides), usable from parallel tests.
 func startGatehouseEnv(t *testing.T, catalogPath, extra string, env []string, ports ...int) *gatehouse {
 	t.Helper()
-	g := &gatehouse{}
-	if len(ports) != 4 {
-		ports = []int{freePort(t), freePort(t), freePort(t), freePort(t)}
+	var hp harness.Ports
+	if len(ports) == 4 {
+		hp = harness.Ports{XDS: ports[0], Admin: ports[1], Edge: ports[2], Authz: ports[3]}
 	}
-	g.xdsAddr, g.adminAddr, g.edgePort, g.authzAddr = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), ports[2], fmt.Sprintf("127.0.0.1:%d", ports[3])
 	dir := t.TempDir()
-	g.cfgPath = filepath.Join(dir, "gatehouse.yaml")
-	g.auditPath = filepath.Join(dir, "audit.jsonl")
-	cfg := fmt.Sprintf(`xds:
-  listen: %s
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	h, err := harness.StartGatehouse(harness.GatehouseSpec{Bin: gatehouseBin, Dir: dir, Ports: hp, Env: env, Config: func(p harness.Ports) string {
+		return fmt.Sprintf(`xds:
+  listen: 127.0.0.1:%d
   holdoff: 50ms
 admin:
-  listen: %s
+  listen: 127.0.0.1:%d
 authz:
-  listen: %s
+  listen: 127.0.0.1:%d
 edge:
   address: 127.0.0.1
   port: %d
@@ -246,28 +189,17 @@ shutdown:
   drain: 0s
 log:
   level: debug
-`, g.xdsAddr, g.adminAddr, g.authzAddr, g.edgePort, catalogPath, g.auditPath) + extra
-	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+`, p.XDS, p.Admin, p.Authz, p.Edge, catalogPath, auditPath) + extra
+	}})
+	if err != nil {
+		t.Fatalf("gatehouse: %v", err)
 	}
-	g.proc = startProcEnv(t, "gatehouse", env, gatehouseBin, "serve", "--config", g.cfgPath)
-	eventually(t, 10*time.Second, "gatehouse /readyz", func() error {
-		if g.exited() {
-			t.Fatalf("gatehouse exited: %v\n%s", g.err, g.log.String())
-		}
-		return httpOK("http://" + g.adminAddr + "/readyz")
-	})
-	return g
+	return &gatehouse{proc: cleanup(t, h.Proc, 60), cfgPath: h.ConfigPath, xdsAddr: h.XDSAddr(), adminAddr: h.AdminAddr(),
+		authzAddr: h.AuthzAddr(), edgePort: h.Ports.Edge, auditPath: auditPath, hports: h.Ports}
 }
 
 func (g *gatehouse) ports() []int {
-	port := func(addr string) int {
-		_, p, _ := net.SplitHostPort(addr)
-		var n int
-		fmt.Sscan(p, &n)
-		return n
-	}
-	return []int{port(g.xdsAddr), port(g.adminAddr), g.edgePort, port(g.authzAddr)}
+	return []int{g.hports.XDS, g.hports.Admin, g.hports.Edge, g.hports.Authz}
 }
 
 // nodes returns /debug/nodes.
@@ -304,13 +236,11 @@ func startEnvoy(t *testing.T, g *gatehouse, nodeID string, delta bool, bootstrap
 	if err := os.WriteFile(path, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.proc = startProc(t, "envoy "+nodeID, envoyBin, "-c", path, "--disable-hot-restart", "--concurrency", "1", "--log-level", "warn")
-	eventually(t, 20*time.Second, "envoy ready", func() error {
-		if e.exited() {
-			t.Fatalf("envoy exited: %v\n%s", e.err, e.log.String())
-		}
-		return httpOK(fmt.Sprintf("http://127.0.0.1:%d/ready", e.adminPort))
-	})
+	p, err := harness.StartEnvoy(harness.EnvoySpec{Bin: envoyBin, Name: "envoy " + nodeID, Bootstrap: path, AdminPort: e.adminPort})
+	if err != nil {
+		t.Fatalf("envoy: %v", err)
+	}
+	e.proc = cleanup(t, p, 60)
 	return e
 }
 
@@ -437,19 +367,6 @@ func startVerifyingUpstream(t *testing.T, name string, jwksURL func() string) *u
 
 var client = &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-func httpOK(url string) error {
-	resp, err := client.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	return nil
-}
-
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
 	resp, err := client.Get(url)
@@ -515,28 +432,4 @@ func expectRoute(t *testing.T, port int, host, path string, wantStatus int, want
 		}
 		return nil
 	})
-}
-
-// waitReady reads a runner script's stdout until its "READY <url>" line
-// (examples/idp/run.sh, examples/backstage/run.sh) and returns the URL.
-func waitReady(out io.Reader, timeout time.Duration) (string, error) {
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "READY" {
-				ready <- f[1]
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case u, ok := <-ready:
-		if !ok {
-			return "", fmt.Errorf("exited before it was ready")
-		}
-		return u, nil
-	case <-time.After(timeout):
-		return "", fmt.Errorf("not ready within %s", timeout)
-	}
 }

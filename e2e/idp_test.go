@@ -7,20 +7,18 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 )
 
 // keycloak is the real OIDC provider of the tests (examples/idp): one
 // instance per test binary, started on first use and stopped by TestMain.
 type keycloak struct {
 	issuer string
-	cmd    *exec.Cmd
-	log    *syncBuffer
+	proc   *harness.Proc
 	err    error
 }
 
@@ -34,40 +32,20 @@ var (
 func startIDP(t *testing.T) *keycloak {
 	t.Helper()
 	idpOnce.Do(func() {
-		k := &keycloak{log: &syncBuffer{}}
-		idp = k
-		port := freePort(t)
-		k.cmd = exec.Command("bash", filepath.Join(repoRoot, "examples", "idp", "run.sh"), fmt.Sprint(port))
-		k.cmd.Stderr = k.log
-		k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		out, err := k.cmd.StdoutPipe()
-		if err != nil {
-			k.err = err
-			return
-		}
-		if err := k.cmd.Start(); err != nil {
-			k.err = fmt.Errorf("starting examples/idp/run.sh: %w", err)
-			return
-		}
-		k.issuer, k.err = waitReady(out, 240*time.Second)
+		idp = &keycloak{}
+		idp.proc, idp.issuer, idp.err = harness.StartKeycloak(repoRoot, 240*time.Second)
 	})
 	if idp.err != nil {
-		t.Fatalf("the real OIDC provider (Keycloak, examples/idp) could not start: %v\n%s", idp.err, tail(idp.log.String(), 40))
+		t.Fatalf("the real OIDC provider (Keycloak, examples/idp) could not start: %v", idp.err)
 	}
 	return idp
 }
 
 func stopIDP() {
-	if idp == nil || idp.cmd == nil || idp.cmd.Process == nil {
+	if idp == nil || idp.proc == nil {
 		return
 	}
-	_ = syscall.Kill(-idp.cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = idp.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-idp.cmd.Process.Pid, syscall.SIGKILL)
+	if idp.proc.Stop(15 * time.Second) {
 		fmt.Fprintln(os.Stderr, "e2e: Keycloak did not stop within 15s of SIGTERM; killed")
 	}
 }

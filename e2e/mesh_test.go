@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 	"github.com/gatehouse-dev/gatehouse/meshca"
 )
 
@@ -96,15 +97,11 @@ func (s *sidecar) start(t *testing.T, g *gatehouse, nodeID, component string, ap
 	if err := os.WriteFile(path, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.proc = startProc(t, "sidecar "+nodeID, envoyBin, "-c", path, "--disable-hot-restart", "--concurrency", "1", "--log-level", "warn")
-	if wait {
-		eventually(t, 20*time.Second, "sidecar "+nodeID+" ready", func() error {
-			if s.exited() {
-				t.Fatalf("sidecar exited: %v\n%s", s.err, s.log.String())
-			}
-			return httpOK(fmt.Sprintf("http://127.0.0.1:%d/ready", s.adminPort))
-		})
+	p, err := harness.StartEnvoy(harness.EnvoySpec{Bin: envoyBin, Name: "sidecar " + nodeID, Bootstrap: path, AdminPort: s.adminPort, NoWait: !wait})
+	if err != nil {
+		t.Fatalf("sidecar: %v", err)
 	}
+	s.proc = cleanup(t, p, 60)
 	return s
 }
 
@@ -386,7 +383,7 @@ func TestMeshSidecars(t *testing.T) {
 		if !strings.Contains(nodeErr, "component:default/zzz is not a mesh Component") || !strings.Contains(nodeErr, "gatehouse.dev/mesh-address") {
 			t.Fatalf("error: %s", nodeErr)
 		}
-		if !strings.Contains(g.log.String(), "no configuration for node") {
+		if !strings.Contains(g.Log(), "no configuration for node") {
 			t.Fatal("gatehouse did not log the refused node")
 		}
 		if n := z.stat(t, "listener_manager.total_listeners_active"); n != 0 {

@@ -30,9 +30,9 @@ func TestConfigReload(t *testing.T) {
 	if err := os.WriteFile(g.cfgPath, []byte(string(cfg)+"\nbogus_key: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_ = syscall.Kill(g.cmd.Process.Pid, syscall.SIGHUP)
+	_ = syscall.Kill(g.Pid(), syscall.SIGHUP)
 	eventually(t, 5*time.Second, "the broken configuration is reported", func() error {
-		if !strings.Contains(g.log.String(), "configuration not reloaded") {
+		if !strings.Contains(g.Log(), "configuration not reloaded") {
 			return os.ErrNotExist
 		}
 		return nil
@@ -45,14 +45,14 @@ func TestConfigReload(t *testing.T) {
 	if err := os.WriteFile(g.cfgPath, []byte(next), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_ = syscall.Kill(g.cmd.Process.Pid, syscall.SIGHUP)
+	_ = syscall.Kill(g.Pid(), syscall.SIGHUP)
 	took := expectRoute(t, e.edgePort, "x", "/beta/1", 200, "up", 2*time.Second)
 	t.Logf("new catalog source served %s after SIGHUP", took)
 	expectRoute(t, e.edgePort, "x", "/alpha/1", 404, "", 2*time.Second)
 	if after := g.nodes(t)[0]["connectedAt"]; after != before {
 		t.Fatalf("the xDS stream was dropped by the reload (connected %v, now %v)", before, after)
 	}
-	if !strings.Contains(g.log.String(), "log level changed") {
+	if !strings.Contains(g.Log(), "log level changed") {
 		t.Error("log level change not applied")
 	}
 }

@@ -140,14 +140,14 @@ func (rs *replicaSet) restartAfter(t *testing.T, i int, sig syscall.Signal, down
 	t.Helper()
 	g := rs.live[i]
 	start := time.Now()
-	_ = syscall.Kill(g.cmd.Process.Pid, sig)
+	_ = syscall.Kill(g.Pid(), sig)
 	select {
-	case <-g.done:
+	case <-g.Done():
 	case <-time.After(15 * time.Second):
 		t.Fatalf("replica %d did not exit within 15 s of %s", i, sig)
 	}
-	if sig == syscall.SIGTERM && g.err != nil {
-		t.Fatalf("replica %d exited with %v after SIGTERM", i, g.err)
+	if sig == syscall.SIGTERM && g.Err() != nil {
+		t.Fatalf("replica %d exited with %v after SIGTERM", i, g.Err())
 	}
 	t.Logf("replica %d exited %s after %s", i, time.Since(start).Round(time.Millisecond), sig)
 	time.Sleep(down)

@@ -48,17 +48,17 @@ func TestSIGTERMFlushesAudit(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
-	_ = syscall.Kill(g.cmd.Process.Pid, syscall.SIGTERM)
+	_ = syscall.Kill(g.Pid(), syscall.SIGTERM)
 	select {
-	case <-g.done:
+	case <-g.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("gatehouse did not exit within 10 s of SIGTERM")
 	}
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	wg.Wait()
-	if g.err != nil {
-		t.Fatalf("gatehouse exited with %v after SIGTERM", g.err)
+	if g.Err() != nil {
+		t.Fatalf("gatehouse exited with %v after SIGTERM", g.Err())
 	}
 	b, err := os.ReadFile(g.auditPath)
 	if err != nil {
@@ -69,7 +69,7 @@ func TestSIGTERMFlushesAudit(t *testing.T) {
 	if denied < 50 || records != denied {
 		t.Fatalf("%d requests denied by gatehouse but %d audit records after SIGTERM", denied, records)
 	}
-	if !strings.Contains(g.log.String(), "audit flushed") || !strings.Contains(g.log.String(), "dropped=0") {
-		t.Errorf("no clean audit flush in the log:\n%s", tail(g.log.String(), 5))
+	if !strings.Contains(g.Log(), "audit flushed") || !strings.Contains(g.Log(), "dropped=0") {
+		t.Errorf("no clean audit flush in the log:\n%s", tail(g.Log(), 5))
 	}
 }

@@ -162,8 +162,8 @@ func startAndProbe(t *testing.T, cat, extra, flag, token string) *startProbe {
 	g.proc = startProc(t, "gatehouse", args...)
 	select {
 	case <-done:
-	case <-g.done:
-		t.Fatalf("gatehouse exited: %v\n%s", g.err, g.log.String())
+	case <-g.Done():
+		t.Fatalf("gatehouse exited: %v\n%s", g.Err(), g.Log())
 	}
 	wg.Wait()
 	return s

@@ -21,7 +21,7 @@ type cacheShard struct {
 
 type cached struct {
 	result    Result
-	subject   *Subject
+	subject   Subject
 	assertion string
 	expires   time.Time
 }

@@ -164,6 +164,13 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	eng := st.engine
 	rec.Model = eng.version
 	req, denied := eng.request(rec.RouteID, h.GetMethod(), h.GetPath(), h.GetHost())
+	return s.checkRoute(ctx, st, h, ext, peerID, rec, &req, denied)
+}
+
+// checkRoute decides a request whose route is known (or answers the
+// denial request found).
+func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.AttributeContext_HttpRequest, ext map[string]string, peerID string, rec *AuditRecord, req *Request, denied *Result) *authv3.CheckResponse {
+	eng := st.engine
 	rec.Path = req.Path
 	if denied != nil {
 		if denied.Reason == "bad_path" {
@@ -199,7 +206,7 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 		rec.Cached = true
 		c.subject.fill(rec)
 		if c.result.Allow {
-			return s.allow(rec, c.result, c.subject, c.assertion, req)
+			return s.allow(rec, c.result, &c.subject, c.assertion, req)
 		}
 		return s.denyResult(rec, &c.result)
 	}
@@ -209,7 +216,7 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 		return s.denyResult(rec, denied)
 	}
 	sub.fill(rec)
-	return s.decide(st, rec, req, key, sub, expires)
+	return s.decide(st, rec, req, key, &sub, expires)
 }
 
 // credentials are what the request presents: on a sidecar's inbound
@@ -235,8 +242,8 @@ func (s *Server) credentials(req *Request, ext map[string]string, peerID string)
 // must be forgotten (the cache's limit, or the token's expiry if sooner).
 // A token that does not verify is 401 invalid_token:<why>. Check and
 // explain both come here.
-func subjectFor(ctx context.Context, v TokenVerifier, eng *Engine, c credentials, expires time.Time) (*Subject, time.Time, *Result) {
-	sub := &Subject{}
+func subjectFor(ctx context.Context, v TokenVerifier, eng *Engine, c credentials, expires time.Time) (Subject, time.Time, *Result) {
+	var sub Subject
 	if c.peer != "" {
 		sub.Peer = &Principal{Kind: "component", Ref: c.peer}
 	}
@@ -244,7 +251,7 @@ func subjectFor(ctx context.Context, v TokenVerifier, eng *Engine, c credentials
 		return sub, expires, nil
 	}
 	if v == nil {
-		return nil, expires, &Result{Status: 401, Reason: "invalid_token:unknown_issuer", Steps: []Step{{Rule: "token", Why: "no issuers are configured to verify the token"}}}
+		return sub, expires, &Result{Status: 401, Reason: "invalid_token:unknown_issuer", Steps: []Step{{Rule: "token", Why: "no issuers are configured to verify the token"}}}
 	}
 	id, err := v.Verify(ctx, c.token)
 	if err != nil {
@@ -252,7 +259,7 @@ func subjectFor(ctx context.Context, v TokenVerifier, eng *Engine, c credentials
 		if te, ok := err.(*TokenError); ok {
 			reason = "invalid_token:" + te.Reason
 		}
-		return nil, expires, &Result{Status: 401, Reason: reason, Steps: []Step{{Rule: "token", Why: err.Error()}}}
+		return sub, expires, &Result{Status: 401, Reason: reason, Steps: []Step{{Rule: "token", Why: err.Error()}}}
 	}
 	sub.User = eng.PrincipalFor(id)
 	if id.Expiry.Before(expires) {
@@ -266,7 +273,7 @@ func subjectFor(ctx context.Context, v TokenVerifier, eng *Engine, c credentials
 func (s *Server) decide(st *engineState, rec *AuditRecord, req *Request, key string, sub *Subject, expires time.Time) *authv3.CheckResponse {
 	res := st.engine.Evaluate(req, sub, false)
 	if !res.Allow {
-		st.cache.put(key, &cached{result: res, subject: sub, expires: expires})
+		st.cache.put(key, &cached{result: res, subject: *sub, expires: expires})
 		return s.denyResult(rec, &res)
 	}
 	now := s.now()
@@ -279,7 +286,7 @@ func (s *Server) decide(st *engineState, rec *AuditRecord, req *Request, key str
 	if limit := aexp.Add(-s.signer.Lifetime() / 2); limit.Before(expires) {
 		expires = limit
 	}
-	st.cache.put(key, &cached{result: res, subject: sub, assertion: assertion, expires: expires})
+	st.cache.put(key, &cached{result: res, subject: *sub, assertion: assertion, expires: expires})
 	return s.allow(rec, res, sub, assertion, req)
 }
 

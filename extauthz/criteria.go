@@ -7,7 +7,7 @@ package extauthz
 // allow, deny or nothing, with its own explain text. A new rule is a new
 // criterion, in a file of its own.
 type criterion interface {
-	decide(c *evalCtx) verdict
+	decide(c evalCtx) verdict
 }
 
 // verdict is a criterion's answer: none (go on), allow (with the rule
@@ -29,8 +29,9 @@ func allowBy(reason, rule string) verdict {
 	return verdict{outcome: allowed, reason: reason, rule: rule}
 }
 
-// evalCtx is one principal and one operation on one route, and the
-// explain steps when they are recorded.
+// evalCtx is one principal and one operation on one route, and where the
+// explain steps go when they are recorded (steps is nil otherwise). It is
+// passed by value: a Check evaluates without allocating for it.
 type evalCtx struct {
 	rp      *routePolicy
 	p       *Principal
@@ -40,7 +41,7 @@ type evalCtx struct {
 }
 
 // step records an explain step; a Check never builds their text.
-func (c *evalCtx) step(rule string, matched bool, why string) {
+func (c evalCtx) step(rule string, matched bool, why string) {
 	*c.steps = append(*c.steps, Step{Rule: rule, Matched: matched, Why: why})
 }
 

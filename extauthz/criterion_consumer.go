@@ -7,7 +7,7 @@ import "strings"
 // component principal (a machine token or a verified mTLS peer) consumes.
 type consumer struct{}
 
-func (consumer) decide(c *evalCtx) verdict {
+func (consumer) decide(c evalCtx) verdict {
 	rp, p := c.rp, c.p
 	if p.Kind != "component" {
 		if len(rp.Consumers) > 0 && c.explain {

@@ -5,7 +5,7 @@ package extauthz
 // no rule, IdP group or ownership can reach it.
 type knownPrincipal struct{}
 
-func (knownPrincipal) decide(c *evalCtx) verdict {
+func (knownPrincipal) decide(c evalCtx) verdict {
 	if c.p.Kind != "unknown" {
 		return verdict{}
 	}

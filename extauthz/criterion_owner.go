@@ -5,7 +5,7 @@ package extauthz
 // the API's owner as well.
 type owner struct{}
 
-func (owner) decide(c *evalCtx) verdict {
+func (owner) decide(c evalCtx) verdict {
 	rp, p := c.rp, c.p
 	for i, o := range rp.Owners {
 		switch {

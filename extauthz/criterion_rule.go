@@ -5,7 +5,7 @@ package extauthz
 // whose methods and paths match the operation allows.
 type accessRule struct{}
 
-func (accessRule) decide(c *evalCtx) verdict {
+func (accessRule) decide(c evalCtx) verdict {
 	p, op := c.p, c.op
 	for _, r := range c.rp.rules {
 		who := r.allow[p.Ref]

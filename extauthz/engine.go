@@ -211,7 +211,7 @@ func (e *Engine) userFor(id *Identity, p *Principal) *model.User {
 	case id.Email == "":
 		why = append(why, "sub "+clip(id.Subject)+" is no User's gatehouse.dev/idp-subject and the token has no email")
 	case !id.EmailVerified:
-		why = append(why, id.EmailTrust)
+		why = append(why, id.EmailWhyNot())
 	default:
 		if u := e.byEmail[strings.ToLower(id.Email)]; u != nil {
 			return u
@@ -221,7 +221,7 @@ func (e *Engine) userFor(id *Identity, p *Principal) *model.User {
 	if id.ClientID != "" && e.clients[id.ClientID] != "" {
 		// A person signing in at a component's OAuth client never acts as
 		// that component.
-		why = append(why, "client "+clip(id.ClientID)+" is "+e.clients[id.ClientID]+"'s, but "+id.NotMachine)
+		why = append(why, "client "+clip(id.ClientID)+" is "+e.clients[id.ClientID]+"'s, but "+id.NotMachine())
 	}
 	p.Unmatched = strings.Join(why, "; ")
 	return nil

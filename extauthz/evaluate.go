@@ -1,5 +1,7 @@
 package extauthz
 
+import "github.com/gatehouse-dev/gatehouse/model"
+
 // Result is the outcome of one evaluation: Check answers Envoy from it,
 // explain prints it, the audit records it.
 type Result struct {
@@ -72,30 +74,42 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 		res.Status, res.Reason = 401, "no_token"
 		return res
 	}
-	ops, deny := inspectorFor(req).Operations(req)
+	var opsBuf [1]Operation
+	ops, deny := operations(req, opsBuf[:0])
 	if deny != nil {
 		return *deny
 	}
-	var roles, rules []string
-	reason := ""
-	sub.each(func(role string, p *Principal) bool {
-		v := e.principalVerdict(rp, p, ops, explain, &res.Steps)
+	// Explain steps go to their own slice, allocated only when explaining.
+	var steps *[]Step
+	if explain {
+		steps = new([]Step)
+	}
+	// At most three principals: their roles and rules on the stack.
+	var roleBuf, ruleBuf [3]string
+	roles, rules, reason := roleBuf[:0], ruleBuf[:0], ""
+	for _, pr := range sub.chain() {
+		if pr.p == nil {
+			continue
+		}
+		v := principalVerdict(rp, pr.p, ops, explain, steps)
 		if explain {
-			res.Principals = append(res.Principals, PrincipalResult{Role: role, Ref: p.Name(), Allow: v.outcome == allowed, Reason: v.reason, Rule: v.rule})
+			res.Principals = append(res.Principals, PrincipalResult{Role: pr.role, Ref: pr.p.Name(), Allow: v.outcome == allowed, Reason: v.reason, Rule: v.rule})
 		}
 		if v.outcome != allowed {
 			res.Status, res.Reason, res.Rule = v.status, v.reason, v.rule
-			if role == RolePeer {
-				res.Rule = "peer " + p.Ref + " denied"
+			if pr.role == RolePeer {
+				res.Rule = "peer " + pr.p.Ref + " denied"
 			}
-			return false
+			break
 		}
 		if reason == "" {
 			reason = v.reason // the outermost principal's, as the audit always had it
 		}
-		roles, rules = append(roles, role), append(rules, v.rule)
-		return true
-	})
+		roles, rules = append(roles, pr.role), append(rules, v.rule)
+	}
+	if steps != nil {
+		res.Steps = *steps
+	}
 	if res.Status != 0 {
 		return res
 	}
@@ -103,16 +117,26 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 	return res
 }
 
+// operations are what the route's inspector makes of the request; the
+// HTTP inspector's one operation is built in place (no allocation).
+func operations(req *Request, buf []Operation) ([]Operation, *Result) {
+	in := inspectorFor(req)
+	if _, ok := in.(httpInspector); ok {
+		return append(buf, Operation{Kind: model.InspectorHTTP, Method: req.Method, Path: req.Path}), nil
+	}
+	return in.Operations(*req)
+}
+
 // principalVerdict runs the criteria for one principal and every
 // operation: each operation must be allowed; a deny, or an operation no
 // criterion allows (403 no_matching_rule), decides.
-func (e *Engine) principalVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step) verdict {
+func principalVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step) verdict {
 	var first verdict
 	for i, op := range ops {
 		c := evalCtx{rp: rp, p: p, op: op, explain: explain, steps: steps}
 		v := verdict{outcome: denied, status: 403, reason: "no_matching_rule"}
 		for _, cr := range criteria {
-			if got := cr.decide(&c); got.outcome != none {
+			if got := cr.decide(c); got.outcome != none {
 				v = got
 				break
 			}

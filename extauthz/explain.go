@@ -80,10 +80,10 @@ func Explain(ctx context.Context, eng *Engine, m *model.Model, verifier TokenVer
 	}
 	if req.policy.Public {
 		// As in Check: no credential is looked at on a public path.
-		res.Decision = eng.Evaluate(req, &Subject{}, true)
+		res.Decision = eng.Evaluate(&req, &Subject{}, true)
 		return res, nil
 	}
-	sub, err := eng.explainSubject(ctx, verifier, in, req)
+	sub, err := eng.explainSubject(ctx, verifier, in, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func Explain(ctx context.Context, eng *Engine, m *model.Model, verifier TokenVer
 			return res, nil
 		}
 	}
-	res.Decision = eng.Evaluate(req, sub.Subject, true)
+	res.Decision = eng.Evaluate(&req, sub.Subject, true)
 	if egress != nil {
 		res.Decision.Steps = append([]Step{*egress}, res.Decision.Steps...)
 	}
@@ -134,7 +134,7 @@ func (e *Engine) explainSubject(ctx context.Context, v TokenVerifier, in Explain
 		}
 		sub.User = p
 	}
-	return explainedSubject{Subject: sub}, nil
+	return explainedSubject{Subject: &sub}, nil
 }
 
 // meshEgress: a call through the mesh leaves the caller's sidecar only to

@@ -31,13 +31,14 @@ type Identity struct {
 	// EmailVerified: the token says email_verified true, or the issuer is
 	// configured to trust its emails (EmailTrust says which).
 	EmailVerified bool
-	EmailTrust    string // "email_verified", "trust_email", or why not
+	EmailTrust    string // "email_verified", "trust_email", or "" (not verified)
 	ClientID      string
 	// Machine: the issuer's MachineClaims hold, so this is a
-	// client-credentials token of ClientID. NotMachine says why not when
-	// the token has a client id (for explain).
-	Machine    bool
-	NotMachine string
+	// client-credentials token of ClientID; machineMiss is the claim that
+	// did not hold ("" when the issuer has none). NotMachine and
+	// EmailWhyNot write the reasons for explain, only when asked.
+	Machine     bool
+	machineMiss string
 	// Groups are the IdP groups that count for catalog membership (the
 	// issuer's GroupsClaim, filtered by GroupsPrefix); GroupsNamespace is
 	// where a bare name maps.
@@ -47,6 +48,20 @@ type Identity struct {
 	// TokenType is the JOSE "typ" header (e.g. "vnd.backstage.user", "JWT",
 	// "at+jwt"); informational only.
 	TokenType string
+}
+
+// NotMachine says why a token with a client id is not that client's
+// client-credentials token.
+func (id *Identity) NotMachine() string {
+	if id.machineMiss == "" {
+		return "issuer " + id.IssuerName + " marks no token as a client-credentials token (machine_token_claims is empty)"
+	}
+	return "the token is not a client-credentials token of " + clipStr(id.ClientID, 100) + ": issuer " + id.IssuerName + "'s machine_token_claims " + id.machineMiss + " does not hold"
+}
+
+// EmailWhyNot says why the token's email does not count.
+func (id *Identity) EmailWhyNot() string {
+	return "email " + clipStr(id.Email, 100) + " is not verified (email_verified is not true) and issuer " + id.IssuerName + " does not set trust_email"
 }
 
 // TokenError is returned for every rejected token. Reason is a short stable

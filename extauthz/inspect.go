@@ -21,13 +21,13 @@ type Operation struct {
 type Inspector interface {
 	// Operations are what req asks to do, or a denial (a body that does
 	// not parse, say) with its status and reason.
-	Operations(req *Request) ([]Operation, *Result)
+	Operations(req Request) ([]Operation, *Result)
 }
 
 // httpInspector: one operation, the request's method and normalised path.
 type httpInspector struct{}
 
-func (httpInspector) Operations(req *Request) ([]Operation, *Result) {
+func (httpInspector) Operations(req Request) ([]Operation, *Result) {
 	return []Operation{{Kind: model.InspectorHTTP, Method: req.Method, Path: req.Path}}, nil
 }
 
@@ -49,6 +49,6 @@ func inspectorFor(req *Request) Inspector {
 
 type unknownInspector string
 
-func (u unknownInspector) Operations(*Request) ([]Operation, *Result) {
+func (u unknownInspector) Operations(Request) ([]Operation, *Result) {
 	return nil, &Result{Status: 503, Reason: "unknown_inspector", Steps: []Step{{Rule: "inspector", Why: "the route asks for inspector " + string(u) + ", which this gatehouse does not have"}}}
 }

@@ -117,8 +117,8 @@ func TestCheckAndExplainAgree(t *testing.T) {
 		"erin":               {Subject: "kc-erin", Expiry: exp},
 		"checkout":           {Subject: "svc-c", ClientID: "checkout", Machine: true, Expiry: exp},
 		"shop":               {Subject: "svc-s", ClientID: "shop", Machine: true, Expiry: exp},
-		"mallory":            {Subject: "m1", Email: "alice@example.com", EmailTrust: "not verified", Expiry: exp},
-		"person-at-checkout": {Subject: "p1", ClientID: "checkout", NotMachine: "not a client-credentials token", Expiry: exp},
+		"mallory":            {Subject: "m1", Email: "alice@example.com", Expiry: exp},
+		"person-at-checkout": {Subject: "p1", ClientID: "checkout", Expiry: exp},
 	}}
 	signer, err := NewSigner(SignerConfig{Issuer: "gatehouse-test", Lifetime: 30 * time.Second, Rotate: time.Hour})
 	if err != nil {

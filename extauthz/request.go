@@ -31,9 +31,9 @@ func (r *Request) Policy() *model.Policy { return &r.policy.Policy }
 // client can set the route header decides nothing).
 //
 // The Request is returned in every case, with Path set when it is clean.
-func (e *Engine) request(routeID, method, rawPath, host string) (*Request, *Result) {
+func (e *Engine) request(routeID, method, rawPath, host string) (Request, *Result) {
 	path, ok := cleanPath(rawPath)
-	req := &Request{RouteID: routeID, Method: method, Path: path, Host: host}
+	req := Request{RouteID: routeID, Method: method, Path: path, Host: host}
 	if !ok {
 		return req, &Result{Status: 400, Reason: "bad_path", Steps: []Step{{Rule: "path", Why: "the path decodes to a dot segment, an empty segment, a backslash or a NUL"}}}
 	}

@@ -22,16 +22,16 @@ const (
 	RoleUser  = "user"
 )
 
-// each calls f for every principal present, outermost first.
-func (s *Subject) each(f func(role string, p *Principal) bool) {
-	for _, r := range [...]struct {
-		role string
-		p    *Principal
-	}{{RolePeer, s.Peer}, {RoleActor, s.Actor}, {RoleUser, s.User}} {
-		if r.p != nil && !f(r.role, r.p) {
-			return
-		}
-	}
+// rolePrincipal is one link of the chain.
+type rolePrincipal struct {
+	role string
+	p    *Principal
+}
+
+// chain is the subject's principals in the order they are evaluated,
+// outermost first; absent ones are nil.
+func (s *Subject) chain() [3]rolePrincipal {
+	return [3]rolePrincipal{{RolePeer, s.Peer}, {RoleActor, s.Actor}, {RoleUser, s.User}}
 }
 
 // Empty: no principal (an anonymous request).

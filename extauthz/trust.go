@@ -20,7 +20,7 @@ func readTrust(id *Identity, claims members, c IssuerConfig) error {
 		case c.TrustEmail:
 			id.EmailVerified, id.EmailTrust = true, "trust_email"
 		default:
-			id.EmailTrust = "email " + clipStr(id.Email, 100) + " is not verified (email_verified is not true) and issuer " + c.Name + " does not set trust_email"
+			id.EmailTrust = "" // why not is written only when asked (Identity.emailWhyNot)
 		}
 	}
 	if id.ClientID != "" {
@@ -28,7 +28,7 @@ func readTrust(id *Identity, claims members, c IssuerConfig) error {
 		if err != nil {
 			return err
 		}
-		id.Machine, id.NotMachine = machine, why
+		id.Machine, id.machineMiss = machine, why
 	}
 	if c.GroupsClaim == "" {
 		return nil
@@ -80,10 +80,11 @@ func parseMachineClaim(s string) (machineClaim, error) {
 }
 
 // machineToken: every one of the issuer's MachineClaims holds for this
-// token (a client-credentials token of client). why says which did not.
-func machineToken(claims members, c IssuerConfig, client string) (bool, string, error) {
+// token (a client-credentials token of client). miss is the one that did
+// not ("" when the issuer has none).
+func machineToken(claims members, c IssuerConfig, client string) (machine bool, miss string, err error) {
 	if len(c.MachineClaims) == 0 {
-		return false, "issuer " + c.Name + " marks no token as a client-credentials token (machine_token_claims is empty)", nil
+		return false, "", nil
 	}
 	for _, s := range c.MachineClaims {
 		m, err := parseMachineClaim(s) // validated at start
@@ -94,7 +95,7 @@ func machineToken(claims members, c IssuerConfig, client string) (bool, string, 
 		// A claim that is not a string does not hold (it never fails the token).
 		got, present, err := stringClaim(claims, m.claim)
 		if err != nil || !present || got != want {
-			return false, "the token is not a client-credentials token of " + clipStr(client, 100) + ": issuer " + c.Name + "'s machine_token_claims " + s + " does not hold", nil
+			return false, s, nil // the claim that does not hold (a configured string: no allocation)
 		}
 	}
 	return true, "", nil

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,16 +13,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 )
 
 // backstage is the real Backstage backend of examples/backstage, run as a
 // child process (run.sh execs node, so the child's pid is node's).
 type backstage struct {
-	cmd     *exec.Cmd // nil when attached to a running Backstage
-	pid     int       // node's pid (0: unknown)
-	done    chan struct{}
+	proc    *harness.Proc // nil when attached to a running Backstage
+	pid     int           // node's pid (0: unknown)
+	done    <-chan struct{}
 	logPath string
 	url     string
 	token   string
@@ -34,55 +33,30 @@ type backstage struct {
 // startBackstage runs examples/backstage/run.sh on a free loopback port and
 // waits for its READY line.
 func startBackstage(ctx context.Context, repo, catalogFile, logPath, token string, processingSeconds int) (*backstage, error) {
-	port, err := freePort()
+	port, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(logPath)
-	if err != nil {
+	p, u, err := harness.StartReady(ctx, harness.Spec{Name: "backstage", LogFile: logPath,
+		Args: []string{"bash", filepath.Join(repo, "examples", "backstage", "run.sh"), strconv.Itoa(port), catalogFile},
+		Env: []string{
+			"BACKSTAGE_STATIC_TOKEN=" + token,
+			"BACKSTAGE_PROCESSING_INTERVAL_SECONDS=" + strconv.Itoa(processingSeconds),
+			"BACKSTAGE_READY_TIMEOUT=300",
+			"NODE_ENV=production"}}, 6*time.Minute)
+	if p == nil {
 		return nil, err
 	}
-	defer logf.Close() // the child holds its own descriptor
-	cmd := exec.Command("bash", filepath.Join(repo, "examples", "backstage", "run.sh"), strconv.Itoa(port), catalogFile)
-	cmd.Env = append(os.Environ(),
-		"BACKSTAGE_STATIC_TOKEN="+token,
-		"BACKSTAGE_PROCESSING_INTERVAL_SECONDS="+strconv.Itoa(processingSeconds),
-		"BACKSTAGE_READY_TIMEOUT=300",
-		"NODE_ENV=production")
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting examples/backstage/run.sh: %w", err)
-	}
-	b := &backstage{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), logPath: logPath, token: token,
+	b := &backstage{proc: p, pid: p.Pid(), done: p.Done(), logPath: logPath, url: u, token: token,
 		client: &http.Client{Timeout: 2 * time.Minute}}
-	go func() { _ = cmd.Wait(); close(b.done) }()
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
-				ready <- strings.TrimSpace(rest)
-			}
+	if err != nil {
+		b.stop()
+		if err == ctx.Err() {
+			return nil, err
 		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case b.url = <-ready:
-		return b, nil
-	case <-b.done:
-		return nil, fmt.Errorf("Backstage exited before it was ready; its log:\n%s", tailFile(logPath, 30))
-	case <-ctx.Done():
-		b.stop()
-		return nil, ctx.Err()
-	case <-time.After(6 * time.Minute):
-		b.stop()
-		return nil, fmt.Errorf("Backstage not ready after 6 minutes; its log:\n%s", tailFile(logPath, 30))
+		return nil, fmt.Errorf("Backstage %v; its log:\n%s", err, tailFile(logPath, 30))
 	}
+	return b, nil
 }
 
 // stop sends SIGTERM to the process group, then SIGKILL after 20 s.
@@ -94,20 +68,8 @@ func attachBackstage(url, token string, pid int) *backstage {
 }
 
 func (b *backstage) stop() {
-	if b.cmd == nil {
-		return
-	}
-	select {
-	case <-b.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-b.done:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
-		<-b.done
+	if b.proc != nil {
+		b.proc.Stop(20 * time.Second)
 	}
 }
 
@@ -122,22 +84,12 @@ func (b *backstage) cpu() (time.Duration, bool) {
 	if err != nil || strings.TrimSpace(string(comm)) != "node" {
 		return 0, false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	cpu, _, err := harness.Usage(pid)
+	if cpu == 0 && err != nil {
 		return 0, false
 	}
-	// Fields after the parenthesised command: state is field 3, utime 14, stime 15.
-	s := string(stat)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clockTicks, true
+	return cpu, true
 }
-
-const clockTicks = 100 // USER_HZ on Linux
 
 // get is a GET of Backstage's API with the static token, decoded into out.
 func (b *backstage) get(ctx context.Context, path string, out any) error {
@@ -222,15 +174,6 @@ func (b *backstage) refreshLocations(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func tailFile(path string, n int) string {

@@ -87,8 +87,9 @@ func (is *issuers) jwks(alg string) string {
 }
 
 // mint signs a token for sub; every token is distinct (jti). A sub that
-// is not a catalog user ref gets the IdP group claim "bench-readers"
-// instead (an IdP user unknown to the catalog, allowed through the group).
+// is not a catalog user ref is an IdP subject the catalog does not list:
+// it carries bench-alice's verified email, which maps it to her (IdP
+// groups no longer make an unknown token a member, issue 12).
 func (is *issuers) mint(alg, sub string, now time.Time, ttl time.Duration) (string, error) {
 	enc := base64.RawURLEncoding
 	header, _ := json.Marshal(map[string]string{"alg": alg, "typ": "JWT", "kid": is.kid(alg)})
@@ -97,7 +98,7 @@ func (is *issuers) mint(alg, sub string, now time.Time, ttl time.Duration) (stri
 		"exp": now.Add(ttl).Unix(), "jti": fmt.Sprintf("t%d", is.seq.Add(1)),
 	}
 	if !strings.HasPrefix(sub, "user:") {
-		claims["groups"] = []string{"bench-readers"}
+		claims["email"], claims["email_verified"] = "bench-alice@example.com", true
 	}
 	payload, _ := json.Marshal(claims)
 	signing := enc.EncodeToString(header) + "." + enc.EncodeToString(payload)
@@ -123,8 +124,8 @@ func (is *issuers) mint(alg, sub string, now time.Time, ttl time.Duration) (stri
 	return signing + "." + enc.EncodeToString(sig), nil
 }
 
-// newSubjects is the subjects for a pool where every token is a different
-// IdP user (none in the catalog).
+// newSubjects is the subjects for a pool where every token has a
+// different IdP subject (none listed in the catalog; mapped by email).
 func newSubjects(n int) []string {
 	out := make([]string, n)
 	for i := range out {

@@ -21,15 +21,18 @@ package main
 
 import (
 	"flag"
-
 	"fmt"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 )
 
 type options struct {
@@ -126,7 +129,8 @@ func run(o options) error {
 
 	bin := o.gatehouse
 	if bin == "" {
-		if bin, err = buildGatehouse(tmp); err != nil {
+		bin = filepath.Join(tmp, "gatehouse")
+		if err := harness.BuildGatehouse(".", bin, true); err != nil {
 			return err
 		}
 	}
@@ -204,7 +208,7 @@ func run(o options) error {
 		same("gatehouse, cached deny (403)", ghSmall, 7, small, bob),
 		fresh("gatehouse, fresh RS256 token per call", ghSmall, small, "RS256"),
 		fresh("gatehouse, fresh ES256 token per call", ghSmall, small, "ES256"),
-		fresh("gatehouse, fresh RS256 token, new IdP user per call", ghSmall, small, "RS256-new"),
+		fresh("gatehouse, fresh RS256 token, new IdP subject per call (mapped by verified email)", ghSmall, small, "RS256-new"),
 	}
 	if opaSmall != nil {
 		rows = append(rows,

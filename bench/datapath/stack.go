@@ -1,8 +1,8 @@
 package main
 
 // The processes of one run: the Go upstream (in this process), gatehouse
-// serve and the Envoys (children, each in its own process group, stopped
-// by the harness), and the helpers to wait for them and read their stats.
+// serve and the Envoys (children started with internal/harness, stopped by
+// this harness), and the helpers to read their stats.
 
 import (
 	"bufio"
@@ -12,25 +12,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-)
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
+)
 
 // ---- upstream ----
 
@@ -84,102 +74,6 @@ func (u *upstream) Close() {
 	_ = u.srv.Shutdown(ctx)
 }
 
-// ---- child processes ----
-
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
-	err  error
-}
-
-func startProc(dir, name string, args ...string) (*proc, error) {
-	lf, err := os.Create(filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".log"))
-	if err != nil {
-		return nil, err
-	}
-	p := &proc{name: name, cmd: exec.Command(args[0], args[1:]...), log: lf, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = lf, lf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		lf.Close()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM to the process group it started, and SIGKILL after 10s.
-func (p *proc) stop() {
-	if !p.exited() {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-	}
-	p.log.Close()
-}
-
-// tail is the end of the process's output, for error messages.
-func (p *proc) tail() string {
-	b, _ := os.ReadFile(p.log.Name())
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// cpu is the process's user+system CPU time so far (all threads).
-func (p *proc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesised command name; utime and stime are
-	// fields 14 and 15 of the whole line, in clock ticks (USER_HZ = 100).
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * (time.Second / 100)
-}
-
-// waitFor polls f until it returns nil, p exits, or timeout passes.
-func waitFor(p *proc, timeout time.Duration, what string, f func() error) error {
-	start := time.Now()
-	var err error
-	for time.Since(start) < timeout {
-		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited (%v) before %s:\n%s", p.name, p.err, what, p.tail())
-		}
-		if err = f(); err == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if p != nil {
-		return fmt.Errorf("%s: not within %s: %v\n%s", what, timeout, err, p.tail())
-	}
-	return fmt.Errorf("%s: not within %s: %v", what, timeout, err)
-}
-
 var httpc = &http.Client{Timeout: 5 * time.Second}
 
 func httpGet(url string) ([]byte, error) {
@@ -201,30 +95,20 @@ func httpGet(url string) ([]byte, error) {
 // ---- gatehouse ----
 
 type gatehouse struct {
-	*proc
-	name      string
-	xdsAddr   string
-	adminAddr string
-	edgePort  int
+	*harness.Gatehouse
+	name string
 }
 
 // startGatehouse runs `gatehouse serve` on free loopback ports with the
 // catalog, the harness's issuer and the given decision cache size, and
 // waits for /readyz.
 func startGatehouse(dir, bin, name, catalog string, is *issuer, cacheSize int) (*gatehouse, error) {
-	var ports [4]int
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
-	}
-	g := &gatehouse{name: name, xdsAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), adminAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), edgePort: ports[2]}
-	cfg := fmt.Sprintf(`xds:
-  listen: %s
+	g, err := harness.StartGatehouse(harness.GatehouseSpec{Bin: bin, Name: name, Dir: dir, LogFile: logFile(dir, name), ReadyTimeout: 20 * time.Second,
+		Config: func(p harness.Ports) string {
+			return fmt.Sprintf(`xds:
+  listen: 127.0.0.1:%d
 admin:
-  listen: %s
+  listen: 127.0.0.1:%d
 authz:
   listen: 127.0.0.1:%d
   cache_size: %d
@@ -242,30 +126,26 @@ audit:
   output: %q
 log:
   level: warn
-`, g.xdsAddr, g.adminAddr, ports[3], cacheSize, g.edgePort, catalog, is.url, audience, filepath.Join(dir, name+"-audit.jsonl"))
-	cfgPath := filepath.Join(dir, name+".yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return nil, err
-	}
-	p, err := startProc(dir, name, bin, "serve", "--config", cfgPath)
+`, p.XDS, p.Admin, p.Authz, cacheSize, p.Edge, catalog, is.url, audience, filepath.Join(dir, name+"-audit.jsonl"))
+		}})
 	if err != nil {
 		return nil, err
 	}
-	g.proc = p
-	if err := waitFor(p, 20*time.Second, name+" /readyz", func() error {
-		_, err := httpGet("http://" + g.adminAddr + "/readyz")
-		return err
-	}); err != nil {
-		p.stop()
-		return nil, err
-	}
-	return g, nil
+	return &gatehouse{Gatehouse: g, name: name}, nil
 }
+
+// logFile is where a child process's output goes in the work directory.
+func logFile(dir, name string) string {
+	return filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".log")
+}
+
+// stop is the cleanup of a child process: SIGTERM, SIGKILL after 10s.
+func stop(p *harness.Proc) func() { return func() { p.Stop(10 * time.Second) } }
 
 // metric sums the samples of a Prometheus counter on /metrics whose name
 // and labels start with prefix.
 func (g *gatehouse) metric(prefix string) (float64, error) {
-	b, err := httpGet("http://" + g.adminAddr + "/metrics")
+	b, err := httpGet("http://" + g.AdminAddr() + "/metrics")
 	if err != nil {
 		return 0, err
 	}
@@ -286,7 +166,7 @@ func (g *gatehouse) metric(prefix string) (float64, error) {
 // ---- envoy ----
 
 type envoy struct {
-	*proc
+	*harness.Proc
 	adminPort int
 	edgePort  int
 }
@@ -294,20 +174,12 @@ type envoy struct {
 // startEnvoy runs a real Envoy with one worker thread on a bootstrap file
 // and waits until its admin says it is ready.
 func startEnvoy(dir, bin, name, bootstrap string, adminPort, edgePort, workers int) (*envoy, error) {
-	p, err := startProc(dir, name, bin, "-c", bootstrap, "--disable-hot-restart", "--concurrency", strconv.Itoa(workers),
-		"--log-level", "warn")
+	p, err := harness.StartEnvoy(harness.EnvoySpec{Bin: bin, Name: name, Bootstrap: bootstrap, AdminPort: adminPort, Workers: workers,
+		LogFile: logFile(dir, name), ReadyTimeout: 30 * time.Second})
 	if err != nil {
 		return nil, err
 	}
-	e := &envoy{proc: p, adminPort: adminPort, edgePort: edgePort}
-	if err := waitFor(p, 30*time.Second, name+" ready", func() error {
-		_, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/ready", adminPort))
-		return err
-	}); err != nil {
-		p.stop()
-		return nil, err
-	}
-	return e, nil
+	return &envoy{Proc: p, adminPort: adminPort, edgePort: edgePort}, nil
 }
 
 // stat reads one counter from Envoy's admin /stats (0 when absent).

@@ -9,24 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 )
-
-// installEnvoy returns the Envoy binary envoy/install.sh provides (it honours
-// ENVOY_BIN).
-func installEnvoy() (string, error) {
-	cmd := exec.Command("bash", "envoy/install.sh")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("envoy/install.sh: %w (set ENVOY_BIN, or run with -envoy=false)", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1], nil
-}
 
 type envoyRow struct {
 	components int
@@ -80,7 +67,7 @@ func statKey(re string) string { return strings.ReplaceAll(re, `\.`, ".") }
 // runEnvoy serves the catalog of n components to one real Envoy: how long
 // until it is ready, its memory, and how long a route change and an
 // upstream change take to be applied by it.
-func runEnvoy(c config, bin, work string, n int, delta bool, p ports, states []*expected) (envoyRow, error) {
+func runEnvoy(c config, bin, work string, n int, delta bool, p harness.Ports, states []*expected) (envoyRow, error) {
 	proto := map[bool]string{false: "sotw", true: "delta"}[delta]
 	row := envoyRow{components: n, delta: delta}
 	logf("%d components, one real Envoy (%s)", n, proto)
@@ -100,7 +87,7 @@ func runEnvoy(c config, bin, work string, n int, delta bool, p ports, states []*
 	if _, err := g.waitPublished(states[0].model, c.timeout); err != nil {
 		return row, err
 	}
-	adminPort, err := freePort()
+	adminPort, err := harness.FreePort()
 	if err != nil {
 		return row, err
 	}
@@ -117,29 +104,14 @@ func runEnvoy(c config, bin, work string, n int, delta bool, p ports, states []*
 		return row, err
 	}
 	logPath := filepath.Join(gw, "envoy.log")
-	logFile, err := os.Create(logPath)
+	start := time.Now()
+	env, err := harness.Start(harness.Spec{Name: "envoy", LogFile: logPath,
+		Args: []string{c.envoyBin, "-c", bootPath, "--use-dynamic-base-id", "-l", "warning", "--concurrency", "2"}})
 	if err != nil {
 		return row, err
 	}
-	defer logFile.Close()
-	env := exec.Command(c.envoyBin, "-c", bootPath, "--use-dynamic-base-id", "-l", "warning", "--concurrency", "2")
-	env.Stdout, env.Stderr = logFile, logFile
-	env.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	start := time.Now()
-	if err := env.Start(); err != nil {
-		return row, err
-	}
-	exited := make(chan struct{})
-	go func() { env.Wait(); close(exited) }()
-	defer func() {
-		env.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			env.Process.Kill()
-			<-exited
-		}
-	}()
+	defer env.Stop(10 * time.Second)
+	exited := env.Done()
 	admin := fmt.Sprintf("127.0.0.1:%d", adminPort)
 	wantClusters := int64(len(states[0].names[resourcev3.ClusterType]))
 	deadline := time.Now().Add(c.timeout)
@@ -170,7 +142,7 @@ func runEnvoy(c config, bin, work string, n int, delta bool, p ports, states []*
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if u, err := readUsage(env.Process.Pid); err == nil {
+	if u, err := readUsage(env.Pid()); err == nil {
 		row.rss = u.rss
 	}
 	row.heap, row.allocated = envoyMemory(admin)

@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/bench/catgen"
+	"github.com/gatehouse-dev/gatehouse/internal/harness"
 	"github.com/gatehouse-dev/gatehouse/xds"
 )
 
@@ -146,15 +146,13 @@ func run(c config) error {
 		logf("measuring %s", bin)
 	} else {
 		logf("building gatehouse")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/gatehouse")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
+		if err := harness.BuildGatehouse(".", bin, false); err != nil {
 			return fmt.Errorf("building gatehouse: %w", err)
 		}
 	}
 	if c.envoy {
-		if c.envoyBin, err = installEnvoy(); err != nil {
-			return err
+		if c.envoyBin, err = harness.EnvoyBin("."); err != nil {
+			return fmt.Errorf("%w, or run with -envoy=false", err)
 		}
 	}
 	out := os.Stdout
@@ -172,7 +170,7 @@ func run(c config) error {
 			return err
 		}
 		// The states every scenario of this size walks, computed once.
-		p, err := pickPorts()
+		p, err := harness.FreePorts()
 		if err != nil {
 			return err
 		}
@@ -217,10 +215,10 @@ func run(c config) error {
 	return nil
 }
 
-func translateOptions(p ports) xds.Options {
+func translateOptions(p harness.Ports) xds.Options {
 	o := xds.DefaultOptions()
-	o.EdgeAddress, o.EdgePort = "127.0.0.1", uint32(p.edge)
-	o.AuthzAddress = fmt.Sprintf("127.0.0.1:%d", p.authz)
+	o.EdgeAddress, o.EdgePort = "127.0.0.1", uint32(p.Edge)
+	o.AuthzAddress = fmt.Sprintf("127.0.0.1:%d", p.Authz)
 	return o
 }
 
@@ -279,7 +277,7 @@ type changeRow struct {
 	kind                int // index in changes()
 }
 
-func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, states []*expected) (scenarioRow, []changeRow, error) {
+func runScenario(c config, bin, work string, n, nc int, delta bool, p harness.Ports, states []*expected) (scenarioRow, []changeRow, error) {
 	proto := map[bool]string{false: "sotw", true: "delta"}[delta]
 	logf("%d components, %d %s clients", n, nc, proto)
 	row := scenarioRow{components: n, clients: nc, delta: delta}
@@ -299,10 +297,10 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 	if _, err := g.waitPublished(states[0].model, c.timeout); err != nil {
 		return row, nil, fmt.Errorf("gatehouse does not serve the expected model (in-process compile differs?): %w", err)
 	}
-	smp := newSampler(g.pid(), c.rssLimit, g.kill)
+	smp := newSampler(g.Pid(), c.rssLimit, g.Kill)
 	defer smp.close()
 	time.Sleep(500 * time.Millisecond)
-	u0, _ := readUsage(g.pid())
+	u0, _ := readUsage(g.Pid())
 	row.rssIdle = u0.rss
 	smp.reset()
 
@@ -351,7 +349,7 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 		return giveUp("initial sync", err)
 	}
 	row.connect = f.doneAt.Sub(start)
-	u1, _ := readUsage(g.pid())
+	u1, _ := readUsage(g.Pid())
 	row.cpu = u1.cpu - u0.cpu
 	row.rssPeak = smp.reset()
 	row.bytesPerClient = sum(f.counts().bytes) / int64(nc)
@@ -368,7 +366,7 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 		cr := changeRow{components: n, clients: nc, delta: delta, change: ch.name, clientsN: nc, kind: k}
 		before := f.counts()
 		smp.reset()
-		ua, _ := readUsage(g.pid())
+		ua, _ := readUsage(g.Pid())
 		ch.mutate(cat)
 		all := f.setTarget(exp)
 		select {
@@ -393,7 +391,7 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 			// (it pushes before it logs the publication).
 			time.Sleep(300 * time.Millisecond)
 		}
-		ub, _ := readUsage(g.pid())
+		ub, _ := readUsage(g.Pid())
 		cr.publish = pub.Sub(t0)
 		if !cr.noPush {
 			cr.all = f.doneAt.Sub(t0)
@@ -411,7 +409,7 @@ func runScenario(c config, bin, work string, n, nc int, delta bool, p ports, sta
 		rows = append(rows, cr)
 	}
 	time.Sleep(500 * time.Millisecond)
-	u2, _ := readUsage(g.pid())
+	u2, _ := readUsage(g.Pid())
 	row.rssSteady = u2.rss
 	cancel()
 	return row, rows, nil
