@@ -30,7 +30,7 @@ func TestReplicasRollingRestart(t *testing.T) {
 	res := l.finish()
 	rs.stopAll(t)
 	audit := rs.auditLines(t)
-	t.Logf("rolling restart: %s; %d audit lines from %d gatehouse processes", res, audit, len(rs.all))
+	t.Logf("rolling restart: %s; %d audit lines from %d gatehouse processes; Envoy: %s", res, audit, len(rs.all), authzStats(t, e))
 	if res.sent < 200 {
 		t.Fatalf("only %d requests sent: the load did not run", res.sent)
 	}
@@ -59,8 +59,8 @@ func TestReplicaKilled(t *testing.T) {
 	time.Sleep(time.Second)
 	res := l.finish()
 	rs.stopAll(t)
-	t.Logf("kill -9 at %s: %s; %d audit lines (the killed replica's unflushed records are lost with it)",
-		killedAt.Format("15:04:05.000"), res, rs.auditLines(t))
+	t.Logf("kill -9 at %s: %s; %d audit lines (the killed replica's unflushed records are lost with it); Envoy: %s",
+		killedAt.Format("15:04:05.000"), res, rs.auditLines(t), authzStats(t, e))
 	if res.sent < 200 {
 		t.Fatalf("only %d requests sent: the load did not run", res.sent)
 	}
@@ -167,6 +167,15 @@ func (rs *replicaSet) waitHealthy(t *testing.T, e *envoy) {
 		return nil
 	})
 	t.Logf("Envoy sees both replicas healthy after %s", d.Round(time.Millisecond))
+}
+
+// authzStats are Envoy's counters of the ext_authz cluster that say how
+// replicas were left: Checks retried on another replica, replicas ejected
+// after connection failures, health checks that failed.
+func authzStats(t *testing.T, e *envoy) string {
+	c := "cluster.gatehouse_ext_authz."
+	return fmt.Sprintf("%d Checks retried, %d ejections, %d failed health checks",
+		e.stat(t, c+"upstream_rq_retry"), e.stat(t, c+"outlier_detection.ejections_enforced_total"), e.stat(t, c+"health_check.failure"))
 }
 
 // stopAll stops the live replicas with SIGTERM (they drain, then flush
