@@ -155,8 +155,11 @@ type process struct {
 	runCtx     context.Context // ends after the drain
 	firstModel chan struct{}   // closed by the first compile
 	listening  bool            // the gRPC listeners are open (serve's goroutine only)
-	wg         sync.WaitGroup
-	errc       chan error
+	// issuersWaited: the wait for the issuers' first answers is over (the
+	// rest answer later, or never; their tokens get issuer_unavailable).
+	issuersWaited atomic.Bool
+	wg            sync.WaitGroup
+	errc          chan error
 }
 
 // newProcess builds the parts; nothing listens yet.
@@ -193,9 +196,12 @@ func newProcess(runCtx context.Context, cfg config.Config, log *slog.Logger, dev
 	p.http = &http.Server{Handler: p.adm, ReadHeaderTimeout: 5 * time.Second}
 	r := p.adm.Readiness()
 	r.Wait("listeners", "the xDS and ext_authz listeners open once a Check can be decided (the model compiled, the issuers answered)")
-	if pending := pendingIssuers(p.authz.verifier); pending != "" {
-		r.Wait("issuers", "waiting for the first answer of the token issuers (discovery, JWKS): "+pending)
-	}
+	r.Check("issuers", func() string {
+		if pending := pendingIssuers(p.authz.verifier); pending != "" && !p.issuersWaited.Load() {
+			return "waiting for the first answer of the token issuers (discovery, JWKS): " + pending
+		}
+		return ""
+	})
 	r.Check("catalog", catalogReadiness(p.sources.statuses))
 	return p, nil
 }
@@ -266,7 +272,7 @@ func (p *process) serveWhenDecidable(ctx context.Context, adminAddr string) erro
 	if pending := pendingIssuers(p.authz.verifier); pending != "" && ctx.Err() == nil {
 		p.log.Warn("token issuers did not answer in time; serving, their tokens get 401 issuer_unavailable until they do", "issuers", pending)
 	}
-	r.Done("issuers")
+	p.issuersWaited.Store(true)
 	select {
 	case <-p.firstModel:
 	case <-ctx.Done():
