@@ -27,6 +27,7 @@ type Config struct {
 	Assertion Assertion `mapstructure:"assertion" yaml:"assertion"`
 	Audit     Audit     `mapstructure:"audit" yaml:"audit"`
 	Mesh      Mesh      `mapstructure:"mesh" yaml:"mesh"`
+	Shutdown  Shutdown  `mapstructure:"shutdown" yaml:"shutdown"`
 	Log       Log       `mapstructure:"log" yaml:"log"`
 	Dev       Dev       `mapstructure:"dev" yaml:"dev"`
 }
@@ -39,6 +40,18 @@ type Dev struct {
 	// (mode 0600) when missing. Empty: a new key at every start.
 	KeyFile string `mapstructure:"key_file" yaml:"key_file"`
 }
+
+// Shutdown is what serve does on SIGTERM: /readyz and the gRPC health
+// service fail at once, xDS and Check keep serving for Drain (so that
+// Kubernetes and Envoys stop sending anything new), then the gRPC servers
+// stop gracefully and the audit is flushed. A second signal exits at once.
+type Shutdown struct {
+	Drain time.Duration `mapstructure:"drain" yaml:"drain"`
+}
+
+// MaxDrain bounds shutdown.drain: Kubernetes kills a pod after its
+// terminationGracePeriodSeconds anyway.
+const MaxDrain = 5 * time.Minute
 
 // Mesh enables sidecars: a SPIFFE trust domain and the CA that issues their
 // workload certificates. An empty trust_domain leaves the mesh off.
@@ -63,9 +76,10 @@ type Authz struct {
 	// EnvoyTLS: how Envoys connect to the listener when TLS is on: files on
 	// the Envoy's file system, sent in the ext_authz cluster.
 	EnvoyTLS EnvoyTLS `mapstructure:"envoy_tls" yaml:"envoy_tls"`
-	// EnvoyAddress is where Envoys reach the listener (host:port); empty
-	// means Listen.
-	EnvoyAddress string        `mapstructure:"envoy_address" yaml:"envoy_address"`
+	// EnvoyAddress is where Envoys reach the listener on every replica
+	// (host:port each, or one name that resolves to them all); empty means
+	// Listen.
+	EnvoyAddress []string      `mapstructure:"envoy_address" yaml:"envoy_address"`
 	Timeout      time.Duration `mapstructure:"timeout" yaml:"timeout"`
 	CookieName   string        `mapstructure:"cookie_name" yaml:"cookie_name"`
 	CacheSize    int           `mapstructure:"cache_size" yaml:"cache_size"`
@@ -195,6 +209,7 @@ func Defaults() Config {
 		Assertion: Assertion{Issuer: "gatehouse", Lifetime: 30 * time.Second, Rotate: 24 * time.Hour},
 		Audit:     Audit{Output: "stdout", Buffer: 8192},
 		Mesh:      Mesh{CertTTL: time.Hour},
+		Shutdown:  Shutdown{Drain: 5 * time.Second},
 		Log:       Log{Level: "info", Format: "text"},
 	}
 }
@@ -218,6 +233,10 @@ func (c Config) Validate() error {
 		v.bad("audit.buffer", "must be at least 1", "use e.g. 8192")
 	}
 	v.backstage(c.Catalog.Backstage)
+	if c.Shutdown.Drain < 0 || c.Shutdown.Drain > MaxDrain {
+		v.bad("shutdown.drain", fmt.Sprintf("%s is out of range", c.Shutdown.Drain),
+			"use 0 to 5m, e.g. 5s (long enough for Kubernetes to remove the pod from its Service, and for Envoys' health checks to notice)")
+	}
 	v.log(c.Log)
 	return errors.Join(v.errs...)
 }
@@ -291,8 +310,8 @@ func (v *checker) authz(a Authz) {
 	if a.TLS.ClientCAFile != "" && (a.EnvoyTLS.CertFile == "" || a.EnvoyTLS.KeyFile == "") {
 		v.bad("authz.envoy_tls.cert_file", "authz.tls.client_ca_file asks Envoys for a client certificate, but none is configured", "give cert_file and key_file as Envoys see them")
 	}
-	if a.EnvoyAddress != "" {
-		v.addr("authz.envoy_address", a.EnvoyAddress)
+	for i, addr := range a.EnvoyAddress {
+		v.addr(fmt.Sprintf("authz.envoy_address[%d]", i), addr)
 	}
 	if a.Timeout < 10*time.Millisecond || a.Timeout > 10*time.Second {
 		v.bad("authz.timeout", fmt.Sprintf("%s is out of range", a.Timeout), "use 10ms to 10s, e.g. 500ms")

@@ -16,13 +16,16 @@ import (
 )
 
 type authzParts struct {
-	server *extauthz.Server
-	signer *extauthz.Signer
-	audit  *extauthz.Audit
+	server   *extauthz.Server
+	signer   *extauthz.Signer
+	audit    *extauthz.Audit
+	verifier *extauthz.Verifier // discovery started, maybe not over (Started)
 }
 
-// newAuthz builds the Check server from the configuration. The returned
-// close function flushes the audit trail; it may be called more than once.
+// newAuthz builds the Check server from the configuration. Issuer
+// discovery starts in the background (the caller waits for
+// verifier.Started before taking Checks). The returned close function
+// flushes the audit trail; it may be called more than once.
 func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzParts, func(), error) {
 	var issuers []extauthz.IssuerConfig
 	for _, is := range cfg.Issuers {
@@ -31,7 +34,7 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 	if len(issuers) == 0 {
 		log.Warn("no token issuers configured: every protected route answers 401 (fix: add issuers to the configuration)")
 	}
-	verifier, err := extauthz.NewVerifier(ctx, issuers, &http.Client{Timeout: 10 * time.Second}, log)
+	verifier, err := extauthz.StartVerifier(ctx, issuers, &http.Client{Timeout: 10 * time.Second}, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuers: %w", err)
 	}
@@ -73,7 +76,7 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 			log.Info("audit flushed", "written", audit.Written(), "dropped", audit.Dropped())
 		})
 	}
-	return &authzParts{server: srv, signer: signer, audit: audit}, closeFn, nil
+	return &authzParts{server: srv, signer: signer, audit: audit, verifier: verifier}, closeFn, nil
 }
 
 // newAuthzVerifier builds only the token verifier (for explain --token).

@@ -1,13 +1,17 @@
 package translate
 
 import (
+	"time"
+
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -25,6 +29,7 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &core.GrpcService{
 			TargetSpecifier: &core.GrpcService_EnvoyGrpc_{EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: AuthzClusterName}},
 			Timeout:         durationpb.New(opts.AuthzTimeout),
+			RetryPolicy:     checkRetryPolicy(),
 		}},
 		TransportApiVersion: core.ApiVersion_V3,
 		// Nothing fails open: if gatehouse cannot answer, the request is
@@ -95,4 +100,27 @@ func credentialHeaders(r model.Route, opts Options) []string {
 		return []string{"authorization"}
 	}
 	return nil
+}
+
+// checkRetryPolicy retries a Check that never reached a decision on
+// another replica: the connection failed or was reset (a replica killed or
+// gone), the stream was refused (a replica closing after its drain), or
+// gRPC said UNAVAILABLE (which Check never answers on its own). A retry
+// asks the same question again, so it can never allow what a replica
+// denied. Two retries within authz.timeout, 10-50ms apart.
+func checkRetryPolicy() *core.RetryPolicy {
+	prev, _ := anypb.New(&previoushostsv3.PreviousHostsPredicate{})
+	return &core.RetryPolicy{
+		RetryOn:    "connect-failure,refused-stream,reset,unavailable",
+		NumRetries: wrapperspb.UInt32(2),
+		RetryBackOff: &core.BackoffStrategy{
+			BaseInterval: durationpb.New(10 * time.Millisecond),
+			MaxInterval:  durationpb.New(50 * time.Millisecond),
+		},
+		RetryHostPredicate: []*core.RetryPolicy_RetryHostPredicate{{
+			Name:       "envoy.retry_host_predicates.previous_hosts",
+			ConfigType: &core.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: prev},
+		}},
+		HostSelectionRetryMaxAttempts: 3,
+	}
 }

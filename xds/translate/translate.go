@@ -39,7 +39,8 @@ type Options struct {
 	// https upstreams.
 	UpstreamCAFile string
 	// AuthzAddress: host:port where Envoys reach gatehouse's ext_authz
-	// service; AuthzTimeout bounds one Check.
+	// service, or several comma-separated (one per replica: the ext_authz
+	// cluster lists them all); AuthzTimeout bounds one Check.
 	AuthzAddress string
 	AuthzTimeout time.Duration
 	// AuthzTLS, when set, makes Envoys use TLS to the ext_authz listener.
