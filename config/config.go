@@ -117,9 +117,12 @@ type Issuer struct {
 	TrustEmail bool `mapstructure:"trust_email" yaml:"trust_email"`
 	// GroupsClaim: IdP groups in this claim become catalog memberships.
 	// Empty (default): none do.
-	GroupsClaim     string `mapstructure:"groups_claim" yaml:"groups_claim"`
-	GroupsPrefix    string `mapstructure:"groups_prefix" yaml:"groups_prefix"`
-	GroupsNamespace string `mapstructure:"groups_namespace" yaml:"groups_namespace"`
+	// EntityRefSubjects: a sub such as user:default/alice names that
+	// catalog User (Backstage's tokens). Default off.
+	EntityRefSubjects bool   `mapstructure:"entity_ref_subjects" yaml:"entity_ref_subjects"`
+	GroupsClaim       string `mapstructure:"groups_claim" yaml:"groups_claim"`
+	GroupsPrefix      string `mapstructure:"groups_prefix" yaml:"groups_prefix"`
+	GroupsNamespace   string `mapstructure:"groups_namespace" yaml:"groups_namespace"`
 	// MachineTokenClaims ("claim=value", {client} = the token's client id)
 	// mark client-credentials tokens; only those act as Components.
 	MachineTokenClaims []string `mapstructure:"machine_token_claims" yaml:"machine_token_claims"`

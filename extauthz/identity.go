@@ -27,7 +27,10 @@ type Identity struct {
 	Issuer     string // `iss`
 	IssuerName string // IssuerConfig.Name
 	Subject    string
-	Email      string
+	// EntityRefSubject: the issuer says a `sub` of the form user:ns/name
+	// names a catalog User (IssuerConfig.EntityRefSubjects).
+	EntityRefSubject bool
+	Email            string
 	// EmailVerified: the token says email_verified true, or the issuer is
 	// configured to trust its emails (EmailTrust says which).
 	EmailVerified bool
@@ -433,7 +436,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		return nil, tokenErr("wrong_audience", "aud %q does not contain any of %q", truncateAll(aud), c.Audiences)
 	}
 
-	id := &Identity{Issuer: iss, IssuerName: c.Name, Expiry: exp, TokenType: jws.typ}
+	id := &Identity{Issuer: iss, IssuerName: c.Name, Expiry: exp, TokenType: jws.typ, EntityRefSubject: c.EntityRefSubjects}
 	if id.Subject, _, err = stringClaim(claims, "sub"); err != nil {
 		return nil, tokenErr("malformed", "%v", err)
 	}

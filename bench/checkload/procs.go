@@ -139,8 +139,8 @@ func startGatehouse(bin, dir string, cat *benchCatalog, is *issuers) (*server, e
 admin: {listen: "127.0.0.1:0"}
 authz: {listen: "127.0.0.1:0", cache_size: 100000, cache_ttl: 30s}
 issuers:
-  - {name: rs, issuer_url: %q, audiences: [%s], algorithms: [RS256]}
-  - {name: es, issuer_url: %q, audiences: [%s], algorithms: [ES256]}
+  - {name: rs, issuer_url: %q, audiences: [%s], algorithms: [RS256], entity_ref_subjects: true}
+  - {name: es, issuer_url: %q, audiences: [%s], algorithms: [ES256], entity_ref_subjects: true}
 assertion: {issuer: gatehouse, lifetime: 30s}
 audit: {output: /dev/null, buffer: 8192}
 catalog: {files: [%q], poll_interval: 10s}

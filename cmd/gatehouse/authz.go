@@ -97,6 +97,6 @@ func issuerConfig(is config.Issuer) extauthz.IssuerConfig {
 		Name: is.Name, IssuerURL: is.IssuerURL, JWKSURL: is.JWKSURL, Audiences: is.Audiences, Algorithms: is.Algorithms,
 		ClockSkew: is.ClockSkew, EmailClaim: is.EmailClaim, ClientIDClaim: is.ClientIDClaim,
 		TrustEmail: is.TrustEmail, GroupsClaim: is.GroupsClaim, GroupsPrefix: is.GroupsPrefix, GroupsNamespace: is.GroupsNamespace,
-		MachineClaims: is.MachineTokenClaims,
+		MachineClaims: is.MachineTokenClaims, EntityRefSubjects: is.EntityRefSubjects,
 	}
 }
