@@ -10,12 +10,18 @@ func bearerToken(h map[string]string, cookie string) string {
 		}
 		return ""
 	}
-	if cookie == "" || h["cookie"] == "" {
+	return cookieValue(h["cookie"], cookie)
+}
+
+// cookieValue is the value of the first cookie named name in a Cookie
+// header ("" when there is none).
+func cookieValue(header, name string) string {
+	if name == "" || header == "" {
 		return ""
 	}
-	for _, part := range cookieParts(h["cookie"]) {
+	for _, part := range cookieParts(header) {
 		k, v, ok := strings.Cut(part, "=")
-		if ok && strings.TrimSpace(k) == cookie {
+		if ok && strings.TrimSpace(k) == name {
 			return strings.TrimSpace(v)
 		}
 	}
@@ -49,4 +55,23 @@ func withoutCookie(header, name string) (string, bool) {
 		}
 	}
 	return strings.Join(kept, "; "), found
+}
+
+// withoutCookies is withoutCookie for the credential cookie (when named)
+// and, with sessions, both session cookies.
+func withoutCookies(header, credential string, sessions bool) (string, bool) {
+	found := false
+	names := []string{credential}
+	if sessions {
+		names = append(names, SessionCookieTLS, SessionCookiePlain)
+	}
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		var f bool
+		header, f = withoutCookie(header, n)
+		found = found || f
+	}
+	return header, found
 }
