@@ -165,6 +165,7 @@ func appendRecord(b []byte, r *AuditRecord) []byte {
 	}
 	str("client_id", r.ClientID, true)
 	str("issuer", r.Issuer, true)
+	str("auth", r.Auth, true)
 	str("peer", r.Peer, true)
 	str("source_address", r.Source, true)
 	str("method", r.Method, false)
