@@ -160,6 +160,10 @@ type SignIn struct {
 	SessionLifetime time.Duration `mapstructure:"session_lifetime" yaml:"session_lifetime"`
 	// ReturnHosts: other hosts a return URL after sign-in may name.
 	ReturnHosts []string `mapstructure:"return_hosts" yaml:"return_hosts"`
+	// PublicPort: the port browsers use for the edge when it is not the
+	// scheme's default (the edge drops the port from Host), so that the
+	// callback URL gatehouse sends the IdP has it; 0: no port.
+	PublicPort uint32 `mapstructure:"public_port" yaml:"public_port"`
 }
 
 // Enabled reports whether browser sign-in is configured.
@@ -418,6 +422,9 @@ func (v *checker) signIn(s SignIn, issuers []Issuer) {
 	}
 	if s.KeyFile == "" {
 		v.bad("signin.key_file", "missing", "name the file of the session key every replica shares (openssl rand -hex 32 > file), or set generate_key: true for one replica")
+	}
+	if s.PublicPort > 65535 {
+		v.bad("signin.public_port", fmt.Sprintf("%d is not a port", s.PublicPort), "use 1-65535, or 0 for the scheme's default")
 	}
 	if s.SessionLifetime < time.Minute || s.SessionLifetime > 7*24*time.Hour {
 		v.bad("signin.session_lifetime", fmt.Sprintf("%s is out of range", s.SessionLifetime), "use 1m to 168h, e.g. 8h")

@@ -16,8 +16,10 @@ import (
 	"errors"
 	"html"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,14 +38,18 @@ type Config struct {
 	// ReturnHosts: hosts besides the one signed in on that a return URL
 	// may name (signin.return_hosts).
 	ReturnHosts []string
-	Client      *http.Client
-	Log         *slog.Logger
-	Now         func() time.Time
+	// PublicPort is the port browsers reach the edge on when it is not the
+	// scheme's default (the edge strips the port from Host before
+	// gatehouse sees it); 0: none in the URLs gatehouse builds.
+	PublicPort uint32
+	Client     *http.Client
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Handler serves the sign-in paths.
 type Handler struct {
-	cfg Config
+	cfg  Config
 	oidc *oidcFlow
 }
 
@@ -127,7 +133,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "sealing the sign-in binding", err)
 		return
 	}
-	authURL, err := h.oidc.authCodeURL(r.Context(), redirectURI(r), b)
+	authURL, err := h.oidc.authCodeURL(r.Context(), h.redirectURI(r), b)
 	if err != nil {
 		h.fail(w, "reaching the identity provider", err)
 		return
@@ -168,7 +174,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: bindingCookieName(secure), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	ctx, cancel := context.WithTimeout(r.Context(), 12*time.Second)
 	defer cancel()
-	who, err := h.oidc.exchange(ctx, redirectURI(r), q.Get("code"), b)
+	who, err := h.oidc.exchange(ctx, h.redirectURI(r), q.Get("code"), b)
 	if err != nil {
 		var re *refusal
 		if errors.As(err, &re) {
@@ -202,7 +208,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	secure := scheme(r) == "https"
 	http.SetCookie(w, &http.Cookie{Name: extauthz.SessionCookieName(scheme(r)), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
-	after := scheme(r) + "://" + r.Host + model.SignedOutPath
+	after := h.origin(r) + model.SignedOutPath
 	target := model.SignedOutPath
 	if end := h.oidc.endSessionURL(r.Context(), after); end != "" {
 		target = end
@@ -240,8 +246,15 @@ func scheme(r *http.Request) string {
 
 // redirectURI is the callback URL on the host the browser is on (it must
 // be registered at the IdP for every such host).
-func redirectURI(r *http.Request) string {
-	return scheme(r) + "://" + r.Host + model.CallbackPath
+func (h *Handler) redirectURI(r *http.Request) string { return h.origin(r) + model.CallbackPath }
+
+// origin is scheme://host[:port] as the browser sees this edge.
+func (h *Handler) origin(r *http.Request) string {
+	host := r.Host
+	if _, _, err := net.SplitHostPort(host); err != nil && h.cfg.PublicPort != 0 {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(int(h.cfg.PublicPort)))
+	}
+	return scheme(r) + "://" + host
 }
 
 func bindingCookieName(secure bool) string {
