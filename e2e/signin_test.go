@@ -111,12 +111,24 @@ func TestBrowserSignIn(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("gatehouse-web-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	signInPort := freePort(t)
-	// The edge's port is in the configuration (signin.public_port), so it
-	// is chosen first.
-	ports := []int{freePort(t), freePort(t), freePort(t), freePort(t)}
-	edgePort := ports[2]
-	g := startGatehouseEnv(t, cat, fmt.Sprintf(`issuers:
+	// Two replicas behind one Envoy: one edge port, each its own other
+	// ports, one session key file (as a Secret would be mounted), and the
+	// ext_authz and sign-in clusters list both.
+	key := filepath.Join(dir, "session.key")
+	if err := os.WriteFile(key, []byte(strings.Repeat("5e", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ports [2][]int
+	var signInPorts [2]int
+	for i := range ports {
+		ports[i] = []int{freePort(t), freePort(t), freePort(t), freePort(t)}
+		signInPorts[i] = freePort(t)
+	}
+	edgePort := ports[0][2]
+	ports[1][2] = edgePort
+	var replicas [2]*gatehouse
+	for i := range replicas {
+		replicas[i] = startGatehouseEnv(t, cat, fmt.Sprintf(`issuers:
   - name: keycloak
     issuer_url: %s
     audiences: [gatehouse]
@@ -126,12 +138,15 @@ func TestBrowserSignIn(t *testing.T) {
       client_secret_file: %s
 signin:
   listen: 127.0.0.1:%d
+  envoy_address: [127.0.0.1:%d, 127.0.0.1:%d]
   issuer: keycloak
   key_file: %s
-  generate_key: true
   public_port: %d
-`, kc.issuer, secret, signInPort, filepath.Join(dir, "session.key"), edgePort), nil, ports...)
-	e := startEnvoy(t, g, "edge-signin", false)
+`, kc.issuer, secret, signInPorts[i], signInPorts[0], signInPorts[1], key, edgePort),
+			[]string{fmt.Sprintf("GATEHOUSE_AUTHZ_ENVOY_ADDRESS=127.0.0.1:%d,127.0.0.1:%d", ports[0][3], ports[1][3])}, ports[i]...)
+	}
+	g := replicas[0]
+	e := startEnvoy(t, g, "edge-signin", false, "--xds-address", replicas[1].xdsAddr)
 	base := fmt.Sprintf("http://127.0.0.1:%d", e.edgePort)
 	protected := base + "/orders/1"
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 5 * time.Second}
@@ -283,6 +298,31 @@ signin:
 		if s := fetchStatus("/orders/2", "application/json"); s != 200 {
 			t.Fatalf("fetch with the session: %d, want 200", s)
 		}
+	})
+
+	t.Run("the other replica accepts the session", func(t *testing.T) {
+		replicas[0].proc.stop(t)
+		eventually(t, 10*time.Second, "replica 2 alone decides the session", func() error {
+			if r := get(protected, browserAccept, cookie); r.StatusCode != 200 {
+				return fmt.Errorf("status %d", r.StatusCode)
+			}
+			return nil
+		})
+		if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#user"))); err != nil {
+			t.Fatal(err)
+		}
+		if u, who := location(), text("#user"); u != protected || who != "user:default/alice" {
+			t.Fatalf("after replica 1 stopped: at %s as %q", u, who)
+		}
+		eventually(t, 5*time.Second, "replica 2's audit records alice's session", func() error {
+			b, _ := os.ReadFile(replicas[1].auditPath)
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, `"principal":"user:default/alice"`) && strings.Contains(line, `"auth":"oidc-session"`) && strings.Contains(line, `"decision":"allow"`) {
+					return nil
+				}
+			}
+			return fmt.Errorf("no allow with auth oidc-session for alice in %d bytes", len(b))
+		})
 	})
 
 	t.Run("a tampered session cookie is no session", func(t *testing.T) {

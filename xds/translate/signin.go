@@ -11,8 +11,10 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -31,6 +33,10 @@ func signInRoute() (*route.Route, error) {
 	if err != nil {
 		return nil, err
 	}
+	prev, err := anypb.New(&previoushostsv3.PreviousHostsPredicate{})
+	if err != nil {
+		return nil, err
+	}
 	return &route.Route{
 		Name:                 "gatehouse-signin",
 		Match:                &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: model.SignInPrefix}},
@@ -38,6 +44,15 @@ func signInRoute() (*route.Route, error) {
 		Action: &route.Route_Route{Route: &route.RouteAction{
 			ClusterSpecifier: &route.RouteAction_Cluster{Cluster: SignInClusterName},
 			Timeout:          durationpb.New(15 * time.Second), // a code exchange with the IdP
+			// A replica that is gone: another one serves the step (they
+			// share the key). Only requests that never reached one.
+			RetryPolicy: &route.RetryPolicy{RetryOn: "connect-failure,refused-stream", NumRetries: wrapperspb.UInt32(2),
+				RetryHostPredicate: []*route.RetryPolicy_RetryHostPredicate{{
+					Name:       "envoy.retry_host_predicates.previous_hosts",
+					ConfigType: &route.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: prev},
+				}},
+				HostSelectionRetryMaxAttempts: 3,
+			},
 		}},
 	}, nil
 }
