@@ -17,27 +17,20 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 )
 
 // signInCatalog: orders (owned by payments, where alice is) serves pages;
-// ledger is a pure API (gatehouse.dev/sign-in: off). %s: the page
-// upstream; the second %s: alice's groups.
-const signInCatalog = `apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: payments}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: storefront}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: alice}
-spec: {profile: {email: alice@example.com}, memberOf: %s}
----
-apiVersion: backstage.io/v1alpha1
+// ledger is a pure API (gatehouse.dev/sign-in: off). groups are alice's;
+// page is the upstream of both.
+func signInCatalog(t *testing.T, groups, page string) string {
+	t.Helper()
+	const alice = "memberOf: [payments]}"
+	if !strings.Contains(testcatalog.Teams, alice) {
+		t.Fatal("testcatalog.Teams no longer has alice in payments")
+	}
+	return strings.Replace(testcatalog.Teams, alice, "memberOf: "+groups+"}", 1) + fmt.Sprintf(`apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
   name: orders
@@ -50,7 +43,8 @@ metadata:
   name: ledger
   annotations: {gatehouse.dev/upstream: %s, gatehouse.dev/sign-in: "off"}
 spec: {type: service, lifecycle: production, owner: payments}
-`
+`, page, page)
+}
 
 // startPageUpstream is an upstream that answers an HTML page naming the
 // user gatehouse asserted.
@@ -99,7 +93,7 @@ func TestBrowserSignIn(t *testing.T) {
 	writeCatalog := func(groups string) {
 		t.Helper()
 		tmp := cat + ".tmp"
-		if err := os.WriteFile(tmp, []byte(fmt.Sprintf(signInCatalog, groups, page, page)), 0o644); err != nil {
+		if err := os.WriteFile(tmp, []byte(signInCatalog(t, groups, page)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Rename(tmp, cat); err != nil {

@@ -6,9 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/config"
@@ -39,9 +37,13 @@ func newSignInServer(cfg config.Config, keys *extauthz.SessionKeys, log *slog.Lo
 		return nil, fmt.Errorf("signin.issuer: %q is not the name of an issuer", cfg.SignIn.Issuer)
 	}
 	is := cfg.Issuers[i]
-	secret, err := clientSecret(is.SignIn)
+	key := fmt.Sprintf("issuers[%d].sign_in", i)
+	secret, err := readSecret(key+".client_secret_env", is.SignIn.ClientSecretEnv, key+".client_secret_file", is.SignIn.ClientSecretFile, "the sign-in client's secret")
+	if err == nil && secret == "" {
+		err = fmt.Errorf("%s.client_secret_file: the file is empty", key)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("issuers[%d].sign_in: %w", i, err)
+		return nil, err
 	}
 	h, err := signin.New(signin.Config{
 		Keys: keys, Lifetime: cfg.SignIn.SessionLifetime, ReturnHosts: cfg.SignIn.ReturnHosts, PublicPort: cfg.SignIn.PublicPort, Log: log,
@@ -52,27 +54,6 @@ func newSignInServer(cfg config.Config, keys *extauthz.SessionKeys, log *slog.Lo
 		return nil, err
 	}
 	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}, nil
-}
-
-// clientSecret reads the sign-in client's secret from its environment
-// variable or file (never from the configuration itself).
-func clientSecret(c config.IssuerSignIn) (string, error) {
-	if c.ClientSecretEnv != "" {
-		if v := strings.TrimSpace(os.Getenv(c.ClientSecretEnv)); v != "" {
-			return v, nil
-		}
-		if c.ClientSecretFile == "" {
-			return "", fmt.Errorf("client_secret_env: the environment variable %s is empty (fix: export it)", c.ClientSecretEnv)
-		}
-	}
-	b, err := os.ReadFile(c.ClientSecretFile)
-	if err != nil {
-		return "", fmt.Errorf("client_secret_file: %w", err)
-	}
-	if v := strings.TrimSpace(string(b)); v != "" {
-		return v, nil
-	}
-	return "", errors.New("client_secret_file: the file is empty")
 }
 
 // serveSignIn binds signin.listen and serves it (nothing when off).
