@@ -2,12 +2,13 @@ package extauthz
 
 import (
 	"bytes"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,6 +260,14 @@ func TestSessionCheck(t *testing.T) {
 		bs, _ := keys.SealSession(bob)
 		if r, _ := s.Check(ctx, withScheme(checkReq(ordersRoute, "POST", "/orders/1", map[string]string{"cookie": "gatehouse-session=" + bs}), "http")); status(r) != 403 {
 			t.Fatalf("bob's session: %d, want 403", status(r))
+		}
+	})
+
+	t.Run("a public path never sees the session cookie", func(t *testing.T) {
+		r, _ := s.Check(ctx, withScheme(checkReq(ordersRoute+"#public:/orders/healthz", "GET", "/orders/healthz", map[string]string{"cookie": "gatehouse-session=" + sealed}), "http"))
+		ok := r.GetOkResponse()
+		if ok == nil || !slices.Contains(ok.GetHeadersToRemove(), "cookie") {
+			t.Fatalf("want allow with the Cookie header removed, got %v", r)
 		}
 	})
 

@@ -90,8 +90,12 @@ func (extAuthz) routeConfig(r model.Route, meshInbound bool, opts Options) (*any
 	return a, nil
 }
 
-// skipsCheck: a public route that Envoy serves without asking Check.
-func skipsCheck(r model.Route, opts Options) bool { return r.Public && opts.CredentialCookie == "" }
+// skipsCheck: a public route that Envoy serves without asking Check. With
+// a credential cookie or browser sessions configured, public routes are
+// checked too, so that Check removes those cookies before their upstreams.
+func skipsCheck(r model.Route, opts Options) bool {
+	return r.Public && opts.CredentialCookie == "" && opts.SignInAddress == ""
+}
 
 // credentialHeaders are what a route removes before its upstream when
 // Check does not: the Authorization header on public routes that skip the
