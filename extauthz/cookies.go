@@ -14,18 +14,32 @@ func bearerToken(h map[string]string, cookie string) string {
 }
 
 // cookieValue is the value of the first cookie named name in a Cookie
-// header ("" when there is none).
+// header ("" when there is none). One pass, no allocation: it runs on
+// every Check of a browser.
 func cookieValue(header, name string) string {
 	if name == "" || header == "" {
 		return ""
 	}
-	for _, part := range cookieParts(header) {
+	for rest := header; rest != ""; {
+		var part string
+		part, rest = nextCookie(rest)
 		k, v, ok := strings.Cut(part, "=")
 		if ok && strings.TrimSpace(k) == name {
 			return strings.TrimSpace(v)
 		}
 	}
 	return ""
+}
+
+// nextCookie splits the first name=value pair (untrimmed) off a Cookie
+// header, at a semicolon or a comma (see cookieParts).
+func nextCookie(header string) (part, rest string) {
+	for i := 0; i < len(header); i++ {
+		if header[i] == ';' || header[i] == ',' {
+			return header[:i], header[i+1:]
+		}
+	}
+	return header, ""
 }
 
 // cookieParts splits a Cookie header into its name=value pairs, trimmed.
@@ -58,20 +72,36 @@ func withoutCookie(header, name string) (string, bool) {
 }
 
 // withoutCookies is withoutCookie for the credential cookie (when named)
-// and, with sessions, both session cookies.
+// and, with sessions, both session cookies, in one pass: the header is
+// rebuilt only when one of them is in it.
 func withoutCookies(header, credential string, sessions bool) (string, bool) {
-	found := false
-	names := []string{credential}
-	if sessions {
-		names = append(names, SessionCookieTLS, SessionCookiePlain)
+	drop := func(k string) bool {
+		return (credential != "" && k == credential) || (sessions && (k == SessionCookiePlain || k == SessionCookieTLS))
 	}
-	for _, n := range names {
-		if n == "" {
+	found := false
+	for rest := header; rest != "" && !found; {
+		var part string
+		part, rest = nextCookie(rest)
+		k, _, _ := strings.Cut(part, "=")
+		found = drop(strings.TrimSpace(k))
+	}
+	if !found {
+		return header, false
+	}
+	var b strings.Builder
+	b.Grow(len(header))
+	for rest := header; rest != ""; {
+		var part string
+		part, rest = nextCookie(rest)
+		part = strings.TrimSpace(part)
+		k, _, _ := strings.Cut(part, "=")
+		if part == "" || drop(strings.TrimSpace(k)) {
 			continue
 		}
-		var f bool
-		header, f = withoutCookie(header, n)
-		found = found || f
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(part)
 	}
-	return header, found
+	return b.String(), true
 }

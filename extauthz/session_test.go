@@ -209,7 +209,7 @@ func TestPrefersHTML(t *testing.T) {
 
 // newSessionServer is newTestServer with sessions on; ledger's routes
 // never redirect (gatehouse.dev/sign-in: off).
-func newSessionServer(t *testing.T) (*Server, *SessionKeys, *lockedBuffer, *Audit) {
+func newSessionServer(t testing.TB) (*Server, *SessionKeys, *lockedBuffer, *Audit) {
 	t.Helper()
 	s, _, _, audit, buf := newTestServer(t)
 	keys := testKeys(t, 9)
@@ -347,4 +347,22 @@ func TestSessionCheck(t *testing.T) {
 			t.Fatal("the audit holds a session cookie")
 		}
 	})
+}
+
+// BenchmarkCheckCachedSession is BenchmarkCheckCachedAllow with a browser
+// session instead of a bearer token (the issue asks for no more than 1.2x).
+func BenchmarkCheckCachedSession(b *testing.B) {
+	s, keys, _, audit := newSessionServer(b)
+	defer audit.Close()
+	sealed, _ := keys.SealSession(aliceSession(time.Now()))
+	req := withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": "_ga=GA1.1.1; gatehouse-session=" + sealed + "; theme=dark"}), "http")
+	ctx := context.Background()
+	s.Check(ctx, req)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r, _ := s.Check(ctx, req); r.GetOkResponse() == nil {
+			b.Fatal("denied")
+		}
+	}
 }
