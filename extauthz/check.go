@@ -145,6 +145,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		rec.DecisionID = h.GetId()
 	}
 	resp := s.check(ctx, h, attrs.GetContextExtensions(), attrs.GetSource().GetPrincipal(), &rec)
+	if s.opts.Sessions != nil && rec.Decision == "deny" && rec.Status != 302 && prefersHTML(headers["accept"]) {
+		asPage(resp, &rec)
+	}
 	lat := s.now().Sub(start)
 	rec.LatencyUS = lat.Microseconds()
 	checkSeconds.Observe(lat.Seconds())

@@ -216,3 +216,25 @@ func ClearCookie(name string) string {
 	}
 	return v
 }
+
+// asPage turns a denial's JSON body into a small HTML page for a browser
+// (with sign-in on): what happened, the decision id to quote, and a way to
+// sign out and in as someone else. Nothing more about the policy.
+func asPage(resp *authv3.CheckResponse, rec *AuditRecord) {
+	d := resp.GetDeniedResponse()
+	if d == nil {
+		return
+	}
+	title := map[int]string{400: "Bad request", 401: "Sign-in needed", 403: "Forbidden", 404: "Not found", 503: "Unavailable"}[rec.Status]
+	if title == "" {
+		title = "Refused"
+	}
+	code := map[int]string{400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 503: "unavailable"}[rec.Status]
+	for _, h := range d.Headers {
+		if h.GetHeader().GetKey() == "content-type" {
+			h.Header.Value = "text/html; charset=utf-8"
+		}
+	}
+	d.Body = "<!doctype html><meta charset=utf-8><title>" + title + "</title><h1>" + title + "</h1><p>gatehouse refused this request (" + code +
+		"). Decision id: <code>" + html.EscapeString(rec.DecisionID) + `</code>.</p><p><a href="` + model.LogoutPath + `">Sign out</a></p>` + "\n"
+}
