@@ -140,6 +140,9 @@ func (s *Server) denyResult(rec *AuditRecord, r *Result) *authv3.CheckResponse {
 	return s.deny(rec, r.Status, r.Reason, r.Rule, detail)
 }
 
+// errorCodes are the error codes of denial bodies, by status.
+var errorCodes = map[int]string{400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 503: "unavailable"}
+
 // deny answers with a small JSON body: an error code and the decision id,
 // nothing about the policy.
 func (s *Server) deny(rec *AuditRecord, code int, reason, rule, detail string) *authv3.CheckResponse {
@@ -147,7 +150,7 @@ func (s *Server) deny(rec *AuditRecord, code int, reason, rule, detail string) *
 	if rule != "" {
 		rec.Rule = rule
 	}
-	errCode := map[int]string{400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 503: "unavailable"}[code]
+	errCode := errorCodes[code]
 	body, _ := json.Marshal(map[string]string{"error": errCode, "decision_id": rec.DecisionID})
 	hdrs := []*core.HeaderValueOption{{Header: &core.HeaderValue{Key: "content-type", Value: "application/json"}}}
 	if code == 401 {
@@ -229,7 +232,7 @@ func asPage(resp *authv3.CheckResponse, rec *AuditRecord) {
 	if title == "" {
 		title = "Refused"
 	}
-	code := map[int]string{400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 503: "unavailable"}[rec.Status]
+	code := errorCodes[rec.Status]
 	for _, h := range d.Headers {
 		if h.GetHeader().GetKey() == "content-type" {
 			h.Header.Value = "text/html; charset=utf-8"
