@@ -21,6 +21,7 @@ type Config struct {
 	XDS       XDS       `mapstructure:"xds" yaml:"xds"`
 	Edge      Edge      `mapstructure:"edge" yaml:"edge"`
 	Admin     Admin     `mapstructure:"admin" yaml:"admin"`
+	SignIn    SignIn    `mapstructure:"signin" yaml:"signin"`
 	Catalog   Catalog   `mapstructure:"catalog" yaml:"catalog"`
 	Authz     Authz     `mapstructure:"authz" yaml:"authz"`
 	Issuers   []Issuer  `mapstructure:"issuers" yaml:"issuers"`
@@ -126,7 +127,47 @@ type Issuer struct {
 	// MachineTokenClaims ("claim=value", {client} = the token's client id)
 	// mark client-credentials tokens; only those act as Components.
 	MachineTokenClaims []string `mapstructure:"machine_token_claims" yaml:"machine_token_claims"`
+	// SignIn is the confidential client browsers sign in with at this
+	// issuer (signin.issuer names the issuer).
+	SignIn IssuerSignIn `mapstructure:"sign_in" yaml:"sign_in"`
 }
+
+// IssuerSignIn is an OIDC client for browser sign-in. Its secret is read
+// from the environment variable ClientSecretEnv or the file
+// ClientSecretFile, never written in the configuration.
+type IssuerSignIn struct {
+	ClientID         string   `mapstructure:"client_id" yaml:"client_id"`
+	ClientSecretEnv  string   `mapstructure:"client_secret_env" yaml:"client_secret_env"`
+	ClientSecretFile string   `mapstructure:"client_secret_file" yaml:"client_secret_file"`
+	Scopes           []string `mapstructure:"scopes" yaml:"scopes"`
+}
+
+// SignIn is browser sign-in (docs/sign-in.md): off while Listen is empty.
+// Its HTTP listener serves /.gatehouse/ (callback, logout) for Envoys,
+// apart from the admin listener, which stays on loopback.
+type SignIn struct {
+	Listen string `mapstructure:"listen" yaml:"listen"`
+	// EnvoyAddress: where Envoys reach the listener on every replica;
+	// empty means Listen.
+	EnvoyAddress []string `mapstructure:"envoy_address" yaml:"envoy_address"`
+	// Issuer names the issuers[] entry people sign in at (its sign_in
+	// client).
+	Issuer string `mapstructure:"issuer" yaml:"issuer"`
+	// KeyFile holds the session keys every replica shares (one per line,
+	// 64 hex digits; the first seals). GenerateKey creates it when missing.
+	KeyFile         string        `mapstructure:"key_file" yaml:"key_file"`
+	GenerateKey     bool          `mapstructure:"generate_key" yaml:"generate_key"`
+	SessionLifetime time.Duration `mapstructure:"session_lifetime" yaml:"session_lifetime"`
+	// ReturnHosts: other hosts a return URL after sign-in may name.
+	ReturnHosts []string `mapstructure:"return_hosts" yaml:"return_hosts"`
+	// PublicPort: the port browsers use for the edge when it is not the
+	// scheme's default (the edge drops the port from Host), so that the
+	// callback URL gatehouse sends the IdP has it; 0: no port.
+	PublicPort uint32 `mapstructure:"public_port" yaml:"public_port"`
+}
+
+// Enabled reports whether browser sign-in is configured.
+func (s SignIn) Enabled() bool { return s.Listen != "" }
 
 // Assertion configures the identity assertions upstreams receive.
 type Assertion struct {
@@ -211,6 +252,7 @@ func Defaults() Config {
 		Authz:     Authz{Listen: "127.0.0.1:18001", Timeout: 500 * time.Millisecond, CacheSize: 100000, CacheTTL: 30 * time.Second},
 		Assertion: Assertion{Issuer: "gatehouse", Lifetime: 30 * time.Second, Rotate: 24 * time.Hour},
 		Audit:     Audit{Output: "stdout", Buffer: 8192},
+		SignIn:    SignIn{SessionLifetime: 8 * time.Hour},
 		Mesh:      Mesh{CertTTL: time.Hour},
 		Shutdown:  Shutdown{Drain: 5 * time.Second},
 		Log:       Log{Level: "info", Format: "text"},
@@ -230,6 +272,7 @@ func (c Config) Validate() error {
 	v.tlsPair("xds.tls", c.XDS.TLS)
 	v.authz(c.Authz)
 	v.issuers(c.Issuers)
+	v.signIn(c.SignIn, c.Issuers)
 	v.mesh(c.Mesh)
 	v.assertion(c.Assertion)
 	if c.Audit.Buffer < 1 {
@@ -365,6 +408,39 @@ func (v *checker) issuers(issuers []Issuer) {
 		if is.GroupsClaim == "" && (is.GroupsPrefix != "" || is.GroupsNamespace != "") {
 			v.bad(key+".groups_claim", "empty, so groups_prefix and groups_namespace do nothing", "set groups_claim (e.g. groups) to map IdP groups, or remove groups_prefix and groups_namespace")
 		}
+	}
+}
+
+// signIn: signin.*, when a listen address turns sign-in on.
+func (v *checker) signIn(s SignIn, issuers []Issuer) {
+	if !s.Enabled() {
+		return
+	}
+	v.addr("signin.listen", s.Listen)
+	for i, addr := range s.EnvoyAddress {
+		v.addr(fmt.Sprintf("signin.envoy_address[%d]", i), addr)
+	}
+	if s.KeyFile == "" {
+		v.bad("signin.key_file", "missing", "name the file of the session key every replica shares (openssl rand -hex 32 > file), or set generate_key: true for one replica")
+	}
+	if s.PublicPort > 65535 {
+		v.bad("signin.public_port", fmt.Sprintf("%d is not a port", s.PublicPort), "use 1-65535, or 0 for the scheme's default")
+	}
+	if s.SessionLifetime < time.Minute || s.SessionLifetime > 7*24*time.Hour {
+		v.bad("signin.session_lifetime", fmt.Sprintf("%s is out of range", s.SessionLifetime), "use 1m to 168h, e.g. 8h")
+	}
+	i := slices.IndexFunc(issuers, func(is Issuer) bool { return is.Name == s.Issuer })
+	if i < 0 {
+		v.bad("signin.issuer", fmt.Sprintf("%q is not the name of an issuer", s.Issuer), "name the issuers[] entry people sign in at")
+		return
+	}
+	c := issuers[i].SignIn
+	key := fmt.Sprintf("issuers[%d].sign_in", i)
+	if c.ClientID == "" {
+		v.bad(key+".client_id", "missing", "give the confidential client's id (standard flow, redirect URI https://<host>/.gatehouse/callback)")
+	}
+	if c.ClientSecretEnv == "" && c.ClientSecretFile == "" {
+		v.bad(key+".client_secret_file", "no secret source", "name the file (client_secret_file) or environment variable (client_secret_env) holding the client secret")
 	}
 }
 

@@ -19,7 +19,8 @@ type authzParts struct {
 	server   *extauthz.Server
 	signer   *extauthz.Signer
 	audit    *extauthz.Audit
-	verifier *extauthz.Verifier // discovery started, maybe not over (Started)
+	verifier *extauthz.Verifier    // discovery started, maybe not over (Started)
+	sessions *extauthz.SessionKeys // nil when sign-in is off
 }
 
 // newAuthz builds the Check server from the configuration. Issuer
@@ -62,8 +63,16 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 		}
 		w = file
 	}
+	sessions, err := loadSessionKeys(cfg)
+	if err != nil {
+		if file != nil {
+			_ = file.Close()
+		}
+		verifier.Close()
+		return nil, nil, err
+	}
 	audit := extauthz.NewAudit(w, cfg.Audit.Buffer)
-	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL, TrustDomain: cfg.Mesh.TrustDomain},
+	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL, TrustDomain: cfg.Mesh.TrustDomain, Sessions: sessions},
 		verifier, signer, audit, log)
 	var once sync.Once
 	closeFn := func() {
@@ -76,7 +85,7 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 			log.Info("audit flushed", "written", audit.Written(), "dropped", audit.Dropped())
 		})
 	}
-	return &authzParts{server: srv, signer: signer, audit: audit, verifier: verifier}, closeFn, nil
+	return &authzParts{server: srv, signer: signer, audit: audit, verifier: verifier, sessions: sessions}, closeFn, nil
 }
 
 // newAuthzVerifier builds only the token verifier (for explain --token).

@@ -119,3 +119,31 @@ func TestAuthzEnvoyAddressList(t *testing.T) {
 		t.Errorf("a bad second address: %v", err)
 	}
 }
+
+// signin.*: off by default; on, every missing piece names its key and fix,
+// and a complete one loads (the secret's source, never the secret).
+func TestSignInConfig(t *testing.T) {
+	c, err := loadConfig(writeConfig(t, "log:\n  level: info\n"))
+	if err != nil || c.SignIn.Enabled() || c.SignIn.SessionLifetime != 8*time.Hour {
+		t.Fatalf("defaults: %+v %v", c.SignIn, err)
+	}
+	issuer := "issuers:\n  - name: kc\n    issuer_url: https://idp\n    audiences: [gatehouse]\n"
+	for body, key := range map[string]string{
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n":                           "issuers[0].sign_in.client_id",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: nope\n  key_file: k\n":                         "signin.issuer",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n":                                          "signin.key_file",
+		"signin:\n  listen: nowhere\n  issuer: kc\n  key_file: k\n":                                   "signin.listen",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  session_lifetime: 200h\n": "signin.session_lifetime",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  envoy_address: [x]\n":     "signin.envoy_address[0]",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  public_port: 70000\n":     "signin.public_port",
+	} {
+		if _, err := loadConfig(writeConfig(t, issuer+body)); err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "fix") {
+			t.Errorf("config %q: error %v does not name %s with a fix", body, err, key)
+		}
+	}
+	ok := issuer + "    sign_in:\n      client_id: web\n      client_secret_env: WEB_SECRET\n" +
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  session_lifetime: 1h\n"
+	if c, err = loadConfig(writeConfig(t, ok)); err != nil || !c.SignIn.Enabled() || c.Issuers[0].SignIn.ClientID != "web" {
+		t.Fatalf("a complete sign-in configuration: %+v %v", c.SignIn, err)
+	}
+}

@@ -131,7 +131,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 			p.errc <- fmt.Errorf("admin server: %w", err)
 		}
 	})
-	runErr := p.startRunners(runCtx, reload)
+	runErr := p.serveSignIn()
+	if runErr == nil {
+		runErr = p.startRunners(runCtx, reload)
+	}
 	if runErr == nil {
 		runErr = p.serveWhenDecidable(ctx, adminLis.Addr().String())
 	}
@@ -149,6 +152,7 @@ type process struct {
 	closeAuthz func()
 	adm        *admin.Handler
 	http       *http.Server
+	signin     *http.Server // nil when sign-in is off
 	grpc       *grpcServers
 	sources    *catalogRunner
 	problems   atomic.Pointer[cs.Problems]
@@ -194,6 +198,10 @@ func newProcess(runCtx context.Context, cfg config.Config, log *slog.Logger, dev
 	p.sources = newCatalogRunner(runCtx, p.store, log.With("component", "catalog"))
 	p.adm = admin.New(p.adminSources(devIssuer))
 	p.http = &http.Server{Handler: p.adm, ReadHeaderTimeout: 5 * time.Second}
+	if p.signin, err = newSignInServer(cfg, p.authz.sessions, log.With("component", "signin")); err != nil {
+		p.closeAuthz()
+		return nil, err
+	}
 	r := p.adm.Readiness()
 	r.Wait("listeners", "the xDS and ext_authz listeners open once a Check can be decided (the model compiled, the issuers answered)")
 	r.Check("issuers", func() string {
@@ -337,6 +345,12 @@ func xdsOptions(cfg config.Config) xds.Options {
 	opts.AuthzAddress, opts.AuthzTimeout = strings.Join(cfg.Authz.EnvoyAddress, ","), cfg.Authz.Timeout
 	opts.SendBudget = int64(cfg.XDS.SendBudgetMiB) << 20
 	opts.RemoveRequestHeaders, opts.CredentialCookie = cfg.Edge.RemoveRequestHeaders, cfg.Authz.CookieName
+	if cfg.SignIn.Enabled() {
+		opts.SignInAddress = strings.Join(cfg.SignIn.EnvoyAddress, ",")
+		if opts.SignInAddress == "" {
+			opts.SignInAddress = cfg.SignIn.Listen
+		}
+	}
 	if cfg.Authz.TLS.CertFile != "" {
 		t := cfg.Authz.EnvoyTLS
 		opts.AuthzTLS = &xds.UpstreamTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}

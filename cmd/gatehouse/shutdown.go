@@ -66,6 +66,9 @@ func (p *process) shutdown(drain bool, cancelRun context.CancelFunc) {
 	ctx, done := context.WithTimeout(context.Background(), time.Second)
 	defer done()
 	_ = p.http.Shutdown(ctx)
+	if p.signin != nil {
+		_ = p.signin.Shutdown(ctx)
+	}
 	cancelRun()
 	p.sources.stop()
 	p.wg.Wait()

@@ -39,12 +39,14 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 		// The decision depends on the route, never on a body.
 		ClearRouteCache: false,
 		// Only the headers Check reads travel to it: the token (header or
-		// cookie), the request id (the decision id) and any x-gatehouse-*
+		// cookie), accept (a browser is sent to sign in, an API client gets
+		// its 401), the request id (the decision id) and any x-gatehouse-*
 		// a client sent (Check removes them all). Other headers, cookies
 		// included when no session cookie is configured, stay in Envoy, and
 		// each Check is smaller to encode and decode (bench/datapath).
 		AllowedHeaders: &matcherv3.ListStringMatcher{Patterns: []*matcherv3.StringMatcher{
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "authorization"}},
+			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "cookie"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "x-request-id"}},
 			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: model.HeaderPrefix}},
@@ -88,8 +90,12 @@ func (extAuthz) routeConfig(r model.Route, meshInbound bool, opts Options) (*any
 	return a, nil
 }
 
-// skipsCheck: a public route that Envoy serves without asking Check.
-func skipsCheck(r model.Route, opts Options) bool { return r.Public && opts.CredentialCookie == "" }
+// skipsCheck: a public route that Envoy serves without asking Check. With
+// a credential cookie or browser sessions configured, public routes are
+// checked too, so that Check removes those cookies before their upstreams.
+func skipsCheck(r model.Route, opts Options) bool {
+	return r.Public && opts.CredentialCookie == "" && opts.SignInAddress == ""
+}
 
 // credentialHeaders are what a route removes before its upstream when
 // Check does not: the Authorization header on public routes that skip the
