@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build demo test unit e2e envoy idp backstage vet fmt-check golden-update bench bench-baseline bench-smoke clean
+.PHONY: build demo test unit e2e envoy idp backstage browser vet fmt-check golden-update bench bench-baseline bench-smoke clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
@@ -25,9 +25,14 @@ idp:
 backstage:
 	@bash examples/backstage/install.sh >/dev/null
 
+# A real headless browser for the sign-in e2e test: Debian's chromium and
+# chromium-driver packages (apt-get), never a downloaded browser build.
+browser:
+	@bash e2e/browser/install.sh >/dev/null
+
 # All tests: formatting and vet, unit and golden tests with the race detector,
 # then the end-to-end tests against real Envoys.
-test: envoy idp backstage fmt-check vet bench-smoke
+test: envoy idp backstage browser fmt-check vet bench-smoke
 	$(GO) test -race -count=1 ./...
 
 # Benchmarks (results and commands in BENCHMARKS.md); bench-smoke runs each

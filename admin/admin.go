@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -32,21 +31,22 @@ type Sources struct {
 
 // Handler serves the admin endpoints.
 type Handler struct {
-	mux   *http.ServeMux
-	ready atomic.Bool
+	mux       *http.ServeMux
+	readiness *Readiness
 }
 
-// New returns the admin handler.
+// ModelWait is the Readiness name of the first compiled model (SetReady
+// clears it).
+const ModelWait = "model"
+
+// New returns the admin handler. /healthz answers at once; /readyz waits
+// for the first compiled model (SetReady) and whatever else the caller
+// adds to Readiness.
 func New(src Sources) *Handler {
-	h := &Handler{mux: http.NewServeMux()}
+	h := &Handler{mux: http.NewServeMux(), readiness: NewReadiness()}
+	h.readiness.Wait(ModelWait, "no catalog generation compiled and served yet")
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !h.ready.Load() {
-			http.Error(w, "not ready: no catalog generation compiled and served yet", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
+	h.mux.HandleFunc("GET /readyz", h.readiness.serveReadyz)
 	h.mux.Handle("GET /metrics", promhttp.Handler())
 	h.mux.HandleFunc("GET /debug/model", jsonOf(src.Model))
 	h.mux.HandleFunc("GET /debug/nodes", jsonOf(src.Nodes))
@@ -85,8 +85,11 @@ func New(src Sources) *Handler {
 	return h
 }
 
-// SetReady marks the process ready (first generation compiled and served).
-func (h *Handler) SetReady() { h.ready.Store(true) }
+// SetReady records that the first generation is compiled and served.
+func (h *Handler) SetReady() { h.readiness.Done(ModelWait) }
+
+// Readiness is what /readyz reports.
+func (h *Handler) Readiness() *Readiness { return h.readiness }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 

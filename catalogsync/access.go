@@ -21,6 +21,9 @@ const (
 	// AnnForwardToken: "true" passes the caller's Authorization header on
 	// to the upstream (it is removed by default).
 	AnnForwardToken = "gatehouse.dev/forward-token"
+	// AnnSignIn: "off" makes a pure API answer browsers without a session
+	// 401 instead of sending them to sign in ("on", the default, does).
+	AnnSignIn = "gatehouse.dev/sign-in"
 )
 
 // Access is the parsed access annotations of an entity.
@@ -32,6 +35,9 @@ type Access struct {
 	ClientIDs   []string     `json:"clientIds,omitempty" yaml:"clientIds,omitempty"`     // Component
 	// ForwardToken keeps the caller's Authorization header for the upstream.
 	ForwardToken bool `json:"forwardToken,omitempty" yaml:"forwardToken,omitempty"`
+	// SignInOff: gatehouse.dev/sign-in: off (browsers get 401, never a
+	// redirect to sign in).
+	SignInOff bool `json:"signInOff,omitempty" yaml:"signInOff,omitempty"`
 }
 
 // AccessRule is one explicit rule of gatehouse.dev/access.
@@ -137,6 +143,18 @@ func parseAccess(e *Entity, n *yaml.Node) Problems {
 		case v == "false":
 		default:
 			bad(AnnForwardToken, "value "+quote(v)+" is not true or false", `write "true" or "false"`)
+		}
+	}
+	if v, ok := e.Annotation(AnnSignIn); ok {
+		set = true
+		switch {
+		case !routable:
+			bad(AnnSignIn, "only a routed Component or Resource is signed in to", "move the annotation to the routed Component")
+		case v == "off":
+			a.SignInOff = true
+		case v == "on":
+		default:
+			bad(AnnSignIn, "value "+quote(v)+" is not on or off", `write "off" for a pure API (browsers get 401), or "on"`)
 		}
 	}
 	idList := func(key, kind string, dst *[]string) {

@@ -29,3 +29,20 @@ func TestAccessShapeErrorsSayWhatIsExpected(t *testing.T) {
 		}
 	}
 }
+
+// gatehouse.dev/sign-in is "off" (a pure API: browsers get 401) or "on";
+// anything else is a problem that says so, on the annotation's line.
+func TestSignInAnnotation(t *testing.T) {
+	pr, _ := parseRoutedWith(t, AnnSignIn, `"no"`)
+	if pr.Line != 7 || pr.Field != "metadata.annotations["+AnnSignIn+"]" || !strings.Contains(pr.Message, `"no" is not on or off`) || !strings.Contains(pr.Fix, "off") {
+		t.Errorf("got %s", pr)
+	}
+	for value, off := range map[string]bool{`"off"`: true, `"on"`: false} {
+		src := "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: orders\n  annotations:\n" +
+			"    gatehouse.dev/upstream: http://orders:8080\n    " + AnnSignIn + ": " + value + "\nspec: {type: service, lifecycle: production, owner: team-a}\n"
+		p := ParseFile("files", "c.yaml", []byte(src))
+		if len(p.Problems) != 0 || len(p.Entities) != 1 || p.Entities[0].Access == nil || p.Entities[0].Access.SignInOff != off {
+			t.Errorf("%s: problems %v, access %+v", value, p.Problems, p.Entities[0].Access)
+		}
+	}
+}

@@ -21,12 +21,14 @@ type Config struct {
 	XDS       XDS       `mapstructure:"xds" yaml:"xds"`
 	Edge      Edge      `mapstructure:"edge" yaml:"edge"`
 	Admin     Admin     `mapstructure:"admin" yaml:"admin"`
+	SignIn    SignIn    `mapstructure:"signin" yaml:"signin"`
 	Catalog   Catalog   `mapstructure:"catalog" yaml:"catalog"`
 	Authz     Authz     `mapstructure:"authz" yaml:"authz"`
 	Issuers   []Issuer  `mapstructure:"issuers" yaml:"issuers"`
 	Assertion Assertion `mapstructure:"assertion" yaml:"assertion"`
 	Audit     Audit     `mapstructure:"audit" yaml:"audit"`
 	Mesh      Mesh      `mapstructure:"mesh" yaml:"mesh"`
+	Shutdown  Shutdown  `mapstructure:"shutdown" yaml:"shutdown"`
 	Log       Log       `mapstructure:"log" yaml:"log"`
 	Dev       Dev       `mapstructure:"dev" yaml:"dev"`
 }
@@ -39,6 +41,18 @@ type Dev struct {
 	// (mode 0600) when missing. Empty: a new key at every start.
 	KeyFile string `mapstructure:"key_file" yaml:"key_file"`
 }
+
+// Shutdown is what serve does on SIGTERM: /readyz and the gRPC health
+// service fail at once, xDS and Check keep serving for Drain (so that
+// Kubernetes and Envoys stop sending anything new), then the gRPC servers
+// stop gracefully and the audit is flushed. A second signal exits at once.
+type Shutdown struct {
+	Drain time.Duration `mapstructure:"drain" yaml:"drain"`
+}
+
+// MaxDrain bounds shutdown.drain: Kubernetes kills a pod after its
+// terminationGracePeriodSeconds anyway.
+const MaxDrain = 5 * time.Minute
 
 // Mesh enables sidecars: a SPIFFE trust domain and the CA that issues their
 // workload certificates. An empty trust_domain leaves the mesh off.
@@ -63,9 +77,10 @@ type Authz struct {
 	// EnvoyTLS: how Envoys connect to the listener when TLS is on: files on
 	// the Envoy's file system, sent in the ext_authz cluster.
 	EnvoyTLS EnvoyTLS `mapstructure:"envoy_tls" yaml:"envoy_tls"`
-	// EnvoyAddress is where Envoys reach the listener (host:port); empty
-	// means Listen.
-	EnvoyAddress string        `mapstructure:"envoy_address" yaml:"envoy_address"`
+	// EnvoyAddress is where Envoys reach the listener on every replica
+	// (host:port each, or one name that resolves to them all); empty means
+	// Listen.
+	EnvoyAddress []string      `mapstructure:"envoy_address" yaml:"envoy_address"`
 	Timeout      time.Duration `mapstructure:"timeout" yaml:"timeout"`
 	CookieName   string        `mapstructure:"cookie_name" yaml:"cookie_name"`
 	CacheSize    int           `mapstructure:"cache_size" yaml:"cache_size"`
@@ -103,13 +118,56 @@ type Issuer struct {
 	TrustEmail bool `mapstructure:"trust_email" yaml:"trust_email"`
 	// GroupsClaim: IdP groups in this claim become catalog memberships.
 	// Empty (default): none do.
-	GroupsClaim     string `mapstructure:"groups_claim" yaml:"groups_claim"`
-	GroupsPrefix    string `mapstructure:"groups_prefix" yaml:"groups_prefix"`
-	GroupsNamespace string `mapstructure:"groups_namespace" yaml:"groups_namespace"`
+	// EntityRefSubjects: a sub such as user:default/alice names that
+	// catalog User (Backstage's tokens). Default off.
+	EntityRefSubjects bool   `mapstructure:"entity_ref_subjects" yaml:"entity_ref_subjects"`
+	GroupsClaim       string `mapstructure:"groups_claim" yaml:"groups_claim"`
+	GroupsPrefix      string `mapstructure:"groups_prefix" yaml:"groups_prefix"`
+	GroupsNamespace   string `mapstructure:"groups_namespace" yaml:"groups_namespace"`
 	// MachineTokenClaims ("claim=value", {client} = the token's client id)
 	// mark client-credentials tokens; only those act as Components.
 	MachineTokenClaims []string `mapstructure:"machine_token_claims" yaml:"machine_token_claims"`
+	// SignIn is the confidential client browsers sign in with at this
+	// issuer (signin.issuer names the issuer).
+	SignIn IssuerSignIn `mapstructure:"sign_in" yaml:"sign_in"`
 }
+
+// IssuerSignIn is an OIDC client for browser sign-in. Its secret is read
+// from the environment variable ClientSecretEnv or the file
+// ClientSecretFile, never written in the configuration.
+type IssuerSignIn struct {
+	ClientID         string   `mapstructure:"client_id" yaml:"client_id"`
+	ClientSecretEnv  string   `mapstructure:"client_secret_env" yaml:"client_secret_env"`
+	ClientSecretFile string   `mapstructure:"client_secret_file" yaml:"client_secret_file"`
+	Scopes           []string `mapstructure:"scopes" yaml:"scopes"`
+}
+
+// SignIn is browser sign-in (docs/sign-in.md): off while Listen is empty.
+// Its HTTP listener serves /.gatehouse/ (callback, logout) for Envoys,
+// apart from the admin listener, which stays on loopback.
+type SignIn struct {
+	Listen string `mapstructure:"listen" yaml:"listen"`
+	// EnvoyAddress: where Envoys reach the listener on every replica;
+	// empty means Listen.
+	EnvoyAddress []string `mapstructure:"envoy_address" yaml:"envoy_address"`
+	// Issuer names the issuers[] entry people sign in at (its sign_in
+	// client).
+	Issuer string `mapstructure:"issuer" yaml:"issuer"`
+	// KeyFile holds the session keys every replica shares (one per line,
+	// 64 hex digits; the first seals). GenerateKey creates it when missing.
+	KeyFile         string        `mapstructure:"key_file" yaml:"key_file"`
+	GenerateKey     bool          `mapstructure:"generate_key" yaml:"generate_key"`
+	SessionLifetime time.Duration `mapstructure:"session_lifetime" yaml:"session_lifetime"`
+	// ReturnHosts: other hosts a return URL after sign-in may name.
+	ReturnHosts []string `mapstructure:"return_hosts" yaml:"return_hosts"`
+	// PublicPort: the port browsers use for the edge when it is not the
+	// scheme's default (the edge drops the port from Host), so that the
+	// callback URL gatehouse sends the IdP has it; 0: no port.
+	PublicPort uint32 `mapstructure:"public_port" yaml:"public_port"`
+}
+
+// Enabled reports whether browser sign-in is configured.
+func (s SignIn) Enabled() bool { return s.Listen != "" }
 
 // Assertion configures the identity assertions upstreams receive.
 type Assertion struct {
@@ -194,7 +252,9 @@ func Defaults() Config {
 		Authz:     Authz{Listen: "127.0.0.1:18001", Timeout: 500 * time.Millisecond, CacheSize: 100000, CacheTTL: 30 * time.Second},
 		Assertion: Assertion{Issuer: "gatehouse", Lifetime: 30 * time.Second, Rotate: 24 * time.Hour},
 		Audit:     Audit{Output: "stdout", Buffer: 8192},
+		SignIn:    SignIn{SessionLifetime: 8 * time.Hour},
 		Mesh:      Mesh{CertTTL: time.Hour},
+		Shutdown:  Shutdown{Drain: 5 * time.Second},
 		Log:       Log{Level: "info", Format: "text"},
 	}
 }
@@ -212,12 +272,17 @@ func (c Config) Validate() error {
 	v.tlsPair("xds.tls", c.XDS.TLS)
 	v.authz(c.Authz)
 	v.issuers(c.Issuers)
+	v.signIn(c.SignIn, c.Issuers)
 	v.mesh(c.Mesh)
 	v.assertion(c.Assertion)
 	if c.Audit.Buffer < 1 {
 		v.bad("audit.buffer", "must be at least 1", "use e.g. 8192")
 	}
 	v.backstage(c.Catalog.Backstage)
+	if c.Shutdown.Drain < 0 || c.Shutdown.Drain > MaxDrain {
+		v.bad("shutdown.drain", fmt.Sprintf("%s is out of range", c.Shutdown.Drain),
+			"use 0 to 5m, e.g. 5s (long enough for Kubernetes to remove the pod from its Service, and for Envoys' health checks to notice)")
+	}
 	v.log(c.Log)
 	return errors.Join(v.errs...)
 }
@@ -291,8 +356,8 @@ func (v *checker) authz(a Authz) {
 	if a.TLS.ClientCAFile != "" && (a.EnvoyTLS.CertFile == "" || a.EnvoyTLS.KeyFile == "") {
 		v.bad("authz.envoy_tls.cert_file", "authz.tls.client_ca_file asks Envoys for a client certificate, but none is configured", "give cert_file and key_file as Envoys see them")
 	}
-	if a.EnvoyAddress != "" {
-		v.addr("authz.envoy_address", a.EnvoyAddress)
+	for i, addr := range a.EnvoyAddress {
+		v.addr(fmt.Sprintf("authz.envoy_address[%d]", i), addr)
 	}
 	if a.Timeout < 10*time.Millisecond || a.Timeout > 10*time.Second {
 		v.bad("authz.timeout", fmt.Sprintf("%s is out of range", a.Timeout), "use 10ms to 10s, e.g. 500ms")
@@ -343,6 +408,39 @@ func (v *checker) issuers(issuers []Issuer) {
 		if is.GroupsClaim == "" && (is.GroupsPrefix != "" || is.GroupsNamespace != "") {
 			v.bad(key+".groups_claim", "empty, so groups_prefix and groups_namespace do nothing", "set groups_claim (e.g. groups) to map IdP groups, or remove groups_prefix and groups_namespace")
 		}
+	}
+}
+
+// signIn: signin.*, when a listen address turns sign-in on.
+func (v *checker) signIn(s SignIn, issuers []Issuer) {
+	if !s.Enabled() {
+		return
+	}
+	v.addr("signin.listen", s.Listen)
+	for i, addr := range s.EnvoyAddress {
+		v.addr(fmt.Sprintf("signin.envoy_address[%d]", i), addr)
+	}
+	if s.KeyFile == "" {
+		v.bad("signin.key_file", "missing", "name the file of the session key every replica shares (openssl rand -hex 32 > file), or set generate_key: true for one replica")
+	}
+	if s.PublicPort > 65535 {
+		v.bad("signin.public_port", fmt.Sprintf("%d is not a port", s.PublicPort), "use 1-65535, or 0 for the scheme's default")
+	}
+	if s.SessionLifetime < time.Minute || s.SessionLifetime > 7*24*time.Hour {
+		v.bad("signin.session_lifetime", fmt.Sprintf("%s is out of range", s.SessionLifetime), "use 1m to 168h, e.g. 8h")
+	}
+	i := slices.IndexFunc(issuers, func(is Issuer) bool { return is.Name == s.Issuer })
+	if i < 0 {
+		v.bad("signin.issuer", fmt.Sprintf("%q is not the name of an issuer", s.Issuer), "name the issuers[] entry people sign in at")
+		return
+	}
+	c := issuers[i].SignIn
+	key := fmt.Sprintf("issuers[%d].sign_in", i)
+	if c.ClientID == "" {
+		v.bad(key+".client_id", "missing", "give the confidential client's id (standard flow, redirect URI https://<host>/.gatehouse/callback)")
+	}
+	if c.ClientSecretEnv == "" && c.ClientSecretFile == "" {
+		v.bad(key+".client_secret_file", "no secret source", "name the file (client_secret_file) or environment variable (client_secret_env) holding the client secret")
 	}
 }
 

@@ -82,6 +82,7 @@ func TestBackstage(t *testing.T) {
     jwks_url: %s/api/auth/.well-known/jwks.json
     audiences: [backstage]
     algorithms: [ES256]
+    entity_ref_subjects: true
 `, bsURL, bsURL), env, ports...)
 	e := startEnvoy(t, g, "edge-backstage", true)
 

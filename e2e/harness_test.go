@@ -185,6 +185,8 @@ catalog:
   poll_interval: 200ms
 audit:
   output: %s
+shutdown:
+  drain: 0s
 log:
   level: debug
 `, p.XDS, p.Admin, p.Authz, p.Edge, catalogPath, auditPath) + extra

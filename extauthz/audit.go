@@ -20,6 +20,7 @@ type AuditRecord struct {
 	Groups     []string  `json:"groups,omitempty"`
 	ClientID   string    `json:"client_id,omitempty"`
 	Issuer     string    `json:"issuer,omitempty"`
+	Auth       string    `json:"auth,omitempty"` // bearer or oidc-session
 	Peer       string    `json:"peer,omitempty"` // mTLS peer component (mesh)
 	Source     string    `json:"source_address,omitempty"`
 	Method     string    `json:"method"`
@@ -186,6 +187,7 @@ func appendRecord(b []byte, r *AuditRecord) []byte {
 	}
 	str("client_id", r.ClientID, true)
 	str("issuer", r.Issuer, true)
+	str("auth", r.Auth, true)
 	str("peer", r.Peer, true)
 	str("source_address", r.Source, true)
 	str("method", r.Method, false)

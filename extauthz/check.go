@@ -35,6 +35,9 @@ type Options struct {
 	// TrustDomain: the mesh's SPIFFE trust domain. On sidecar inbound
 	// routes the mTLS peer's SPIFFE ID in it names the calling component.
 	TrustDomain string
+	// Sessions open browser session cookies (sign-in); nil: no sessions
+	// are read and nobody is sent to sign in (docs/sign-in.md).
+	Sessions *SessionKeys
 }
 
 // Server is the envoy.service.auth.v3.Authorization service.
@@ -142,6 +145,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		rec.DecisionID = h.GetId()
 	}
 	resp := s.check(ctx, h, attrs.GetContextExtensions(), attrs.GetSource().GetPrincipal(), &rec)
+	if s.opts.Sessions != nil && rec.Decision == "deny" && rec.Status != 302 && prefersHTML(headers["accept"]) {
+		asPage(resp, &rec)
+	}
 	lat := s.now().Sub(start)
 	rec.LatencyUS = lat.Microseconds()
 	checkSeconds.Observe(lat.Seconds())
@@ -196,15 +202,15 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 		// checks public routes only when a credential cookie is configured).
 		return s.allow(rec, eng.Evaluate(req, &Subject{}, false), nil, "", req)
 	}
-	creds, denied := s.credentials(req, ext, peerID)
+	creds, denied := s.credentials(req, h.GetScheme(), ext, peerID)
 	if denied != nil {
 		return s.denyResult(rec, denied)
 	}
 	if creds.peer != "" {
 		rec.Peer = creds.peer
 	}
-	if creds.token == "" && creds.peer == "" {
-		return s.denyResult(rec, ptr(eng.Evaluate(req, &Subject{}, false)))
+	if creds.token == "" && creds.session == "" && creds.peer == "" {
+		return s.unauthenticated(rec, ptr(eng.Evaluate(req, &Subject{}, false)), req, h, creds)
 	}
 	key := creds.key(req)
 	now := s.now()
@@ -218,9 +224,9 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 		return s.denyResult(rec, &c.result)
 	}
 	cacheMisses.Inc()
-	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, eng, creds, now.Add(s.opts.CacheTTL))
+	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, s.opts.Sessions, eng, creds, now.Add(s.opts.CacheTTL))
 	if denied != nil {
-		return s.denyResult(rec, denied)
+		return s.unauthenticated(rec, denied, req, h, creds)
 	}
 	sub.fill(rec)
 	return s.decide(st, rec, req, key, &sub, expires)
@@ -229,9 +235,13 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 // credentials are what the request presents: on a sidecar's inbound
 // route first the component Envoy verified by mTLS (a peer outside the
 // trust domain is refused: 403 unknown_peer), and the bearer token or
-// credential cookie, when present, of the user it acts for.
-func (s *Server) credentials(req *Request, ext map[string]string, peerID string) (credentials, *Result) {
+// credential cookie, when present, of the user it acts for, or else (no
+// Authorization header at all) the session cookie of the request's scheme.
+func (s *Server) credentials(req *Request, scheme string, ext map[string]string, peerID string) (credentials, *Result) {
 	c := credentials{token: bearerToken(req.Headers, s.opts.CookieName)}
+	if c.token == "" && req.Headers["authorization"] == "" && s.opts.Sessions != nil {
+		c.session = cookieValue(req.Headers["cookie"], SessionCookieName(scheme))
+	}
 	if ext[model.CtxMesh] != model.MeshInbound {
 		return c, nil
 	}
@@ -245,14 +255,18 @@ func (s *Server) credentials(req *Request, ext map[string]string, peerID string)
 }
 
 // subjectFor verifies the credentials and maps them to the catalog: the
-// peer component and the token's user. expires is when a decision for it
-// must be forgotten (the cache's limit, or the token's expiry if sooner).
-// A token that does not verify is 401 invalid_token:<why>. Check and
-// explain both come here.
-func subjectFor(ctx context.Context, v TokenVerifier, eng *Engine, c credentials, expires time.Time) (Subject, time.Time, *Result) {
+// peer component and the user of the token or, without one, of the
+// session cookie. expires is when a decision for it must be forgotten (the
+// cache's limit, or the token's or session's expiry if sooner). A token
+// that does not verify is 401 invalid_token:<why>, a session cookie that
+// does not open 401 invalid_session. Check and explain both come here.
+func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, eng *Engine, c credentials, expires time.Time) (Subject, time.Time, *Result) {
 	var sub Subject
 	if c.peer != "" {
 		sub.Peer = &Principal{Kind: "component", Ref: c.peer}
+	}
+	if c.token == "" && c.session != "" {
+		return sessionSubject(sub, sessions, eng, c.session, expires)
 	}
 	if c.token == "" {
 		return sub, expires, nil
@@ -268,7 +282,25 @@ func subjectFor(ctx context.Context, v TokenVerifier, eng *Engine, c credentials
 		}
 		return sub, expires, &Result{Status: 401, Reason: reason, Steps: []Step{{Rule: "token", Why: err.Error()}}}
 	}
-	sub.User = eng.PrincipalFor(id)
+	sub.User, sub.Auth = eng.PrincipalFor(id), AuthBearer
+	if id.Expiry.Before(expires) {
+		expires = id.Expiry
+	}
+	return sub, expires, nil
+}
+
+// sessionSubject is subjectFor for a session cookie: the user it names,
+// mapped to the catalog now (groups are never in the cookie).
+func sessionSubject(sub Subject, sessions *SessionKeys, eng *Engine, sealed string, expires time.Time) (Subject, time.Time, *Result) {
+	if sessions == nil {
+		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "sign-in is not configured"}}}
+	}
+	ss, err := sessions.OpenSession(sealed, time.Now())
+	if err != nil {
+		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: err.Error()}}}
+	}
+	id := ss.identity()
+	sub.User, sub.Auth = eng.PrincipalFor(id), ss.AuthName()
 	if id.Expiry.Before(expires) {
 		expires = id.Expiry
 	}

@@ -10,16 +10,36 @@ func bearerToken(h map[string]string, cookie string) string {
 		}
 		return ""
 	}
-	if cookie == "" || h["cookie"] == "" {
+	return cookieValue(h["cookie"], cookie)
+}
+
+// cookieValue is the value of the first cookie named name in a Cookie
+// header ("" when there is none). One pass, no allocation: it runs on
+// every Check of a browser.
+func cookieValue(header, name string) string {
+	if name == "" || header == "" {
 		return ""
 	}
-	for _, part := range cookieParts(h["cookie"]) {
+	for rest := header; rest != ""; {
+		var part string
+		part, rest = nextCookie(rest)
 		k, v, ok := strings.Cut(part, "=")
-		if ok && strings.TrimSpace(k) == cookie {
+		if ok && strings.TrimSpace(k) == name {
 			return strings.TrimSpace(v)
 		}
 	}
 	return ""
+}
+
+// nextCookie splits the first name=value pair (untrimmed) off a Cookie
+// header, at a semicolon or a comma (see cookieParts).
+func nextCookie(header string) (part, rest string) {
+	for i := 0; i < len(header); i++ {
+		if header[i] == ';' || header[i] == ',' {
+			return header[:i], header[i+1:]
+		}
+	}
+	return header, ""
 }
 
 // cookieParts splits a Cookie header into its name=value pairs, trimmed.
@@ -49,4 +69,39 @@ func withoutCookie(header, name string) (string, bool) {
 		}
 	}
 	return strings.Join(kept, "; "), found
+}
+
+// withoutCookies is withoutCookie for the credential cookie (when named)
+// and, with sessions, both session cookies, in one pass: the header is
+// rebuilt only when one of them is in it.
+func withoutCookies(header, credential string, sessions bool) (string, bool) {
+	drop := func(k string) bool {
+		return (credential != "" && k == credential) || (sessions && (k == SessionCookiePlain || k == SessionCookieTLS))
+	}
+	found := false
+	for rest := header; rest != "" && !found; {
+		var part string
+		part, rest = nextCookie(rest)
+		k, _, _ := strings.Cut(part, "=")
+		found = drop(strings.TrimSpace(k))
+	}
+	if !found {
+		return header, false
+	}
+	var b strings.Builder
+	b.Grow(len(header))
+	for rest := header; rest != ""; {
+		var part string
+		part, rest = nextCookie(rest)
+		part = strings.TrimSpace(part)
+		k, _, _ := strings.Cut(part, "=")
+		if part == "" || drop(strings.TrimSpace(k)) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(part)
+	}
+	return b.String(), true
 }

@@ -204,7 +204,7 @@ func (e *Engine) PrincipalFor(id *Identity) *Principal {
 // userFor finds the catalog User of a (non-machine) token, or says in
 // p.Unmatched why there is none.
 func (e *Engine) userFor(id *Identity, p *Principal) *model.User {
-	if strings.HasPrefix(strings.ToLower(id.Subject), "user:") {
+	if id.EntityRefSubject && strings.HasPrefix(strings.ToLower(id.Subject), "user:") {
 		if u := e.users[strings.ToLower(id.Subject)]; u != nil {
 			return u
 		}

@@ -19,7 +19,7 @@ func TestDecide(t *testing.T) {
 	// user: a token whose email (if any) is verified and whose issuer maps
 	// the given IdP groups.
 	user := func(sub, email string, groups ...string) *Identity {
-		return &Identity{Subject: sub, Email: email, EmailVerified: email != "", Groups: groups, GroupsNamespace: "default"}
+		return &Identity{Subject: sub, EntityRefSubject: strings.HasPrefix(sub, "user:"), Email: email, EmailVerified: email != "", Groups: groups, GroupsNamespace: "default"}
 	}
 	machine := func(client string) *Identity {
 		return &Identity{Subject: "svc-" + client, ClientID: client, Machine: true}
@@ -39,6 +39,7 @@ func TestDecide(t *testing.T) {
 		{"member of a child group of the owner", user("user:default/olga", ""), ordersRoute, "GET", "/orders/1", true, 200, "owner", ""},
 		{"member of the parent group is not an owner", user("x", "carol@example.com"), ordersRoute, "GET", "/orders/1", false, 403, "no_matching_rule", ""},
 		{"backstage sub maps to the user", user("user:default/alice", ""), ordersRoute, "GET", "/orders/1", true, 200, "owner", ""},
+		{"an entity-ref sub from an issuer that does not set entity_ref_subjects maps to nobody", &Identity{Subject: "user:default/alice"}, ordersRoute, "GET", "/orders/1", false, 403, "unknown_principal", ""},
 		{"idp-subject maps to the user", user("kc-erin", ""), ordersRoute, "GET", "/orders/1", true, 200, "owner", ""},
 		{"rule: user, method, path", user("x", "bob@example.com"), ordersRoute, "GET", "/orders/reports/2026/q1", true, 200, "rule", "rule 1 of component:default/orders gatehouse.dev/access"},
 		{"rule: method not allowed", user("x", "bob@example.com"), ordersRoute, "POST", "/orders/reports/2026", false, 403, "no_matching_rule", ""},

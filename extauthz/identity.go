@@ -27,7 +27,10 @@ type Identity struct {
 	Issuer     string // `iss`
 	IssuerName string // IssuerConfig.Name
 	Subject    string
-	Email      string
+	// EntityRefSubject: the issuer says a `sub` of the form user:ns/name
+	// names a catalog User (IssuerConfig.EntityRefSubjects).
+	EntityRefSubject bool
+	Email            string
 	// EmailVerified: the token says email_verified true, or the issuer is
 	// configured to trust its emails (EmailTrust says which).
 	EmailVerified bool
@@ -103,6 +106,7 @@ type Verifier struct {
 	wg      sync.WaitGroup
 	closing sync.Once
 	now     func() time.Time
+	started chan struct{} // closed when every first attempt is over
 }
 
 type issuerState struct {
@@ -113,13 +117,25 @@ type issuerState struct {
 	kick    chan struct{}
 }
 
-// NewVerifier validates the issuers and starts discovery for each. An issuer
-// whose IdP is unreachable does not make NewVerifier fail: it keeps retrying
-// in the background and its tokens are rejected with issuer_unavailable
-// meanwhile. NewVerifier waits briefly (at most a few seconds) for the first
-// attempts so that tokens verify right after start when the IdPs are up.
-// ctx bounds the background work; Close stops it.
+// NewVerifier is StartVerifier, then WaitStarted: it returns once every
+// issuer was reached or failed once (at most a few seconds), so that tokens
+// verify right after it when the IdPs are up.
 func NewVerifier(ctx context.Context, issuers []IssuerConfig, client *http.Client, log *slog.Logger) (*Verifier, error) {
+	v, err := StartVerifier(ctx, issuers, client, log)
+	if err != nil {
+		return nil, err
+	}
+	v.WaitStarted(ctx)
+	return v, nil
+}
+
+// StartVerifier validates the issuers and starts discovery for each,
+// without waiting for it (Started says when every first attempt is over).
+// An issuer whose IdP is unreachable does not make it fail: it keeps
+// retrying in the background and its tokens are rejected with
+// issuer_unavailable meanwhile. ctx bounds the background work; Close
+// stops it.
+func StartVerifier(ctx context.Context, issuers []IssuerConfig, client *http.Client, log *slog.Logger) (*Verifier, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -154,23 +170,40 @@ func NewVerifier(ctx context.Context, issuers []IssuerConfig, client *http.Clien
 		return nil, err
 	}
 	v.ctx, v.cancel = context.WithCancel(ctx)
+	v.started = make(chan struct{})
 	first := make(chan struct{}, len(v.list))
 	for _, is := range v.list {
 		v.wg.Add(1)
 		go v.run(is, first)
 	}
+	go func() {
+		for range v.list {
+			select {
+			case <-first:
+			case <-v.ctx.Done():
+				return
+			}
+		}
+		close(v.started)
+	}()
+	return v, nil
+}
+
+// Started is closed once every issuer's first discovery attempt is over:
+// each was reached, or is known to be unreachable (and keeps retrying).
+func (v *Verifier) Started() <-chan struct{} { return v.started }
+
+// WaitStarted waits until Started, at most a few seconds (an IdP that
+// neither answers nor refuses is waited for no longer), or until ctx is
+// done.
+func (v *Verifier) WaitStarted(ctx context.Context) {
 	timer := time.NewTimer(startupWait)
 	defer timer.Stop()
-	for range v.list {
-		select {
-		case <-first:
-		case <-timer.C:
-			return v, nil
-		case <-ctx.Done():
-			return v, nil
-		}
+	select {
+	case <-v.started:
+	case <-timer.C:
+	case <-ctx.Done():
 	}
-	return v, nil
 }
 
 // Close stops background discovery and refreshes. It is safe to call more than once.
@@ -403,7 +436,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		return nil, tokenErr("wrong_audience", "aud %q does not contain any of %q", truncateAll(aud), c.Audiences)
 	}
 
-	id := &Identity{Issuer: iss, IssuerName: c.Name, Expiry: exp, TokenType: jws.typ}
+	id := &Identity{Issuer: iss, IssuerName: c.Name, Expiry: exp, TokenType: jws.typ, EntityRefSubject: c.EntityRefSubjects}
 	if id.Subject, _, err = stringClaim(claims, "sub"); err != nil {
 		return nil, tokenErr("malformed", "%v", err)
 	}

@@ -63,6 +63,11 @@ type IssuerConfig struct {
 	// address. Turn it on only for an IdP that verifies every email it
 	// issues and does not send email_verified.
 	TrustEmail bool
+	// EntityRefSubjects: a `sub` that is a catalog entity ref
+	// (user:default/alice) is that User. For Backstage's own user tokens;
+	// off by default, because at an IdP where users choose their subject
+	// (a username) one could name another catalog user.
+	EntityRefSubjects bool
 	// GroupsClaim names the claim whose IdP groups become catalog group
 	// memberships. Empty (the default): no group of this issuer counts, so
 	// an IdP where users can create or name groups grants nothing.

@@ -2,6 +2,8 @@ package extauthz
 
 import (
 	"encoding/json"
+	"html"
+	"net/url"
 	"strings"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -36,8 +38,8 @@ func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion strin
 		if in["authorization"] != "" {
 			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
 		}
-		if c := in["cookie"]; c != "" && s.opts.CookieName != "" {
-			switch rest, found := withoutCookie(c, s.opts.CookieName); {
+		if c := in["cookie"]; c != "" && (s.opts.CookieName != "" || s.opts.Sessions != nil) {
+			switch rest, found := withoutCookies(c, s.opts.CookieName, s.opts.Sessions != nil); {
 			case found && rest == "":
 				a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "cookie")
 			case found:
@@ -143,6 +145,9 @@ func (s *Server) denyResult(rec *AuditRecord, r *Result) *authv3.CheckResponse {
 	return s.deny(rec, r.Status, r.Reason, r.Rule, detail)
 }
 
+// errorCodes are the error codes of denial bodies, by status.
+var errorCodes = map[int]string{400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 503: "unavailable"}
+
 // denyGraphQL answers a refused GraphQL request as GraphQL clients
 // expect: {"errors":[{"message","path","extensions":{"code"}}]}, the
 // paths only those of the caller's own document.
@@ -168,7 +173,7 @@ func (s *Server) deny(rec *AuditRecord, code int, reason, rule, detail string) *
 	if rule != "" {
 		rec.Rule = rule
 	}
-	errCode := map[int]string{400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 503: "unavailable"}[code]
+	errCode := errorCodes[code]
 	body, _ := json.Marshal(map[string]string{"error": errCode, "decision_id": rec.DecisionID})
 	hdrs := []*core.HeaderValueOption{{Header: &core.HeaderValue{Key: "content-type", Value: "application/json"}}}
 	if code == 401 {
@@ -193,4 +198,69 @@ func (s *Server) deny(rec *AuditRecord, code int, reason, rule, detail string) *
 			Body:    string(body) + "\n",
 		}},
 	}
+}
+
+// unauthenticated answers a request that presented no usable credential.
+// A browser (Accept prefers text/html, a GET or HEAD, no Authorization
+// header nor credential-cookie token) on a route that redirects
+// (model.RouteAuth.Redirects) is sent to sign in with a 302 to
+// model.SignInPath, its return path taken from Envoy's :path (never from a
+// client's X-Forwarded-Uri); a session cookie that did not open is cleared
+// on the way. Every other client gets the 401 (or other denial) r says.
+func (s *Server) unauthenticated(rec *AuditRecord, r *Result, req *Request, h *authv3.AttributeContext_HttpRequest, c credentials) *authv3.CheckResponse {
+	if r.Status != 401 || s.opts.Sessions == nil || c.token != "" || req.Headers["authorization"] != "" ||
+		(req.policy != nil && req.policy.route != nil && !req.policy.route.Auth.Redirects()) ||
+		(h.GetMethod() != "GET" && h.GetMethod() != "HEAD") || !prefersHTML(req.Headers["accept"]) {
+		return s.denyResult(rec, r)
+	}
+	rec.Decision, rec.Status, rec.Reason = "deny", 302, r.Reason
+	loc := model.SignInPath + "?rd=" + url.QueryEscape(h.GetPath())
+	hdrs := []*core.HeaderValueOption{
+		{Header: &core.HeaderValue{Key: "location", Value: loc}},
+		{Header: &core.HeaderValue{Key: "cache-control", Value: "no-store"}},
+		{Header: &core.HeaderValue{Key: "content-type", Value: "text/html; charset=utf-8"}},
+	}
+	if c.session != "" {
+		hdrs = append(hdrs, &core.HeaderValueOption{Header: &core.HeaderValue{Key: "set-cookie", Value: ClearCookie(SessionCookieName(h.GetScheme()))}})
+	}
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(codes.Unauthenticated)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode_Found},
+			Headers: hdrs,
+			Body:    `<!doctype html><title>Sign in</title><p><a href="` + html.EscapeString(loc) + `">Sign in</a> to continue.</p>` + "\n",
+		}},
+	}
+}
+
+// ClearCookie is a Set-Cookie value that removes the cookie name (set with
+// Path=/, as every gatehouse cookie is).
+func ClearCookie(name string) string {
+	v := name + "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+	if strings.HasPrefix(name, "__Host-") {
+		v += "; Secure"
+	}
+	return v
+}
+
+// asPage turns a denial's JSON body into a small HTML page for a browser
+// (with sign-in on): what happened, the decision id to quote, and a way to
+// sign out and in as someone else. Nothing more about the policy.
+func asPage(resp *authv3.CheckResponse, rec *AuditRecord) {
+	d := resp.GetDeniedResponse()
+	if d == nil {
+		return
+	}
+	title := map[int]string{400: "Bad request", 401: "Sign-in needed", 403: "Forbidden", 404: "Not found", 503: "Unavailable"}[rec.Status]
+	if title == "" {
+		title = "Refused"
+	}
+	code := errorCodes[rec.Status]
+	for _, h := range d.Headers {
+		if h.GetHeader().GetKey() == "content-type" {
+			h.Header.Value = "text/html; charset=utf-8"
+		}
+	}
+	d.Body = "<!doctype html><meta charset=utf-8><title>" + title + "</title><h1>" + title + "</h1><p>gatehouse refused this request (" + code +
+		"). Decision id: <code>" + html.EscapeString(rec.DecisionID) + `</code>.</p><p><a href="` + model.LogoutPath + `">Sign out</a></p>` + "\n"
 }

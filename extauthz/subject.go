@@ -16,7 +16,14 @@ type Subject struct {
 	Peer  *Principal `json:"peer,omitempty"`
 	Actor *Principal `json:"actor,omitempty"`
 	User  *Principal `json:"user,omitempty"`
+	// Auth is how the user was identified: AuthBearer, or a session
+	// ("oidc-session"); the audit record's auth.
+	Auth string `json:"auth,omitempty"`
 }
+
+// AuthBearer: the user presented a bearer token (header or credential
+// cookie).
+const AuthBearer = "bearer"
 
 // Roles in the chain, in the order they are evaluated.
 const (
@@ -69,6 +76,7 @@ func (s *Subject) fill(rec *AuditRecord) {
 	if s.Peer != nil {
 		rec.Peer = s.Peer.Ref
 	}
+	rec.Auth = s.Auth
 	if p := s.Principal(); p != nil {
 		rec.Principal, rec.Kind, rec.Groups, rec.ClientID, rec.Issuer = p.Name(), p.Kind, p.Groups, p.ClientID, p.Issuer
 	}
@@ -79,14 +87,19 @@ func (s *Subject) fill(rec *AuditRecord) {
 // the same credentials have the same Subject, so the decision cache is
 // keyed by them (and never holds a token: only its hash).
 type credentials struct {
-	token string
-	peer  string // component ref of the verified mTLS peer, or ""
+	token   string
+	session string // the sealed session cookie, when there is no token
+	peer    string // component ref of the verified mTLS peer, or ""
 }
 
 // key is the decision cache key of these credentials for one request: the
 // token's hash, the route, the operation (inspector) and the peer.
 func (c credentials) key(req *Request) string {
-	k := cacheKey(c.token, req.RouteID, req.Method, req.Path, req.policy.pathRules)
+	cred := c.token
+	if cred == "" && c.session != "" {
+		cred = "session\x00" + c.session
+	}
+	k := cacheKey(cred, req.RouteID, req.Method, req.Path, req.policy.pathRules)
 	if req.policy.gql != nil {
 		// The operations are the document's: the key holds a hash of the
 		// URL's query and the body (document, operation name, variables).

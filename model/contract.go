@@ -57,13 +57,33 @@ type RouteAuth struct {
 	// BodyBytes: Envoy buffers up to this many bytes of the request body
 	// and sends them with the Check; 0 sends no body.
 	BodyBytes uint32 `json:"bodyBytes,omitempty" yaml:"bodyBytes,omitempty"`
-	// SignIn: a browser without a session is sent to sign in instead of
-	// getting a 401 (a placeholder: nothing sets or reads it yet).
-	SignIn bool `json:"signIn,omitempty" yaml:"signIn,omitempty"`
+	// SignIn: "" (the default) sends a browser without a session to sign
+	// in instead of answering 401, when gatehouse has sign-in configured;
+	// SignInOff (gatehouse.dev/sign-in: off, a pure API) never does.
+	SignIn string `json:"signIn,omitempty" yaml:"signIn,omitempty"`
 	// Inspector reads the request as operations for the criteria; ""
 	// means InspectorHTTP.
 	Inspector string `json:"inspector,omitempty" yaml:"inspector,omitempty"`
 }
+
+// SignInOff is RouteAuth.SignIn of a route that never redirects to sign in.
+const SignInOff = "off"
+
+// Redirects reports whether a browser without a session is sent to sign in
+// (when sign-in is configured) rather than answered 401.
+func (a RouteAuth) Redirects() bool { return a.SignIn != SignInOff }
+
+// The paths gatehouse's sign-in handler serves on every edge host: Envoy
+// routes SignInPrefix to it without a Check (xds), and Check sends browsers
+// to SignInPath?rd=<the path they asked for>.
+const (
+	SignInPrefix = "/.gatehouse/"
+	SignInPath   = SignInPrefix + "signin"
+	CallbackPath = SignInPrefix + "callback"
+	LogoutPath   = SignInPrefix + "logout"
+	// SignedOutPath is where the IdP sends the browser after logout.
+	SignedOutPath = SignInPrefix + "signed-out"
+)
 
 // SendsBody reports whether Envoy sends (part of) the request body to Check.
 func (a RouteAuth) SendsBody() bool { return a.BodyBytes > 0 }

@@ -19,13 +19,15 @@ const XDSClusterName = "gatehouse_xds"
 
 // BootstrapOptions describe one Envoy's bootstrap.
 type BootstrapOptions struct {
-	NodeID     string
-	Cluster    string // Envoy service cluster (node.cluster)
-	Role       string
-	XDSAddress string // host:port of gatehouse's xDS listener
-	Delta      bool   // DELTA_GRPC instead of GRPC
-	AdminPort  uint32 // Envoy admin on 127.0.0.1; 0 = 9901
-	ListenPort uint32 // overrides the edge listener port for this node; 0 = gatehouse's edge.port
+	NodeID  string
+	Cluster string // Envoy service cluster (node.cluster)
+	Role    string
+	// XDSAddresses: host:port of gatehouse's xDS listener on every
+	// replica (or one name that resolves to them all).
+	XDSAddresses []string
+	Delta        bool   // DELTA_GRPC instead of GRPC
+	AdminPort    uint32 // Envoy admin on 127.0.0.1; 0 = 9901
+	ListenPort   uint32 // overrides the edge listener port for this node; 0 = gatehouse's edge.port
 	// XDSTLS, when set, makes the Envoy use TLS to gatehouse's xDS listener.
 	XDSTLS *UpstreamTLS
 	// Sidecar: the component and ports of a sidecar (role sidecar).
@@ -66,7 +68,7 @@ func Bootstrap(o BootstrapOptions) (*bootstrapv3.Bootstrap, error) {
 	default:
 		return nil, fmt.Errorf("role %q is not supported; use --role %s or --role %s", o.Role, RoleEdge, RoleSidecar)
 	}
-	xdsCluster, err := translate.GRPCCluster(XDSClusterName, o.XDSAddress, "xds address", o.XDSTLS)
+	xdsCluster, err := translate.GRPCCluster(XDSClusterName, o.XDSAddresses, "xds address", o.XDSTLS)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ type translateCase struct {
 		TrustDomain          string         `yaml:"trustDomain"`
 		MeshCertTTL          model.Duration `yaml:"meshCertTTL"`
 		CredentialCookie     string         `yaml:"credentialCookie"`
+		SignInAddress        string         `yaml:"signInAddress"`
 		RemoveRequestHeaders []string       `yaml:"removeRequestHeaders"`
 	} `yaml:"options"`
 	Model model.Model `yaml:"model"`
@@ -67,7 +68,7 @@ func TestTranslateGolden(t *testing.T) {
 			before := model.ContentVersion(&tc.Model)
 			opts := DefaultOptions()
 			opts.TrustDomain, opts.MeshCertTTL = tc.Options.TrustDomain, tc.Options.MeshCertTTL.Std()
-			opts.CredentialCookie = tc.Options.CredentialCookie
+			opts.CredentialCookie, opts.SignInAddress = tc.Options.CredentialCookie, tc.Options.SignInAddress
 			if tc.Options.RemoveRequestHeaders != nil {
 				opts.RemoveRequestHeaders = tc.Options.RemoveRequestHeaders
 			}

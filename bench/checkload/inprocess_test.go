@@ -66,7 +66,7 @@ func setupInproc(tb testing.TB) *inproc {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var cfgs []extauthz.IssuerConfig
 	for _, alg := range []string{"RS256", "ES256"} {
-		cfgs = append(cfgs, extauthz.IssuerConfig{Name: alg, IssuerURL: is.url(alg), Audiences: []string{benchAudience}, Algorithms: []string{alg}})
+		cfgs = append(cfgs, extauthz.IssuerConfig{Name: alg, IssuerURL: is.url(alg), Audiences: []string{benchAudience}, Algorithms: []string{alg}, EntityRefSubjects: true})
 	}
 	if p.ver, err = extauthz.NewVerifier(context.Background(), cfgs, is.srv.Client(), quiet); err != nil {
 		tb.Fatal(err)

@@ -36,9 +36,11 @@ type server struct {
 // it returns an address (and nil error). The process is killed if the
 // harness dies (Pdeathsig) and stopped by Stop.
 func start(name string, ready func(line string) (string, error), bin string, args ...string) (*server, error) {
-	argv, env := append([]string{bin}, args...), []string(nil)
+	// No drain on stop (shutdown.drain; an environment variable, which
+	// builds older than the key ignore, for -baseline runs).
+	argv, env := append([]string{bin}, args...), []string{noDrain}
 	if serverCPU != "" {
-		argv, env = append([]string{"taskset", "-c", serverCPU}, argv...), []string{"GOMAXPROCS=1"}
+		argv, env = append([]string{"taskset", "-c", serverCPU}, argv...), []string{"GOMAXPROCS=1", noDrain}
 	}
 	addrc := make(chan string, 1)
 	errc := make(chan error, 1)
@@ -137,8 +139,8 @@ func startGatehouse(bin, dir string, cat *benchCatalog, is *issuers) (*server, e
 admin: {listen: "127.0.0.1:0"}
 authz: {listen: "127.0.0.1:0", cache_size: 100000, cache_ttl: 30s}
 issuers:
-  - {name: rs, issuer_url: %q, audiences: [%s], algorithms: [RS256]}
-  - {name: es, issuer_url: %q, audiences: [%s], algorithms: [ES256]}
+  - {name: rs, issuer_url: %q, audiences: [%s], algorithms: [RS256], entity_ref_subjects: true}
+  - {name: es, issuer_url: %q, audiences: [%s], algorithms: [ES256], entity_ref_subjects: true}
 assertion: {issuer: gatehouse, lifetime: 30s}
 audit: {output: /dev/null, buffer: 8192}
 catalog: {files: [%q], poll_interval: 10s}
@@ -174,3 +176,7 @@ log: {level: info, format: json}
 		return "", nil
 	}, bin, "serve", "--config", path)
 }
+
+// noDrain stops a benchmark's gatehouse at once: a server under test
+// needs no drain period (shutdown.drain) for Envoys moving away.
+const noDrain = "GATEHOUSE_SHUTDOWN_DRAIN=0s"

@@ -27,7 +27,7 @@ type gatehouse struct {
 // startGatehouse runs bin serve on catalogDir, logging JSON to a file in work.
 func startGatehouse(bin, work, catalogDir string, p harness.Ports, poll time.Duration) (*gatehouse, error) {
 	g := &gatehouse{xdsAddr: fmt.Sprintf("127.0.0.1:%d", p.XDS), logPath: filepath.Join(work, "gatehouse.log"), published: map[string]time.Time{}}
-	h, err := harness.StartGatehouse(harness.GatehouseSpec{Bin: bin, Dir: work, Ports: p, Env: []string{"GOMAXPROCS=2"},
+	h, err := harness.StartGatehouse(harness.GatehouseSpec{Bin: bin, Dir: work, Ports: p, Env: []string{"GOMAXPROCS=2", "GATEHOUSE_SHUTDOWN_DRAIN=0s"}, // no drain on stop; older builds (-gatehouse) ignore it
 		LogFile: g.logPath, OnLine: g.readLog, ReadyTimeout: 60 * time.Second,
 		Config: func(p harness.Ports) string {
 			return fmt.Sprintf(`xds: {listen: "127.0.0.1:%d"}

@@ -16,13 +16,17 @@ import (
 )
 
 type authzParts struct {
-	server *extauthz.Server
-	signer *extauthz.Signer
-	audit  *extauthz.Audit
+	server   *extauthz.Server
+	signer   *extauthz.Signer
+	audit    *extauthz.Audit
+	verifier *extauthz.Verifier    // discovery started, maybe not over (Started)
+	sessions *extauthz.SessionKeys // nil when sign-in is off
 }
 
-// newAuthz builds the Check server from the configuration. The returned
-// close function flushes the audit trail; it may be called more than once.
+// newAuthz builds the Check server from the configuration. Issuer
+// discovery starts in the background (the caller waits for
+// verifier.Started before taking Checks). The returned close function
+// flushes the audit trail; it may be called more than once.
 func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzParts, func(), error) {
 	var issuers []extauthz.IssuerConfig
 	for _, is := range cfg.Issuers {
@@ -31,7 +35,7 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 	if len(issuers) == 0 {
 		log.Warn("no token issuers configured: every protected route answers 401 (fix: add issuers to the configuration)")
 	}
-	verifier, err := extauthz.NewVerifier(ctx, issuers, &http.Client{Timeout: 10 * time.Second}, log)
+	verifier, err := extauthz.StartVerifier(ctx, issuers, &http.Client{Timeout: 10 * time.Second}, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuers: %w", err)
 	}
@@ -59,8 +63,16 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 		}
 		w = file
 	}
+	sessions, err := loadSessionKeys(cfg)
+	if err != nil {
+		if file != nil {
+			_ = file.Close()
+		}
+		verifier.Close()
+		return nil, nil, err
+	}
 	audit := extauthz.NewAudit(w, cfg.Audit.Buffer)
-	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL, TrustDomain: cfg.Mesh.TrustDomain},
+	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL, TrustDomain: cfg.Mesh.TrustDomain, Sessions: sessions},
 		verifier, signer, audit, log)
 	var once sync.Once
 	closeFn := func() {
@@ -73,7 +85,7 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 			log.Info("audit flushed", "written", audit.Written(), "dropped", audit.Dropped())
 		})
 	}
-	return &authzParts{server: srv, signer: signer, audit: audit}, closeFn, nil
+	return &authzParts{server: srv, signer: signer, audit: audit, verifier: verifier, sessions: sessions}, closeFn, nil
 }
 
 // newAuthzVerifier builds only the token verifier (for explain --token).
@@ -94,6 +106,6 @@ func issuerConfig(is config.Issuer) extauthz.IssuerConfig {
 		Name: is.Name, IssuerURL: is.IssuerURL, JWKSURL: is.JWKSURL, Audiences: is.Audiences, Algorithms: is.Algorithms,
 		ClockSkew: is.ClockSkew, EmailClaim: is.EmailClaim, ClientIDClaim: is.ClientIDClaim,
 		TrustEmail: is.TrustEmail, GroupsClaim: is.GroupsClaim, GroupsPrefix: is.GroupsPrefix, GroupsNamespace: is.GroupsNamespace,
-		MachineClaims: is.MachineTokenClaims,
+		MachineClaims: is.MachineTokenClaims, EntityRefSubjects: is.EntityRefSubjects,
 	}
 }

@@ -19,6 +19,8 @@ func bootstrapCmd() *cobra.Command {
   envoy -c edge.yaml
   # delta xDS, and a listener port of its own
   gatehouse bootstrap --role edge --node-id edge-2 --delta --listen-port 10001
+  # two gatehouse replicas: the xDS cluster lists both, health-checked
+  gatehouse bootstrap --node-id edge-3 --xds-address 10.0.0.5:18000 --xds-address 10.0.0.6:18000
   # a mesh sidecar in front of the orders Component's application on port 8080
   gatehouse bootstrap --role sidecar --node-id orders-7f9c --component component:default/orders --app-port 8080`,
 		Args: cobra.NoArgs,
@@ -46,7 +48,7 @@ func bootstrapCmd() *cobra.Command {
 	f.StringVar(&o.Role, "role", xds.RoleEdge, "node role: edge or sidecar")
 	f.StringVar(&o.NodeID, "node-id", "edge-1", "Envoy node id (unique per Envoy)")
 	f.StringVar(&o.Cluster, "cluster", "", "Envoy service cluster (default gatehouse-<role>)")
-	f.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "gatehouse xDS address host:port")
+	f.StringSliceVar(&o.XDSAddresses, "xds-address", []string{"127.0.0.1:18000"}, "gatehouse xDS address host:port; repeat it (or separate with commas) for every replica")
 	f.BoolVar(&o.Delta, "delta", false, "use delta xDS (DELTA_GRPC) instead of state of the world")
 	f.Uint16Var(&adminPort, "admin-port", 9901, "Envoy admin port (bound to 127.0.0.1)")
 	f.Uint16Var(&listenPort, "listen-port", 0, "edge listener port for this Envoy (default: gatehouse's edge.port)")

@@ -72,3 +72,78 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		}
 	}
 }
+
+// shutdown.drain: 5s by default, from the file or the environment, and a
+// value out of range names the key and the fix.
+func TestShutdownDrainKey(t *testing.T) {
+	c, err := loadConfig(writeConfig(t, "log:\n  level: info\n"))
+	if err != nil || c.Shutdown.Drain != 5*time.Second {
+		t.Fatalf("default shutdown.drain: %s, %v", c.Shutdown.Drain, err)
+	}
+	if c, err = loadConfig(writeConfig(t, "shutdown:\n  drain: 0s\n")); err != nil || c.Shutdown.Drain != 0 {
+		t.Errorf("shutdown.drain: 0s (no drain): %s, %v", c.Shutdown.Drain, err)
+	}
+	t.Setenv("GATEHOUSE_SHUTDOWN_DRAIN", "20s")
+	if c, err = loadConfig(""); err != nil || c.Shutdown.Drain != 20*time.Second {
+		t.Errorf("GATEHOUSE_SHUTDOWN_DRAIN=20s: %s, %v", c.Shutdown.Drain, err)
+	}
+	t.Setenv("GATEHOUSE_SHUTDOWN_DRAIN", "")
+	for body, want := range map[string]string{
+		"shutdown:\n  drain: 10m\n": "shutdown.drain: 10m0s is out of range (fix: use 0 to 5m",
+		"shutdown:\n  drain: -1s\n": "shutdown.drain: -1s is out of range",
+		"shutdown:\n  drian: 5s\n":  "shutdown.drian",
+	} {
+		if _, err := loadConfig(writeConfig(t, body)); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "fix") {
+			t.Errorf("config %q: error %v, want %q with a fix", body, err, want)
+		}
+	}
+}
+
+// authz.envoy_address lists every replica: one address, a YAML list, or a
+// comma-separated environment variable; each must be host:port.
+func TestAuthzEnvoyAddressList(t *testing.T) {
+	c, err := loadConfig(writeConfig(t, "authz:\n  envoy_address: gatehouse-authz.gatehouse.svc:18001\n"))
+	if err != nil || len(c.Authz.EnvoyAddress) != 1 {
+		t.Fatalf("one address: %v, %v", c.Authz.EnvoyAddress, err)
+	}
+	c, err = loadConfig(writeConfig(t, "authz:\n  envoy_address: [10.0.0.5:18001, 10.0.0.6:18001]\n"))
+	if err != nil || xdsOptions(c).AuthzAddress != "10.0.0.5:18001,10.0.0.6:18001" {
+		t.Fatalf("a list: %v, %v", c.Authz.EnvoyAddress, err)
+	}
+	t.Setenv("GATEHOUSE_AUTHZ_ENVOY_ADDRESS", "10.0.0.5:18001,10.0.0.7:18001")
+	if c, err = loadConfig(""); err != nil || len(c.Authz.EnvoyAddress) != 2 || c.Authz.EnvoyAddress[1] != "10.0.0.7:18001" {
+		t.Errorf("from the environment: %v, %v", c.Authz.EnvoyAddress, err)
+	}
+	t.Setenv("GATEHOUSE_AUTHZ_ENVOY_ADDRESS", "")
+	if _, err := loadConfig(writeConfig(t, "authz:\n  envoy_address: [10.0.0.5:18001, nope]\n")); err == nil || !strings.Contains(err.Error(), "authz.envoy_address[1]") {
+		t.Errorf("a bad second address: %v", err)
+	}
+}
+
+// signin.*: off by default; on, every missing piece names its key and fix,
+// and a complete one loads (the secret's source, never the secret).
+func TestSignInConfig(t *testing.T) {
+	c, err := loadConfig(writeConfig(t, "log:\n  level: info\n"))
+	if err != nil || c.SignIn.Enabled() || c.SignIn.SessionLifetime != 8*time.Hour {
+		t.Fatalf("defaults: %+v %v", c.SignIn, err)
+	}
+	issuer := "issuers:\n  - name: kc\n    issuer_url: https://idp\n    audiences: [gatehouse]\n"
+	for body, key := range map[string]string{
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n":                           "issuers[0].sign_in.client_id",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: nope\n  key_file: k\n":                         "signin.issuer",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n":                                          "signin.key_file",
+		"signin:\n  listen: nowhere\n  issuer: kc\n  key_file: k\n":                                   "signin.listen",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  session_lifetime: 200h\n": "signin.session_lifetime",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  envoy_address: [x]\n":     "signin.envoy_address[0]",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  public_port: 70000\n":     "signin.public_port",
+	} {
+		if _, err := loadConfig(writeConfig(t, issuer+body)); err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "fix") {
+			t.Errorf("config %q: error %v does not name %s with a fix", body, err, key)
+		}
+	}
+	ok := issuer + "    sign_in:\n      client_id: web\n      client_secret_env: WEB_SECRET\n" +
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  session_lifetime: 1h\n"
+	if c, err = loadConfig(writeConfig(t, ok)); err != nil || !c.SignIn.Enabled() || c.Issuers[0].SignIn.ClientID != "web" {
+		t.Fatalf("a complete sign-in configuration: %+v %v", c.SignIn, err)
+	}
+}

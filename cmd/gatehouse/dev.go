@@ -215,6 +215,6 @@ func unknownToCatalog(c *http.Client, adminURL, user string, req extauthz.DevTok
 func addDevIssuer(cfg *config.Config, d *extauthz.DevIssuer) {
 	cfg.Issuers = append(cfg.Issuers, config.Issuer{
 		Name: "dev", IssuerURL: d.Issuer(), Audiences: []string{extauthz.DevAudience}, Algorithms: []string{"ES256"},
-		TrustEmail: true, GroupsClaim: "groups", MachineTokenClaims: []string{"sub=client:{client}"},
+		TrustEmail: true, EntityRefSubjects: true, GroupsClaim: "groups", MachineTokenClaims: []string{"sub=client:{client}"},
 	})
 }

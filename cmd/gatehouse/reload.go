@@ -217,17 +217,24 @@ func (r *catalogRunner) statuses() []cs.SourceStatus {
 // readToken reads Backstage's static token from the environment or a file;
 // it is never logged.
 func readToken(b config.Backstage) (string, error) {
-	if b.TokenEnv != "" {
-		if v := strings.TrimSpace(os.Getenv(b.TokenEnv)); v != "" {
+	return readSecret("catalog.backstage.token_env", b.TokenEnv, "catalog.backstage.token_file", b.TokenFile, "Backstage's static external-access token")
+}
+
+// readSecret reads a secret from the environment variable env (first) or
+// from file; it is never logged. envKey and fileKey are the configuration
+// keys errors name; what says what the secret is.
+func readSecret(envKey, env, fileKey, file, what string) (string, error) {
+	if env != "" {
+		if v := strings.TrimSpace(os.Getenv(env)); v != "" {
 			return v, nil
 		}
-		if b.TokenFile == "" {
-			return "", fmt.Errorf("catalog.backstage.token_env: the environment variable %s is empty (fix: export it with Backstage's static external-access token)", b.TokenEnv)
+		if file == "" {
+			return "", fmt.Errorf("%s: the environment variable %s is empty (fix: export it with %s)", envKey, env, what)
 		}
 	}
-	data, err := os.ReadFile(b.TokenFile)
+	data, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("catalog.backstage.token_file: %w", err)
+		return "", fmt.Errorf("%s: %w", fileKey, err)
 	}
 	return strings.TrimSpace(string(data)), nil
 }

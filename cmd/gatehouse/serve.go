@@ -8,16 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/gatehouse-dev/gatehouse/admin"
 	cs "github.com/gatehouse-dev/gatehouse/catalogsync"
@@ -88,7 +86,7 @@ func serveCmd() *cobra.Command {
 					return err
 				}
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := notifyShutdown(log)
 			defer stop()
 			return serve(ctx, cfg, log, devIssuer, reloadSource{path: cfgPath, load: load})
 		},
@@ -99,180 +97,216 @@ func serveCmd() *cobra.Command {
 	return cmd
 }
 
-// serve wires the runners together and blocks until ctx is done.
+// serve runs gatehouse until ctx is done (the first SIGTERM or SIGINT),
+// then drains and stops. The order is what lets a replica be added or
+// removed under load without a failed request:
+//  1. the admin listener first: /healthz answers at once, /readyz says
+//     what it waits for, and the development issuer (served on it) is
+//     reachable by the verifier's own discovery;
+//  2. the runners: catalog sources, compile, reload, assertion keys (issuer
+//     discovery started in newProcess);
+//  3. the xDS and ext_authz listeners only once a Check can be decided:
+//     the first model is compiled and every issuer was reached or is known
+//     to be unreachable (listen);
+//  4. on ctx done: drain for shutdown.drain, then stop (shutdown.go).
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *extauthz.DevIssuer, reload reloadSource) error {
-	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)
-	if err != nil {
-		return fmt.Errorf("xds.listen %s: %w", cfg.XDS.Listen, err)
+	if err := portsFree(cfg); err != nil {
+		return err
 	}
 	adminLis, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
-		xdsLis.Close()
 		return fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
 	}
-	authzLis, err := net.Listen("tcp", cfg.Authz.Listen)
-	if err != nil {
-		xdsLis.Close()
-		adminLis.Close()
-		return fmt.Errorf("authz.listen %s: %w", cfg.Authz.Listen, err)
-	}
-
-	runCtx, cancel := context.WithCancel(ctx)
+	// The runners outlive ctx: xDS and Check keep serving while draining.
+	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	p, err := newProcess(runCtx, cfg, log, devIssuer)
+	if err != nil {
+		adminLis.Close()
+		return err
+	}
+	defer p.closeAuthz()
+	p.run("admin", func() {
+		if err := p.http.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.errc <- fmt.Errorf("admin server: %w", err)
+		}
+	})
+	runErr := p.serveSignIn()
+	if runErr == nil {
+		runErr = p.startRunners(runCtx, reload)
+	}
+	if runErr == nil {
+		runErr = p.serveWhenDecidable(ctx, adminLis.Addr().String())
+	}
+	p.shutdown(runErr == nil, cancel)
+	return runErr
+}
 
-	store := cs.NewStore("files", "backstage", "embedded")
+// process is one serve: the parts it wires together.
+type process struct {
+	cfg        config.Config
+	log        *slog.Logger
+	store      *cs.Store
+	xds        *xds.Server
+	authz      *authzParts
+	closeAuthz func()
+	adm        *admin.Handler
+	http       *http.Server
+	signin     *http.Server // nil when sign-in is off
+	grpc       *grpcServers
+	sources    *catalogRunner
+	problems   atomic.Pointer[cs.Problems]
+	runCtx     context.Context // ends after the drain
+	firstModel chan struct{}   // closed by the first compile
+	listening  bool            // the gRPC listeners are open (serve's goroutine only)
+	// issuersWaited: the wait for the issuers' first answers is over (the
+	// rest answer later, or never; their tokens get issuer_unavailable).
+	issuersWaited atomic.Bool
+	wg            sync.WaitGroup
+	errc          chan error
+}
+
+// newProcess builds the parts; nothing listens yet.
+func newProcess(runCtx context.Context, cfg config.Config, log *slog.Logger, devIssuer *extauthz.DevIssuer) (*process, error) {
+	p := &process{runCtx: runCtx, cfg: cfg, log: log, store: cs.NewStore("files", "backstage", "embedded"), firstModel: make(chan struct{}), errc: make(chan error, 3)}
 	opts := xdsOptions(cfg)
 	if opts.AuthzAddress == "" {
-		opts.AuthzAddress = authzLis.Addr().String()
+		opts.AuthzAddress = cfg.Authz.Listen
 	}
 	var ca *meshca.CA
 	if cfg.Mesh.TrustDomain != "" {
+		var err error
 		ca, err = meshca.Load(meshca.Config{TrustDomain: cfg.Mesh.TrustDomain, CertFile: cfg.Mesh.CACert, KeyFile: cfg.Mesh.CAKey,
 			Generate: cfg.Mesh.GenerateCA, ExtraTrustFile: cfg.Mesh.ExtraTrust})
 		if err != nil {
-			xdsLis.Close()
-			adminLis.Close()
-			authzLis.Close()
-			return err
+			return nil, err
 		}
 	}
-	xdsSrv := xds.NewServer(runCtx, opts, log.With("component", "xds"))
+	p.xds = xds.NewServer(runCtx, opts, log.With("component", "xds"))
 	if ca != nil {
-		xdsSrv.EnableMesh(runCtx, ca, cfg.Mesh.CertTTL)
+		p.xds.EnableMesh(runCtx, ca, cfg.Mesh.CertTTL)
 		log.Info("mesh enabled", "trust_domain", cfg.Mesh.TrustDomain, "ca_cert", cfg.Mesh.CACert, "cert_ttl", cfg.Mesh.CertTTL)
 	}
-
-	authz, closeAuthz, err := newAuthz(runCtx, cfg, log.With("component", "authz"))
-	if err != nil {
-		xdsLis.Close()
-		adminLis.Close()
-		authzLis.Close()
-		return err
+	var err error
+	if p.authz, p.closeAuthz, err = newAuthz(runCtx, cfg, log.With("component", "authz")); err != nil {
+		return nil, err
 	}
-	defer closeAuthz()
-
-	var problems atomic.Pointer[cs.Problems]
-	var sources *catalogRunner
-	sourcesStatus := func() []cs.SourceStatus {
-		if sources == nil {
-			return nil
+	if p.grpc, err = newGRPCServers(cfg, p.xds, p.authz.server); err != nil {
+		p.closeAuthz()
+		return nil, err
+	}
+	p.sources = newCatalogRunner(runCtx, p.store, log.With("component", "catalog"))
+	p.adm = admin.New(p.adminSources(devIssuer))
+	p.http = &http.Server{Handler: p.adm, ReadHeaderTimeout: 5 * time.Second}
+	if p.signin, err = newSignInServer(cfg, p.authz.sessions, log.With("component", "signin")); err != nil {
+		p.closeAuthz()
+		return nil, err
+	}
+	r := p.adm.Readiness()
+	r.Wait("listeners", "the xDS and ext_authz listeners open once a Check can be decided (the model compiled, the issuers answered)")
+	r.Check("issuers", func() string {
+		if pending := pendingIssuers(p.authz.verifier); pending != "" && !p.issuersWaited.Load() {
+			return "waiting for the first answer of the token issuers (discovery, JWKS): " + pending
 		}
-		return sources.statuses()
-	}
+		return ""
+	})
+	r.Check("catalog", catalogReadiness(p.sources.statuses))
+	return p, nil
+}
+
+// adminSources are the admin listener's views of the parts.
+func (p *process) adminSources(devIssuer *extauthz.DevIssuer) admin.Sources {
 	var devHandler http.Handler
 	if devIssuer != nil {
 		devHandler = devIssuer.Handler()
 	}
-	adm := admin.New(admin.Sources{
+	return admin.Sources{
 		Dev:      devHandler,
-		Model:    func() any { return xdsSrv.Model() },
-		Nodes:    func() any { return xdsSrv.Nodes() },
-		Problems: func() any { return currentProblems(problems.Load()) },
-		Sources:  func() any { return sourcesStatus() },
-		JWKS:     authz.signer.JWKS,
-		Explain:  explainHandler(authz.server),
-		Decision: func(id string) (any, bool) { return authz.audit.Decision(id) },
-	})
+		Model:    func() any { return p.xds.Model() },
+		Nodes:    func() any { return p.xds.Nodes() },
+		Problems: func() any { return currentProblems(p.problems.Load()) },
+		Sources:  func() any { return p.sources.statuses() },
+		JWKS:     p.authz.signer.JWKS,
+		Explain:  explainHandler(p.authz.server),
+		Decision: func(id string) (any, bool) { return p.authz.audit.Decision(id) },
+	}
+}
 
-	xdsCreds, err := serverCreds("xds.tls", cfg.XDS.TLS)
-	if err != nil {
-		return err
-	}
-	authzCreds, err := serverCreds("authz.tls", cfg.Authz.TLS)
-	if err != nil {
-		return err
-	}
-	g := grpc.NewServer(append(xds.GRPCServerOptions(), xdsCreds,
-		grpc.MaxRecvMsgSize(4<<20),
-		grpc.MaxSendMsgSize(64<<20), // a large fleet config fits one response
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)...)
-	xdsSrv.Register(g)
-	ga := grpc.NewServer(append(extauthz.GRPCServerOptions(), authzCreds)...)
-	authz.server.Register(ga)
-	httpSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 5 * time.Second}
+// run starts f in a goroutine that shutdown waits for.
+func (p *process) run(name string, f func()) {
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); f(); p.log.Debug("stopped", "runner", name) }()
+}
 
-	var wg sync.WaitGroup
-	run := func(name string, f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f(); log.Debug("stopped", "runner", name) }()
-	}
-	sources = newCatalogRunner(runCtx, store, log.With("component", "catalog"))
-	if err := sources.apply(cfg.Catalog); err != nil {
+// startRunners starts the catalog sources, the compiler (which publishes
+// every model to Check and xDS), the reloader and the assertion keys.
+func (p *process) startRunners(runCtx context.Context, reload reloadSource) error {
+	if err := p.sources.apply(p.cfg.Catalog); err != nil {
 		return err
 	}
-	defer sources.stop()
-	run("reload", func() {
-		watchReload(runCtx, reload, log, func(next config.Config) {
-			applyReload(&cfg, next, sources, authz.server, log)
+	cfg := p.cfg // the reloader's copy
+	p.run("reload", func() {
+		watchReload(runCtx, reload, p.log, func(next config.Config) {
+			applyReload(&cfg, next, p.sources, p.authz.server, p.log)
 		})
 	})
-	run("compile", func() {
+	var first sync.Once
+	p.run("compile", func() {
 		lastVersion := ""
-		compile.Follow(runCtx, store, cfg.XDS.Holdoff, func(m *model.Model, snap *cs.Snapshot, ps cs.Problems) {
-			problems.Store(&ps)
+		compile.Follow(runCtx, p.store, p.cfg.XDS.Holdoff, func(m *model.Model, snap *cs.Snapshot, ps cs.Problems) {
+			p.problems.Store(&ps)
 			// Policies first: a route id Envoy learns must already be known
 			// to Check.
-			authz.server.SetModel(m)
-			xdsSrv.SetModel(m)
+			p.authz.server.SetModel(m)
+			p.xds.SetModel(m)
 			if m.Version != lastVersion {
-				log.Info("model published", "version", m.Version, "generation", snap.Generation,
+				p.log.Info("model published", "version", m.Version, "generation", snap.Generation,
 					"virtual_hosts", len(m.VirtualHosts), "clusters", len(m.Clusters), "problems", len(ps))
 				lastVersion = m.Version
 			}
-			adm.SetReady()
+			p.adm.SetReady()
+			first.Do(func() { close(p.firstModel) })
 		})
 	})
-	run("assertion-keys", func() { authz.signer.Run(runCtx) })
-	errc := make(chan error, 3)
-	run("xds", func() {
-		if err := g.Serve(xdsLis); err != nil {
-			errc <- fmt.Errorf("xds server: %w", err)
-		}
-	})
-	run("authz", func() {
-		if err := ga.Serve(authzLis); err != nil {
-			errc <- fmt.Errorf("authz server: %w", err)
-		}
-	})
-	run("admin", func() {
-		if err := httpSrv.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("admin server: %w", err)
-		}
-	})
-	log.Info("gatehouse serving", "xds", xdsLis.Addr().String(), "authz", authzLis.Addr().String(), "admin", adminLis.Addr().String(), "catalog", cfg.Catalog.Files)
+	p.run("assertion-keys", func() { p.authz.signer.Run(runCtx) })
+	return nil
+}
 
-	var runErr error
+// serveWhenDecidable waits until a Check can be decided, opens the xDS and
+// ext_authz listeners, and serves until ctx is done or a server fails.
+func (p *process) serveWhenDecidable(ctx context.Context, adminAddr string) error {
+	r := p.adm.Readiness()
+	p.authz.verifier.WaitStarted(ctx)
+	if pending := pendingIssuers(p.authz.verifier); pending != "" && ctx.Err() == nil {
+		p.log.Warn("token issuers did not answer in time; serving, their tokens get 401 issuer_unavailable until they do", "issuers", pending)
+	}
+	p.issuersWaited.Store(true)
+	select {
+	case <-p.firstModel:
+	case <-ctx.Done():
+		p.log.Info("shutting down before the first model was compiled")
+		return nil
+	case err := <-p.errc:
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	xdsAddr, authzAddr, err := p.grpc.listen(p.cfg, p.run, p.errc)
+	if err != nil {
+		return err
+	}
+	p.listening = true
+	r.Done("listeners")
+	p.run("health", func() { p.grpc.followReadiness(p.runCtx, r) })
+	p.log.Info("gatehouse serving", "xds", xdsAddr, "authz", authzAddr, "admin", adminAddr, "catalog", p.cfg.Catalog.Files)
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down")
-	case runErr = <-errc:
-		log.Error("runner failed; shutting down", "error", runErr)
+		return nil
+	case err := <-p.errc:
+		p.log.Error("runner failed; shutting down", "error", err)
+		return err
 	}
-	cancel()
-	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	_ = httpSrv.Shutdown(shutdownCtx)
-	// Drain in-flight Checks, then close xDS streams (they never end on
-	// their own, so their graceful stop is bounded).
-	stopped := make(chan struct{})
-	go func() { ga.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-shutdownCtx.Done():
-		ga.Stop()
-	}
-	xdsStopped := make(chan struct{})
-	go func() { g.GracefulStop(); close(xdsStopped) }()
-	select {
-	case <-xdsStopped:
-	case <-time.After(time.Second):
-		g.Stop()
-	}
-	wg.Wait()
-	closeAuthz() // flush the audit trail
-	return runErr
 }
 
 // currentProblems is what /debug/problems shows: a JSON list, [] (not
@@ -308,9 +342,15 @@ func serverCreds(key string, t config.TLS) (grpc.ServerOption, error) {
 func xdsOptions(cfg config.Config) xds.Options {
 	opts := xds.DefaultOptions()
 	opts.EdgeAddress, opts.EdgePort, opts.UpstreamCAFile = cfg.Edge.Address, cfg.Edge.Port, cfg.Edge.UpstreamCAFile
-	opts.AuthzAddress, opts.AuthzTimeout = cfg.Authz.EnvoyAddress, cfg.Authz.Timeout
+	opts.AuthzAddress, opts.AuthzTimeout = strings.Join(cfg.Authz.EnvoyAddress, ","), cfg.Authz.Timeout
 	opts.SendBudget = int64(cfg.XDS.SendBudgetMiB) << 20
 	opts.RemoveRequestHeaders, opts.CredentialCookie = cfg.Edge.RemoveRequestHeaders, cfg.Authz.CookieName
+	if cfg.SignIn.Enabled() {
+		opts.SignInAddress = strings.Join(cfg.SignIn.EnvoyAddress, ",")
+		if opts.SignInAddress == "" {
+			opts.SignInAddress = cfg.SignIn.Listen
+		}
+	}
 	if cfg.Authz.TLS.CertFile != "" {
 		t := cfg.Authz.EnvoyTLS
 		opts.AuthzTLS = &xds.UpstreamTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}

@@ -58,7 +58,7 @@ func claimRoutes(snap *cs.Snapshot) (map[string][]claim, []model.Cluster, cs.Pro
 		clusters = append(clusters, clusterFor(key, r))
 		prefix := r.RoutePrefix(e.Metadata.Name)
 		for _, host := range r.RouteHosts() {
-			c := claim{entity: e, host: host, route: model.Route{ID: key + "@" + host + prefix, Entity: key, Prefix: prefix, Cluster: key, Timeout: model.Duration(timeout)}}
+			c := claim{entity: e, host: host, route: model.Route{ID: key + "@" + host + prefix, Entity: key, Prefix: prefix, Cluster: key, Timeout: model.Duration(timeout), Auth: routeAuth(e)}}
 			claims[host+" "+prefix] = append(claims[host+" "+prefix], c)
 		}
 		// APIs this entity provides that scope their own paths.
@@ -82,7 +82,7 @@ func claimRoutes(snap *cs.Snapshot) (map[string][]claim, []model.Cluster, cs.Pro
 				continue
 			}
 			for _, host := range r.RouteHosts() {
-				c := claim{entity: api, host: host, route: model.Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Auth: graphqlAuth(api), Prefix: ap, Cluster: key, Timeout: model.Duration(timeout)}}
+				c := claim{entity: api, host: host, route: model.Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: model.Duration(timeout), Auth: graphqlAuth(api)}}
 				claims[host+" "+ap] = append(claims[host+" "+ap], c)
 			}
 		}
@@ -189,4 +189,14 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// routeAuth is the per-route Check settings an entity's annotations ask
+// for (gatehouse.dev/sign-in: off).
+func routeAuth(e *cs.Entity) model.RouteAuth {
+	var a model.RouteAuth
+	if e.Access != nil && e.Access.SignInOff {
+		a.SignIn = model.SignInOff
+	}
+	return a
 }

@@ -11,17 +11,19 @@ import (
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
-// graphqlAuth is the RouteAuth of a route serving a GraphQL API: Envoy
-// sends the body (up to the API's limit) and Check reads it as GraphQL.
+// graphqlAuth is the RouteAuth of an API's route (routeAuth) and, for a
+// GraphQL API, Envoy sends the body (up to the API's limit) and Check reads it as GraphQL.
 func graphqlAuth(api *cs.Entity) model.RouteAuth {
-	if api == nil || api.GraphQL == nil {
-		return model.RouteAuth{}
+	a := routeAuth(api)
+	if api.GraphQL == nil {
+		return a
 	}
 	n := api.GraphQL.Options.BodyLimit
 	if n <= 0 {
 		n = model.DefaultGraphQLBodyBytes
 	}
-	return model.RouteAuth{Inspector: model.InspectorGraphQL, BodyBytes: uint32(n)}
+	a.Inspector, a.BodyBytes = model.InspectorGraphQL, uint32(n)
+	return a
 }
 
 // graphqlPolicy compiles a GraphQL API's directives and annotation into

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -23,9 +24,10 @@ const (
 	AuthzClusterName = "gatehouse_ext_authz"
 )
 
-// authzCluster reaches gatehouse's ext_authz gRPC listener.
+// authzCluster reaches gatehouse's ext_authz gRPC listener on every
+// replica (opts.AuthzAddress: one address, or several comma-separated).
 func authzCluster(opts Options) (*clusterv3.Cluster, error) {
-	c, err := GRPCCluster(AuthzClusterName, opts.AuthzAddress, "authz address", opts.AuthzTLS)
+	c, err := GRPCCluster(AuthzClusterName, SplitAddresses(opts.AuthzAddress), "authz address", opts.AuthzTLS)
 	if err != nil {
 		return nil, err
 	}
@@ -37,17 +39,49 @@ func authzCluster(opts Options) (*clusterv3.Cluster, error) {
 	return c, nil
 }
 
-// GRPCCluster is a cluster that reaches a gatehouse gRPC listener (xDS,
-// from the bootstrap, or ext_authz) over HTTP/2 with keepalives; STATIC
-// for an IP, STRICT_DNS for a name. what names the address in errors.
-func GRPCCluster(name, addr, what string, tls *UpstreamTLS) (*clusterv3.Cluster, error) {
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s %q is not host:port: %v", what, addr, err)
+// SplitAddresses splits a comma-separated list of host:port addresses
+// (one per gatehouse replica), dropping blanks.
+func SplitAddresses(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
 	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("%s %q has an invalid port", what, addr)
+	return out
+}
+
+// GRPCCluster is a cluster that reaches a gatehouse gRPC listener (xDS,
+// from the bootstrap, or ext_authz) on every replica, over HTTP/2 with
+// keepalives: one endpoint per address, STATIC for IPs, STRICT_DNS for
+// names (a headless Service resolves to every ready replica). Replicas are
+// health-checked over gRPC (grpc.health.v1, NOT_SERVING while a replica
+// starts or drains) and ejected after a connection failure, so a replica
+// that goes away stops getting Checks and xDS streams. what names the
+// address in errors.
+func GRPCCluster(name string, addrs []string, what string, tls *UpstreamTLS) (*clusterv3.Cluster, error) {
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%s is empty: give host:port", what)
+	}
+	var eps []*endpoint.LbEndpoint
+	typ := clusterv3.Cluster_STATIC
+	for _, addr := range addrs {
+		host, portStr, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q is not host:port: %v", what, addr, err)
+		}
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q has an invalid port", what, addr)
+		}
+		if net.ParseIP(host) == nil {
+			typ = clusterv3.Cluster_STRICT_DNS
+		}
+		eps = append(eps, &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+			Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+				Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(port)},
+			}}},
+		}}})
 	}
 	h2, err := anypb.New(&httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
@@ -58,10 +92,6 @@ func GRPCCluster(name, addr, what string, tls *UpstreamTLS) (*clusterv3.Cluster,
 	})
 	if err != nil {
 		return nil, err
-	}
-	typ := clusterv3.Cluster_STATIC
-	if net.ParseIP(host) == nil {
-		typ = clusterv3.Cluster_STRICT_DNS
 	}
 	var ts *core.TransportSocket
 	if tls != nil {
@@ -75,14 +105,43 @@ func GRPCCluster(name, addr, what string, tls *UpstreamTLS) (*clusterv3.Cluster,
 		ConnectTimeout:                durationpb.New(time.Second),
 		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: typ},
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2},
+		HealthChecks:                  []*core.HealthCheck{replicaHealthCheck()},
+		OutlierDetection:              replicaOutlierDetection(),
 		LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpoint.LocalityLbEndpoints{{
-			LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
-				Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
-					Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(port)},
-				}}},
-			}}}},
+			LbEndpoints: eps,
 		}}},
 	}, nil
+}
+
+// replicaHealthCheck asks each replica's gRPC health service every second
+// (also while the cluster has no traffic: a replica that starts is found
+// at once). One NOT_SERVING or failed check marks the replica unhealthy: a
+// draining replica answers NOT_SERVING for shutdown.drain (5s by default),
+// so Envoy has stopped sending it Checks before it closes its listeners.
+func replicaHealthCheck() *core.HealthCheck {
+	return &core.HealthCheck{
+		Timeout:            durationpb.New(time.Second),
+		Interval:           durationpb.New(time.Second),
+		NoTrafficInterval:  durationpb.New(time.Second),
+		IntervalJitter:     durationpb.New(100 * time.Millisecond),
+		UnhealthyThreshold: wrapperspb.UInt32(1),
+		HealthyThreshold:   wrapperspb.UInt32(1),
+		HealthChecker:      &core.HealthCheck_GrpcHealthCheck_{GrpcHealthCheck: &core.HealthCheck_GrpcHealthCheck{}},
+	}
+}
+
+// replicaOutlierDetection ejects a replica after two connection failures
+// in a row (refused, reset, timed out: a killed replica), without waiting
+// for the next health check; half the replicas at most.
+func replicaOutlierDetection() *clusterv3.OutlierDetection {
+	return &clusterv3.OutlierDetection{
+		SplitExternalLocalOriginErrors:         true,
+		ConsecutiveLocalOriginFailure:          wrapperspb.UInt32(2),
+		EnforcingConsecutiveLocalOriginFailure: wrapperspb.UInt32(100),
+		Interval:                               durationpb.New(time.Second),
+		BaseEjectionTime:                       durationpb.New(5 * time.Second),
+		MaxEjectionPercent:                     wrapperspb.UInt32(50),
+	}
 }
 
 // tlsSocket is the client side of TLS to a gatehouse listener (gRPC, so h2).

@@ -1,13 +1,17 @@
 package translate
 
 import (
+	"time"
+
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -25,6 +29,7 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &core.GrpcService{
 			TargetSpecifier: &core.GrpcService_EnvoyGrpc_{EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: AuthzClusterName}},
 			Timeout:         durationpb.New(opts.AuthzTimeout),
+			RetryPolicy:     checkRetryPolicy(),
 		}},
 		TransportApiVersion: core.ApiVersion_V3,
 		// Nothing fails open: if gatehouse cannot answer, the request is
@@ -34,12 +39,14 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 		// The decision depends on the route, never on a body.
 		ClearRouteCache: false,
 		// Only the headers Check reads travel to it: the token (header or
-		// cookie), the request id (the decision id) and any x-gatehouse-*
+		// cookie), accept (a browser is sent to sign in, an API client gets
+		// its 401), the request id (the decision id) and any x-gatehouse-*
 		// a client sent (Check removes them all). Other headers, cookies
 		// included when no session cookie is configured, stay in Envoy, and
 		// each Check is smaller to encode and decode (bench/datapath).
 		AllowedHeaders: &matcherv3.ListStringMatcher{Patterns: []*matcherv3.StringMatcher{
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "authorization"}},
+			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "cookie"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "x-request-id"}},
 			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: model.HeaderPrefix}},
@@ -83,8 +90,12 @@ func (extAuthz) routeConfig(r model.Route, meshInbound bool, opts Options) (*any
 	return a, nil
 }
 
-// skipsCheck: a public route that Envoy serves without asking Check.
-func skipsCheck(r model.Route, opts Options) bool { return r.Public && opts.CredentialCookie == "" }
+// skipsCheck: a public route that Envoy serves without asking Check. With
+// a credential cookie or browser sessions configured, public routes are
+// checked too, so that Check removes those cookies before their upstreams.
+func skipsCheck(r model.Route, opts Options) bool {
+	return r.Public && opts.CredentialCookie == "" && opts.SignInAddress == ""
+}
 
 // credentialHeaders are what a route removes before its upstream when
 // Check does not: the Authorization header on public routes that skip the
@@ -95,4 +106,27 @@ func credentialHeaders(r model.Route, opts Options) []string {
 		return []string{"authorization"}
 	}
 	return nil
+}
+
+// checkRetryPolicy retries a Check that never reached a decision on
+// another replica: the connection failed or was reset (a replica killed or
+// gone), the stream was refused (a replica closing after its drain), or
+// gRPC said UNAVAILABLE (which Check never answers on its own). A retry
+// asks the same question again, so it can never allow what a replica
+// denied. Two retries within authz.timeout, 10-50ms apart.
+func checkRetryPolicy() *core.RetryPolicy {
+	prev, _ := anypb.New(&previoushostsv3.PreviousHostsPredicate{})
+	return &core.RetryPolicy{
+		RetryOn:    "connect-failure,refused-stream,reset,unavailable",
+		NumRetries: wrapperspb.UInt32(2),
+		RetryBackOff: &core.BackoffStrategy{
+			BaseInterval: durationpb.New(10 * time.Millisecond),
+			MaxInterval:  durationpb.New(50 * time.Millisecond),
+		},
+		RetryHostPredicate: []*core.RetryPolicy_RetryHostPredicate{{
+			Name:       "envoy.retry_host_predicates.previous_hosts",
+			ConfigType: &core.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: prev},
+		}},
+		HostSelectionRetryMaxAttempts: 3,
+	}
 }

@@ -22,8 +22,18 @@ import (
 // matches /orders and /orders/7, never /ordersx.
 func routeConfig(name string, m *model.Model, opts Options) (*route.RouteConfiguration, error) {
 	rc := &route.RouteConfiguration{Name: name, RequestHeadersToRemove: []string{model.RouteHeader}}
+	var signIn *route.Route
+	if opts.SignInAddress != "" {
+		var err error
+		if signIn, err = signInRoute(); err != nil {
+			return nil, err
+		}
+	}
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
+		if signIn != nil {
+			v.Routes = append(v.Routes, signIn)
+		}
 		for _, r := range vh.Routes {
 			perFilter, err := routeFilterConfigs(checkedFilters, r, false, opts)
 			if err != nil {

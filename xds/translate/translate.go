@@ -39,7 +39,8 @@ type Options struct {
 	// https upstreams.
 	UpstreamCAFile string
 	// AuthzAddress: host:port where Envoys reach gatehouse's ext_authz
-	// service; AuthzTimeout bounds one Check.
+	// service, or several comma-separated (one per replica: the ext_authz
+	// cluster lists them all); AuthzTimeout bounds one Check.
 	AuthzAddress string
 	AuthzTimeout time.Duration
 	// AuthzTLS, when set, makes Envoys use TLS to the ext_authz listener.
@@ -59,6 +60,9 @@ type Options struct {
 	// (authz.cookie_name); when set, public routes are checked too, so
 	// that Check removes it before their upstreams.
 	CredentialCookie string
+	// SignInAddress: where Envoys reach gatehouse's sign-in listener
+	// (host:port, comma-separated per replica); empty: no sign-in routes.
+	SignInAddress string
 
 	// SendBudget (the server's, not the translator's) bounds the bytes of
 	// large responses on their way to Envoys at once (see sendBudget); 0:
@@ -133,6 +137,13 @@ func translateEdge(m *model.Model, n Node, opts Options) (*Resources, error) {
 		return nil, err
 	}
 	res := &Resources{Listeners: []types.Resource{l}, Routes: []types.Resource{rc}, Clusters: []types.Resource{ac}}
+	if opts.SignInAddress != "" {
+		sc, err := signInCluster(opts)
+		if err != nil {
+			return nil, err
+		}
+		res.Clusters = append(res.Clusters, sc)
+	}
 	for _, c := range m.Clusters {
 		cl, err := buildCluster(c, opts)
 		if err != nil {

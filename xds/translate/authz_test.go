@@ -1,0 +1,37 @@
+package translate
+
+import (
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+)
+
+// Every replica is an endpoint of the ext_authz cluster, health-checked
+// over gRPC and ejected on connection failures; a name is STRICT_DNS.
+func TestAuthzClusterListsEveryReplica(t *testing.T) {
+	opts := DefaultOptions()
+	opts.AuthzAddress = "127.0.0.1:18001, 127.0.0.2:18001"
+	c, err := authzCluster(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()
+	if len(eps) != 2 || eps[1].GetEndpoint().GetAddress().GetSocketAddress().GetAddress() != "127.0.0.2" || c.GetType() != clusterv3.Cluster_STATIC {
+		t.Fatalf("endpoints %v, type %s", eps, c.GetType())
+	}
+	if len(c.HealthChecks) != 1 || c.HealthChecks[0].GetGrpcHealthCheck() == nil || c.OutlierDetection == nil {
+		t.Errorf("no gRPC health check or outlier detection: %v %v", c.HealthChecks, c.OutlierDetection)
+	}
+	opts.AuthzAddress = "gatehouse-authz.gatehouse.svc:18001"
+	if c, err = authzCluster(opts); err != nil || c.GetType() != clusterv3.Cluster_STRICT_DNS {
+		t.Errorf("a name: %v, %v", c.GetType(), err)
+	}
+	opts.AuthzAddress = "127.0.0.1:18001,nope"
+	if _, err := authzCluster(opts); err == nil {
+		t.Error("a bad second address was accepted")
+	}
+	p := checkRetryPolicy()
+	if p.GetRetryOn() == "" || p.GetRetryHostPredicate()[0].GetName() != "envoy.retry_host_predicates.previous_hosts" {
+		t.Errorf("Checks are not retried on another replica: %v", p)
+	}
+}
