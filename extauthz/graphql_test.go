@@ -179,6 +179,7 @@ func TestGraphQLInspector(t *testing.T) {
 		{"GET with two queries", "GET", "/platform/graphql?query=%7Bviewer%7D&query=%7Baudit%7D", "", gqlBadRequest},
 		{"GET with a body", "GET", "/platform/graphql?query=" + url.QueryEscape(`{ viewer }`), gqlBody(`{ audit }`), gqlBadRequest},
 		{"multipart upload", "POST", "/platform/graphql", "--x\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n" + gqlBody(`{ audit }`) + "\r\n--x--", gqlParseFailed},
+		{"mutation over GET", "GET", "/platform/graphql?query=" + url.QueryEscape(`mutation { deploy(name: "x") }`), "", gqlBadRequest},
 		{"PUT", "PUT", "/platform/graphql", gqlBody(`{ viewer }`), gqlBadRequest},
 		{"operationName names nothing", "POST", "/platform/graphql", `{"query":"query A { viewer }","operationName":"B"}`, gqlBadRequest},
 		{"two operations, no operationName", "POST", "/platform/graphql", `{"query":"query A { viewer } query B { audit }"}`, gqlBadRequest},

@@ -192,6 +192,11 @@ func (g *gqlPolicy) inspect(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 			f := d.refused
 			return nil, info, gqlRefuse(info, 400, f.reason, f.code, f.msg, f.detail)
 		}
+		if d.writes && req.Method == "GET" {
+			// GraphQL over HTTP: only queries travel in a URL (a link or an
+			// image must never run a mutation with the browser's cookie).
+			return nil, info, gqlRefuse(info, 400, "graphql_bad_request", gqlBadRequest, "a mutation or subscription is sent with POST", "")
+		}
 		if i == 0 {
 			info.OperationType, info.OperationName = d.opType, d.opName
 		}
@@ -224,6 +229,7 @@ type gqlDoc struct {
 	ops            []Operation // Kind, Method, Name, At; read only
 	opType, opName string
 	operations     int
+	writes         bool // a mutation or subscription among the operations
 	refused        *gqlRefusal
 }
 
@@ -274,6 +280,7 @@ func (g *gqlPolicy) parse(query, opName string) *gqlDoc {
 	seen := map[string]bool{}
 	for _, o := range doc.Operations {
 		d.ops = appendFields(d.ops, seen, o.SelectionSet, string(o.Operation), "")
+		d.writes = d.writes || o.Operation != ast.Query
 	}
 	return d
 }
