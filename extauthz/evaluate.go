@@ -63,6 +63,15 @@ type Step struct {
 func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 	var res Result
 	rp := req.policy
+	if rp.Unavailable != "" {
+		// Fail closed: a GraphQL API of this entity has never loaded, so
+		// its path would be served without its field rules.
+		if explain {
+			res.Steps = []Step{{Rule: "catalog", Why: rp.Unavailable}}
+		}
+		res.Status, res.Reason = 503, "catalog_problem"
+		return res
+	}
 	if rp.Public {
 		if explain {
 			res.Steps = []Step{{Rule: "public path", Matched: true, Why: "gatehouse.dev/public-paths of " + rp.Entity}}

@@ -14,6 +14,11 @@ type Policy struct {
 	Consumers []string     `json:"consumers,omitempty" yaml:"consumers,omitempty"`
 	Rules     []AccessRule `json:"rules,omitempty" yaml:"rules,omitempty"`
 	Public    bool         `json:"public,omitempty" yaml:"public,omitempty"`
+	// Unavailable, when set, says why the route serves nothing (503
+	// catalog_problem): its entity provides a GraphQL API whose schema has
+	// never loaded, so the API's own route (and its field rules) is missing
+	// and the provider's route would otherwise serve its path without them.
+	Unavailable string `json:"unavailable,omitempty" yaml:"unavailable,omitempty"`
 	// ForwardToken: the caller's Authorization header reaches the upstream.
 	ForwardToken bool `json:"forwardToken,omitempty" yaml:"forwardToken,omitempty"`
 	// GraphQL: the field policy of a GraphQL API's route (docs/graphql.md).

@@ -152,6 +152,7 @@ func policyFor(snap *cs.Snapshot, r model.Route) model.Policy {
 			addConsumers(api)
 		}
 	} else {
+		p.Unavailable = brokenGraphQLAPI(snap, e)
 		// An API without a path prefix of its own covers its provider's
 		// whole route.
 		for _, apiKey := range e.RelationTargets(cs.RelProvidesAPI) {
@@ -226,3 +227,24 @@ func publicRoutes(e *cs.Entity, base model.Route) ([]model.Route, cs.Problems) {
 }
 
 func quote(s string) string { return "\"" + s + "\"" }
+
+// brokenGraphQLAPI names a GraphQL API that e declares it provides but
+// that is not in the catalog because its schema does not load and no
+// earlier version did (a new API, or a restart with the broken file): its
+// own route and field rules are missing, so e's routes must not serve its
+// path by the looser rules of the whole component. Fail closed: e serves
+// nothing until the schema is fixed ("" when there is none).
+func brokenGraphQLAPI(snap *cs.Snapshot, e *cs.Entity) string {
+	for _, s := range e.Spec.ProvidesAPIs {
+		ref, err := cs.ParseRef(s, cs.KindAPI, e.Ref().Namespace)
+		if err != nil || snap.Get(ref.Key()) != nil {
+			continue
+		}
+		for _, p := range snap.Problems {
+			if p.Severity == cs.SeverityError && strings.EqualFold(p.Entity, ref.String()) && p.Field == "spec.definition" {
+				return ref.String() + " provided here has no GraphQL schema that loads (" + p.Message + "); " + e.Ref().String() + " serves nothing until it is fixed"
+			}
+		}
+	}
+	return ""
+}
