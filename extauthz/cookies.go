@@ -32,14 +32,18 @@ func cookieValue(header, name string) string {
 }
 
 // nextCookie splits the first name=value pair (untrimmed) off a Cookie
-// header, at a semicolon or a comma (see cookieParts).
+// header, at a semicolon or a comma (see cookieParts). Two vectorised
+// byte searches: a sealed session is a few hundred bytes, and a byte loop
+// over it was a sixth of a cached session Check.
 func nextCookie(header string) (part, rest string) {
-	for i := 0; i < len(header); i++ {
-		if header[i] == ';' || header[i] == ',' {
-			return header[:i], header[i+1:]
-		}
+	i := strings.IndexByte(header, ';')
+	if j := strings.IndexByte(header, ','); j >= 0 && (i < 0 || j < i) {
+		i = j
 	}
-	return header, ""
+	if i < 0 {
+		return header, ""
+	}
+	return header[:i], header[i+1:]
 }
 
 // cookieParts splits a Cookie header into its name=value pairs, trimmed.

@@ -52,7 +52,22 @@ func pathOnly(p string) string {
 }
 
 func cacheKey(token, route, method, path string, pathMatters bool) string {
-	sum := sha256.Sum256(bytesOf(token))
+	return credentialKey(0, token, route, method, path, pathMatters)
+}
+
+// credentialKey is cacheKey for a kind of credential: 0 a bearer token,
+// 's' a session cookie, so that equal strings of two kinds never share a
+// decision. One allocation.
+func credentialKey(kind byte, cred, route, method, path string, pathMatters bool) string {
+	var sum [sha256.Size]byte
+	if kind == 0 {
+		sum = sha256.Sum256(bytesOf(cred))
+	} else {
+		h := sha256.New()
+		h.Write([]byte{kind, 0})
+		h.Write(bytesOf(cred))
+		h.Sum(sum[:0])
+	}
 	n := 32 + 1 + len(route) + 1 + len(method)
 	if pathMatters {
 		n += 1 + len(path)

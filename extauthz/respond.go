@@ -33,7 +33,7 @@ func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion strin
 			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, k)
 		}
 	}
-	var cookie *core.HeaderValueOption
+	var cookie *core.HeaderValueOption // the Cookie header without the credential cookies, when rewritten
 	if !forwardToken {
 		if in["authorization"] != "" {
 			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
@@ -43,7 +43,10 @@ func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion strin
 			case found && rest == "":
 				a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "cookie")
 			case found:
-				cookie = &core.HeaderValueOption{Header: &core.HeaderValue{Key: "cookie", Value: rest}, AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
+				// Option and value in one allocation, only when rewritten.
+				h := &header{val: core.HeaderValue{Key: "cookie", Value: rest}}
+				h.opt.Header, h.opt.AppendAction = &h.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+				cookie = &h.opt
 			}
 		}
 	}

@@ -366,3 +366,24 @@ func BenchmarkCheckCachedSession(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckCachedBearerLikeABrowser is the bearer twin of
+// BenchmarkCheckCachedSession: a token as long as a real IdP's (about
+// 1 KB; Keycloak's access tokens are 1-1.5 KB) and the same other cookies,
+// so the two differ only in where the credential travels.
+func BenchmarkCheckCachedBearerLikeABrowser(b *testing.B) {
+	s, v, _, audit, _ := newTestServer(b)
+	defer audit.Close()
+	tok := strings.Repeat("eyJhbGciOiJSUzI1NiJ9", 50)
+	v.ids[tok] = v.ids["alice-token"]
+	req := checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"authorization": "Bearer " + tok, "cookie": "_ga=GA1.1.1; theme=dark"})
+	ctx := context.Background()
+	s.Check(ctx, req)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r, _ := s.Check(ctx, req); r.GetOkResponse() == nil {
+			b.Fatal("denied")
+		}
+	}
+}

@@ -95,11 +95,11 @@ type credentials struct {
 // key is the decision cache key of these credentials for one request: the
 // token's hash, the route, the operation (inspector) and the peer.
 func (c credentials) key(req *Request) string {
-	cred := c.token
+	kind, cred := byte(0), c.token
 	if cred == "" && c.session != "" {
-		cred = "session\x00" + c.session
+		kind, cred = 's', c.session
 	}
-	k := cacheKey(cred, req.RouteID, req.Method, req.Path, req.policy.pathRules)
+	k := credentialKey(kind, cred, req.RouteID, req.Method, req.Path, req.policy.pathRules)
 	if req.policy.gql != nil {
 		// The operations are the document's: the key holds a hash of the
 		// URL's query and the body (document, operation name, variables).
