@@ -43,6 +43,9 @@ type ExplainResult struct {
 	// Principal is who the request is for (Subject.Principal()).
 	Principal *Principal `json:"principal,omitempty"`
 	Decision  Result     `json:"decision"`
+	// Missing: for a principal no rule allowed, what in the catalog would
+	// allow it (any one of them); docs/policy.md, steps 4-6.
+	Missing []string `json:"missing,omitempty"`
 }
 
 // Explain evaluates a request through the same steps and Evaluate as
@@ -114,7 +117,36 @@ func Explain(ctx context.Context, eng *Engine, m *model.Model, verifier TokenVer
 	if egress != nil {
 		res.Decision.Steps = append([]Step{*egress}, res.Decision.Steps...)
 	}
+	res.Missing = missing(res.Decision, res.Policy)
 	return res, nil
+}
+
+// missing says, for the first principal no rule allowed, what in the
+// catalog would allow it: the criteria's own conditions, read backwards.
+func missing(d Result, pol *model.Policy) []string {
+	if d.Allow || d.Reason != "no_matching_rule" || pol == nil {
+		return nil
+	}
+	var ref string
+	for _, p := range d.Principals {
+		if !p.Allow {
+			ref = p.Ref
+			break
+		}
+	}
+	if ref == "" {
+		return nil
+	}
+	var out []string
+	switch {
+	case strings.HasPrefix(ref, "component:") && pol.API != "":
+		out = append(out, pol.API+" in "+ref+"'s spec.consumesApis")
+	case strings.HasPrefix(ref, "component:"):
+		out = append(out, pol.Entity+" in "+ref+"'s spec.dependsOn (or, in its spec.consumesApis, an API this route serves)")
+	case len(pol.Owners) > 0:
+		out = append(out, "membership of an owner: "+strings.Join(pol.Owners, ", "))
+	}
+	return append(out, "a gatehouse.dev/access rule on "+pol.Entity+" that allows "+ref+" for this method and path")
 }
 
 type explainedSubject struct {

@@ -291,10 +291,9 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 	fmt.Fprintf(w, "  model:     %s\n", res.ModelVersion)
 }
 
-// printMissing says, for a principal no rule allowed, what in the catalog
-// would allow it (docs/policy.md, steps 4-6).
+// printMissing prints what explain found would allow a refused principal.
 func printMissing(w io.Writer, res *extauthz.ExplainResult) {
-	if res.Decision.Allow || res.Decision.Reason != "no_matching_rule" || res.Policy == nil {
+	if len(res.Missing) == 0 {
 		return
 	}
 	var ref string
@@ -304,19 +303,8 @@ func printMissing(w io.Writer, res *extauthz.ExplainResult) {
 			break
 		}
 	}
-	if ref == "" {
-		return
-	}
-	entity := res.Policy.Entity
 	fmt.Fprintf(w, "  missing:   %s is allowed by none of the rules; any one of these would allow it:\n", ref)
-	if strings.HasPrefix(ref, "component:") {
-		if res.Policy.API != "" {
-			fmt.Fprintf(w, "    - %s in %s's spec.consumesApis\n", res.Policy.API, ref)
-		} else {
-			fmt.Fprintf(w, "    - %s in %s's spec.dependsOn (or, in its spec.consumesApis, an API this route serves)\n", entity, ref)
-		}
-	} else if len(res.Policy.Owners) > 0 {
-		fmt.Fprintf(w, "    - membership of an owner: %s\n", strings.Join(res.Policy.Owners, ", "))
+	for _, m := range res.Missing {
+		fmt.Fprintf(w, "    - %s\n", m)
 	}
-	fmt.Fprintf(w, "    - a gatehouse.dev/access rule on %s that allows %s for this method and path\n", entity, ref)
 }
