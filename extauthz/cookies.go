@@ -32,7 +32,8 @@ func cookieValue(header, name string) string {
 }
 
 // nextCookie splits the first name=value pair (untrimmed) off a Cookie
-// header, at a semicolon or a comma (see cookieParts). Two vectorised
+// header, at a semicolon or a comma: Envoy joins repeated Cookie headers of
+// HTTP/1.1 with one, and no cookie value may contain one (RFC 6265). Two vectorised
 // byte searches: a sealed session is a few hundred bytes, and a byte loop
 // over it was a sixth of a cached session Check.
 func nextCookie(header string) (part, rest string) {
@@ -46,38 +47,10 @@ func nextCookie(header string) (part, rest string) {
 	return header[:i], header[i+1:]
 }
 
-// cookieParts splits a Cookie header into its name=value pairs, trimmed.
-// Commas separate too: Envoy joins repeated Cookie headers of HTTP/1.1
-// with one, and no cookie value may contain one (RFC 6265).
-func cookieParts(header string) []string {
-	parts := strings.FieldsFunc(header, func(r rune) bool { return r == ';' || r == ',' })
-	for i := range parts {
-		parts[i] = strings.TrimSpace(parts[i])
-	}
-	return parts
-}
-
-// withoutCookie is a Cookie header without every cookie named name, and
-// whether there was one. The rest keeps its order and values as sent.
-func withoutCookie(header, name string) (string, bool) {
-	var kept []string
-	found := false
-	for _, part := range cookieParts(header) {
-		k, _, _ := strings.Cut(part, "=")
-		if strings.TrimSpace(k) == name {
-			found = true
-			continue
-		}
-		if part != "" {
-			kept = append(kept, part)
-		}
-	}
-	return strings.Join(kept, "; "), found
-}
-
-// withoutCookies is withoutCookie for the credential cookie (when named)
-// and, with sessions, both session cookies, in one pass: the header is
-// rebuilt only when one of them is in it.
+// withoutCookies is a Cookie header without the credential cookie (when
+// named) and, with sessions, both session cookies, and whether one was
+// there; the rest keeps its order and values. One pass to look, and the
+// header is rebuilt only when one of them is in it.
 func withoutCookies(header, credential string, sessions bool) (string, bool) {
 	drop := func(k string) bool {
 		return (credential != "" && k == credential) || (sessions && (k == SessionCookiePlain || k == SessionCookieTLS))

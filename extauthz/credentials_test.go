@@ -75,7 +75,11 @@ func TestWithoutCookie(t *testing.T) {
 		"gh=1; gh=2; GH=3":             "GH=3",
 		"a=\"quoted;\"; gh=\"x\"; b=4": "a=\"quoted; \"\"; b=4",
 	} {
-		got, _ := withoutCookie(in, "gh")
+		// What Check uses; without a credential the header stays as sent.
+		got, found := withoutCookies(in, "gh", false)
+		if found != (want != in) {
+			t.Errorf("withoutCookies(%q) found = %v", in, found)
+		}
 		if in == "a=\"quoted;\"; gh=\"x\"; b=4" {
 			// A quoted value with a separator is not valid (RFC 6265); what
 			// matters is that the credential is gone.
@@ -85,7 +89,7 @@ func TestWithoutCookie(t *testing.T) {
 			continue
 		}
 		if got != want {
-			t.Errorf("withoutCookie(%q) = %q, want %q", in, got, want)
+			t.Errorf("withoutCookies(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -119,4 +123,33 @@ func FuzzWithoutCookie(f *testing.F) {
 			}
 		}
 	})
+}
+
+// cookieParts splits a Cookie header into its name=value pairs, trimmed
+// (the plain reference for withoutCookies, below).
+func cookieParts(header string) []string {
+	parts := strings.FieldsFunc(header, func(r rune) bool { return r == ';' || r == ',' })
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+// withoutCookie is the plain reference the fuzz target holds
+// withoutCookies (one pass, what Check uses) to: a Cookie header without
+// every cookie named name, and whether there was one.
+func withoutCookie(header, name string) (string, bool) {
+	var kept []string
+	found := false
+	for _, part := range cookieParts(header) {
+		k, _, _ := strings.Cut(part, "=")
+		if strings.TrimSpace(k) == name {
+			found = true
+			continue
+		}
+		if part != "" {
+			kept = append(kept, part)
+		}
+	}
+	return strings.Join(kept, "; "), found
 }
