@@ -48,12 +48,13 @@ func nextCookie(header string) (part, rest string) {
 }
 
 // withoutCookies is a Cookie header without the credential cookie (when
-// named) and, with sessions, both session cookies, and whether one was
-// there; the rest keeps its order and values. One pass to look, and the
-// header is rebuilt only when one of them is in it.
+// named) and, with sessions, the session and sign-in binding cookies, and
+// whether one was there; the rest keeps its order and values. One pass to
+// look, and the header is rebuilt only when one of them is in it.
 func withoutCookies(header, credential string, sessions bool) (string, bool) {
 	drop := func(k string) bool {
-		return (credential != "" && k == credential) || (sessions && (k == SessionCookiePlain || k == SessionCookieTLS))
+		return (credential != "" && k == credential) ||
+			(sessions && (k == SessionCookiePlain || k == SessionCookieTLS || k == BindingCookiePlain || k == BindingCookieTLS))
 	}
 	found := false
 	for rest := header; rest != "" && !found; {

@@ -153,3 +153,33 @@ func withoutCookie(header, name string) (string, bool) {
 	}
 	return strings.Join(kept, "; "), found
 }
+
+// TestSignInCookiesNeverReachUpstreams: gatehouse's session and sign-in
+// binding cookies are removed before every upstream, on a route that
+// forwards the token too (forwarding is for the caller's token, never for
+// gatehouse's own cookies).
+func TestSignInCookiesNeverReachUpstreams(t *testing.T) {
+	s, v, _, audit, _ := newTestServer(t)
+	defer audit.Close()
+	s.opts.Sessions = testKeys(t, 9)
+	s.opts.CookieName = "gh_token"
+	v.ids["dave-token"] = &Identity{Subject: "d", Email: "dave@example.com", EmailVerified: true, Expiry: aliceExpiry(v)}
+	own := "gatehouse-signin=b; __Host-gatehouse-signin=b2; gatehouse-session=s; __Host-gatehouse-session=s2"
+	for _, c := range []struct {
+		name, route, path, token, want string
+	}{
+		{"plain route", ordersRoute, "/orders/1", "alice-token", "a=1"},
+		{"forward-token route keeps the credential cookie only", ledgerRoute, "/ledger/1", "dave-token", "gh_token=t; a=1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, _ := s.Check(context.Background(), checkReq(c.route, "GET", c.path, map[string]string{"authorization": "Bearer " + c.token, "cookie": own + "; gh_token=t; a=1"}))
+			ok := r.GetOkResponse()
+			if ok == nil {
+				t.Fatalf("denied: %v", r)
+			}
+			if got := headerMap(ok.GetHeaders())["cookie"]; got != c.want {
+				t.Errorf("cookie for the upstream = %q, want %q", got, c.want)
+			}
+		})
+	}
+}

@@ -33,21 +33,25 @@ func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion strin
 			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, k)
 		}
 	}
-	var cookie *core.HeaderValueOption // the Cookie header without the credential cookies, when rewritten
-	if !forwardToken {
-		if in["authorization"] != "" {
-			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
-		}
-		if c := in["cookie"]; c != "" && (s.opts.CookieName != "" || s.opts.Sessions != nil) {
-			switch rest, found := withoutCookies(c, s.opts.CookieName, s.opts.Sessions != nil); {
-			case found && rest == "":
-				a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "cookie")
-			case found:
-				// Option and value in one allocation, only when rewritten.
-				h := &header{val: core.HeaderValue{Key: "cookie", Value: rest}}
-				h.opt.Header, h.opt.AppendAction = &h.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-				cookie = &h.opt
-			}
+	// The token (Authorization, the credential cookie) reaches the upstream
+	// only when the route forwards it; gatehouse's own session and sign-in
+	// cookies never do.
+	credential := s.opts.CookieName
+	if forwardToken {
+		credential = ""
+	} else if in["authorization"] != "" {
+		a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
+	}
+	var cookie *core.HeaderValueOption // the Cookie header without those cookies, when rewritten
+	if c := in["cookie"]; c != "" && (credential != "" || s.opts.Sessions != nil) {
+		switch rest, found := withoutCookies(c, credential, s.opts.Sessions != nil); {
+		case found && rest == "":
+			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "cookie")
+		case found:
+			// Option and value in one allocation, only when rewritten.
+			h := &header{val: core.HeaderValue{Key: "cookie", Value: rest}}
+			h.opt.Header, h.opt.AppendAction = &h.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+			cookie = &h.opt
 		}
 	}
 	if sub == nil {

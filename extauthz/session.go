@@ -212,6 +212,14 @@ const (
 	SessionCookiePlain = "gatehouse-session"
 )
 
+// The sign-in binding cookie (state, nonce and PKCE verifier, sealed, for
+// the ten minutes of a sign-in), named like the session cookie. Check
+// removes it, and the session cookies, before every upstream.
+const (
+	BindingCookieTLS   = "__Host-gatehouse-signin"
+	BindingCookiePlain = "gatehouse-signin"
+)
+
 // SessionCookieName is the session cookie's name for a request's scheme.
 func SessionCookieName(scheme string) string {
 	if strings.EqualFold(scheme, "https") {

@@ -90,10 +90,7 @@ type binding struct {
 }
 
 // Binding cookie names, like the session's (extauthz.SessionCookieName).
-const (
-	bindingCookieTLS   = "__Host-gatehouse-signin"
-	bindingCookiePlain = "gatehouse-signin"
-)
+const ()
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
@@ -259,9 +256,9 @@ func (h *Handler) origin(r *http.Request) string {
 
 func bindingCookieName(secure bool) string {
 	if secure {
-		return bindingCookieTLS
+		return extauthz.BindingCookieTLS
 	}
-	return bindingCookiePlain
+	return extauthz.BindingCookiePlain
 }
 
 // random is 32 random bytes, base64url (256 bits: state, nonce, half a

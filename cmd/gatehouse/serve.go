@@ -168,7 +168,7 @@ type process struct {
 
 // newProcess builds the parts; nothing listens yet.
 func newProcess(runCtx context.Context, cfg config.Config, log *slog.Logger, devIssuer *extauthz.DevIssuer) (*process, error) {
-	p := &process{runCtx: runCtx, cfg: cfg, log: log, store: cs.NewStore("files", "backstage", "embedded"), firstModel: make(chan struct{}), errc: make(chan error, 3)}
+	p := &process{runCtx: runCtx, cfg: cfg, log: log, store: cs.NewStore("files", "backstage", "embedded"), firstModel: make(chan struct{}), errc: make(chan error, 4)} // one per server that can fail: xds, authz, admin, sign-in
 	opts := xdsOptions(cfg)
 	if opts.AuthzAddress == "" {
 		opts.AuthzAddress = cfg.Authz.Listen

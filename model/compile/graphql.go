@@ -28,9 +28,10 @@ func graphqlAuth(api *cs.Entity) model.RouteAuth {
 
 // graphqlPolicy compiles a GraphQL API's directives and annotation into
 // the model's field policy: for each field, every requirement that
-// applies to it (its own directives, those of the type it returns, the
-// annotation's Type.field and Type.*; on an interface, those of the same
-// field of every implementation).
+// applies to it (its own directives, those of the type it returns and of
+// the type that declares it, the annotation's Type.field and Type.*; on an
+// interface, those of the same field of every implementation, and on an
+// implementation, those of its interfaces').
 func graphqlPolicy(api *cs.Entity) *model.GraphQLPolicy {
 	g := api.GraphQL
 	if g == nil {
@@ -48,12 +49,18 @@ func graphqlPolicy(api *cs.Entity) *model.GraphQLPolicy {
 	p.Limits.IntrospectionEveryone = o.Introspection == "everyone"
 	s := g.Schema
 	ns := api.Ref().Namespace
+	// own: the requirements a field carries where it is declared: its
+	// directives, those of the type it returns, those of the type that
+	// declares it (a rule on a type guards its fields also when they are
+	// reached through an interface or union fragment, `... on T`), and the
+	// annotation's Type.field and Type.*.
 	own := func(t *ast.Definition, f *ast.FieldDefinition) []model.GraphQLRequirement {
 		name := t.Name + "." + f.Name
 		rs := directiveRequirements(f.Directives, name, ns)
 		if rt := s.Types[f.Type.Name()]; rt != nil {
 			rs = append(rs, directiveRequirements(rt.Directives, rt.Name+" (the type "+name+" returns)", ns)...)
 		}
+		rs = append(rs, directiveRequirements(t.Directives, t.Name+" (the type that declares "+name+")", ns)...)
 		for _, k := range []string{name, t.Name + ".*"} {
 			if allow, ok := g.Access[k]; ok {
 				r := model.GraphQLRequirement{From: cs.AnnGraphQLAccess + " " + k}
@@ -75,11 +82,23 @@ func graphqlPolicy(api *cs.Entity) *model.GraphQLPolicy {
 				continue
 			}
 			rs := own(t, f)
+			// An interface field is restricted when any implementation's
+			// is; an implementation's field when its interface's is (a
+			// Node.secret rule guards `... on User { secret }` too).
+			var related []*ast.Definition
 			if t.Kind == ast.Interface {
-				for _, impl := range s.PossibleTypes[t.Name] {
-					if f2 := impl.Fields.ForName(f.Name); f2 != nil && impl.Name != t.Name {
-						rs = append(rs, own(impl, f2)...)
-					}
+				related = s.PossibleTypes[t.Name]
+			} else {
+				for _, in := range t.Interfaces {
+					related = append(related, s.Types[in])
+				}
+			}
+			for _, other := range related {
+				if other == nil || other.Name == t.Name {
+					continue
+				}
+				if f2 := other.Fields.ForName(f.Name); f2 != nil {
+					rs = append(rs, own(other, f2)...)
 				}
 			}
 			if rs = dedupe(rs); len(rs) > 0 {

@@ -76,13 +76,15 @@ type B implements Node @policy(policies: [["consumers"]]) { id: ID! notes: Strin
 		}
 		got[f.Name] = strings.Join(rs, " ; ")
 	}
+	// B's type rule (consumers) guards B's own fields too: reached as
+	// `node { ... on B { x } }` they never pass through Query.b.
 	want := map[string]string{
-		"Node.notes": "owners ; owners", // A.notes' @policy, B.* (the annotation) on B.notes
-		"Node.id":    "owners",          // B.* on B.id
+		"Node.notes": "owners ; consumers ; owners", // A.notes' @policy; B's type rule and B.* on B.notes
+		"Node.id":    "consumers ; owners",          // B's type rule and B.* on B.id
 		"A.notes":    "owners",
 		"A.secret":   "group:default/sre&user:default/bob|owners",
-		"Query.b":    "authenticated ; consumers",                    // own, then B's type rule
-		"B.id":       "owners", "B.notes": "owners", "B.x": "owners", // B.*
+		"Query.b":    "authenticated ; consumers", // own, then B's type rule
+		"B.id":       "consumers ; owners", "B.notes": "consumers ; owners", "B.x": "consumers ; owners",
 		"__schema": "owners", "__type": "owners",
 	}
 	for k, v := range want {
@@ -122,4 +124,32 @@ func FuzzGraphQLCompile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A rule on an interface's field guards every implementation's field, so
+// `node { ... on User { secret } }` cannot read what Node.secret guards.
+func TestGraphQLInterfaceRuleGuardsImplementations(t *testing.T) {
+	sdl := `interface Node { secret: String @policy(policies: [["owners"]]) }
+type Query { node: Node user: User }
+type User implements Node { secret: String name: String }`
+	m, ps := compileSrc(graphqlCatalog(sdl, ""))
+	for _, p := range ps {
+		if p.Severity == cs.SeverityError {
+			t.Fatal(p)
+		}
+	}
+	for _, p := range m.Policies {
+		if p.GraphQL == nil {
+			continue
+		}
+		for _, f := range p.GraphQL.Fields {
+			if f.Name == "User.secret" {
+				if len(f.Requires) != 1 || len(f.Requires[0].AnyOf) != 1 || f.Requires[0].AnyOf[0][0] != "owners" {
+					t.Fatalf("User.secret requires %+v, want owners", f.Requires)
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("User.secret has no rule: Node.secret's does not reach it")
 }
