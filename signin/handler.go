@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/gatehouse-dev/gatehouse/extauthz"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -222,7 +224,14 @@ func (h *Handler) refuse(w http.ResponseWriter, reason, msg string) {
 
 // fail answers a step that could not be done (502: the IdP, or 500).
 func (h *Handler) fail(w http.ResponseWriter, what string, err error) {
-	h.cfg.Log.Warn("sign-in failed", "step", what, "error", err)
+	// An IdP's error answer is logged by its status and error code only:
+	// its body is the IdP's to word, and stays out of gatehouse's logs.
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		h.cfg.Log.Warn("sign-in failed", "step", what, "status", re.Response.StatusCode, "error_code", re.ErrorCode)
+	} else {
+		h.cfg.Log.Warn("sign-in failed", "step", what, "error", err)
+	}
 	page(w, http.StatusBadGateway, "Sign-in unavailable", "Sign-in is not available right now ("+html.EscapeString(what)+"). Try again later.")
 }
 
