@@ -228,7 +228,11 @@ func (h *Handler) fail(w http.ResponseWriter, what string, err error) {
 	// its body is the IdP's to word, and stays out of gatehouse's logs.
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		h.cfg.Log.Warn("sign-in failed", "step", what, "status", re.Response.StatusCode, "error_code", re.ErrorCode)
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		h.cfg.Log.Warn("sign-in failed", "step", what, "status", status, "error_code", re.ErrorCode)
 	} else {
 		h.cfg.Log.Warn("sign-in failed", "step", what, "error", err)
 	}
