@@ -266,7 +266,7 @@ func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, eng
 		sub.Peer = &Principal{Kind: "component", Ref: c.peer}
 	}
 	if c.token == "" && c.session != "" {
-		return sessionSubject(sub, sessions, eng, c.session, expires)
+		return sessionSubject(sub, sessions, v, eng, c.session, expires)
 	}
 	if c.token == "" {
 		return sub, expires, nil
@@ -291,13 +291,18 @@ func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, eng
 
 // sessionSubject is subjectFor for a session cookie: the user it names,
 // mapped to the catalog now (groups are never in the cookie).
-func sessionSubject(sub Subject, sessions *SessionKeys, eng *Engine, sealed string, expires time.Time) (Subject, time.Time, *Result) {
+func sessionSubject(sub Subject, sessions *SessionKeys, v TokenVerifier, eng *Engine, sealed string, expires time.Time) (Subject, time.Time, *Result) {
 	if sessions == nil {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "sign-in is not configured"}}}
 	}
 	ss, err := sessions.OpenSession(sealed, time.Now())
 	if err != nil {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: err.Error()}}}
+	}
+	// A session is as good as its issuer is still trusted: one removed
+	// from the configuration (a reload) ends its sessions at once.
+	if k, ok := v.(interface{ Trusts(iss string) bool }); ok && !k.Trusts(ss.Issuer) {
+		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip(ss.Issuer) + " of this session is no longer configured"}}}
 	}
 	id := ss.identity()
 	sub.User, sub.Auth = eng.PrincipalFor(id), ss.AuthName()

@@ -216,6 +216,10 @@ func (v *Verifier) Close() {
 	})
 }
 
+// Trusts reports whether iss (an exact `iss`) is a configured issuer: a
+// session signed in through one that is no longer configured is refused.
+func (v *Verifier) Trusts(iss string) bool { return v.byIss[iss] != nil }
+
 // Status reports each issuer's state.
 func (v *Verifier) Status() []IssuerStatus {
 	out := make([]IssuerStatus, 0, len(v.list))

@@ -369,3 +369,33 @@ func BenchmarkCheckCachedBearerLikeABrowser(b *testing.B) {
 	v.ids[tok] = v.ids["alice-token"]
 	benchCachedAllow(b, s, checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"authorization": "Bearer " + tok, "cookie": "_ga=GA1.1.1; theme=dark"}))
 }
+
+// trustingVerifier is a verifier that knows which issuers are configured.
+type trustingVerifier struct {
+	TokenVerifier
+	issuers map[string]bool
+}
+
+func (t trustingVerifier) Trusts(iss string) bool { return t.issuers[iss] }
+
+// A session signed in through an issuer that is no longer configured is
+// refused at once, not honoured until it expires.
+func TestSessionOfARemovedIssuerIsRefused(t *testing.T) {
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	sealed, _ := keys.SealSession(aliceSession(time.Now()))
+	req := withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": "gatehouse-session=" + sealed}), "http")
+	base := s.Verifier()
+	s.SetVerifier(trustingVerifier{base, map[string]bool{"https://idp": true}})
+	if r, _ := s.Check(context.Background(), req); r.GetOkResponse() == nil {
+		t.Fatalf("session of a configured issuer: %v", r)
+	}
+	// The issuer is removed (a reload). Decisions already cached live at
+	// most authz.cache_ttl, as for bearer tokens; start with an empty cache.
+	s.SetVerifier(trustingVerifier{base, map[string]bool{}})
+	s.state.Store(&engineState{engine: s.Engine(), model: s.Model(), cache: newDecisionCache(10)})
+	r, _ := s.Check(context.Background(), req)
+	if r.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Fatalf("session of a removed issuer: %v", r)
+	}
+}
