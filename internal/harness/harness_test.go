@@ -23,7 +23,11 @@ func TestFreePortNeverTwice(t *testing.T) {
 
 func TestProcLogLinesAndStop(t *testing.T) {
 	var lines []string
-	p, err := Start(Spec{Name: "sh", Args: []string{"sh", "-c", "echo one; echo two >&2; trap 'exit 0' TERM; sleep 30 & wait"},
+	// The trap is set before the first line (so "two" means it is in
+	// place) and takes the background sleep with it: a TERM that arrives
+	// while the shell forks would otherwise leave the sleep holding the
+	// output pipes for 30 s (seen under load in CI).
+	p, err := Start(Spec{Name: "sh", Args: []string{"sh", "-c", "trap 'kill $! 2>/dev/null; exit 0' TERM; echo one; echo two >&2; sleep 30 & wait"},
 		OnLine: func(l string) { lines = append(lines, l) }})
 	if err != nil {
 		t.Fatal(err)
