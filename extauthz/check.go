@@ -38,6 +38,9 @@ type Options struct {
 	// Sessions open browser session cookies (sign-in); nil: no sessions
 	// are read and nobody is sent to sign in (docs/sign-in.md).
 	Sessions *SessionKeys
+	// Delegation: the tokens gatehouse's token exchange issues are
+	// accepted (docs/agents.md); nil: they are not.
+	Delegation *Delegation
 }
 
 // Server is the envoy.service.auth.v3.Authorization service.
@@ -77,7 +80,9 @@ type verifierBox struct{ v TokenVerifier }
 
 // SetVerifier swaps the token verifier (issuers reloaded); checks in flight
 // finish with the one they started with.
-func (s *Server) SetVerifier(v TokenVerifier) { s.verifier.Store(&verifierBox{v}) }
+func (s *Server) SetVerifier(v TokenVerifier) {
+	s.verifier.Store(&verifierBox{withDelegation(v, s.opts.Delegation)})
+}
 
 // GRPCServerOptions are the settings of the gRPC server that serves Check
 // to Envoys.
@@ -283,6 +288,9 @@ func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, eng
 		return sub, expires, &Result{Status: 401, Reason: reason, Steps: []Step{{Rule: "token", Why: err.Error()}}}
 	}
 	sub.User, sub.Auth = eng.PrincipalFor(id), AuthBearer
+	if id.Actor != nil {
+		delegatedSubject(&sub, eng, id)
+	}
 	if id.Expiry.Before(expires) {
 		expires = id.Expiry
 	}

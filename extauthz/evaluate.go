@@ -86,6 +86,13 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 		res.Status, res.Reason = 401, "no_token"
 		return res
 	}
+	if sub.Audience != "" && !audienceFits(sub.Audience, rp) {
+		if explain {
+			res.Steps = []Step{{Rule: "audience", Why: "the delegated token is for " + sub.Audience + ", not " + rp.Entity}}
+		}
+		res.Status, res.Reason = 401, "invalid_token:wrong_audience"
+		return res
+	}
 	var opsBuf [1]Operation
 	ops, gql, deny := operations(req, opsBuf[:0])
 	if deny != nil {

@@ -229,7 +229,7 @@ func (e *Engine) principalByRef(ref string, extraGroups []string) *Principal {
 				p.ClientID = id
 			}
 		}
-		p.Kind, p.Ref, p.Subject = "component", key, key
+		p.Kind, p.Ref, p.Subject, p.Agent = "component", key, key, e.agents[key]
 	default:
 		return nil
 	}

@@ -48,6 +48,15 @@ type Identity struct {
 	Groups          []string
 	GroupsNamespace string
 	Expiry          time.Time
+	// Actor: the token's RFC 8693 `act` claim (an agent calling for the
+	// subject), nil when it has none.
+	Actor *Actor
+	// Delegated: issued by gatehouse's token exchange; Audience is then
+	// the one catalog entity it is for (Check refuses it elsewhere).
+	Delegated bool
+	Audience  string
+	// Scopes: the token's `scope`, space-separated (delegated tokens).
+	Scopes []string
 	// TokenType is the JOSE "typ" header (e.g. "vnd.backstage.user", "JWT",
 	// "at+jwt"); informational only.
 	TokenType string
@@ -460,6 +469,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		}
 	}
 	if err := readTrust(id, claims, c); err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	if id.Actor, err = readActor(claims); err != nil {
 		return nil, tokenErr("malformed", "%v", err)
 	}
 	return id, nil
