@@ -91,9 +91,8 @@ func delegatedSubject(sub *Subject, eng *Engine, id *Identity) {
 	sub.EarlierActors = id.Actor.Earlier
 	if id.Delegated {
 		sub.Audience = id.Audience
-		if sub.User.Scopes == nil {
-			sub.User.Scopes = id.Scopes
-		}
-		sub.Actor.Scopes = sub.User.Scopes
 	}
+	// The token's scope binds both: a scope-guarded field needs it in
+	// the token, whoever of the two is evaluated.
+	sub.Actor.Scopes = sub.User.Scopes
 }

@@ -18,6 +18,7 @@ type AuditRecord struct {
 	Principal  string    `json:"principal,omitempty"`
 	Kind       string    `json:"principal_kind,omitempty"`
 	Groups     []string  `json:"groups,omitempty"`
+	Scopes     []string  `json:"scopes,omitempty"` // the token's OAuth scopes
 	ClientID   string    `json:"client_id,omitempty"`
 	Issuer     string    `json:"issuer,omitempty"`
 	Auth       string    `json:"auth,omitempty"` // bearer or oidc-session
@@ -187,6 +188,16 @@ func appendRecord(b []byte, r *AuditRecord) []byte {
 				b = append(b, ',')
 			}
 			b = appendJSONString(b, g)
+		}
+		b = append(b, ']')
+	}
+	if len(r.Scopes) > 0 {
+		b = append(b, `,"scopes":[`...)
+		for i, sc := range r.Scopes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, sc)
 		}
 		b = append(b, ']')
 	}

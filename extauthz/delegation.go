@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -217,10 +218,13 @@ func (d *Delegation) verify(raw string) (*Identity, error) {
 	}
 	act := c.Act
 	act.Ref = act.Subject
+	scopes := strings.Fields(c.Scope)
+	slices.Sort(scopes) // Principal.Scopes is searched
+	scopes = slices.Compact(scopes)
 	id := &Identity{
 		Issuer: c.Issuer, IssuerName: "gatehouse token exchange", Subject: c.Subject, EntityRefSubject: true,
 		Expiry: time.Unix(c.Expiry, 0), TokenType: jws.typ, Actor: &act, Audience: c.Audience,
-		Scopes: strings.Fields(c.Scope), Delegated: true,
+		Scopes: scopes, Delegated: true,
 	}
 	return id, nil
 }

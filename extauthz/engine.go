@@ -146,7 +146,9 @@ type Principal struct {
 	Issuer    string   `json:"issuer,omitempty"`
 	Groups    []string `json:"groups,omitempty"` // group ref keys, transitive, sorted
 	Unmatched string   `json:"unmatched,omitempty"`
-	// Scopes: the token's scopes (a delegated token's narrowed scope).
+	// Scopes: the OAuth scopes of the token (Identity.Scopes), sorted;
+	// what @requiresScopes reads. Sessions and mTLS peers carry none. A
+	// delegated token's are its narrowed scope, for person and agent.
 	Scopes []string `json:"scopes,omitempty"`
 	// Agent: the component is an AI agent; these are its limits
 	// (gatehouse.dev/agent-limits), applied whether it calls alone or
@@ -178,7 +180,7 @@ func (p *Principal) Name() string {
 //
 // Anything else is "unknown", with the reason in Unmatched.
 func (e *Engine) PrincipalFor(id *Identity) *Principal {
-	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer}
+	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer, Scopes: id.Scopes}
 	if id.Machine {
 		if ref := e.clients[id.ClientID]; ref != "" {
 			p.Kind, p.Ref, p.Agent = "component", ref, e.agents[ref]

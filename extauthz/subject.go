@@ -91,6 +91,7 @@ func (s *Subject) fill(rec *AuditRecord) {
 	}
 	if p := s.Principal(); p != nil {
 		rec.Principal, rec.Kind, rec.Groups, rec.ClientID, rec.Issuer = p.Name(), p.Kind, p.Groups, p.ClientID, p.Issuer
+		rec.Scopes = p.Scopes
 	}
 }
 
@@ -105,7 +106,9 @@ type credentials struct {
 }
 
 // key is the decision cache key of these credentials for one request: the
-// token's hash, the route, the operation (inspector) and the peer.
+// token's hash, the route, the operation (inspector) and the peer. The
+// token's scopes (which @requiresScopes decides on) are the token's, so
+// its hash keys them too; a session or a peer carries none.
 func (c credentials) key(req *Request) string {
 	kind, cred := byte(0), c.token
 	if cred == "" && c.session != "" {
