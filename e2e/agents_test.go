@@ -172,7 +172,9 @@ token_exchange:
 		if code, out := call(t, "POST", "/orders/v1/whoami", delegated(t, alice, copilot)); code != 403 {
 			t.Fatalf("a write by a read-only agent: %d %v", code, out)
 		}
-		expectAudit(t, g, func(r map[string]any) bool { return r["reason"] == "agent_limit" && r["actor"] == "component:default/copilot" })
+		expectAudit(t, g, func(r map[string]any) bool {
+			return r["reason"] == "agent_limit" && r["actor"] == "component:default/copilot"
+		})
 	})
 	t.Run("a route the agent may use but bob may not: 403", func(t *testing.T) {
 		if code, out := call(t, "GET", "/orders/v1/whoami", delegated(t, bob, copilot)); code != 403 {

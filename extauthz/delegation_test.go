@@ -32,6 +32,15 @@ type agentWorld struct {
 
 func newAgentWorld(t testing.TB) *agentWorld {
 	t.Helper()
+	buf := &lockedBuffer{}
+	w := newAgentWorldAudit(t, NewAudit(buf, 100))
+	w.audit = buf
+	return w
+}
+
+// newAgentWorldAudit is newAgentWorld writing its audit to a.
+func newAgentWorldAudit(t testing.TB, a *Audit) *agentWorld {
+	t.Helper()
 	exp := time.Now().Add(time.Hour)
 	idp := "https://idp"
 	v := &fakeIdP{fakeVerifier{ids: map[string]*Identity{
@@ -59,11 +68,10 @@ func newAgentWorld(t testing.TB) *agentWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf := &lockedBuffer{}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(Options{CacheSize: 1000, CacheTTL: time.Minute, Delegation: d}, v, signer, NewAudit(buf, 100), quiet)
+	srv := NewServer(Options{CacheSize: 1000, CacheTTL: time.Minute, Delegation: d}, v, signer, a, quiet)
 	srv.SetModel(testcatalog.MustFiles(t, "testdata/agents-catalog.yaml"))
-	return &agentWorld{srv: srv, signer: signer, d: d, ex: NewExchanger(srv, d, quiet), v: v, audit: buf}
+	return &agentWorld{srv: srv, signer: signer, d: d, ex: NewExchanger(srv, d, quiet), v: v}
 }
 
 // exchange posts a form to the endpoint and returns the status and the
@@ -511,4 +519,72 @@ func mustRead(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDelegatedCheckAndExplainAgree: Check over gRPC with a delegated
+// token, explain with the same token, and explain with --principal and
+// --actor reach the same decision for every person, agent and request;
+// explain shows each principal's verdict.
+func TestDelegatedCheckAndExplainAgree(t *testing.T) {
+	sink := &auditSink{ch: make(chan AuditRecord, 1000)}
+	a := NewAudit(sink, 1000)
+	t.Cleanup(a.Close)
+	w := newAgentWorldAudit(t, a)
+	client := grpcCheckClient(t, w.srv)
+	m := w.srv.Model()
+	reqs := []struct{ method, path string }{
+		{"GET", "/orders/v1/items"}, {"POST", "/orders/v1/items"}, {"DELETE", "/orders/v1/items"}, {"GET", "/orders/1"},
+		{"GET", "/orders/reports/q1"}, {"POST", "/orders/reports/q1"}, {"HEAD", "/orders/v1/items"}, {"GET", "/ledger/1"}, {"GET", "/orders/healthz"},
+	}
+	n := 0
+	for _, person := range []string{"alice", "bob"} {
+		for _, agent := range []string{"copilot", "writer"} {
+			tok := w.issued(t, person, agent, "component:default/orders")
+			for _, r := range reqs {
+				_, route := m.Match("gw.example.com", r.path)
+				c := parityCase{name: person + "+" + agent + " " + r.method + " " + r.path, token: tok, method: r.method, path: r.path, routeID: route.ID}
+				status, reason := checkOverGRPC(t, client, sink, c)
+				for _, how := range []string{"token", "principal and actor"} {
+					in := ExplainRequest{Token: tok, Method: r.method, URL: "http://gw.example.com" + r.path}
+					if how != "token" {
+						if route.Entity != "component:default/orders" {
+							continue // outside the token's audience: only the token says so
+						}
+						in = ExplainRequest{Principal: "user:default/" + person, Actor: "component:default/" + agent, Method: r.method, URL: in.URL}
+					}
+					res, err := Explain(context.Background(), w.srv.Engine(), m, w.srv.Verifier(), in)
+					if err != nil {
+						t.Fatalf("%s by %s: %v", c.name, how, err)
+					}
+					if res.Decision.Status != status || res.Decision.Reason != reason {
+						t.Errorf("%s: Check %d %s; explain by %s %d %s", c.name, status, reason, how, res.Decision.Status, res.Decision.Reason)
+					}
+					if (status == 200 || status == 403) && reason != "public_path" {
+						if len(res.Decision.Principals) != 2 || res.Decision.Principals[0].Role != RoleActor || res.Decision.Principals[1].Role != RoleUser {
+							t.Errorf("%s by %s: principals %+v, want the actor's and the user's verdicts", c.name, how, res.Decision.Principals)
+						}
+					}
+					n++
+				}
+			}
+		}
+	}
+	if n < 50 {
+		t.Fatalf("only %d comparisons", n)
+	}
+	// A refused actor does not hide the person's verdict.
+	res, err := Explain(context.Background(), w.srv.Engine(), m, nil, ExplainRequest{Principal: "user:default/bob", Actor: "component:default/copilot", Method: "POST", URL: "http://gw.example.com/orders/v1/items"})
+	if err != nil || res.Decision.Reason != "agent_limit" || len(res.Decision.Principals) != 2 || res.Decision.Principals[1].Allow || res.Decision.Principals[1].Reason != "no_matching_rule" {
+		t.Fatalf("%+v %v", res.Decision.Principals, err)
+	}
+	for _, bad := range []ExplainRequest{
+		{Principal: "user:default/alice", Actor: "component:default/shop"},        // not an agent
+		{Principal: "component:default/shop", Actor: "component:default/copilot"}, // not a person
+		{Token: "alice", Actor: "component:default/copilot"},                      // a token has its own act
+	} {
+		bad.URL = "http://gw.example.com/orders/v1/items"
+		if _, err := Explain(context.Background(), w.srv.Engine(), m, w.srv.Verifier(), bad); err == nil {
+			t.Errorf("explain %+v: no error", bad)
+		}
+	}
 }

@@ -50,6 +50,18 @@ func (s *Subject) chain() [3]rolePrincipal {
 	return [3]rolePrincipal{{RolePeer, s.Peer}, {RoleActor, s.Actor}, {RoleUser, s.User}}
 }
 
+// chained: more than one principal (explain then marks whose rules are
+// whose).
+func (s *Subject) chained() bool {
+	n := 0
+	for _, pr := range s.chain() {
+		if pr.p != nil {
+			n++
+		}
+	}
+	return n > 1
+}
+
 // Empty: no principal (an anonymous request).
 func (s *Subject) Empty() bool { return s.Peer == nil && s.Actor == nil && s.User == nil }
 
