@@ -39,20 +39,35 @@ func agentMay(a *model.Agent, op Operation) (string, bool) {
 		return "method " + op.Method, slices.Contains(a.Methods, op.Method)
 	case model.InspectorGraphQL:
 		return "GraphQL " + op.Method + "s", slices.Contains(a.GraphQL, op.Method)
+	case inspectorMCP:
+		if op.Method != "tools/call" {
+			// The session's housekeeping (initialize, tools/list, ping,
+			// notifications): tools/list shows only what it may call.
+			return "MCP " + op.Method, true
+		}
+		return "tool " + op.Name, (op.ReadOnly && slices.Contains(a.MCPTools, readOnlyTools)) || toolAllowed(a.MCPTools, op.Name)
 	}
-	// Another protocol's operation (an MCP tool): its name against the
-	// tool patterns. "read-only" is decided by the protocol's inspector,
-	// which marks the operation; a name alone never matches it.
-	return "tool " + op.Name, toolAllowed(a.MCPTools, op.Name)
+	// An operation of a protocol the limits do not know: refused.
+	return op.Kind + " " + op.Method, false
 }
 
-// toolAllowed: a pattern is a name, "*", or a prefix ending in "*".
+// inspectorMCP is the MCP inspector's operation kind (model.InspectorMCP
+// of the MCP gateway).
+const inspectorMCP = "mcp"
+
+// readOnlyTools in mcp-tools grants the tools the MCP API marks
+// read-only (Operation.ReadOnly).
+const readOnlyTools = "read-only"
+
+// toolAllowed: a pattern is a name, "*", or a prefix ending in "*"
+// ("read-only" is no pattern).
 func toolAllowed(patterns []string, name string) bool {
 	if name == "" {
 		return false
 	}
 	for _, p := range patterns {
 		switch {
+		case p == readOnlyTools:
 		case p == "*", p == name:
 			return true
 		case strings.HasSuffix(p, "*") && strings.HasPrefix(name, strings.TrimSuffix(p, "*")):

@@ -9,11 +9,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
+	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 // The agents catalog's routes (ordersRoute, ledgerRoute: engine_test.go).
@@ -587,4 +589,96 @@ func TestDelegatedCheckAndExplainAgree(t *testing.T) {
 			t.Errorf("explain %+v: no error", bad)
 		}
 	}
+}
+
+// Agent limits per kind of operation: HTTP methods, GraphQL operation
+// types, MCP tools (by name, pattern, or read-only mark), unknown kinds
+// refused.
+func TestAgentLimitsPerOperation(t *testing.T) {
+	def := &model.Agent{Methods: []string{"GET", "HEAD"}, GraphQL: []string{"query"}, MCPTools: []string{"read-only"}}
+	granted := &model.Agent{Methods: []string{"GET", "POST"}, GraphQL: []string{"query", "mutation"}, MCPTools: []string{"orders_*", "ping_tool"}}
+	none := &model.Agent{}
+	cases := []struct {
+		a    *model.Agent
+		op   Operation
+		want bool
+	}{
+		{def, Operation{Kind: "http", Method: "GET"}, true},
+		{def, Operation{Kind: "http", Method: "HEAD"}, true},
+		{def, Operation{Kind: "http", Method: "POST"}, false},
+		{def, Operation{Kind: "http", Method: "DELETE"}, false},
+		{granted, Operation{Kind: "http", Method: "POST"}, true},
+		{none, Operation{Kind: "http", Method: "GET"}, false},
+		{def, Operation{Kind: "graphql", Method: "query", HTTPMethod: "POST"}, true},
+		{def, Operation{Kind: "graphql", Method: "mutation", HTTPMethod: "POST"}, false},
+		{granted, Operation{Kind: "graphql", Method: "mutation"}, true},
+		{granted, Operation{Kind: "graphql", Method: "subscription"}, false},
+		{def, Operation{Kind: "mcp", Method: "initialize"}, true},
+		{def, Operation{Kind: "mcp", Method: "tools/list"}, true},
+		{def, Operation{Kind: "mcp", Method: "tools/call", Name: "list_orders", ReadOnly: true}, true},
+		{def, Operation{Kind: "mcp", Method: "tools/call", Name: "delete_order"}, false},
+		{def, Operation{Kind: "mcp", Method: "tools/call", Name: "read-only"}, false}, // the keyword is no name
+		{granted, Operation{Kind: "mcp", Method: "tools/call", Name: "orders_cancel"}, true},
+		{granted, Operation{Kind: "mcp", Method: "tools/call", Name: "ordersx"}, false},
+		{granted, Operation{Kind: "mcp", Method: "tools/call", Name: "list_orders", ReadOnly: true}, false}, // read-only not granted
+		{granted, Operation{Kind: "mcp", Method: "tools/call", Name: "ping_tool"}, true},
+		{granted, Operation{Kind: "mcp", Method: "tools/call", Name: ""}, false},
+		{def, Operation{Kind: "grpc", Method: "Get"}, false},
+	}
+	for _, c := range cases {
+		if _, got := agentMay(c.a, c.op); got != c.want {
+			t.Errorf("%+v with %+v: %v, want %v", c.op, c.a, got, c.want)
+		}
+	}
+}
+
+// The assertion memo never hands one agent's assertion out for another's
+// (nor for the person alone); the decision cache is keyed by the token,
+// whose act names the agent (TestDelegatedCheck: copilot's POST refused,
+// writer's allowed, same person, same route, cache on).
+func TestDelegatedAssertionsDifferByActor(t *testing.T) {
+	w := newAgentWorld(t)
+	a1, _, _ := w.signer.Sign(Assertion{Subject: "user:default/alice", Audience: "x", Kind: "user", Act: &AssertionActor{Subject: "component:default/copilot"}}, time.Now())
+	a2, _, _ := w.signer.Sign(Assertion{Subject: "user:default/alice", Audience: "x", Kind: "user", Act: &AssertionActor{Subject: "component:default/writer"}}, time.Now())
+	a3, _, _ := w.signer.Sign(Assertion{Subject: "user:default/alice", Audience: "x", Kind: "user"}, time.Now())
+	if a1 == a2 || a1 == a3 || a2 == a3 {
+		t.Fatal("the assertion memo returned one agent's assertion for another's (or for the person alone)")
+	}
+}
+
+// Hostile act claims: refused unless an object naming an actor, nested
+// ones bounded; earlier actors are kept for the audit.
+func TestParseActHostile(t *testing.T) {
+	deep := `{"sub":"a"`
+	for i := 0; i < maxActDepth+1; i++ {
+		deep = `{"sub":"n` + strconv.Itoa(i) + `","act":` + deep
+	}
+	deep += strings.Repeat("}", maxActDepth+2)
+	bad := []string{`"copilot"`, `[]`, `{}`, `{"sub":1}`, `{"sub":""}`, `{"sub":"a","act":"b"}`, `{"sub":"a","act":{}}`, `{"sub":"a","act":{"sub":["x"]}}`, deep, `{"sub":"a"`}
+	for _, b := range bad {
+		if a, err := parseAct([]byte(b)); err == nil {
+			t.Errorf("act %s accepted: %+v", b, a)
+		}
+	}
+	a, err := parseAct([]byte(`{"sub":"sa-1","azp":"copilot","act":{"client_id":"planner","act":{"sub":"human-bot"}}}`))
+	if err != nil || a.ClientID != "copilot" || strings.Join(a.Earlier, ",") != "planner,human-bot" {
+		t.Fatalf("%+v %v", a, err)
+	}
+}
+
+// FuzzParseAct: never panics; an accepted act names an actor and keeps
+// at most maxActDepth earlier ones.
+func FuzzParseAct(f *testing.F) {
+	f.Add(`{"sub":"a","client_id":"c","act":{"sub":"b"}}`)
+	f.Add(`{"azp":"x"}`)
+	f.Add(`{"sub":"a","act":null}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := parseAct([]byte(s))
+		if err != nil {
+			return
+		}
+		if a.Subject == "" && a.ClientID == "" || len(a.Earlier) > maxActDepth {
+			t.Fatalf("accepted %q as %+v", s, a)
+		}
+	})
 }
