@@ -682,3 +682,65 @@ func FuzzParseAct(f *testing.F) {
 		}
 	})
 }
+
+// person ∩ agent ∩ token scope on a GraphQL API: a field guarded by
+// @requiresScopes needs the scope in the (narrowed) delegated token, for
+// the person and the agent alike; the agent's own token without it is
+// refused; a mutation by a read-only agent is refused by its limits.
+func TestDelegatedScopesOnGraphQL(t *testing.T) {
+	src := testcatalog.PlatformGraph + `apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: copilot
+  annotations: {gatehouse.dev/client-id: copilot}
+spec: {type: ai-agent, lifecycle: production, owner: payments, consumesApis: [platform-graph]}
+`
+	exp := time.Now().Add(time.Hour)
+	v := &fakeIdP{fakeVerifier{ids: map[string]*Identity{
+		"alice":   {Subject: "a1", Email: "alice@example.com", EmailVerified: true, Expiry: exp, Issuer: "https://idp", Scopes: []string{"other", "read:scoped"}},
+		"copilot": {Subject: "sa", ClientID: "copilot", Machine: true, Expiry: exp, Issuer: "https://idp"},
+	}}}
+	signer, _ := NewSigner(SignerConfig{Issuer: "gatehouse-assertions", Lifetime: 30 * time.Second, Rotate: time.Hour})
+	d, _ := NewDelegation("https://gw/.gatehouse/token", 5*time.Minute, signer)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sink := &auditSink{ch: make(chan AuditRecord, 100)}
+	a := NewAudit(sink, 100)
+	t.Cleanup(a.Close)
+	srv := NewServer(Options{CacheSize: 1000, CacheTTL: time.Minute, Delegation: d}, v, signer, a, quiet)
+	srv.SetModel(testcatalog.Must(t, src))
+	w := &agentWorld{srv: srv, signer: signer, d: d, ex: NewExchanger(srv, d, quiet)}
+	withScope := func(scope string) string {
+		f := exchangeForm("alice", "copilot", "api:default/platform-graph")
+		f.Set("scope", scope)
+		code, out := w.exchange(t, f)
+		if code != 200 {
+			t.Fatalf("exchange for %q: %d %v", scope, code, out)
+		}
+		return out["access_token"].(string)
+	}
+	// status is the answer's status and the audit's reason.
+	status := func(tok, query string) string {
+		srv.Check(context.Background(), gqlCheckReq(tok, "POST", "/platform/graphql", gqlBody(query)))
+		r := nextRecord(t, sink)
+		return strconv.Itoa(r.Status) + " " + r.Reason
+	}
+	scoped := `{ component(name: "orders") { name scoped } }`
+	if got := status(withScope("read:scoped"), scoped); got != "200 consumer" {
+		t.Errorf("the scope in the delegated token: %s", got)
+	}
+	if got := status(withScope("other"), scoped); got != "403 field_forbidden" {
+		t.Errorf("the scope narrowed away: %s", got)
+	}
+	if got := status("alice", scoped); got != "200 owner" {
+		t.Errorf("alice herself: %s", got)
+	}
+	if got := status("copilot", scoped); got != "403 field_forbidden" {
+		t.Errorf("the agent's own token, without the scope: %s", got)
+	}
+	if got := status(withScope("read:scoped"), `{ component(name: "orders") { name } }`); got != "200 consumer" {
+		t.Errorf("a plain field: %s", got)
+	}
+	if got := status(withScope("read:scoped"), `mutation { deploy(name: "orders") }`); got != "403 agent_limit" {
+		t.Errorf("a mutation by a read-only agent: %s", got)
+	}
+}
