@@ -98,11 +98,14 @@ token_exchange:
 	expectRoute(t, e.edgePort, "gw.example.com", "/orders/healthz", 200, "", 10*time.Second)
 
 	// exchange posts to /.gatehouse/token through the edge.
-	exchange := func(t *testing.T, subject, actor, resource string) (int, map[string]any) {
+	exchange := func(t *testing.T, subject, actor, resource string, extra ...string) (int, map[string]any) {
 		t.Helper()
 		form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
 			"subject_token": {subject}, "subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
 			"actor_token": {actor}, "actor_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "resource": {resource}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			form.Set(extra[i], extra[i+1])
+		}
 		req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/.gatehouse/token", e.edgePort), strings.NewReader(form.Encode()))
 		req.Host = "gw.example.com"
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -148,9 +151,17 @@ token_exchange:
 		t.Logf("exchange through Envoy: %s", time.Since(start).Round(time.Millisecond))
 		c, h := jwtClaims(t, tok), jwtHeader(t, tok)
 		act, _ := c["act"].(map[string]any)
-		if c["sub"] != "user:default/alice" || act["sub"] != "component:default/copilot" || c["aud"] != "component:default/orders" ||
+		if c["sub"] != "user:default/alice" || act["sub"] != "component:default/copilot" || c["aud"] != "urn:gatehouse:entity:component:default/orders" ||
 			h["typ"] != "at+jwt" || c["exp"].(float64)-c["iat"].(float64) > 300 {
 			t.Fatalf("header %v claims %v", h, c)
+		}
+		// The scope only narrows: alice's Keycloak token has email; admin
+		// it has not.
+		if code, out := exchange(t, alice, copilot, "component:default/orders", "scope", "email"); code != 200 || out["scope"] != "email" || jwtClaims(t, out["access_token"].(string))["scope"] != "email" {
+			t.Fatalf("narrowed to email: %d %v", code, out)
+		}
+		if code, out := exchange(t, alice, copilot, "component:default/orders", "scope", "email admin"); code != 400 || out["error"] != "invalid_scope" {
+			t.Fatalf("a scope alice lacks: %d %v", code, out)
 		}
 	})
 	t.Run("a route both may use: 200, the assertion carries act", func(t *testing.T) {

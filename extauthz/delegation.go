@@ -28,6 +28,13 @@ const MaxDelegatedLifetime = 5 * time.Minute
 // accepted as the other.
 const DelegatedTokenType = "at+jwt"
 
+// AudiencePrefix starts the `aud` of a delegated token: the entity ref
+// follows. An identity assertion's `aud` is the bare entity ref, so even
+// a service that checked only the signature and `aud` of an assertion
+// would refuse a delegated token, and gatehouse refuses an assertion as
+// an access token (typ, iss and aud all differ).
+const AudiencePrefix = "urn:gatehouse:entity:"
+
 // maxActDepth bounds the nested `act` claims read (earlier actors).
 const maxActDepth = 8
 
@@ -132,7 +139,7 @@ func (d *Delegation) Issuer() string { return d.issuer }
 type delegatedClaims struct {
 	Issuer   string `json:"iss"`
 	Subject  string `json:"sub"` // the person's User ref
-	Audience string `json:"aud"` // one catalog entity ref
+	Audience string `json:"aud"` // AudiencePrefix + one catalog entity ref
 	IssuedAt int64  `json:"iat"`
 	NotBef   int64  `json:"nbf"`
 	Expiry   int64  `json:"exp"`
@@ -209,8 +216,8 @@ func (d *Delegation) verify(raw string) (*Identity, error) {
 		return nil, tokenErr("expired", "expired at %s", time.Unix(c.Expiry, 0).UTC().Format(time.RFC3339))
 	case time.Unix(c.NotBef, 0).After(now.Add(delegationSkew)):
 		return nil, tokenErr("not_yet_valid", "`nbf` is in the future")
-	case c.Audience == "":
-		return nil, tokenErr("missing_claim", "token has no `aud`")
+	case !strings.HasPrefix(c.Audience, AudiencePrefix) || len(c.Audience) == len(AudiencePrefix):
+		return nil, tokenErr("wrong_audience", "aud %q is not %s<entity ref>", clipStr(c.Audience, 200), AudiencePrefix)
 	case !strings.HasPrefix(c.Subject, "user:"):
 		return nil, tokenErr("malformed", "sub %q is not a User ref", clipStr(c.Subject, 200))
 	case !strings.HasPrefix(c.Act.Subject, "component:"):
@@ -223,7 +230,7 @@ func (d *Delegation) verify(raw string) (*Identity, error) {
 	scopes = slices.Compact(scopes)
 	id := &Identity{
 		Issuer: c.Issuer, IssuerName: "gatehouse token exchange", Subject: c.Subject, EntityRefSubject: true,
-		Expiry: time.Unix(c.Expiry, 0), TokenType: jws.typ, Actor: &act, Audience: c.Audience,
+		Expiry: time.Unix(c.Expiry, 0), TokenType: jws.typ, Actor: &act, Audience: strings.TrimPrefix(c.Audience, AudiencePrefix),
 		Scopes: scopes, Delegated: true,
 	}
 	return id, nil

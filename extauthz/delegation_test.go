@@ -152,7 +152,7 @@ func TestExchangeIssuesDelegatedToken(t *testing.T) {
 		t.Fatalf("header %v", h)
 	}
 	act, _ := c["act"].(map[string]any)
-	if c["sub"] != "user:default/alice" || c["aud"] != "component:default/orders" || act["sub"] != "component:default/copilot" ||
+	if c["sub"] != "user:default/alice" || c["aud"] != "urn:gatehouse:entity:component:default/orders" || act["sub"] != "component:default/copilot" ||
 		c["iss"] != "https://gatehouse.example/exchange" || c["client_id"] != "copilot" || c["jti"] == "" {
 		t.Fatalf("claims %v", c)
 	}
@@ -168,7 +168,7 @@ func TestExchangeIssuesDelegatedToken(t *testing.T) {
 	}
 	// By URL: the route's API.
 	_, c = claimsOf(t, w.issued(t, "alice", "copilot", "http://gw.example.com/orders/v1/items"))
-	if c["aud"] != "api:default/orders-api" {
+	if c["aud"] != "urn:gatehouse:entity:api:default/orders-api" {
 		t.Fatalf("aud by URL = %v", c["aud"])
 	}
 }
@@ -404,7 +404,15 @@ func TestDelegatedTokenVerification(t *testing.T) {
 	// Another gatehouse's key: unknown kid.
 	other, _ := NewSigner(SignerConfig{Issuer: "gatehouse-assertions", Lifetime: 30 * time.Second, Rotate: time.Hour})
 	od, _ := NewDelegation(w.d.issuer, time.Minute, other)
-	foreign, _, err := od.issue(delegatedClaims{Subject: "user:default/alice", Audience: "component:default/orders", Act: Actor{Subject: "component:default/copilot"}}, time.Now().Add(time.Hour))
+	// Our own issuer with a bare entity as aud (an assertion's): refused.
+	bare, _, err := w.d.issue(delegatedClaims{Subject: "user:default/alice", Audience: "component:default/orders", Act: Actor{Subject: "component:default/copilot"}}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.srv.Verifier().Verify(context.Background(), bare); err == nil || !strings.Contains(err.Error(), "wrong_audience") {
+		t.Fatalf("a bare entity aud: %v", err)
+	}
+	foreign, _, err := od.issue(delegatedClaims{Subject: "user:default/alice", Audience: AudiencePrefix + "component:default/orders", Act: Actor{Subject: "component:default/copilot"}}, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -309,7 +309,7 @@ func (x *Exchanger) exchange(r *http.Request, req exchangeRequest) (exchangeResp
 		notAfter = actor.Expiry
 	}
 	tok, exp, err := x.d.issue(delegatedClaims{
-		Subject: person.Ref, Audience: entity, ClientID: actor.ClientID, Scope: strings.Join(scope, " "),
+		Subject: person.Ref, Audience: AudiencePrefix + entity, ClientID: actor.ClientID, Scope: strings.Join(scope, " "),
 		Act: Actor{Subject: agent, ClientID: actor.ClientID, Issuer: actor.Issuer}, SubjectIssuer: subj.Issuer,
 	}, notAfter)
 	if err != nil {
