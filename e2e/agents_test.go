@@ -62,6 +62,7 @@ spec: {type: ai-agent, lifecycle: production, owner: payments, consumesApis: %[3
 func TestAgentDelegation(t *testing.T) {
 	python := installFastAPI(t)
 	kc := startIDP(t)
+	ensureRealmClients(t, kc, "copilot", "stray-agent", "copilot-expiring")
 	port := freePort(t)
 	ordersURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	ledger := startUpstream(t, "ledger")
@@ -272,4 +273,53 @@ func installFastAPI(t *testing.T) string {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1]
+}
+
+// ensureRealmClients makes sure the realm has these clients of
+// examples/idp/realm-gatehouse.json, creating the missing ones through
+// Keycloak's admin REST API: Keycloak imports the realm from one file in
+// its home, which checkouts sharing .tools/keycloak overwrite for each
+// other while it starts (the file of another branch may lack them).
+func ensureRealmClients(t *testing.T, kc *keycloak, ids ...string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "examples", "idp", "realm-gatehouse.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var realm struct {
+		Clients []map[string]any `json:"clients"`
+	}
+	if err := json.Unmarshal(raw, &realm); err != nil {
+		t.Fatal(err)
+	}
+	base := strings.TrimSuffix(kc.issuer, "/realms/gatehouse")
+	admin := kc.tokenAt(t, base+"/realms/master/protocol/openid-connect/token", url.Values{"grant_type": {"password"}, "client_id": {"admin-cli"}, "username": {"admin"}, "password": {"admin"}})
+	for _, id := range ids {
+		var rep map[string]any
+		for _, c := range realm.Clients {
+			if c["clientId"] == id {
+				rep = c
+			}
+		}
+		if rep == nil {
+			t.Fatalf("client %s is not in examples/idp/realm-gatehouse.json", id)
+		}
+		body, _ := json.Marshal(rep)
+		req, _ := http.NewRequest("POST", base+"/admin/realms/gatehouse/clients", strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusCreated:
+			t.Logf("Keycloak had no client %s (another checkout's realm file was imported): created", id)
+		case http.StatusConflict: // imported from this checkout's realm file
+		default:
+			t.Fatalf("creating Keycloak client %s: %d %s", id, resp.StatusCode, b)
+		}
+	}
 }

@@ -53,7 +53,13 @@ func stopIDP() {
 // token asks Keycloak for an access token.
 func (k *keycloak) token(t *testing.T, form url.Values) string {
 	t.Helper()
-	resp, err := http.PostForm(k.issuer+"/protocol/openid-connect/token", form)
+	return k.tokenAt(t, k.issuer+"/protocol/openid-connect/token", form)
+}
+
+// tokenAt asks a Keycloak token endpoint (another realm's) for a token.
+func (k *keycloak) tokenAt(t *testing.T, endpoint string, form url.Values) string {
+	t.Helper()
+	resp, err := http.PostForm(endpoint, form)
 	if err != nil {
 		t.Fatal(err)
 	}
