@@ -190,7 +190,7 @@ func TestGraphQLInspector(t *testing.T) {
 		{"trailing data", "POST", "/platform/graphql", `{"query":"{ viewer }"} {"query":"{ audit }"}`, gqlParseFailed},
 		{"empty batch", "POST", "/platform/graphql", `[]`, gqlBadRequest},
 		{"batch too large", "POST", "/platform/graphql", "[" + strings.TrimSuffix(strings.Repeat(gqlBody(`{ viewer }`)+",", 21), ",") + "]", gqlBadRequest},
-		{"persisted query hash only", "POST", "/platform/graphql", `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"abc"}}}`, gqlPersistedQuery},
+		{"persisted query with a short hash", "POST", "/platform/graphql", `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"abc"}}}`, gqlBadRequest},
 		{"POST with a query in the URL", "POST", "/platform/graphql?query=" + url.QueryEscape("{ audit }"), gqlBody(`{ viewer }`), gqlBadRequest},
 		{"GET without query", "GET", "/platform/graphql", "", gqlBadRequest},
 		{"GET with two queries", "GET", "/platform/graphql?query=%7Bviewer%7D&query=%7Baudit%7D", "", gqlBadRequest},

@@ -50,6 +50,10 @@ type gqlPolicy struct {
 	*model.GraphQLPolicy
 	schema *ast.Schema // nil: the SDL did not load here (every request 503)
 	fields map[string][]model.GraphQLRequirement
+	// apq: the API's APQ store (the server's, kept across models, once
+	// attachPersisted ran); safelist: hash -> document in safelist mode.
+	apq      *apqStore
+	safelist map[string]string
 
 	mu       sync.Mutex
 	docs     map[string]*gqlDoc       // by operationName and document
@@ -68,6 +72,13 @@ func (c gqlCache) policy(p *model.GraphQLPolicy) *gqlPolicy {
 	g := &gqlPolicy{GraphQLPolicy: p, schema: s, fields: make(map[string][]model.GraphQLRequirement, len(p.Fields))}
 	for _, f := range p.Fields {
 		g.fields[f.Name] = f.Requires
+	}
+	g.apq = newAPQStore(p.Persisted.Cache)
+	if len(p.Persisted.Safelist) > 0 {
+		g.safelist = make(map[string]string, len(p.Persisted.Safelist))
+		for _, d := range p.Persisted.Safelist {
+			g.safelist[d.Hash] = d.Document
+		}
 	}
 	return g
 }
@@ -113,7 +124,7 @@ func (graphqlInspector) Operations(req Request) ([]Operation, *Result) {
 // gqlRequest is one operation request of a body or a URL.
 type gqlRequest struct {
 	query, operationName string
-	persisted            bool // extensions.persistedQuery present
+	pq                   persistedExt // extensions.persistedQuery
 }
 
 // inspectGraphQL reads and checks a GraphQL request: its operations, or
@@ -127,22 +138,26 @@ func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 	// reading, without the JSON decoding. The answer's info is a copy (the
 	// caller adds the denied fields to it).
 	if len(req.Body)+len(req.Query) > maxRememberedRequest {
-		return g.inspect(req)
+		r := g.inspect(req)
+		g.rememberPersisted(r.remember)
+		return r.ops, r.info, r.deny
 	}
 	key := req.Method + "\x00" + req.Path + "\x00" + req.Query + "\x00" + string(req.Body)
 	g.mu.Lock()
 	r := g.requests[key]
 	g.mu.Unlock()
 	if r == nil {
-		r = &gqlInspected{}
-		r.ops, r.info, r.deny = g.inspect(req)
-		g.mu.Lock()
-		if g.requests == nil || len(g.requests) >= maxDocs {
-			g.requests = make(map[string]*gqlInspected)
+		r = g.inspect(req)
+		if !r.volatile {
+			g.mu.Lock()
+			if g.requests == nil || len(g.requests) >= maxDocs {
+				g.requests = make(map[string]*gqlInspected)
+			}
+			g.requests[key] = r
+			g.mu.Unlock()
 		}
-		g.requests[key] = r
-		g.mu.Unlock()
 	}
+	g.rememberPersisted(r.remember)
 	info := *r.info
 	if r.deny != nil {
 		d := *r.deny
@@ -161,10 +176,24 @@ type gqlInspected struct {
 	ops  []Operation
 	info *GraphQLInfo
 	deny *Result
+	// remember: the persisted documents to keep in the APQ store;
+	// volatile: what it came to depends on the store (a hash-only
+	// request not found), so it is not remembered.
+	remember []model.GraphQLDocument
+	volatile bool
 }
 
 // inspect reads and checks a request (inspectGraphQL without the memory).
-func (g *gqlPolicy) inspect(req *Request) ([]Operation, *GraphQLInfo, *Result) {
+func (g *gqlPolicy) inspect(req *Request) *gqlInspected {
+	out := &gqlInspected{}
+	out.ops, out.info, out.deny = g.inspectOps(req, out)
+	if out.deny != nil {
+		out.remember = nil
+	}
+	return out
+}
+
+func (g *gqlPolicy) inspectOps(req *Request, out *gqlInspected) ([]Operation, *GraphQLInfo, *Result) {
 	info := &GraphQLInfo{Mode: g.Mode}
 	reqs, why := readGraphQL(req)
 	if why != "" {
@@ -177,10 +206,16 @@ func (g *gqlPolicy) inspect(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 		seen = map[string]bool{}
 	}
 	for i, r := range reqs {
+		pq := g.resolvePersisted(&r)
+		switch {
+		case pq.refusal != nil:
+			f := pq.refusal
+			return nil, info, gqlRefuse(info, pq.status, f.reason, f.code, f.msg, f.detail)
+		case pq.notFound:
+			out.volatile = true
+			return nil, info, pqNotFound(info)
+		}
 		if r.query == "" {
-			if r.persisted {
-				return nil, info, gqlRefuse(info, 400, "graphql_persisted_query", gqlPersistedQuery, "persisted queries are not supported: send the query text", "")
-			}
 			return nil, info, gqlRefuse(info, 400, "graphql_bad_request", gqlBadRequest, "the request has no query", "")
 		}
 		if i > 0 {
@@ -191,6 +226,9 @@ func (g *gqlPolicy) inspect(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 		if d.refused != nil {
 			f := d.refused
 			return nil, info, gqlRefuse(info, 400, f.reason, f.code, f.msg, f.detail)
+		}
+		if pq.remember != nil {
+			out.remember = append(out.remember, *pq.remember)
 		}
 		if d.writes && req.Method == "GET" {
 			// GraphQL over HTTP: only queries travel in a URL (a link or an
@@ -442,14 +480,17 @@ func readGraphQL(req *Request) ([]gqlRequest, string) {
 	}
 	switch req.Method {
 	case "GET":
-		if len(q["query"]) > 1 || len(q["operationName"]) > 1 {
-			return nil, "query or operationName is given twice"
+		if len(q["query"]) > 1 || len(q["operationName"]) > 1 || len(q["extensions"]) > 1 {
+			return nil, "query, operationName or extensions is given twice"
 		}
 		if len(bytes.TrimSpace(req.Body)) > 0 {
 			return nil, "a GET with a body is ambiguous" // a server might read either
 		}
 		r := gqlRequest{query: q.Get("query"), operationName: q.Get("operationName")}
-		r.persisted = strings.Contains(q.Get("extensions"), "persistedQuery")
+		var why string
+		if r.pq, why = readExtensions([]byte(q.Get("extensions"))); why != "" {
+			return nil, why
+		}
 		return []gqlRequest{r}, ""
 	case "POST":
 	default:
@@ -533,7 +574,10 @@ func readJSONRequest(b []byte) (gqlRequest, string) {
 				return r, "variables is not an object"
 			}
 		case "extensions":
-			r.persisted = bytes.Contains(raw, []byte(`"persistedQuery"`))
+			var why string
+			if r.pq, why = readExtensions(raw); why != "" {
+				return r, why
+			}
 		default:
 			if lk == "query" || lk == "operationname" || lk == "variables" || lk == "extensions" {
 				return r, "key " + key + " is not spelled as GraphQL spells it"
@@ -585,6 +629,6 @@ func readJSONFast(b []byte) (r gqlRequest, ok bool, why string) {
 	if len(v.Variables) > 0 && string(v.Variables) != "null" && v.Variables[0] != '{' {
 		return r, true, "variables is not an object"
 	}
-	r.persisted = bytes.Contains(v.Extensions, []byte(`"persistedQuery"`))
-	return r, true, ""
+	r.pq, why = readExtensions(v.Extensions)
+	return r, true, why
 }

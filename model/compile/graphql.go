@@ -111,6 +111,22 @@ func graphqlPolicy(api *cs.Entity) *model.GraphQLPolicy {
 		p.Fields = append(p.Fields, model.GraphQLField{Name: "__schema", Requires: owners}, model.GraphQLField{Name: "__type", Requires: owners})
 	}
 	sort.Slice(p.Fields, func(i, j int) bool { return p.Fields[i].Name < p.Fields[j].Name })
+	p.Persisted = graphqlPersisted(g)
+	return p
+}
+
+// graphqlPersisted is an API's persisted-query settings with the
+// defaults (APQ, a store of cs.DefaultPersistedQueryCache documents).
+func graphqlPersisted(g *cs.GraphQLAPI) model.GraphQLPersisted {
+	o := g.Options
+	p := model.GraphQLPersisted{Mode: model.PersistedAPQ, Cache: cs.DefaultPersistedQueryCache}
+	if o.PersistedQueries != "" {
+		p.Mode = o.PersistedQueries
+	}
+	setIf(&p.Cache, o.PersistedQueryCache)
+	for _, d := range g.Safelist {
+		p.Safelist = append(p.Safelist, model.GraphQLDocument{Hash: d.Hash, Document: d.Document})
+	}
 	return p
 }
 
