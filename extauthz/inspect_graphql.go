@@ -41,6 +41,18 @@ const (
 // maxBatch bounds the operations of one batched request.
 const maxBatch = 20
 
+// maxFieldNames bounds the fields an audit record names.
+const maxFieldNames = 32
+
+// fieldNames are the first maxFieldNames fields of ops.
+func fieldNames(ops []Operation) []string {
+	out := make([]string, 0, min(len(ops), maxFieldNames))
+	for _, op := range ops[:min(len(ops), maxFieldNames)] {
+		out = append(out, op.Name)
+	}
+	return out
+}
+
 // maxDenied bounds the denied fields an audit record and an answer list.
 const maxDenied = 10
 
@@ -92,7 +104,10 @@ type GraphQLInfo struct {
 	DocumentHash string `json:"document_hash,omitempty"`
 	Operations   int    `json:"operations,omitempty"` // more than 1: a batch or a multi-operation document
 	Fields       int    `json:"fields,omitempty"`     // distinct Type.field asked
-	Mode         string `json:"mode,omitempty"`
+	// FieldNames: the distinct Type.field asked, in document order, at
+	// most maxFieldNames (the audit's field_names).
+	FieldNames []string `json:"field_names,omitempty"`
+	Mode       string   `json:"mode,omitempty"`
 	// Denied: the forbidden fields (at most maxDenied) and the rule of each.
 	Denied []DeniedField `json:"denied_fields,omitempty"`
 	// WouldDeny: dry-run mode let a request with forbidden fields pass.
@@ -252,6 +267,7 @@ func (g *gqlPolicy) inspectOps(req *Request, out *gqlInspected) ([]Operation, *G
 	}
 	info.DocumentHash = hex.EncodeToString(h.Sum(nil)[:16])
 	info.Fields = len(ops)
+	info.FieldNames = fieldNames(ops)
 	if len(ops) == 0 {
 		// Only __typename: nothing to authorize beyond the route.
 		ops = append(ops, Operation{Kind: model.InspectorGraphQL, Method: info.OperationType, HTTPMethod: req.Method, Path: req.Path, Name: "__typename"})
