@@ -68,8 +68,8 @@ type gqlPolicy struct {
 	safelist map[string]string
 
 	mu       sync.Mutex
-	docs     map[string]*gqlDoc       // by operationName and document
-	requests map[string]*gqlInspected // by method, path, query string and body
+	docs     map[string]*gqlDoc           // by operationName and document
+	requests map[gqlMemoKey]*gqlInspected // by method, path, query string and body
 }
 
 // newGQLPolicies parses each distinct schema of a model once.
@@ -149,15 +149,11 @@ func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 	if g == nil || g.schema == nil {
 		return nil, &GraphQLInfo{}, &Result{Status: 503, Reason: "graphql_schema_unavailable", Steps: []Step{{Rule: "graphql", Why: "the route's GraphQL schema did not load"}}}
 	}
-	// A small request seen before (many callers send the same few): its
+	// A request seen before (many callers send the same few): its
 	// reading, without the JSON decoding. The answer's info is a copy (the
-	// caller adds the denied fields to it).
-	if len(req.Body)+len(req.Query) > maxRememberedRequest {
-		r := g.inspect(req)
-		g.rememberPersisted(r.remember)
-		return r.ops, r.info, r.deny
-	}
-	key := req.Method + "\x00" + req.Path + "\x00" + req.Query + "\x00" + string(req.Body)
+	// caller adds the denied fields to it). The key is the document's hash
+	// the decision cache key computed already, not the body itself.
+	key := gqlMemoKey{req.Method, req.Path, req.documentKey()}
 	g.mu.Lock()
 	r := g.requests[key]
 	g.mu.Unlock()
@@ -166,7 +162,7 @@ func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 		if !r.volatile {
 			g.mu.Lock()
 			if g.requests == nil || len(g.requests) >= maxDocs {
-				g.requests = make(map[string]*gqlInspected)
+				g.requests = make(map[gqlMemoKey]*gqlInspected)
 			}
 			g.requests[key] = r
 			g.mu.Unlock()
@@ -182,9 +178,9 @@ func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 	return r.ops, &info, nil
 }
 
-// maxRememberedRequest: requests up to this size (body and query string)
-// are remembered with what they came to.
-const maxRememberedRequest = 4 << 10
+// gqlMemoKey is what a request is remembered by: its method, path and
+// Request.documentKey (a hash of the query string and the body).
+type gqlMemoKey struct{ method, path, doc string }
 
 // gqlInspected is what one request came to; read only once stored.
 type gqlInspected struct {
@@ -571,9 +567,17 @@ func readJSONRequest(b []byte) (gqlRequest, string) {
 		if err := dec.Decode(&raw); err != nil {
 			return r, "the JSON body does not parse"
 		}
+		// A key is one of GraphQL's when it folds to it as encoding/json
+		// folds (Unicode simple folding: "extenſions" is "extensions" to a
+		// Go server): the canonical name, for the twice-given check.
 		lk := strings.ToLower(key)
+		for _, k := range jsonKeys {
+			if name := k[1 : len(k)-1]; strings.EqualFold(key, name) {
+				lk = strings.ToLower(name)
+			}
+		}
 		if seen[lk] {
-			return r, "key " + strings.ToLower(key) + " is given twice"
+			return r, "key " + clipStr(lk, 40) + " is given twice"
 		}
 		seen[lk] = true
 		switch key {
@@ -596,7 +600,7 @@ func readJSONRequest(b []byte) (gqlRequest, string) {
 			}
 		default:
 			if lk == "query" || lk == "operationname" || lk == "variables" || lk == "extensions" {
-				return r, "key " + key + " is not spelled as GraphQL spells it"
+				return r, "key " + clipStr(key, 40) + " is not spelled as GraphQL spells it"
 			}
 		}
 	}
@@ -609,6 +613,36 @@ func readJSONRequest(b []byte) (gqlRequest, string) {
 	return r, ""
 }
 
+// hasNonASCIIOrEscape: b has a byte outside ASCII or a \u escape.
+func hasNonASCIIOrEscape(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return bytes.Contains(b, []byte(`\u`))
+}
+
+// countFold counts the occurrences of key (a quoted ASCII key name) in b
+// in any case, and says whether one of them is spelled exactly, without
+// lower-casing a copy of b.
+func countFold(b []byte, key string) (n int, exact bool) {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 || i+j+len(key) > len(b) {
+			return n, exact
+		}
+		i += j
+		if w := b[i : i+len(key)]; bytes.EqualFold(w, []byte(key)) {
+			n++
+			exact = exact || string(w) == key
+			i += len(key) - 1 // the closing quote may open the next match
+			continue
+		}
+		i++
+	}
+}
+
 // jsonKeys are the keys of a GraphQL request, quoted.
 var jsonKeys = [...]string{`"query"`, `"operationName"`, `"variables"`, `"extensions"`}
 
@@ -618,12 +652,17 @@ var jsonKeys = [...]string{`"query"`, `"operationName"`, `"variables"`, `"extens
 // case, spelled exactly, so no key is repeated or folded. ok false: use
 // the token reader.
 func readJSONFast(b []byte) (r gqlRequest, ok bool, why string) {
-	lower := bytes.ToLower(b)
+	if hasNonASCIIOrEscape(b) {
+		// A key spelled with a character that folds into ASCII (ſ, K) or
+		// escaped (\u017f) would fold into one of GraphQL's in
+		// encoding/json without countFold seeing it.
+		return r, false, ""
+	}
 	for _, k := range jsonKeys {
-		switch n := bytes.Count(lower, []byte(strings.ToLower(k))); {
+		switch n, exact := countFold(b, k); {
 		case n > 1:
 			return r, false, ""
-		case n == 1 && !bytes.Contains(b, []byte(k)):
+		case n == 1 && !exact:
 			return r, false, ""
 		}
 	}
