@@ -239,9 +239,6 @@ func directiveLists(d *ast.Directive, arg string) [][]string {
 	return out
 }
 
-// DirectiveLists is exported for Compile.
-func DirectiveLists(d *ast.Directive, arg string) [][]string { return directiveLists(d, arg) }
-
 func sortedTypeNames(s *ast.Schema) []string {
 	var out []string
 	for name, t := range s.Types {
