@@ -54,6 +54,9 @@ type Server struct {
 	// Identity headers by assertion (see identityHeaders).
 	hdrMu   sync.RWMutex
 	hdrMemo map[string][]*core.HeaderValueOption
+
+	// persisted: the GraphQL APIs' APQ stores, kept across models.
+	persisted persistedStores
 }
 
 type engineState struct {
@@ -102,7 +105,9 @@ func (s *Server) SetModel(m *model.Model) {
 	if cur := s.state.Load(); cur != nil && cur.engine.version == m.Version {
 		return
 	}
-	s.state.Store(&engineState{engine: NewEngine(m), model: m, cache: newDecisionCache(s.opts.CacheSize)})
+	eng := NewEngine(m)
+	eng.attachPersisted(&s.persisted)
+	s.state.Store(&engineState{engine: eng, model: m, cache: newDecisionCache(s.opts.CacheSize)})
 }
 
 // Model returns the model the current engine was built from.
@@ -317,7 +322,9 @@ func sessionSubject(sub Subject, sessions *SessionKeys, v TokenVerifier, eng *En
 func (s *Server) decide(st *engineState, rec *AuditRecord, req *Request, key string, sub *Subject, expires time.Time) *authv3.CheckResponse {
 	res := st.engine.Evaluate(req, sub, false)
 	if !res.Allow {
-		st.cache.put(key, &cached{result: res, subject: *sub, expires: expires})
+		if !res.noCache {
+			st.cache.put(key, &cached{result: res, subject: *sub, expires: expires})
+		}
 		return s.denyResult(rec, &res)
 	}
 	now := s.now()

@@ -47,7 +47,11 @@ type Identity struct {
 	// where a bare name maps.
 	Groups          []string
 	GroupsNamespace string
-	Expiry          time.Time
+	// Scopes: the OAuth scopes the token grants, from `scope` (a
+	// space-separated string, RFC 8693/9068) and `scp` (a string or an
+	// array: Okta, Entra), sorted and unique; what @requiresScopes reads.
+	Scopes []string
+	Expiry time.Time
 	// TokenType is the JOSE "typ" header (e.g. "vnd.backstage.user", "JWT",
 	// "at+jwt"); informational only.
 	TokenType string
@@ -460,6 +464,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		}
 	}
 	if err := readTrust(id, claims, c); err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	if id.Scopes, err = scopesClaim(claims); err != nil {
 		return nil, tokenErr("malformed", "%v", err)
 	}
 	return id, nil
