@@ -35,8 +35,14 @@ type Session struct {
 	Email string `json:"email,omitempty"`
 	// EntityRefSubject: the issuer's subs name catalog Users.
 	EntityRefSubject bool `json:"ers,omitempty"`
-	// Method is how the user signed in: "oidc" (the audit says
-	// oidc-session).
+	// Groups: a SAML IdP's groups attribute as asserted (at most
+	// MaxSessionGroups); whether and which count is decided per request by
+	// the IdP's current settings (SAMLIssuer). OIDC sessions carry none.
+	Groups []string `json:"grp,omitempty"`
+	// SessionIndex: the SAML IdP's session, named in a logout request.
+	SessionIndex string `json:"sx,omitempty"`
+	// Method is how the user signed in: "oidc" or "saml" (the audit says
+	// oidc-session, saml-session).
 	Method   string `json:"m"`
 	IssuedAt int64  `json:"iat"`
 	Expiry   int64  `json:"exp"`
