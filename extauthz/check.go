@@ -313,12 +313,23 @@ func sessionSubject(sub Subject, sessions *SessionKeys, saml map[string]SAMLIssu
 		}
 		return sub, expires, nil
 	}
-	// A session is as good as its issuer is still trusted: one removed
-	// from the configuration (a reload) ends its sessions at once.
-	if k, ok := v.(interface{ Trusts(iss string) bool }); ok && !k.Trusts(ss.Issuer) {
+	// A session is as good as its issuer is still trusted, under its
+	// settings of now: one removed from the configuration (a reload) ends
+	// its sessions at once, a changed trust_email or entity_ref_subjects
+	// applies to them at once.
+	var cfg *IssuerConfig
+	if k, ok := v.(interface {
+		IssuerConfig(iss string) (IssuerConfig, bool)
+	}); ok {
+		c, ok := k.IssuerConfig(ss.Issuer)
+		if !ok {
+			return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip(ss.Issuer) + " of this session is no longer configured"}}}
+		}
+		cfg = &c
+	} else if k, ok := v.(interface{ Trusts(iss string) bool }); ok && !k.Trusts(ss.Issuer) {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip(ss.Issuer) + " of this session is no longer configured"}}}
 	}
-	id := ss.identity()
+	id := ss.identity(cfg)
 	sub.User, sub.Auth = eng.PrincipalFor(id), ss.AuthName()
 	if id.Expiry.Before(expires) {
 		expires = id.Expiry

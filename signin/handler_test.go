@@ -249,7 +249,7 @@ func TestOIDCFlow(t *testing.T) {
 		refused(t, f.get(model.CallbackPath+"?code="+code+"&state="+state, b))
 	})
 
-	t.Run("an unverified email is not kept", func(t *testing.T) {
+	t.Run("an unverified email is kept as unverified", func(t *testing.T) {
 		f := newFlow(t)
 		f.idp.claims = func(a authz) map[string]any {
 			return map[string]any{"iss": f.idp.srv.URL, "sub": "m1", "aud": "web", "exp": time.Now().Add(time.Minute).Unix(), "nonce": a.nonce,
@@ -258,8 +258,8 @@ func TestOIDCFlow(t *testing.T) {
 		b, code, state := f.start("/a")
 		w := f.get(model.CallbackPath+"?code="+code+"&state="+state, b)
 		s, err := f.keys.OpenSession(cookieNamed(w, extauthz.SessionCookiePlain).Value, time.Now())
-		if err != nil || s.Email != "" {
-			t.Fatalf("session %+v %v: an unverified email must not be kept", s, err)
+		if err != nil || s.Email != "carol@example.com" || s.EmailVerified == nil || *s.EmailVerified {
+			t.Fatalf("session %+v %v: an unverified email must be kept as unverified (Check applies trust_email)", s, err)
 		}
 	})
 

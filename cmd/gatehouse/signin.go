@@ -47,7 +47,7 @@ func newSignInServer(cfg config.Config, keys *extauthz.SessionKeys, log *slog.Lo
 			return nil, err
 		}
 		hc.Provider = signin.ProviderConfig{Name: is.Name, IssuerURL: is.IssuerURL, ClientID: is.SignIn.ClientID, ClientSecret: secret,
-			Scopes: is.SignIn.Scopes, TrustEmail: is.TrustEmail, EntityRefSubjects: is.EntityRefSubjects}
+			Scopes: is.SignIn.Scopes, EntityRefSubjects: is.EntityRefSubjects}
 	} else if hc.SAMLDefault == "" {
 		return nil, fmt.Errorf("signin.issuer: %q is not the name of an issuer or SAML IdP", cfg.SignIn.Issuer)
 	}
