@@ -227,7 +227,7 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 		return s.denyResult(rec, &c.result)
 	}
 	cacheMisses.Inc()
-	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, s.opts.Sessions, s.opts.SAMLIssuers, eng, creds, now.Add(s.opts.CacheTTL))
+	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, s.opts.Sessions, s.opts.SAMLIssuers, eng, creds, now, now.Add(s.opts.CacheTTL))
 	if denied != nil {
 		return s.unauthenticated(rec, denied, req, h, creds)
 	}
@@ -263,13 +263,13 @@ func (s *Server) credentials(req *Request, scheme string, ext map[string]string,
 // cache's limit, or the token's or session's expiry if sooner). A token
 // that does not verify is 401 invalid_token:<why>, a session cookie that
 // does not open 401 invalid_session. Check and explain both come here.
-func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, saml map[string]SAMLIssuer, eng *Engine, c credentials, expires time.Time) (Subject, time.Time, *Result) {
+func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, saml map[string]SAMLIssuer, eng *Engine, c credentials, now, expires time.Time) (Subject, time.Time, *Result) {
 	var sub Subject
 	if c.peer != "" {
 		sub.Peer = &Principal{Kind: "component", Ref: c.peer}
 	}
 	if c.token == "" && c.session != "" {
-		return sessionSubject(sub, sessions, saml, v, eng, c.session, expires)
+		return sessionSubject(sub, sessions, saml, v, eng, c.session, now, expires)
 	}
 	if c.token == "" {
 		return sub, expires, nil
@@ -294,11 +294,11 @@ func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, sam
 
 // sessionSubject is subjectFor for a session cookie: the user it names,
 // mapped to the catalog now (groups are never in the cookie).
-func sessionSubject(sub Subject, sessions *SessionKeys, saml map[string]SAMLIssuer, v TokenVerifier, eng *Engine, sealed string, expires time.Time) (Subject, time.Time, *Result) {
+func sessionSubject(sub Subject, sessions *SessionKeys, saml map[string]SAMLIssuer, v TokenVerifier, eng *Engine, sealed string, now, expires time.Time) (Subject, time.Time, *Result) {
 	if sessions == nil {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "sign-in is not configured"}}}
 	}
-	ss, err := sessions.OpenSession(sealed, time.Now())
+	ss, err := sessions.OpenSession(sealed, now) // the server's clock, as for the cache
 	if err != nil {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: err.Error()}}}
 	}

@@ -455,3 +455,20 @@ func TestSessionReadUnderTheIssuersCurrentSettings(t *testing.T) {
 		t.Fatalf("session of an issuer no longer configured: %v", r)
 	}
 }
+
+// A session's expiry is judged by the server's clock (the one the cache
+// and the assertions use), not the machine's.
+func TestSessionExpiryByTheServersClock(t *testing.T) {
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	sealed, _ := keys.SealSession(aliceSession(time.Now())) // an hour
+	req := withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": "gatehouse-session=" + sealed}), "http")
+	s.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if r, _ := s.Check(context.Background(), req); r.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Fatalf("a session past its expiry on the server's clock: %v", r)
+	}
+	s.now = time.Now
+	if r, _ := s.Check(context.Background(), req); r.GetOkResponse() == nil {
+		t.Fatalf("the same session now: %v", r)
+	}
+}
