@@ -167,6 +167,9 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	secure := scheme(r) == "https"
 	q := r.URL.Query()
+	// A binding is used once, whatever the answer: a refused one is
+	// cleared too.
+	http.SetCookie(w, &http.Cookie{Name: bindingCookieName(secure), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	var b binding
 	c, err := r.Cookie(bindingCookieName(secure))
 	switch {
@@ -186,8 +189,6 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, "no_code", "The identity provider sent no authorization code.")
 		return
 	}
-	// A binding is used once.
-	http.SetCookie(w, &http.Cookie{Name: bindingCookieName(secure), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	ctx, cancel := context.WithTimeout(r.Context(), 12*time.Second)
 	defer cancel()
 	who, err := h.oidc.exchange(ctx, h.redirectURI(r), q.Get("code"), b)

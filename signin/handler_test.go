@@ -201,6 +201,10 @@ func TestOIDCFlow(t *testing.T) {
 		if w.Code == 302 || cookieNamed(w, extauthz.SessionCookiePlain) != nil {
 			t.Fatalf("want refused, got %d with cookies %v", w.Code, w.Result().Cookies())
 		}
+		// A refused callback spends its binding too.
+		if c := cookieNamed(w, extauthz.BindingCookiePlain); c == nil || c.MaxAge >= 0 {
+			t.Fatalf("a refused callback left the binding cookie: %v", w.Result().Cookies())
+		}
 	}
 	t.Run("refusals", func(t *testing.T) {
 		f := newFlow(t)
