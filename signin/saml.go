@@ -238,13 +238,19 @@ func newSAML(cfg Config) (*samlState, error) {
 			return nil, fmt.Errorf("SAML IdP name %q is empty or repeated", c.Name)
 		}
 		p := &samlIdP{cfg: c, client: cfg.Client}
-		// A file must be good at start; a URL is fetched now and again at
-		// the first sign-in while the IdP is down.
-		if _, err := p.metadata(context.Background()); err != nil {
-			if c.MetadataFile != "" {
+		// A file must be good at start; a URL is fetched now, in the
+		// background (an IdP that does not answer never holds up the
+		// start), and again at the first sign-in while it fails.
+		if c.MetadataFile != "" {
+			if _, err := p.metadata(context.Background()); err != nil {
 				return nil, err
 			}
-			cfg.Log.Warn("SAML IdP metadata not loaded yet; retried at the first sign-in", "idp", c.Name, "error", err)
+		} else {
+			go func() {
+				if _, err := p.metadata(context.Background()); err != nil {
+					cfg.Log.Warn("SAML IdP metadata not loaded yet; retried at the first sign-in", "idp", c.Name, "error", err)
+				}
+			}()
 		}
 		s.idps[c.Name] = p
 		s.order = append(s.order, c.Name)
@@ -444,14 +450,6 @@ func (h *Handler) samlACS(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, "relay_state_mismatch", "This sign-in answer does not belong to the sign-in this browser started.")
 		return
 	}
-	// One answer per request: whatever it is, the request id is spent on
-	// this replica until the binding would have expired (the browser has
-	// dropped the cookie already; this refuses a cookie and answer sent
-	// again).
-	if h.saml.replay.Consume(inResponseToKey+b.RequestID, time.Unix(b.Expiry, 0)) != nil {
-		h.refuse(w, "request_replayed", "This sign-in answer was used already.")
-		return
-	}
 	p := h.saml.idps[b.IdP]
 	if p == nil {
 		h.refuse(w, "idp_unknown", "The identity provider of this sign-in is no longer configured.")
@@ -476,6 +474,16 @@ func (h *Handler) samlACS(w http.ResponseWriter, r *http.Request) {
 	a, err := sp.ParseXMLResponse(doc, []string{b.RequestID}, sp.AcsURL)
 	if err != nil {
 		h.refuseSAML(w, b.IdP, err)
+		return
+	}
+	// One good answer per request: its id is spent on this replica until
+	// the binding would have expired (the browser has dropped the cookie
+	// already; this refuses the cookie sent again with another answer).
+	// Only verified answers get here, so nobody fills the cache with
+	// bindings of their own.
+	if err := h.saml.replay.Consume(inResponseToKey+b.RequestID, time.Unix(b.Expiry, 0)); err != nil {
+		h.cfg.Log.Info("sign-in refused", "reason", "request_replayed", "idp", b.IdP, "detail", err.Error())
+		page(w, http.StatusBadRequest, "Sign-in failed", `This sign-in answer was used already. <a href="/">Start again</a>.`)
 		return
 	}
 	who, reason := p.session(a)

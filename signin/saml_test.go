@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"text/template"
 	"time"
@@ -670,3 +671,42 @@ func FuzzSAMLACS(f *testing.F) {
 		_, _ = io.Copy(io.Discard, w.Body)
 	})
 }
+
+// Metadata from a URL: gatehouse starts while the IdP is down, a sign-in
+// then fails (502), and works once the IdP answers (retried at most every
+// 5 s).
+func TestSAMLMetadataURL(t *testing.T) {
+	var md atomicString
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m := md.load(); m != "" {
+			io.WriteString(w, m)
+			return
+		}
+		http.Error(w, "down", 503)
+	}))
+	defer srv.Close()
+	f := newSAMLFixture(t, func(c *Config) { c.SAML[0].MetadataFile, c.SAML[0].MetadataURL = "", srv.URL })
+	get := func() *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, httptest.NewRequest("GET", "http://"+testHost+model.SignInPath+"?rd=%2F", nil))
+		return w
+	}
+	if w := get(); w.Code != 502 {
+		t.Fatalf("IdP down: %d, want 502", w.Code)
+	}
+	md.store(idpMetadata(f.idp))
+	f.h.saml.idps["corp"].mu.Lock()
+	f.h.saml.idps["corp"].lastTry = time.Time{} // the 5 s back-off, elapsed
+	f.h.saml.idps["corp"].mu.Unlock()
+	if w := get(); w.Code != 302 || !strings.HasPrefix(w.Header().Get("Location"), "https://idp.example.test/sso?") {
+		t.Fatalf("IdP back: %d %s", w.Code, w.Header().Get("Location"))
+	}
+}
+
+type atomicString struct {
+	mu sync.Mutex
+	s  string
+}
+
+func (a *atomicString) load() string   { a.mu.Lock(); defer a.mu.Unlock(); return a.s }
+func (a *atomicString) store(s string) { a.mu.Lock(); a.s = s; a.mu.Unlock() }
