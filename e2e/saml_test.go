@@ -13,9 +13,11 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,8 +78,14 @@ func TestBrowserSAMLSignIn(t *testing.T) {
 		defer resp.Body.Close()
 		return resp
 	}
-	eventually(t, 10*time.Second, "the edge sends a browser to SAML sign-in", func() error {
-		r := get(base+"/.gatehouse/signin?rd=%2Forders%2F1", "")
+	// The first sign-in waits for gatehouse's first fetch of Keycloak's
+	// metadata (a cold Keycloak on a busy machine answers in seconds).
+	eventually(t, 30*time.Second, "the edge sends a browser to SAML sign-in", func() error {
+		r, err := noRedirect.Get(base + "/.gatehouse/signin?rd=%2Forders%2F1")
+		if err != nil {
+			return err
+		}
+		r.Body.Close()
 		if r.StatusCode != 302 || !strings.HasPrefix(r.Header.Get("Location"), kc.issuer+"/protocol/saml?SAMLRequest=") {
 			return fmt.Errorf("%d to %q", r.StatusCode, r.Header.Get("Location"))
 		}
@@ -133,6 +141,34 @@ func TestBrowserSAMLSignIn(t *testing.T) {
 		return ""
 	}
 
+	// Keycloak's answer as the browser posts it, with the binding cookie it
+	// sends along: replayed below.
+	var mu sync.Mutex
+	var acsID network.RequestID
+	var acsForm []byte
+	cookiesOf := map[network.RequestID]string{}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			if ev.Request.Method == "POST" && ev.Request.URL == base+"/.gatehouse/saml/acs" {
+				acsID, acsForm = ev.RequestID, nil
+				for _, e := range ev.Request.PostDataEntries {
+					acsForm = append(acsForm, e.Bytes...)
+				}
+			}
+		case *network.EventRequestWillBeSentExtraInfo:
+			for _, c := range ev.AssociatedCookies {
+				if len(c.BlockedReasons) == 0 && c.Cookie.Name == "gatehouse-signin" {
+					cookiesOf[ev.RequestID] = c.Cookie.Name + "=" + c.Cookie.Value
+				}
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+
 	t.Run("sign in at Keycloak over SAML and come back to the page", func(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Navigate(protected), chromedp.WaitVisible(chromedp.CSS("#username"))); err != nil {
 			t.Fatalf("the Keycloak login form: %v (at %s)", err, location())
@@ -185,6 +221,51 @@ func TestBrowserSAMLSignIn(t *testing.T) {
 			}
 			return fmt.Errorf("no allow with auth saml-session for alice in %d bytes", len(b))
 		})
+	})
+
+	t.Run("Keycloak's answer replayed is refused", func(t *testing.T) {
+		mu.Lock()
+		form, binding := acsForm, cookiesOf[acsID]
+		mu.Unlock()
+		answer, err := url.ParseQuery(string(form))
+		if err != nil || answer.Get("SAMLResponse") == "" || binding == "" {
+			t.Fatalf("the browser's post to the ACS was not captured (form %d bytes, cookie %q, %v)", len(form), binding, err)
+		}
+		post := func(form url.Values, cookie string) *http.Response {
+			t.Helper()
+			req, _ := http.NewRequest("POST", base+"/.gatehouse/saml/acs", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Cookie", cookie)
+			r, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if strings.Contains(r.Header.Get("Set-Cookie"), "gatehouse-session=v1") {
+				t.Fatalf("a replayed answer made a session")
+			}
+			return r
+		}
+		if r := post(answer, binding); r.StatusCode != 400 {
+			t.Fatalf("the same answer with the same binding cookie: %d, want 400", r.StatusCode)
+		}
+		// A new sign-in of another browser: its binding and RelayState,
+		// with Keycloak's old answer (InResponseTo another request).
+		r := get(base+"/.gatehouse/signin?rd=%2F", "")
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		var fresh string
+		for _, c := range r.Cookies() {
+			if c.Name == "gatehouse-signin" {
+				fresh = c.Name + "=" + c.Value
+			}
+		}
+		if fresh == "" || loc == nil || loc.Query().Get("RelayState") == "" {
+			t.Fatalf("a new sign-in: %d %q", r.StatusCode, r.Header.Get("Location"))
+		}
+		answer.Set("RelayState", loc.Query().Get("RelayState"))
+		if r := post(answer, fresh); r.StatusCode != 400 {
+			t.Fatalf("the answer to another request: %d, want 400", r.StatusCode)
+		}
 	})
 
 	t.Run("a forged answer posted to the ACS makes no session", func(t *testing.T) {
@@ -282,6 +363,26 @@ func importSPMetadata(t *testing.T, kc *keycloak, metadata []byte) {
 	}
 	var clients []map[string]any
 	call("GET", admin+"/clients?clientId=gatehouse-saml", "", nil, &clients)
+	if len(clients) == 0 {
+		// The Keycloak home (and its import directory) is shared by every
+		// checkout on a machine: a concurrent start from another branch may
+		// have imported its own realm file. Add this branch's client.
+		var realm struct {
+			Clients []map[string]any `json:"clients"`
+		}
+		b, err := os.ReadFile(filepath.Join(repoRoot, "examples/idp/realm-gatehouse.json"))
+		if err != nil || json.Unmarshal(b, &realm) != nil {
+			t.Fatalf("reading the realm file: %v", err)
+		}
+		for _, c := range realm.Clients {
+			if c["clientId"] == "gatehouse-saml" {
+				body, _ := json.Marshal(c)
+				call("POST", admin+"/clients", "application/json", body, nil)
+				t.Log("the realm had no gatehouse-saml client (imported from another checkout's realm file); created it from examples/idp")
+			}
+		}
+		call("GET", admin+"/clients?clientId=gatehouse-saml", "", nil, &clients)
+	}
 	if len(clients) != 1 {
 		t.Fatalf("realm has %d clients gatehouse-saml", len(clients))
 	}
