@@ -710,3 +710,39 @@ type atomicString struct {
 
 func (a *atomicString) load() string   { a.mu.Lock(); defer a.mu.Unlock(); return a.s }
 func (a *atomicString) store(s string) { a.mu.Lock(); a.s = s; a.mu.Unlock() }
+
+// Two replicas share the session keys but not their replay caches: what
+// docs/sign-in.md says a second replica does with an answer the first
+// took. It accepts the same answer with the same binding cookie once
+// (within the assertion's window; the browser has dropped the cookie), and
+// then refuses it too; without the cookie, or after the window, never.
+func TestSAMLSecondReplica(t *testing.T) {
+	a := newSAMLFixture(t)
+	b := &samlFixture{idp: a.idp, keys: a.keys, logs: a.logs}
+	cfg := a.h.cfg
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.h = h
+	c, bind := a.start(t)
+	doc := build(t, a.idp, valid(bind), true, false)
+	if w := a.post(c, bind.Relay, doc); a.session(t, w) == nil {
+		t.Fatalf("replica A: %d %s", w.Code, a.logs)
+	}
+	if w := b.post(nil, bind.Relay, doc); w.Code != 400 {
+		t.Fatalf("replica B without the binding cookie: %d, want 400", w.Code)
+	}
+	if w := b.post(c, bind.Relay, doc); b.session(t, w) == nil {
+		t.Fatalf("replica B with the cookie and the answer (documented): %d", w.Code)
+	}
+	if w := b.post(c, bind.Relay, doc); w.Code != 400 {
+		t.Fatalf("replica B again: %d, want 400", w.Code)
+	}
+	late := samlT0.Add(2 * time.Minute) // past IssueInstant + 90 s
+	h2, _ := New(func() Config { c := cfg; c.Now = func() time.Time { return late }; return c }())
+	b.h = h2
+	if w := b.post(c, bind.Relay, doc); w.Code != 400 {
+		t.Fatalf("a third replica after the assertion's window: %d, want 400", w.Code)
+	}
+}
