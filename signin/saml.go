@@ -335,10 +335,7 @@ func (h *Handler) serveSAML(w http.ResponseWriter, r *http.Request) bool {
 	case SAMLACSPath:
 		h.samlACS(w, r)
 	case SAMLSLOPath:
-		// The IdP's answer to a logout (the session is already gone), or
-		// its request to end this browser's session: either way, none.
-		h.clearSession(w, r)
-		http.Redirect(w, r, model.SignedOutPath, http.StatusFound)
+		h.samlSLO(w, r)
 	default:
 		page(w, http.StatusNotFound, "Not found", "No such sign-in page.")
 	}
@@ -601,6 +598,40 @@ func (h *Handler) samlLogout(w http.ResponseWriter, r *http.Request) bool {
 	}
 	http.Redirect(w, r, target, http.StatusFound)
 	return true
+}
+
+// samlSLO is the single logout service. The IdP's answer to a logout of
+// ours (SAMLResponse) ends at the signed-out page (the session is gone
+// already). Its request to end this browser's session (SAMLRequest: the
+// user logged out elsewhere; HTTP-Redirect, signed by the IdP) clears the
+// session and answers the IdP with a LogoutResponse, so that its logout
+// goes on to the next application. Either way this browser's session ends.
+func (h *Handler) samlSLO(w http.ResponseWriter, r *http.Request) {
+	h.clearSession(w, r)
+	if r.URL.Query().Get("SAMLRequest") != "" {
+		for _, name := range h.saml.order {
+			p := h.saml.idps[name]
+			md, err := p.metadata(r.Context())
+			if err != nil {
+				continue
+			}
+			sp := h.serviceProvider(r, md, p)
+			lr, err := sp.ValidateLogoutRequest(r)
+			if err != nil {
+				continue
+			}
+			u, err := sp.MakeRedirectLogoutResponse(lr.ID, r.URL.Query().Get("RelayState"))
+			if err != nil {
+				h.cfg.Log.Warn("SAML logout response", "idp", name, "error", err)
+				break
+			}
+			h.cfg.Log.Info("signed out by the identity provider", "idp", name)
+			http.Redirect(w, r, u.String(), http.StatusFound)
+			return
+		}
+		h.cfg.Log.Info("SAML logout request refused", "reason", "no configured IdP signed it")
+	}
+	http.Redirect(w, r, model.SignedOutPath, http.StatusFound)
 }
 
 func (h *Handler) clearSession(w http.ResponseWriter, r *http.Request) {

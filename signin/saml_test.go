@@ -2,8 +2,11 @@ package signin
 
 import (
 	"bytes"
+	"compress/flate"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -744,5 +747,58 @@ func TestSAMLSecondReplica(t *testing.T) {
 	b.h = h2
 	if w := b.post(c, bind.Relay, doc); w.Code != 400 {
 		t.Fatalf("a third replica after the assertion's window: %d, want 400", w.Code)
+	}
+}
+
+// idpLogoutRequest is the IdP's signed HTTP-Redirect LogoutRequest for
+// alice (IdP-initiated single logout), signed with k.
+func idpLogoutRequest(t *testing.T, k keyPair, id string) string {
+	t.Helper()
+	xmlDoc := `<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="` + id +
+		`" Version="2.0" IssueInstant="` + ts(samlT0) + `" Destination="http://` + testHost + SAMLSLOPath + `"><saml:Issuer>` + testIdPEntity +
+		`</saml:Issuer><saml:NameID>alice</saml:NameID><samlp:SessionIndex>s1</samlp:SessionIndex></samlp:LogoutRequest>`
+	var buf bytes.Buffer
+	fw, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	fw.Write([]byte(xmlDoc))
+	fw.Close()
+	q := "SAMLRequest=" + url.QueryEscape(base64.StdEncoding.EncodeToString(buf.Bytes())) + "&RelayState=rs1&SigAlg=" + url.QueryEscape(dsig.RSASHA256SignatureMethod)
+	sum := sha256.Sum256([]byte(q))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, k.key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q + "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig))
+}
+
+func TestSAMLIdPInitiatedLogout(t *testing.T) {
+	f := newSAMLFixture(t)
+	slo := func(query string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "http://"+testHost+SAMLSLOPath+"?"+query, nil)
+		r.AddCookie(&http.Cookie{Name: extauthz.SessionCookiePlain, Value: "v1.x"})
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		cleared := false
+		for _, c := range w.Result().Cookies() {
+			cleared = cleared || (c.Name == extauthz.SessionCookiePlain && c.MaxAge < 0)
+		}
+		if !cleared {
+			t.Fatalf("the session cookie was not cleared: %v", w.Result().Cookies())
+		}
+		return w
+	}
+	w := slo(idpLogoutRequest(t, f.idp, "lr1"))
+	loc, _ := url.Parse(w.Header().Get("Location"))
+	if w.Code != 302 || loc.Host != "idp.example.test" || loc.Query().Get("SAMLResponse") == "" || loc.Query().Get("RelayState") != "rs1" {
+		t.Fatalf("a signed logout request: %d to %s, want a LogoutResponse to the IdP: %s", w.Code, loc, f.logs)
+	}
+	for name, q := range map[string]string{
+		"signed by another key": idpLogoutRequest(t, newKeyPair(t, "other"), "lr2"),
+		"replayed":              idpLogoutRequest(t, f.idp, "lr1"),
+		"unsigned":              strings.Split(idpLogoutRequest(t, f.idp, "lr3"), "&SigAlg=")[0],
+		"the IdP's answer":      "SAMLResponse=x",
+	} {
+		if w := slo(q); w.Code != 302 || w.Header().Get("Location") != model.SignedOutPath {
+			t.Errorf("%s: %d to %s, want the signed-out page", name, w.Code, w.Header().Get("Location"))
+		}
 	}
 }
