@@ -254,15 +254,14 @@ func (v delegatingVerifier) Verify(ctx context.Context, raw string) (*Identity, 
 	return v.d.verify(raw)
 }
 
-// Trusts: gatehouse's own issuer and the configured ones.
-func (v delegatingVerifier) Trusts(iss string) bool {
-	if iss == v.d.issuer {
-		return true
+// unwrapDelegation is the configured issuers' verifier of v: sessions are
+// read under its issuers' settings (IssuerConfig, Trusts), and a session
+// never comes from gatehouse's own exchange.
+func unwrapDelegation(v TokenVerifier) TokenVerifier {
+	if dv, ok := v.(delegatingVerifier); ok {
+		return dv.next
 	}
-	if t, ok := v.next.(interface{ Trusts(string) bool }); ok {
-		return t.Trusts(iss)
-	}
-	return true
+	return v
 }
 
 // Close closes the configured issuers' verifier.
@@ -277,8 +276,5 @@ func withDelegation(v TokenVerifier, d *Delegation) TokenVerifier {
 	if d == nil {
 		return v
 	}
-	if dv, ok := v.(delegatingVerifier); ok {
-		v = dv.next
-	}
-	return delegatingVerifier{next: v, d: d}
+	return delegatingVerifier{next: unwrapDelegation(v), d: d}
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -750,5 +752,38 @@ spec: {type: ai-agent, lifecycle: production, owner: payments, consumesApis: [pl
 	}
 	if got := status(withScope("read:scoped"), `mutation { deploy(name: "orders") }`); got != "403 agent_limit" {
 		t.Errorf("a mutation by a read-only agent: %s", got)
+	}
+}
+
+// With the token exchange on, sessions are still read under their
+// issuer's settings (the configured issuers' verifier, not the wrapper
+// that also accepts gatehouse's own tokens).
+func TestSessionsUnderIssuerSettingsWithDelegation(t *testing.T) {
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	d, err := NewDelegation("https://gw/.gatehouse/token", time.Minute, s.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.opts.Delegation = d
+	base := unwrapDelegation(s.Verifier())
+	no := false
+	unverified := aliceSession(time.Now())
+	unverified.EmailVerified = &no
+	sealed, _ := keys.SealSession(unverified)
+	req := func() *authv3.CheckRequest {
+		return withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": "gatehouse-session=" + sealed}), "http")
+	}
+	s.SetVerifier(configuredVerifier{base, map[string]IssuerConfig{"https://idp": {Name: "kc", TrustEmail: true}}})
+	if _, ok := s.Verifier().(delegatingVerifier); !ok {
+		t.Fatal("the verifier does not accept delegated tokens")
+	}
+	if r, _ := s.Check(context.Background(), req()); r.GetOkResponse() == nil {
+		t.Fatalf("trust_email on: %v", r)
+	}
+	s.SetVerifier(configuredVerifier{base, map[string]IssuerConfig{}})
+	s.state.Store(&engineState{engine: s.Engine(), model: s.Model(), cache: newDecisionCache(10)})
+	if r, _ := s.Check(context.Background(), req()); r.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Fatalf("issuer removed: %v", r)
 	}
 }

@@ -231,6 +231,15 @@ func (v *Verifier) Close() {
 // session signed in through one that is no longer configured is refused.
 func (v *Verifier) Trusts(iss string) bool { return v.byIss[iss] != nil }
 
+// IssuerConfig is the settings of the configured issuer iss: a session is
+// read under them when a request is decided.
+func (v *Verifier) IssuerConfig(iss string) (IssuerConfig, bool) {
+	if is := v.byIss[iss]; is != nil {
+		return is.cfg, true
+	}
+	return IssuerConfig{}, false
+}
+
 // Status reports each issuer's state.
 func (v *Verifier) Status() []IssuerStatus {
 	out := make([]IssuerStatus, 0, len(v.list))

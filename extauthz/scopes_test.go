@@ -81,7 +81,7 @@ func TestVerifyScopes(t *testing.T) {
 		t.Fatalf("scope 7: %v", err)
 	}
 	ss := Session{Issuer: p.URL, Subject: "user-123", Method: "oidc"}
-	if id := ss.identity(); id.Scopes != nil {
+	if id := ss.identity(nil); id.Scopes != nil {
 		t.Fatalf("a session carries scopes: %q", id.Scopes)
 	}
 }

@@ -1,9 +1,6 @@
 package extauthz
 
-import (
-	"crypto/sha256"
-	"strings"
-)
+import "strings"
 
 // Subject is the chain of principals a request carries, outermost first:
 // the verified mTLS peer (a component, on a sidecar's inbound route), the
@@ -130,12 +127,7 @@ func (c credentials) key(req *Request) string {
 	if req.policy.gql != nil {
 		// The operations are the document's: the key holds a hash of the
 		// URL's query and the body (document, operation name, variables).
-		h := sha256.New()
-		h.Write(bytesOf(req.Query))
-		h.Write([]byte{0})
-		h.Write(req.Body)
-		var sum [sha256.Size]byte
-		k += "\x00gql\x00" + string(h.Sum(sum[:0])[:16])
+		k += "\x00gql\x00" + req.documentKey()
 	}
 	if c.peer != "" {
 		k += "\x00peer\x00" + c.peer
