@@ -58,6 +58,7 @@ func (k *keycloak) token(t *testing.T, form url.Values) string {
 	return k.tokenAt(t, k.issuer+"/protocol/openid-connect/token", form)
 }
 
+// tokenAt asks a Keycloak token endpoint (another realm's) for a token.
 func (k *keycloak) tokenAt(t *testing.T, endpoint string, form url.Values) string {
 	t.Helper()
 	resp, err := http.PostForm(endpoint, form)

@@ -23,21 +23,26 @@ type AuditRecord struct {
 	Issuer     string    `json:"issuer,omitempty"`
 	Auth       string    `json:"auth,omitempty"` // bearer or oidc-session
 	Peer       string    `json:"peer,omitempty"` // mTLS peer component (mesh)
-	Source     string    `json:"source_address,omitempty"`
-	Method     string    `json:"method"`
-	Host       string    `json:"host"`
-	Path       string    `json:"path"`
-	RouteID    string    `json:"route_id,omitempty"`
-	Entity     string    `json:"entity,omitempty"`
-	Owner      string    `json:"owner,omitempty"`
-	System     string    `json:"system,omitempty"`
-	Decision   string    `json:"decision"` // allow or deny
-	Status     int       `json:"status"`
-	Reason     string    `json:"reason"`
-	Rule       string    `json:"matched_rule,omitempty"`
-	Cached     bool      `json:"cached,omitempty"`
-	Model      string    `json:"model_version,omitempty"`
-	LatencyUS  int64     `json:"latency_us"`
+	// Actor: the AI agent that called for the principal (a delegated
+	// token's act), its client, and the actors before it.
+	Actor         string   `json:"actor,omitempty"`
+	ActorClientID string   `json:"actor_client_id,omitempty"`
+	EarlierActors []string `json:"earlier_actors,omitempty"`
+	Source        string   `json:"source_address,omitempty"`
+	Method        string   `json:"method"`
+	Host          string   `json:"host"`
+	Path          string   `json:"path"`
+	RouteID       string   `json:"route_id,omitempty"`
+	Entity        string   `json:"entity,omitempty"`
+	Owner         string   `json:"owner,omitempty"`
+	System        string   `json:"system,omitempty"`
+	Decision      string   `json:"decision"` // allow or deny
+	Status        int      `json:"status"`
+	Reason        string   `json:"reason"`
+	Rule          string   `json:"matched_rule,omitempty"`
+	Cached        bool     `json:"cached,omitempty"`
+	Model         string   `json:"model_version,omitempty"`
+	LatencyUS     int64    `json:"latency_us"`
 	// GraphQL: the operation of a GraphQL route's request.
 	GraphQL *AuditGraphQL `json:"graphql,omitempty"`
 }
@@ -201,6 +206,18 @@ func appendRecord(b []byte, r *AuditRecord) []byte {
 	str("issuer", r.Issuer, true)
 	str("auth", r.Auth, true)
 	str("peer", r.Peer, true)
+	str("actor", r.Actor, true)
+	str("actor_client_id", r.ActorClientID, true)
+	if len(r.EarlierActors) > 0 {
+		b = append(b, `,"earlier_actors":[`...)
+		for i, g := range r.EarlierActors {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, g)
+		}
+		b = append(b, ']')
+	}
 	str("source_address", r.Source, true)
 	str("method", r.Method, false)
 	str("host", r.Host, false)

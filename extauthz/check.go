@@ -41,6 +41,9 @@ type Options struct {
 	// SAMLIssuers are the SAML IdPs people sign in at (signin.saml[], by
 	// name): a SAML session is read under its IdP's settings.
 	SAMLIssuers map[string]SAMLIssuer
+	// Delegation: the tokens gatehouse's token exchange issues are
+	// accepted (docs/agents.md); nil: they are not.
+	Delegation *Delegation
 }
 
 // Server is the envoy.service.auth.v3.Authorization service.
@@ -83,7 +86,9 @@ type verifierBox struct{ v TokenVerifier }
 
 // SetVerifier swaps the token verifier (issuers reloaded); checks in flight
 // finish with the one they started with.
-func (s *Server) SetVerifier(v TokenVerifier) { s.verifier.Store(&verifierBox{v}) }
+func (s *Server) SetVerifier(v TokenVerifier) {
+	s.verifier.Store(&verifierBox{withDelegation(v, s.opts.Delegation)})
+}
 
 // GRPCServerOptions are the settings of the gRPC server that serves Check
 // to Envoys.
@@ -291,6 +296,9 @@ func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, sam
 		return sub, expires, &Result{Status: 401, Reason: reason, Steps: []Step{{Rule: "token", Why: err.Error()}}}
 	}
 	sub.User, sub.Auth = eng.PrincipalFor(id), AuthBearer
+	if id.Actor != nil {
+		delegatedSubject(&sub, eng, id)
+	}
 	if id.Expiry.Before(expires) {
 		expires = id.Expiry
 	}
@@ -323,6 +331,7 @@ func sessionSubject(sub Subject, sessions *SessionKeys, saml map[string]SAMLIssu
 	// its sessions at once, a changed trust_email or entity_ref_subjects
 	// applies to them at once.
 	var cfg *IssuerConfig
+	v = unwrapDelegation(v) // sessions come from the configured issuers only
 	if k, ok := v.(interface {
 		IssuerConfig(iss string) (IssuerConfig, bool)
 	}); ok {

@@ -84,7 +84,7 @@ func (d *DevIssuer) Mint(r DevTokenRequest, now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return signES256(d.key, d.kid, payload)
+	return signES256(d.key, d.kid, "JWT", payload)
 }
 
 // Handler serves /dev/oidc/.well-known/openid-configuration,

@@ -24,7 +24,10 @@ type ExplainRequest struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// Peer is the component a sidecar verified by mTLS (a component ref),
 	// on a sidecar's inbound route.
-	Peer   string `json:"peer,omitempty"`
+	Peer string `json:"peer,omitempty"`
+	// Actor: an AI agent (a component ref) calling for Principal, as a
+	// delegated token of the two would (docs/agents.md).
+	Actor  string `json:"actor,omitempty"`
 	Method string `json:"method"`
 	URL    string `json:"url"`
 	// RouteID, when set, is the route Envoy chose (as Check receives it);
@@ -185,7 +188,32 @@ func (e *Engine) explainSubject(ctx context.Context, v TokenVerifier, in Explain
 		}
 		sub.User = p
 	}
+	if in.Actor != "" {
+		a, err := e.explainActor(in, sub.User)
+		if err != nil {
+			return explainedSubject{}, err
+		}
+		sub.Actor = a
+	}
 	return explainedSubject{Subject: &sub}, nil
+}
+
+// explainActor is the agent of --actor, as a delegated token's actor
+// would map: an ai-agent Component, calling for a person (--principal).
+func (e *Engine) explainActor(in ExplainRequest, user *Principal) (*Principal, error) {
+	if in.Token != "" {
+		return nil, fmt.Errorf("actor %q: a token carries its own actor (act); give --principal with --actor instead of --token", in.Actor)
+	}
+	if user == nil || user.Kind != "user" {
+		return nil, fmt.Errorf("actor %q: an agent acts for a person: give --principal user:<namespace>/<name>", in.Actor)
+	}
+	key := strings.ToLower(in.Actor)
+	if !strings.HasPrefix(key, "component:") || e.agents[key] == nil {
+		return nil, fmt.Errorf("actor %q is not an AI agent in the catalog (a Component with spec.type ai-agent, e.g. component:default/copilot)", in.Actor)
+	}
+	p := e.principalByRef(key, nil)
+	p.Scopes = user.Scopes
+	return p, nil
 }
 
 // meshEgress: a call through the mesh leaves the caller's sidecar only to
@@ -236,7 +264,7 @@ func (e *Engine) principalByRef(ref string, extraGroups []string) *Principal {
 				p.ClientID = id
 			}
 		}
-		p.Kind, p.Ref, p.Subject = "component", key, key
+		p.Kind, p.Ref, p.Subject, p.Agent = "component", key, key, e.agents[key]
 	default:
 		return nil
 	}

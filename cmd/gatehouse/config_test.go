@@ -147,3 +147,28 @@ func TestSignInConfig(t *testing.T) {
 		t.Fatalf("a complete sign-in configuration: %+v %v", c.SignIn, err)
 	}
 }
+
+// token_exchange.*: off by default; on, every problem names its key and
+// fix; the issuer may never be the assertions'.
+func TestTokenExchangeConfig(t *testing.T) {
+	c, err := loadConfig(writeConfig(t, "log:\n  level: info\n"))
+	if err != nil || c.TokenExchange.Enabled() || c.TokenExchange.Lifetime != 5*time.Minute || exchangeAddress(c) != "" {
+		t.Fatalf("defaults: %+v %v", c.TokenExchange, err)
+	}
+	for body, key := range map[string]string{
+		"token_exchange:\n  listen: 127.0.0.1:18003\n":                                               "token_exchange.issuer",
+		"token_exchange:\n  listen: 127.0.0.1:18003\n  issuer: gatehouse\n":                          "token_exchange.issuer",
+		"token_exchange:\n  listen: nowhere\n  issuer: https://gw/.gatehouse/token\n":                "token_exchange.listen",
+		"token_exchange:\n  listen: 127.0.0.1:18003\n  issuer: https://gw/t\n  lifetime: 6m\n":       "token_exchange.lifetime",
+		"token_exchange:\n  listen: 127.0.0.1:18003\n  issuer: https://gw/t\n  envoy_address: [x]\n": "token_exchange.envoy_address[0]",
+		"token_exchange:\n  listen: 127.0.0.1:18003\n  issuer: https://gw/t\n  lifetime: 0s\n":       "token_exchange.lifetime",
+	} {
+		if _, err := loadConfig(writeConfig(t, body)); err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "fix") {
+			t.Errorf("config %q: error %v does not name %s with a fix", body, err, key)
+		}
+	}
+	c, err = loadConfig(writeConfig(t, "token_exchange:\n  listen: 127.0.0.1:18003\n  envoy_address: [10.0.0.1:18003, 10.0.0.2:18003]\n  issuer: https://gw/t\n"))
+	if err != nil || !c.TokenExchange.Enabled() || exchangeAddress(c) != "10.0.0.1:18003,10.0.0.2:18003" || xdsOptions(c).ExchangeAddress != exchangeAddress(c) {
+		t.Fatalf("a complete configuration: %+v %v", c.TokenExchange, err)
+	}
+}
