@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -38,6 +39,12 @@ type Options struct {
 	// Sessions open browser session cookies (sign-in); nil: no sessions
 	// are read and nobody is sent to sign in (docs/sign-in.md).
 	Sessions *SessionKeys
+	// SessionCookie names and scopes the session cookie (signin.cookie_domain).
+	SessionCookie SessionCookie
+	// SessionGrace: how long after its expiry a session still sends a
+	// navigating browser through a silent renewal (prompt=none) rather
+	// than a plain sign-in (signin.renew_grace). It is never honoured.
+	SessionGrace time.Duration
 }
 
 // Server is the envoy.service.auth.v3.Authorization service.
@@ -218,17 +225,23 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 		cacheHits.Inc()
 		rec.Cached = true
 		c.subject.fill(rec)
+		if c.subject.renewAt != 0 && now.Unix() >= c.subject.renewAt && s.navigation(req, h) {
+			return s.toSignIn(rec, h, "renew_session", true, false)
+		}
 		if c.result.Allow {
 			return s.allow(rec, c.result, &c.subject, c.assertion, req)
 		}
 		return s.denyResult(rec, &c.result)
 	}
 	cacheMisses.Inc()
-	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, s.opts.Sessions, eng, creds, now.Add(s.opts.CacheTTL))
+	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, s.sessions(now), eng, creds, now.Add(s.opts.CacheTTL))
 	if denied != nil {
 		return s.unauthenticated(rec, denied, req, h, creds)
 	}
 	sub.fill(rec)
+	if sub.renewAt != 0 && now.Unix() >= sub.renewAt && s.navigation(req, h) {
+		return s.toSignIn(rec, h, "renew_session", true, false)
+	}
 	return s.decide(st, rec, req, key, &sub, expires)
 }
 
@@ -240,7 +253,7 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 func (s *Server) credentials(req *Request, scheme string, ext map[string]string, peerID string) (credentials, *Result) {
 	c := credentials{token: bearerToken(req.Headers, s.opts.CookieName)}
 	if c.token == "" && req.Headers["authorization"] == "" && s.opts.Sessions != nil {
-		c.session = cookieValue(req.Headers["cookie"], SessionCookieName(scheme))
+		c.session = cookieValue(req.Headers["cookie"], s.opts.SessionCookie.Name(scheme))
 	}
 	if ext[model.CtxMesh] != model.MeshInbound {
 		return c, nil
@@ -260,7 +273,7 @@ func (s *Server) credentials(req *Request, scheme string, ext map[string]string,
 // cache's limit, or the token's or session's expiry if sooner). A token
 // that does not verify is 401 invalid_token:<why>, a session cookie that
 // does not open 401 invalid_session. Check and explain both come here.
-func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, eng *Engine, c credentials, expires time.Time) (Subject, time.Time, *Result) {
+func subjectFor(ctx context.Context, v TokenVerifier, sessions sessionRules, eng *Engine, c credentials, expires time.Time) (Subject, time.Time, *Result) {
 	var sub Subject
 	if c.peer != "" {
 		sub.Peer = &Principal{Kind: "component", Ref: c.peer}
@@ -289,14 +302,32 @@ func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, eng
 	return sub, expires, nil
 }
 
+// sessionRules are what sessionSubject needs besides the cookie: the keys
+// (nil: sign-in is off), the time, and the grace after expiry.
+type sessionRules struct {
+	keys  *SessionKeys
+	now   time.Time
+	grace time.Duration
+}
+
+// sessions are the server's session rules at now.
+func (s *Server) sessions(now time.Time) sessionRules {
+	return sessionRules{keys: s.opts.Sessions, now: now, grace: s.opts.SessionGrace}
+}
+
 // sessionSubject is subjectFor for a session cookie: the user it names,
-// mapped to the catalog now (groups are never in the cookie).
-func sessionSubject(sub Subject, sessions *SessionKeys, v TokenVerifier, eng *Engine, sealed string, expires time.Time) (Subject, time.Time, *Result) {
-	if sessions == nil {
+// mapped to the catalog now (groups are never in the cookie). A session
+// past its time is 401: session_expired within the grace (a navigation is
+// then renewed silently), invalid_session after it.
+func sessionSubject(sub Subject, rules sessionRules, v TokenVerifier, eng *Engine, sealed string, expires time.Time) (Subject, time.Time, *Result) {
+	if rules.keys == nil {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "sign-in is not configured"}}}
 	}
-	ss, err := sessions.OpenSession(sealed, time.Now())
-	if err != nil {
+	ss, err := rules.keys.OpenSession(sealed, rules.now)
+	switch {
+	case errors.Is(err, ErrSessionExpired) && rules.now.Before(time.Unix(ss.Expiry, 0).Add(rules.grace)):
+		return sub, expires, &Result{Status: 401, Reason: "session_expired", Steps: []Step{{Rule: "session", Why: "session expired; a browser is renewed at the IdP without a form while the IdP session lives"}}}
+	case err != nil:
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: err.Error()}}}
 	}
 	// A session is as good as its issuer is still trusted: one removed
@@ -305,7 +336,7 @@ func sessionSubject(sub Subject, sessions *SessionKeys, v TokenVerifier, eng *En
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip(ss.Issuer) + " of this session is no longer configured"}}}
 	}
 	id := ss.identity()
-	sub.User, sub.Auth = eng.PrincipalFor(id), ss.AuthName()
+	sub.User, sub.Auth, sub.renewAt = eng.PrincipalFor(id), ss.AuthName(), ss.RenewAt()
 	if id.Expiry.Before(expires) {
 		expires = id.Expiry
 	}

@@ -37,6 +37,12 @@ type Config struct {
 	Provider ProviderConfig
 	// Lifetime bounds a session.
 	Lifetime time.Duration
+	// RenewGrace: how long the browser keeps a session cookie after the
+	// session's end, so that a navigation then is renewed silently
+	// (signin.renew_grace; Check honours it for nothing else).
+	RenewGrace time.Duration
+	// Cookie names and scopes the session cookie (signin.cookie_domain).
+	Cookie extauthz.SessionCookie
 	// ReturnHosts: hosts besides the one signed in on that a return URL
 	// may name (signin.return_hosts).
 	ReturnHosts []string
@@ -89,10 +95,10 @@ type binding struct {
 	Verifier string `json:"v"` // PKCE code verifier
 	Return   string `json:"r"`
 	Expiry   int64  `json:"e"`
+	// Silent: a renewal sent with prompt=none; the IdP's "log in first"
+	// answers start a plain sign-in instead of failing.
+	Silent bool `json:"q,omitempty"`
 }
-
-// Binding cookie names, like the session's (extauthz.SessionCookieName).
-const ()
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
@@ -126,7 +132,15 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusBadRequest, "Sign-in refused", html.EscapeString(err.Error())+".")
 		return
 	}
-	b := binding{State: random(), Nonce: random(), Verifier: random() + random(), Return: rd, Expiry: h.cfg.Now().Add(bindingLifetime).Unix()}
+	if !InCookieDomain(r.Host, h.cfg.Cookie.Domain) {
+		// The browser would drop the session cookie and come back here
+		// for ever.
+		h.cfg.Log.Warn("sign-in refused", "reason", "host_outside_cookie_domain", "host", truncate(r.Host, 100), "cookie_domain", h.cfg.Cookie.Domain)
+		page(w, http.StatusBadRequest, "Sign-in refused", "This host is not under the session cookie's domain (signin.cookie_domain).")
+		return
+	}
+	b := binding{State: random(), Nonce: random(), Verifier: random() + random(), Return: rd, Expiry: h.cfg.Now().Add(bindingLifetime).Unix(),
+		Silent: r.URL.Query().Get(model.RenewParam) == "1"}
 	sealed, err := h.cfg.Keys.Seal(b, extauthz.PurposeBinding)
 	if err != nil {
 		h.fail(w, "sealing the sign-in binding", err)
@@ -137,9 +151,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "reaching the identity provider", err)
 		return
 	}
-	secure := scheme(r) == "https"
-	http.SetCookie(w, &http.Cookie{Name: bindingCookieName(secure), Value: sealed, Path: "/", MaxAge: int(bindingLifetime.Seconds()),
-		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), sealed, "", bindingLifetime))
 	http.Redirect(w, r, authURL, http.StatusFound)
 }
 
@@ -148,10 +160,9 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 // the ID token must verify and carry the nonce. Then the session cookie is
 // set and the browser goes back where it started.
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
-	secure := scheme(r) == "https"
 	q := r.URL.Query()
 	var b binding
-	c, err := r.Cookie(bindingCookieName(secure))
+	c, err := r.Cookie(bindingCookieName(scheme(r)))
 	switch {
 	case err != nil || h.cfg.Keys.Open(c.Value, extauthz.PurposeBinding, &b) != nil:
 		h.refuse(w, "no_binding", "This sign-in was not started in this browser, or took too long.")
@@ -162,6 +173,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	case !equal(q.Get("state"), b.State):
 		h.refuse(w, "state_mismatch", "This sign-in answer does not belong to the sign-in this browser started.")
 		return
+	case b.Silent && needsInteraction(q.Get("error")):
+		// The IdP session is over (or wants the user): sign in in full.
+		// The binding is spent either way; the new sign-in makes its own.
+		h.cfg.Log.Info("silent renewal declined by the IdP: signing in", "error", truncate(q.Get("error"), 40))
+		w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), "", "", -1))
+		http.Redirect(w, r, model.SignInPath+"?rd="+url.QueryEscape(b.Return), http.StatusFound)
+		return
 	case q.Get("error") != "":
 		h.refuse(w, "idp_error", "The identity provider said: "+truncate(q.Get("error"), 100)+".")
 		return
@@ -170,7 +188,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A binding is used once.
-	http.SetCookie(w, &http.Cookie{Name: bindingCookieName(secure), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), "", "", -1))
 	ctx, cancel := context.WithTimeout(r.Context(), 12*time.Second)
 	defer cancel()
 	who, err := h.oidc.exchange(ctx, h.redirectURI(r), q.Get("code"), b)
@@ -190,9 +208,10 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "sealing the session", err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: extauthz.SessionCookieName(scheme(r)), Value: sealed, Path: "/", MaxAge: int(h.cfg.Lifetime.Seconds()),
-		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
-	h.cfg.Log.Info("signed in", "issuer", who.Issuer, "sub", truncate(who.Subject, 100), "method", who.Method)
+	// The browser keeps the cookie for the grace after the session's end:
+	// a navigation then is renewed silently (Check honours it for nothing).
+	w.Header().Add("Set-Cookie", h.cfg.Cookie.Set(scheme(r), sealed, h.cfg.Lifetime+h.cfg.RenewGrace))
+	h.cfg.Log.Info("signed in", "issuer", who.Issuer, "sub", truncate(who.Subject, 100), "method", who.Method, "silent", b.Silent)
 	// Checked again: a binding is ours, but the rule is the rule.
 	rd, err := ReturnURL(b.Return, r.Host, h.cfg.ReturnHosts)
 	if err != nil {
@@ -205,8 +224,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 // end_session_endpoint (RP-initiated logout), which sends it back to
 // model.SignedOutPath; without one, straight there.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
-	secure := scheme(r) == "https"
-	http.SetCookie(w, &http.Cookie{Name: extauthz.SessionCookieName(scheme(r)), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	w.Header().Add("Set-Cookie", h.cfg.Cookie.Clear(scheme(r)))
 	after := h.origin(r) + model.SignedOutPath
 	target := model.SignedOutPath
 	if end := h.oidc.endSessionURL(r.Context(), after); end != "" {
@@ -267,11 +285,33 @@ func (h *Handler) origin(r *http.Request) string {
 	return scheme(r) + "://" + host
 }
 
-func bindingCookieName(secure bool) string {
-	if secure {
+// bindingCookieName: the binding is host-only always (the sign-in starts
+// and ends on one host), __Host- on TLS.
+func bindingCookieName(scheme string) string {
+	if scheme == "https" {
 		return extauthz.BindingCookieTLS
 	}
 	return extauthz.BindingCookiePlain
+}
+
+// needsInteraction: the OIDC errors an IdP answers prompt=none with when
+// it cannot sign the user in without a page (OIDC Core 3.1.2.6).
+func needsInteraction(e string) bool {
+	switch e {
+	case "login_required", "interaction_required", "consent_required", "account_selection_required":
+		return true
+	}
+	return false
+}
+
+// InCookieDomain: host (host[:port]) is the cookie domain or under it, so
+// a browser stores a cookie with that Domain; always with no domain.
+func InCookieDomain(host, domain string) bool {
+	if domain == "" {
+		return true
+	}
+	h, d := strings.ToLower(strings.TrimSuffix(hostname(host), ".")), strings.ToLower(strings.TrimPrefix(domain, "."))
+	return h == d || strings.HasSuffix(h, "."+d)
 }
 
 // random is 32 random bytes, base64url (256 bits: state, nonce, half a

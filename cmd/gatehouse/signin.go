@@ -46,7 +46,8 @@ func newSignInServer(cfg config.Config, keys *extauthz.SessionKeys, log *slog.Lo
 		return nil, err
 	}
 	h, err := signin.New(signin.Config{
-		Keys: keys, Lifetime: cfg.SignIn.SessionLifetime, ReturnHosts: cfg.SignIn.ReturnHosts, PublicPort: cfg.SignIn.PublicPort, Log: log,
+		Keys: keys, Lifetime: cfg.SignIn.SessionLifetime, RenewGrace: cfg.SignIn.RenewGrace,
+		Cookie: extauthz.SessionCookie{Domain: cfg.SignIn.CookieDomain}, ReturnHosts: cfg.SignIn.ReturnHosts, PublicPort: cfg.SignIn.PublicPort, Log: log,
 		Provider: signin.ProviderConfig{Name: is.Name, IssuerURL: is.IssuerURL, ClientID: is.SignIn.ClientID, ClientSecret: secret,
 			Scopes: is.SignIn.Scopes, TrustEmail: is.TrustEmail, EntityRefSubjects: is.EntityRefSubjects},
 	})
