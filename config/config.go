@@ -419,6 +419,10 @@ func (v *checker) issuers(issuers []Issuer) {
 	}
 }
 
+// DevIssuerName is the name of serve --dev's development issuer; as
+// signin.issuer it signs browsers in through its user picker (make demo).
+const DevIssuerName = "dev"
+
 // signIn: signin.*, when a listen address turns sign-in on.
 func (v *checker) signIn(s SignIn, issuers []Issuer) {
 	if !s.Enabled() {
@@ -446,8 +450,11 @@ func (v *checker) signIn(s SignIn, issuers []Issuer) {
 		}
 	}
 	i := slices.IndexFunc(issuers, func(is Issuer) bool { return is.Name == s.Issuer })
+	if i < 0 && s.Issuer == DevIssuerName {
+		return // serve --dev's own issuer and client; serve refuses it without --dev
+	}
 	if i < 0 {
-		v.bad("signin.issuer", fmt.Sprintf("%q is not the name of an issuer", s.Issuer), "name the issuers[] entry people sign in at")
+		v.bad("signin.issuer", fmt.Sprintf("%q is not the name of an issuer", s.Issuer), "name the issuers[] entry people sign in at (or dev, the development issuer of serve --dev)")
 		return
 	}
 	c := issuers[i].SignIn

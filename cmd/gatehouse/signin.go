@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/model"
 	"github.com/gatehouse-dev/gatehouse/signin"
 )
 
@@ -27,23 +28,36 @@ func loadSessionKeys(cfg config.Config) (*extauthz.SessionKeys, error) {
 }
 
 // newSignInServer is the sign-in listener's server (nil when sign-in is
-// off): the /.gatehouse/ paths Envoy routes to it.
-func newSignInServer(cfg config.Config, keys *extauthz.SessionKeys, log *slog.Logger) (*http.Server, error) {
+// off): the /.gatehouse/ paths Envoy routes to it. config.Validate has
+// checked signin.issuer names an issuer, or the development issuer
+// (config.DevIssuerName), which exists only with serve --dev (dev); then
+// its user picker is turned on, offering users().
+func newSignInServer(cfg config.Config, keys *extauthz.SessionKeys, dev *extauthz.DevIssuer, users func() []model.User, log *slog.Logger) (*http.Server, error) {
 	if !cfg.SignIn.Enabled() {
 		return nil, nil
 	}
 	i := slices.IndexFunc(cfg.Issuers, func(is config.Issuer) bool { return is.Name == cfg.SignIn.Issuer })
-	if i < 0 {
-		return nil, fmt.Errorf("signin.issuer: %q is not the name of an issuer", cfg.SignIn.Issuer)
+	if i < 0 { // only the development issuer passes Validate without being listed
+		return nil, fmt.Errorf("signin.issuer: %q is the development issuer, which runs only with serve --dev (fix: start with --dev, or name an issuers[] entry)", cfg.SignIn.Issuer)
 	}
 	is := cfg.Issuers[i]
-	key := fmt.Sprintf("issuers[%d].sign_in", i)
-	secret, err := readSecret(key+".client_secret_env", is.SignIn.ClientSecretEnv, key+".client_secret_file", is.SignIn.ClientSecretFile, "the sign-in client's secret")
-	if err == nil && secret == "" {
-		err = fmt.Errorf("%s.client_secret_file: the file is empty", key)
-	}
-	if err != nil {
-		return nil, err
+	var secret string
+	if dev != nil && is.IssuerURL == dev.Issuer() {
+		// The development issuer's own client: the user picker, a secret
+		// made for this process.
+		dev.EnableSignIn(users)
+		is.SignIn.ClientID, secret = extauthz.DevSignInClient, dev.ClientSecret()
+		log.Warn("DEVELOPMENT SIGN-IN ON (--dev): browsers pick any catalog user at " + dev.Issuer() + "/authorize, no password; never use --dev in production")
+	} else {
+		key := fmt.Sprintf("issuers[%d].sign_in", i)
+		var err error
+		secret, err = readSecret(key+".client_secret_env", is.SignIn.ClientSecretEnv, key+".client_secret_file", is.SignIn.ClientSecretFile, "the sign-in client's secret")
+		if err == nil && secret == "" {
+			err = fmt.Errorf("%s.client_secret_file: the file is empty", key)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	h, err := signin.New(signin.Config{
 		Keys: keys, Lifetime: cfg.SignIn.SessionLifetime, RenewGrace: cfg.SignIn.RenewGrace,
@@ -72,5 +86,14 @@ func (p *process) serveSignIn() error {
 		}
 	})
 	p.log.Info("sign-in serving", "listen", lis.Addr().String(), "issuer", p.cfg.SignIn.Issuer)
+	return nil
+}
+
+// catalogUsers are the users of the model xDS serves now (the development
+// issuer's picker).
+func (p *process) catalogUsers() []model.User {
+	if m := p.xds.Model(); m != nil {
+		return m.Directory.Users
+	}
 	return nil
 }
