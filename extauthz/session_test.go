@@ -493,3 +493,44 @@ func TestSessionRenewal(t *testing.T) {
 		}
 	})
 }
+
+func TestSessionCookieScope(t *testing.T) {
+	for _, tc := range []struct {
+		c      SessionCookie
+		scheme string
+		want   string
+	}{
+		{SessionCookie{}, "http", "gatehouse-session=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax"},
+		{SessionCookie{}, "https", "__Host-gatehouse-session=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure"},
+		{SessionCookie{Domain: "apps.example.com"}, "http", "gatehouse-session=v; Path=/; Domain=apps.example.com; Max-Age=60; HttpOnly; SameSite=Lax"},
+		{SessionCookie{Domain: "apps.example.com"}, "https", "__Secure-gatehouse-session=v; Path=/; Domain=apps.example.com; Max-Age=60; HttpOnly; SameSite=Lax; Secure"},
+	} {
+		if got := tc.c.Set(tc.scheme, "v", time.Minute); got != tc.want {
+			t.Errorf("%+v %s: %q, want %q", tc.c, tc.scheme, got, tc.want)
+		}
+		if got := tc.c.Clear(tc.scheme); !strings.Contains(got, "Max-Age=0") || !strings.HasPrefix(got, tc.c.Name(tc.scheme)+"=;") ||
+			strings.Contains(got, "Domain") != (tc.c.Domain != "") {
+			t.Errorf("%+v %s: clear %q", tc.c, tc.scheme, got)
+		}
+	}
+	// __Host- never carries a Domain, whatever it is given.
+	if got := SetCookie(SessionCookieTLS, "v", "example.com", time.Minute); strings.Contains(got, "Domain") {
+		t.Errorf("__Host- with a Domain: %q", got)
+	}
+
+	// Check reads the cookie the scope names: with a domain on TLS the
+	// __Secure- one (a __Host- one of before is no session).
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	s.opts.SessionCookie = SessionCookie{Domain: "apps.example.com"}
+	sealed, _ := keys.SealSession(aliceSession(time.Now()))
+	for name, want := range map[string]bool{SessionCookieDomain: true, SessionCookieTLS: false, SessionCookiePlain: false} {
+		r, _ := s.Check(context.Background(), withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": name + "=" + sealed}), "https"))
+		if (r.GetOkResponse() != nil) != want {
+			t.Errorf("cookie %s on https with a cookie domain: allowed=%v, want %v", name, r.GetOkResponse() != nil, want)
+		}
+		if ok := r.GetOkResponse(); ok != nil && !slices.Contains(ok.GetHeadersToRemove(), "cookie") {
+			t.Errorf("cookie %s reached the upstream", name)
+		}
+	}
+}
