@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/gatehouse-dev/gatehouse/meshca"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -187,7 +188,7 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 	rec.Path = req.Path
 	if denied != nil {
 		if denied.Reason == "bad_path" {
-			rec.Path = truncate(h.GetPath(), 256)
+			rec.Path = clip.String(h.GetPath(), 256)
 		}
 		return s.denyResult(rec, denied)
 	}
@@ -262,7 +263,7 @@ func (s *Server) credentials(req *Request, scheme string, ext map[string]string,
 		c.peer = meshca.ComponentOf(s.opts.TrustDomain, peerID)
 	}
 	if c.peer == "" {
-		return c, &Result{Status: 403, Reason: "unknown_peer", Steps: []Step{{Rule: "peer", Why: "mTLS peer " + truncate(peerID, 256) + " is not a component of trust domain " + s.opts.TrustDomain}}}
+		return c, &Result{Status: 403, Reason: "unknown_peer", Steps: []Step{{Rule: "peer", Why: "mTLS peer " + clip.String(peerID, 256) + " is not a component of trust domain " + s.opts.TrustDomain}}}
 	}
 	return c, nil
 }
@@ -333,7 +334,7 @@ func sessionSubject(sub Subject, rules sessionRules, v TokenVerifier, eng *Engin
 	// A session is as good as its issuer is still trusted: one removed
 	// from the configuration (a reload) ends its sessions at once.
 	if k, ok := v.(interface{ Trusts(iss string) bool }); ok && !k.Trusts(ss.Issuer) {
-		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip(ss.Issuer) + " of this session is no longer configured"}}}
+		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip.String(ss.Issuer, 100) + " of this session is no longer configured"}}}
 	}
 	id := ss.identity()
 	sub.User, sub.Auth, sub.renewAt = eng.PrincipalFor(id), ss.AuthName(), ss.RenewAt()

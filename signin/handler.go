@@ -26,6 +26,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -135,7 +136,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	if !InCookieDomain(r.Host, h.cfg.Cookie.Domain) {
 		// The browser would drop the session cookie and come back here
 		// for ever.
-		h.cfg.Log.Warn("sign-in refused", "reason", "host_outside_cookie_domain", "host", truncate(r.Host, 100), "cookie_domain", h.cfg.Cookie.Domain)
+		h.cfg.Log.Warn("sign-in refused", "reason", "host_outside_cookie_domain", "host", clip.String(r.Host, 100), "cookie_domain", h.cfg.Cookie.Domain)
 		page(w, http.StatusBadRequest, "Sign-in refused", "This host is not under the session cookie's domain (signin.cookie_domain).")
 		return
 	}
@@ -176,12 +177,12 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	case b.Silent && needsInteraction(q.Get("error")):
 		// The IdP session is over (or wants the user): sign in in full.
 		// The binding is spent either way; the new sign-in makes its own.
-		h.cfg.Log.Info("silent renewal declined by the IdP: signing in", "error", truncate(q.Get("error"), 40))
+		h.cfg.Log.Info("silent renewal declined by the IdP: signing in", "error", clip.String(q.Get("error"), 40))
 		w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), "", "", -1))
 		http.Redirect(w, r, model.SignInPath+"?rd="+url.QueryEscape(b.Return), http.StatusFound)
 		return
 	case q.Get("error") != "":
-		h.refuse(w, "idp_error", "The identity provider said: "+truncate(q.Get("error"), 100)+".")
+		h.refuse(w, "idp_error", "The identity provider said: "+clip.String(q.Get("error"), 100)+".")
 		return
 	case q.Get("code") == "":
 		h.refuse(w, "no_code", "The identity provider sent no authorization code.")
@@ -211,7 +212,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	// The browser keeps the cookie for the grace after the session's end:
 	// a navigation then is renewed silently (Check honours it for nothing).
 	w.Header().Add("Set-Cookie", h.cfg.Cookie.Set(scheme(r), sealed, h.cfg.Lifetime+h.cfg.RenewGrace))
-	h.cfg.Log.Info("signed in", "issuer", who.Issuer, "sub", truncate(who.Subject, 100), "method", who.Method, "silent", b.Silent)
+	h.cfg.Log.Info("signed in", "issuer", who.Issuer, "sub", clip.String(who.Subject, 100), "method", who.Method, "silent", b.Silent)
 	// Checked again: a binding is ours, but the rule is the rule.
 	rd, err := ReturnURL(b.Return, r.Host, h.cfg.ReturnHosts)
 	if err != nil {
@@ -325,13 +326,6 @@ func random() string {
 // equal compares secrets in constant time; empty never matches.
 func equal(a, b string) bool {
 	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // endSessionParams are the query of an RP-initiated logout.
