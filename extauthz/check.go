@@ -338,6 +338,11 @@ func sessionSubject(sub Subject, rules sessionRules, v TokenVerifier, eng *Engin
 	}
 	id := ss.identity()
 	sub.User, sub.Auth, sub.renewAt = eng.PrincipalFor(id), ss.AuthName(), ss.RenewAt()
+	// Revoked in the catalog (every replica reads it): sessions of the
+	// user signed in before gatehouse.dev/sessions-not-before.
+	if nb := eng.sessionsNotBefore(sub.User); nb != 0 && ss.IssuedAt < nb {
+		return Subject{Peer: sub.Peer}, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "session of " + sub.User.Ref + " signed in before its gatehouse.dev/sessions-not-before"}}}
+	}
 	if id.Expiry.Before(expires) {
 		expires = id.Expiry
 	}

@@ -202,6 +202,18 @@ func (e *Engine) PrincipalFor(id *Identity) *Principal {
 	return p
 }
 
+// sessionsNotBefore is the user's gatehouse.dev/sessions-not-before (Unix
+// seconds), 0 for none or for a principal that is no catalog User.
+func (e *Engine) sessionsNotBefore(p *Principal) int64 {
+	if p == nil || p.Kind != "user" {
+		return 0
+	}
+	if u := e.users[strings.ToLower(p.Ref)]; u != nil {
+		return u.SessionsNotBefore
+	}
+	return 0
+}
+
 // userFor finds the catalog User of a (non-machine) token, or says in
 // p.Unmatched why there is none.
 func (e *Engine) userFor(id *Identity, p *Principal) *model.User {

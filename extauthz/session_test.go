@@ -534,3 +534,41 @@ func TestSessionCookieScope(t *testing.T) {
 		}
 	}
 }
+
+// gatehouse.dev/sessions-not-before on a User revokes the sessions signed
+// in before it, on every replica (they all read the catalog), at the next
+// model; later sessions and bearer tokens are untouched.
+func TestSessionsNotBeforeRevokes(t *testing.T) {
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	now := time.Now()
+	old := aliceSession(now.Add(-time.Hour))
+	old.Expiry = now.Add(time.Hour).Unix()
+	oldSealed, _ := keys.SealSession(old)
+	fresh, _ := keys.SealSession(aliceSession(now))
+	status := func(sealed string) int {
+		r, _ := s.Check(context.Background(), withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": "gatehouse-session=" + sealed, "accept": "application/json"}), "http"))
+		if r.GetOkResponse() != nil {
+			return 200
+		}
+		return int(r.GetDeniedResponse().GetStatus().GetCode())
+	}
+	if status(oldSealed) != 200 || status(fresh) != 200 {
+		t.Fatal("sessions refused before any revocation")
+	}
+	m := *s.Model()
+	m.Directory.Users = slices.Clone(m.Directory.Users)
+	i := slices.IndexFunc(m.Directory.Users, func(u model.User) bool { return u.Email == "alice@example.com" })
+	if i < 0 {
+		t.Fatal("no alice in the test catalog")
+	}
+	m.Directory.Users[i].SessionsNotBefore = now.Add(-time.Minute).Unix()
+	m.Version += "-revoked"
+	s.SetModel(&m)
+	if got := status(oldSealed); got != 401 {
+		t.Fatalf("a session signed in before sessions-not-before: %d, want 401 (even though it was cached)", got)
+	}
+	if got := status(fresh); got != 200 {
+		t.Fatalf("a session signed in after sessions-not-before: %d, want 200", got)
+	}
+}
