@@ -41,6 +41,11 @@ type Session struct {
 	Method   string `json:"m"`
 	IssuedAt int64  `json:"iat"`
 	Expiry   int64  `json:"exp"`
+	// RenewTried: when a silent renewal of this session last failed for
+	// want of the IdP (down, or an error other than "log in first"); the
+	// next try waits (RenewAt), so an IdP outage does not send navigations
+	// round in circles while the session is still good.
+	RenewTried int64 `json:"rt,omitempty"`
 }
 
 // Purposes of sealed values: the associated data of the AEAD, so that a
@@ -199,8 +204,17 @@ func (k *SessionKeys) OpenSession(sealed string, now time.Time) (*Session, error
 // RenewAt is when a browser navigating with this session is sent through
 // a silent renewal at the IdP (docs/sign-in.md, "Renewal"): three
 // quarters into its life, so a fresh session never is and one in daily
-// use is renewed before it ends.
-func (s *Session) RenewAt() int64 { return s.IssuedAt + (s.Expiry-s.IssuedAt)/4*3 }
+// use is renewed before it ends; after a failed try, RenewRetry later.
+func (s *Session) RenewAt() int64 {
+	at := s.IssuedAt + (s.Expiry-s.IssuedAt)/4*3
+	if retry := s.RenewTried + int64(RenewRetry/time.Second); s.RenewTried != 0 && retry > at {
+		at = retry
+	}
+	return at
+}
+
+// RenewRetry is the wait after a failed silent renewal.
+const RenewRetry = 5 * time.Minute
 
 // identity is the session's user as a verified token would name them:
 // PrincipalFor maps it to the catalog the same way.

@@ -419,6 +419,12 @@ func TestSessionRenewal(t *testing.T) {
 	}
 	const html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 	fresh, late, justExpired, longExpired := seal(0, 8*time.Hour), seal(-7*time.Hour, time.Hour), seal(-8*time.Hour, -10*time.Minute), seal(-10*time.Hour, -2*time.Hour)
+	tried := func(ago time.Duration) string {
+		ss := aliceSession(now)
+		ss.IssuedAt, ss.Expiry, ss.RenewTried = now.Add(-7*time.Hour).Unix(), now.Add(time.Hour).Unix(), now.Add(-ago).Unix()
+		v, _ := keys.SealSession(ss)
+		return v
+	}
 	nav := map[string]string{"accept": html, "sec-fetch-mode": "navigate"}
 	fetchJSON := map[string]string{"accept": "application/json", "sec-fetch-mode": "cors"}
 	fetchHTML := map[string]string{"accept": html, "sec-fetch-mode": "cors"} // fetch() asking for HTML
@@ -436,6 +442,8 @@ func TestSessionRenewal(t *testing.T) {
 		{"late session, navigation renews silently", late, ordersRoute, "GET", nav, 302, renewLoc, false, false},
 		{"late session, navigation without Sec-Fetch-Mode", late, ordersRoute, "GET", oldBrowser, 302, renewLoc, false, false},
 		{"late session, fetch() is served", late, ordersRoute, "GET", fetchJSON, 200, "", false, false},
+		{"late session whose renewal failed a minute ago: served", tried(time.Minute), ordersRoute, "GET", nav, 200, "", false, false},
+		{"late session whose renewal failed 6 minutes ago: tried again", tried(6 * time.Minute), ordersRoute, "GET", nav, 302, renewLoc, false, false},
 		{"late session, fetch() asking for HTML is served", late, ordersRoute, "GET", fetchHTML, 200, "", false, false},
 		{"late session, a form POST is served", late, ordersRoute, "POST", nav, 200, "", false, false},
 		{"late session on a pure API: decided, never redirected", late, ledgerRoute, "GET", nav, 403, "", false, false},

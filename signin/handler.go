@@ -149,6 +149,9 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	authURL, err := h.oidc.authCodeURL(r.Context(), h.redirectURI(r), b)
 	if err != nil {
+		if b.Silent && h.deferRenewal(w, r, rd, "reaching the identity provider", err) {
+			return
+		}
 		h.fail(w, "reaching the identity provider", err)
 		return
 	}
@@ -182,6 +185,9 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, model.SignInPath+"?rd="+url.QueryEscape(b.Return), http.StatusFound)
 		return
 	case q.Get("error") != "":
+		if b.Silent && h.deferRenewal(w, r, b.Return, "silent renewal", errors.New("the IdP answered "+clip.String(q.Get("error"), 40))) {
+			return
+		}
 		h.refuse(w, "idp_error", "The identity provider said: "+clip.String(q.Get("error"), 100)+".")
 		return
 	case q.Get("code") == "":
@@ -197,6 +203,9 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		var re *refusal
 		if errors.As(err, &re) {
 			h.refuse(w, re.reason, "The identity provider's answer was refused.")
+			return
+		}
+		if b.Silent && h.deferRenewal(w, r, b.Return, "completing the sign-in with the identity provider", err) {
 			return
 		}
 		h.fail(w, "completing the sign-in with the identity provider", err)
@@ -219,6 +228,40 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		rd = "/"
 	}
 	http.Redirect(w, r, rd, http.StatusFound)
+}
+
+// deferRenewal answers a silent renewal that failed for want of the IdP
+// (not because it wants the user): while the browser's session is still
+// good, it goes back to rd with the session marked (Session.RenewTried),
+// so Check lets navigations through for extauthz.RenewRetry instead of
+// sending them round again. It reports whether it answered; an expired
+// or missing session gets the error page (there is nothing to go back
+// to).
+func (h *Handler) deferRenewal(w http.ResponseWriter, r *http.Request, rd, what string, cause error) bool {
+	c, err := r.Cookie(h.cfg.Cookie.Name(scheme(r)))
+	if err != nil {
+		return false
+	}
+	now := h.cfg.Now()
+	s, err := h.cfg.Keys.OpenSession(c.Value, now)
+	if err != nil {
+		return false
+	}
+	if rd, err = ReturnURL(rd, r.Host, h.cfg.ReturnHosts); err != nil {
+		rd = "/"
+	}
+	s.RenewTried = now.Unix()
+	sealed, err := h.cfg.Keys.SealSession(*s)
+	if err != nil {
+		return false
+	}
+	h.cfg.Log.Warn("silent renewal failed; the session stays until it ends", "step", what, "error", cause, "retry_in", extauthz.RenewRetry)
+	w.Header().Add("Set-Cookie", h.cfg.Cookie.Set(scheme(r), sealed, time.Unix(s.Expiry, 0).Sub(now)+h.cfg.RenewGrace))
+	if _, err := r.Cookie(bindingCookieName(scheme(r))); err == nil {
+		w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), "", "", -1))
+	}
+	http.Redirect(w, r, rd, http.StatusFound)
+	return true
 }
 
 // logout clears the session cookie and sends the browser to the IdP's

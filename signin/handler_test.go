@@ -422,3 +422,64 @@ func TestCookieDomain(t *testing.T) {
 		t.Fatalf("sign-in on a host outside the cookie domain: %d", rw.Code)
 	}
 }
+
+// A silent renewal that fails for want of the IdP (down, or an error other
+// than "log in first") sends a browser whose session is still good back
+// where it was, the session marked so Check waits before trying again;
+// without a good session it is the error page (nothing to go back to).
+func TestSilentRenewalWithoutTheIdP(t *testing.T) {
+	f := newFlow(t)
+	now := time.Now()
+	good := extauthz.Session{Issuer: f.idp.srv.URL, Subject: "a1", Method: "oidc", IssuedAt: now.Add(-50 * time.Minute).Unix(), Expiry: now.Add(10 * time.Minute).Unix()}
+	sealed, _ := f.keys.SealSession(good)
+	expired := good
+	expired.Expiry = now.Add(-time.Minute).Unix()
+	expiredSealed, _ := f.keys.SealSession(expired)
+	sessionCookie := func(v string) *http.Cookie { return &http.Cookie{Name: extauthz.SessionCookiePlain, Value: v} }
+	marked := func(t *testing.T, w *httptest.ResponseRecorder, rd string) {
+		t.Helper()
+		c := cookieNamed(w, extauthz.SessionCookiePlain)
+		if w.Code != 302 || w.Header().Get("Location") != rd || c == nil {
+			t.Fatalf("%d to %q, cookie %v: want back to %s with the session marked", w.Code, w.Header().Get("Location"), c, rd)
+		}
+		s, err := f.keys.OpenSession(c.Value, time.Now())
+		if err != nil || s.RenewTried < now.Unix() || s.Expiry != good.Expiry || s.Subject != "a1" {
+			t.Fatalf("marked session %+v %v: same session, RenewTried now", s, err)
+		}
+		if s.RenewAt() < time.Now().Add(extauthz.RenewRetry-time.Second).Unix() {
+			t.Fatalf("RenewAt %d: the next try must wait %s", s.RenewAt(), extauthz.RenewRetry)
+		}
+	}
+
+	t.Run("the IdP answers an error to a silent try", func(t *testing.T) {
+		w := f.get(model.SignInPath+"?rd=%2Forders%2F1&renew=1", sessionCookie(sealed))
+		b := cookieNamed(w, "gatehouse-signin")
+		_, state := f.idp.authorize(t, w.Header().Get("Location"))
+		marked(t, f.get(model.CallbackPath+"?error=temporarily_unavailable&state="+state, b, sessionCookie(sealed)), "/orders/1")
+		// An expired session has nothing to go back to: the error page.
+		w = f.get(model.SignInPath+"?rd=%2Forders%2F1&renew=1", sessionCookie(expiredSealed))
+		b = cookieNamed(w, "gatehouse-signin")
+		_, state = f.idp.authorize(t, w.Header().Get("Location"))
+		if w := f.get(model.CallbackPath+"?error=temporarily_unavailable&state="+state, b, sessionCookie(expiredSealed)); w.Code != 400 {
+			t.Fatalf("expired session, IdP error: %d", w.Code)
+		}
+	})
+	t.Run("the IdP is down", func(t *testing.T) {
+		down := newFlow(t)
+		down.keys = f.keys
+		down.h.cfg.Keys = f.keys
+		down.idp.srv.Close()
+		w := down.get(model.SignInPath+"?rd=%2Forders%2F1&renew=1", sessionCookie(sealed))
+		marked(t, w, "/orders/1")
+		// Not a renewal, or no good session: the error page.
+		if w := down.get(model.SignInPath+"?rd=%2Forders%2F1", sessionCookie(sealed)); w.Code != 502 {
+			t.Fatalf("plain sign-in with the IdP down: %d", w.Code)
+		}
+		if w := down.get(model.SignInPath+"?rd=%2Forders%2F1&renew=1", sessionCookie(expiredSealed)); w.Code != 502 {
+			t.Fatalf("renewal of an expired session with the IdP down: %d", w.Code)
+		}
+		if w := down.get(model.SignInPath+"?rd=%2Forders%2F1&renew=1", sessionCookie("v1.forged")); w.Code != 502 {
+			t.Fatalf("renewal with a forged session, IdP down: %d", w.Code)
+		}
+	})
+}
