@@ -61,11 +61,12 @@ func (l *navLog) reset() (requests, documents []string) {
 	return
 }
 
-// TestBrowserSessionRenewal: sessions have a bounded lifetime (4 s here)
+// TestBrowserSessionRenewal: sessions have a bounded lifetime (6 s here)
 // and are renewed without a form while the IdP's session lives: a real
 // headless Chromium, a real Envoy edge, gatehouse and the real Keycloak.
-// After the session's end a navigation goes through Keycloak with
-// prompt=none and lands on the page again without any Keycloak page shown;
+// In a session's last quarter, and after its end, a navigation goes
+// through Keycloak with prompt=none and lands on the page again without
+// any Keycloak page shown;
 // a page's fetch() is never redirected (401 and x-gatehouse-sign-in:
 // reload); once Keycloak's own session is logged out, the next expiry ends
 // on Keycloak's login form.
@@ -81,7 +82,7 @@ func TestBrowserSessionRenewal(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("gatehouse-web-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const lifetime = 4 * time.Second
+	const lifetime = 6 * time.Second
 	ports := []int{freePort(t), freePort(t), freePort(t), freePort(t)}
 	signInPort := freePort(t)
 	g := startGatehouse(t, cat, fmt.Sprintf(`issuers:
@@ -192,15 +193,11 @@ signin:
 		}
 	})
 
-	time.Sleep(time.Until(signedIn.Add(lifetime + 1500*time.Millisecond)))
-
-	t.Run("after the end, fetch() gets 401 and the reload header, never a redirect", func(t *testing.T) {
-		if s, reload := fetch(); s != 401 || reload != "reload" {
-			t.Fatalf("fetch after the session's end: %d, x-gatehouse-sign-in %q; want 401 and reload", s, reload)
-		}
-	})
-
-	t.Run("after the end, a navigation is renewed without Keycloak's form", func(t *testing.T) {
+	// renewsSilently navigates to the page and expects it back without a
+	// page of Keycloak, through one prompt=none request, with a new
+	// session cookie.
+	renewsSilently := func(t *testing.T, before string) {
+		t.Helper()
 		nav.reset()
 		start := time.Now()
 		if err := chromedp.Do(ctx, chromedp.Navigate(protected), chromedp.WaitVisible(chromedp.CSS("#user"))); err != nil {
@@ -217,10 +214,31 @@ signin:
 		if silentTries(reqs) != 1 {
 			t.Fatalf("want one prompt=none authorization request, the browser sent: %v", reqs)
 		}
-		if now := session(); now == "" || now == first {
+		if now := session(); now == "" || now == before {
 			t.Fatal("the session cookie was not renewed")
 		}
 		t.Logf("silent renewal through Keycloak: %s, %d requests", took.Round(time.Millisecond), len(reqs))
+	}
+
+	// The last quarter of the session (4.5-6 s; the cookie's times are
+	// whole seconds, so 4.4 s after the page came back is inside it).
+	time.Sleep(time.Until(signedIn.Add(lifetime*3/4 - 100*time.Millisecond)))
+	t.Run("in the session's last quarter, a navigation is renewed without Keycloak's form", func(t *testing.T) {
+		renewsSilently(t, first)
+	})
+	second := session()
+	renewedEarly := time.Now()
+
+	time.Sleep(time.Until(renewedEarly.Add(lifetime + 1500*time.Millisecond)))
+
+	t.Run("after the end, fetch() gets 401 and the reload header, never a redirect", func(t *testing.T) {
+		if s, reload := fetch(); s != 401 || reload != "reload" {
+			t.Fatalf("fetch after the session's end: %d, x-gatehouse-sign-in %q; want 401 and reload", s, reload)
+		}
+	})
+
+	t.Run("after the end, a navigation is renewed without Keycloak's form", func(t *testing.T) {
+		renewsSilently(t, second)
 	})
 	renewed := time.Now()
 

@@ -206,7 +206,7 @@ func (k *SessionKeys) OpenSession(sealed string, now time.Time) (*Session, error
 // quarters into its life, so a fresh session never is and one in daily
 // use is renewed before it ends; after a failed try, RenewRetry later.
 func (s *Session) RenewAt() int64 {
-	at := s.IssuedAt + (s.Expiry-s.IssuedAt)/4*3
+	at := s.IssuedAt + (s.Expiry-s.IssuedAt)*3/4
 	if retry := s.RenewTried + int64(RenewRetry/time.Second); s.RenewTried != 0 && retry > at {
 		at = retry
 	}
