@@ -580,3 +580,21 @@ func TestSessionsNotBeforeRevokes(t *testing.T) {
 		t.Fatalf("a session signed in after sessions-not-before: %d, want 200", got)
 	}
 }
+
+func TestRenewAt(t *testing.T) {
+	const iat = 1_000_000
+	for _, tc := range []struct {
+		lifetime, tried, want int64
+	}{
+		{8 * 3600, 0, iat + 6*3600},
+		{6, 0, iat + 4}, // 4.5 s, in whole seconds
+		{4, 0, iat + 3},
+		{8 * 3600, iat + 6*3600 + 10, iat + 6*3600 + 10 + 300}, // a failed try waits RenewRetry
+		{8 * 3600, iat + 60, iat + 6*3600},                     // an old try changes nothing
+	} {
+		s := Session{IssuedAt: iat, Expiry: iat + tc.lifetime, RenewTried: tc.tried}
+		if got := s.RenewAt(); got != tc.want {
+			t.Errorf("lifetime %d, tried %d: RenewAt %d, want %d", tc.lifetime, tc.tried, got-iat, tc.want-iat)
+		}
+	}
+}
