@@ -375,3 +375,32 @@ func FuzzDevRedirect(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDevSignInForms: whatever is posted to the picker and the token
+// endpoint without the real picker cookie and code, nothing is issued:
+// no code (no redirect) and no ID token.
+func FuzzDevSignInForms(f *testing.F) {
+	f.Add("redirect_uri=http%3A%2F%2Flocalhost%2F.gatehouse%2Fcallback&state=s&nonce=n&code_challenge=x&csrf=y&user=user%3Adefault%2Falice", "gatehouse-dev-picker=abc")
+	f.Add("grant_type=authorization_code&code=abc&code_verifier=v&client_id=gatehouse-dev-signin&client_secret=x", "")
+	f.Add("%zz&&==;", "gatehouse-dev-picker=")
+	d, err := NewDevIssuer("http://127.0.0.1:9", nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	d.EnableSignIn(func() []model.User { return []model.User{{Ref: "user:default/alice"}} })
+	h := d.Handler()
+	f.Fuzz(func(t *testing.T, body, cookie string) {
+		for _, path := range []string{"/dev/oidc/authorize", "/dev/oidc/token"} {
+			r := httptest.NewRequest("POST", path, strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if cookie != "" {
+				r.Header.Set("Cookie", cookie)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code == 302 || w.Code == 200 || strings.Contains(w.Body.String(), "id_token") {
+				t.Fatalf("POST %s %q (cookie %q): %d %s", path, body, cookie, w.Code, w.Body.String())
+			}
+		}
+	})
+}
