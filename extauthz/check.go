@@ -46,6 +46,9 @@ type Options struct {
 	// navigating browser through a silent renewal (prompt=none) rather
 	// than a plain sign-in (signin.renew_grace). It is never honoured.
 	SessionGrace time.Duration
+	// SAMLIssuers are the SAML IdPs people sign in at (signin.saml[], by
+	// name): a SAML session is read under its IdP's settings.
+	SAMLIssuers map[string]SAMLIssuer
 }
 
 // Server is the envoy.service.auth.v3.Authorization service.
@@ -62,6 +65,9 @@ type Server struct {
 	// Identity headers by assertion (see identityHeaders).
 	hdrMu   sync.RWMutex
 	hdrMemo map[string][]*core.HeaderValueOption
+
+	// persisted: the GraphQL APIs' APQ stores, kept across models.
+	persisted persistedStores
 }
 
 type engineState struct {
@@ -110,7 +116,9 @@ func (s *Server) SetModel(m *model.Model) {
 	if cur := s.state.Load(); cur != nil && cur.engine.version == m.Version {
 		return
 	}
-	s.state.Store(&engineState{engine: NewEngine(m), model: m, cache: newDecisionCache(s.opts.CacheSize)})
+	eng := NewEngine(m)
+	eng.attachPersisted(&s.persisted)
+	s.state.Store(&engineState{engine: eng, model: m, cache: newDecisionCache(s.opts.CacheSize)})
 }
 
 // Model returns the model the current engine was built from.
@@ -309,34 +317,58 @@ type sessionRules struct {
 	keys  *SessionKeys
 	now   time.Time
 	grace time.Duration
+	// saml: the SAML IdPs by name; a SAML session is read under its IdP's
+	// settings of now.
+	saml map[string]SAMLIssuer
 }
 
 // sessions are the server's session rules at now.
 func (s *Server) sessions(now time.Time) sessionRules {
-	return sessionRules{keys: s.opts.Sessions, now: now, grace: s.opts.SessionGrace}
+	return sessionRules{keys: s.opts.Sessions, now: now, grace: s.opts.SessionGrace, saml: s.opts.SAMLIssuers}
 }
 
 // sessionSubject is subjectFor for a session cookie: the user it names,
-// mapped to the catalog now (groups are never in the cookie). A session
-// past its time is 401: session_expired within the grace (a navigation is
-// then renewed silently), invalid_session after it.
+// sessionSubject is subjectFor for a session cookie: the user it names,
+// mapped to the catalog now (groups are never in the cookie), under its
+// issuer's settings of now. A session past its time is 401:
+// session_expired within the grace (a navigation is then renewed), and
+// invalid_session after it.
 func sessionSubject(sub Subject, rules sessionRules, v TokenVerifier, eng *Engine, sealed string, expires time.Time) (Subject, time.Time, *Result) {
 	if rules.keys == nil {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "sign-in is not configured"}}}
 	}
-	ss, err := rules.keys.OpenSession(sealed, rules.now)
+	ss, err := rules.keys.OpenSession(sealed, rules.now) // the server's clock, as for the cache
 	switch {
 	case errors.Is(err, ErrSessionExpired) && rules.now.Before(time.Unix(ss.Expiry, 0).Add(rules.grace)):
 		return sub, expires, &Result{Status: 401, Reason: "session_expired", Steps: []Step{{Rule: "session", Why: "session expired; a browser is renewed at the IdP without a form while the IdP session lives"}}}
 	case err != nil:
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: err.Error()}}}
 	}
-	// A session is as good as its issuer is still trusted: one removed
-	// from the configuration (a reload) ends its sessions at once.
-	if k, ok := v.(interface{ Trusts(iss string) bool }); ok && !k.Trusts(ss.Issuer) {
-		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip.String(ss.Issuer, 100) + " of this session is no longer configured"}}}
+	var id *Identity
+	if ss.Method == MethodSAML {
+		var why string
+		if id, why = ss.samlIdentity(rules.saml); id == nil {
+			return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: why}}}
+		}
+	} else {
+		// A session is as good as its issuer is still trusted, under its
+		// settings of now: one removed from the configuration (a reload)
+		// ends its sessions at once, a changed trust_email or
+		// entity_ref_subjects applies to them at once.
+		var cfg *IssuerConfig
+		if k, ok := v.(interface {
+			IssuerConfig(iss string) (IssuerConfig, bool)
+		}); ok {
+			c, ok := k.IssuerConfig(ss.Issuer)
+			if !ok {
+				return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip.String(ss.Issuer, 100) + " of this session is no longer configured"}}}
+			}
+			cfg = &c
+		} else if k, ok := v.(interface{ Trusts(iss string) bool }); ok && !k.Trusts(ss.Issuer) {
+			return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip.String(ss.Issuer, 100) + " of this session is no longer configured"}}}
+		}
+		id = ss.identity(cfg)
 	}
-	id := ss.identity()
 	sub.User, sub.Auth, sub.renewAt = eng.PrincipalFor(id), ss.AuthName(), ss.RenewAt()
 	// Revoked in the catalog (every replica reads it): sessions of the
 	// user signed in before gatehouse.dev/sessions-not-before.
@@ -354,7 +386,9 @@ func sessionSubject(sub Subject, rules sessionRules, v TokenVerifier, eng *Engin
 func (s *Server) decide(st *engineState, rec *AuditRecord, req *Request, key string, sub *Subject, expires time.Time) *authv3.CheckResponse {
 	res := st.engine.Evaluate(req, sub, false)
 	if !res.Allow {
-		st.cache.put(key, &cached{result: res, subject: *sub, expires: expires})
+		if !res.noCache {
+			st.cache.put(key, &cached{result: res, subject: *sub, expires: expires})
+		}
 		return s.denyResult(rec, &res)
 	}
 	now := s.now()

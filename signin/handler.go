@@ -54,12 +54,19 @@ type Config struct {
 	Client     *http.Client
 	Log        *slog.Logger
 	Now        func() time.Time
+
+	// SAML: SAML IdPs people may sign in at (signin/saml.go); SAMLDefault,
+	// when set, is the one /.gatehouse/signin sends to instead of OIDC.
+	SAML        []SAMLConfig
+	SAMLSP      SAMLSPConfig
+	SAMLDefault string
 }
 
 // Handler serves the sign-in paths.
 type Handler struct {
 	cfg  Config
 	oidc *oidcFlow
+	saml *samlState
 }
 
 // New returns the handler; the provider is discovered at the first
@@ -81,7 +88,11 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{cfg: cfg, oidc: newOIDCFlow(cfg.Provider, cfg.Client)}, nil
+	sm, err := newSAML(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{cfg: cfg, oidc: newOIDCFlow(cfg.Provider, cfg.Client), saml: sm}, nil
 }
 
 // bindingLifetime bounds the time between leaving for the IdP and coming
@@ -115,7 +126,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case model.SignedOutPath:
 		page(w, http.StatusOK, "Signed out", `You are signed out. <a href="/">Sign in again</a>.`)
 	default:
-		page(w, http.StatusNotFound, "Not found", "No such sign-in page.")
+		if !h.serveSAML(w, r) {
+			page(w, http.StatusNotFound, "Not found", "No such sign-in page.")
+		}
 	}
 }
 
@@ -127,17 +140,25 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusMethodNotAllowed, "Sign-in", "Use GET.")
 		return
 	}
+	if h.cfg.SAMLDefault != "" {
+		h.samlSignIn(w, r, h.cfg.SAMLDefault)
+		return
+	}
+	// Renewal (prompt=none) is OIDC's: a SAML session is renewed by
+	// signing in again at its own IdP, never at the OIDC issuer.
+	if r.URL.Query().Get(model.RenewParam) == "1" {
+		if idp := h.samlSessionIdP(r); idp != "" {
+			h.samlSignIn(w, r, idp)
+			return
+		}
+	}
 	rd, err := ReturnURL(r.URL.Query().Get("rd"), r.Host, h.cfg.ReturnHosts)
 	if err != nil {
 		h.cfg.Log.Info("sign-in refused", "reason", "return_url", "host", r.Host)
 		page(w, http.StatusBadRequest, "Sign-in refused", html.EscapeString(err.Error())+".")
 		return
 	}
-	if !InCookieDomain(r.Host, h.cfg.Cookie.Domain) {
-		// The browser would drop the session cookie and come back here
-		// for ever.
-		h.cfg.Log.Warn("sign-in refused", "reason", "host_outside_cookie_domain", "host", clip.String(r.Host, 100), "cookie_domain", h.cfg.Cookie.Domain)
-		page(w, http.StatusBadRequest, "Sign-in refused", "This host is not under the session cookie's domain (signin.cookie_domain).")
+	if !h.hostInCookieDomain(w, r) {
 		return
 	}
 	b := binding{State: random(), Nonce: random(), Verifier: random() + random(), Return: rd, Expiry: h.cfg.Now().Add(bindingLifetime).Unix(),
@@ -165,6 +186,9 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 // set and the browser goes back where it started.
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	// A binding is used once, whatever the answer: a refused one is
+	// cleared too.
+	w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), "", "", -1))
 	var b binding
 	c, err := r.Cookie(bindingCookieName(scheme(r)))
 	switch {
@@ -181,7 +205,6 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		// The IdP session is over (or wants the user): sign in in full.
 		// The binding is spent either way; the new sign-in makes its own.
 		h.cfg.Log.Info("silent renewal declined by the IdP: signing in", "error", clip.String(q.Get("error"), 40))
-		w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), "", "", -1))
 		http.Redirect(w, r, model.SignInPath+"?rd="+url.QueryEscape(b.Return), http.StatusFound)
 		return
 	case q.Get("error") != "":
@@ -194,8 +217,6 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, "no_code", "The identity provider sent no authorization code.")
 		return
 	}
-	// A binding is used once.
-	w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), "", "", -1))
 	ctx, cancel := context.WithTimeout(r.Context(), 12*time.Second)
 	defer cancel()
 	who, err := h.oidc.exchange(ctx, h.redirectURI(r), q.Get("code"), b)
@@ -211,23 +232,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "completing the sign-in with the identity provider", err)
 		return
 	}
-	now := h.cfg.Now()
-	who.IssuedAt, who.Expiry = now.Unix(), now.Add(h.cfg.Lifetime).Unix()
-	sealed, err := h.cfg.Keys.SealSession(*who)
-	if err != nil {
-		h.fail(w, "sealing the session", err)
-		return
-	}
-	// The browser keeps the cookie for the grace after the session's end:
-	// a navigation then is renewed silently (Check honours it for nothing).
-	w.Header().Add("Set-Cookie", h.cfg.Cookie.Set(scheme(r), sealed, h.cfg.Lifetime+h.cfg.RenewGrace))
-	h.cfg.Log.Info("signed in", "issuer", who.Issuer, "sub", clip.String(who.Subject, 100), "method", who.Method, "silent", b.Silent)
-	// Checked again: a binding is ours, but the rule is the rule.
-	rd, err := ReturnURL(b.Return, r.Host, h.cfg.ReturnHosts)
-	if err != nil {
-		rd = "/"
-	}
-	http.Redirect(w, r, rd, http.StatusFound)
+	h.startSession(w, r, who, b.Return)
 }
 
 // deferRenewal answers a silent renewal that failed for want of the IdP
@@ -257,9 +262,6 @@ func (h *Handler) deferRenewal(w http.ResponseWriter, r *http.Request, rd, what 
 	}
 	h.cfg.Log.Warn("silent renewal failed; the session stays until it ends", "step", what, "error", cause, "retry_in", extauthz.RenewRetry)
 	w.Header().Add("Set-Cookie", h.cfg.Cookie.Set(scheme(r), sealed, time.Unix(s.Expiry, 0).Sub(now)+h.cfg.RenewGrace))
-	if _, err := r.Cookie(bindingCookieName(scheme(r))); err == nil {
-		w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), "", "", -1))
-	}
 	http.Redirect(w, r, rd, http.StatusFound)
 	return true
 }
@@ -268,6 +270,9 @@ func (h *Handler) deferRenewal(w http.ResponseWriter, r *http.Request, rd, what 
 // end_session_endpoint (RP-initiated logout), which sends it back to
 // model.SignedOutPath; without one, straight there.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if h.samlLogout(w, r) {
+		return
+	}
 	w.Header().Add("Set-Cookie", h.cfg.Cookie.Clear(scheme(r)))
 	after := h.origin(r) + model.SignedOutPath
 	target := model.SignedOutPath
@@ -345,6 +350,18 @@ func needsInteraction(e string) bool {
 	case "login_required", "interaction_required", "consent_required", "account_selection_required":
 		return true
 	}
+	return false
+}
+
+// hostInCookieDomain refuses a sign-in (OIDC or SAML) on a host outside
+// signin.cookie_domain: the browser would drop the session cookie and
+// come back for ever.
+func (h *Handler) hostInCookieDomain(w http.ResponseWriter, r *http.Request) bool {
+	if InCookieDomain(r.Host, h.cfg.Cookie.Domain) {
+		return true
+	}
+	h.cfg.Log.Warn("sign-in refused", "reason", "host_outside_cookie_domain", "host", clip.String(r.Host, 100), "cookie_domain", h.cfg.Cookie.Domain)
+	page(w, http.StatusBadRequest, "Sign-in refused", "This host is not under the session cookie's domain (signin.cookie_domain).")
 	return false
 }
 

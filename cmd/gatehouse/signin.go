@@ -36,35 +36,40 @@ func newSignInServer(cfg config.Config, keys *extauthz.SessionKeys, dev *extauth
 	if !cfg.SignIn.Enabled() {
 		return nil, nil
 	}
-	i := slices.IndexFunc(cfg.Issuers, func(is config.Issuer) bool { return is.Name == cfg.SignIn.Issuer })
-	if i < 0 { // only the development issuer passes Validate without being listed
-		return nil, fmt.Errorf("signin.issuer: %q is the development issuer, which runs only with serve --dev (fix: start with --dev, or name an issuers[] entry)", cfg.SignIn.Issuer)
+	hc := signin.Config{Keys: keys, Lifetime: cfg.SignIn.SessionLifetime, RenewGrace: cfg.SignIn.RenewGrace,
+		Cookie: extauthz.SessionCookie{Domain: cfg.SignIn.CookieDomain}, ReturnHosts: cfg.SignIn.ReturnHosts, PublicPort: cfg.SignIn.PublicPort, Log: log}
+	if err := samlSignInConfig(cfg.SignIn, &hc); err != nil {
+		return nil, err
 	}
-	is := cfg.Issuers[i]
-	var secret string
-	if dev != nil && is.IssuerURL == dev.Issuer() {
-		// The development issuer's own client: the user picker, a secret
-		// made for this process.
-		dev.EnableSignIn(users)
-		is.SignIn.ClientID, secret = extauthz.DevSignInClient, dev.ClientSecret()
-		log.Warn("DEVELOPMENT SIGN-IN ON (--dev): browsers pick any catalog user at " + dev.Issuer() + "/authorize, no password; never use --dev in production")
-	} else {
-		key := fmt.Sprintf("issuers[%d].sign_in", i)
-		var err error
-		secret, err = readSecret(key+".client_secret_env", is.SignIn.ClientSecretEnv, key+".client_secret_file", is.SignIn.ClientSecretFile, "the sign-in client's secret")
-		if err == nil && secret == "" {
-			err = fmt.Errorf("%s.client_secret_file: the file is empty", key)
+	if i := slices.IndexFunc(cfg.Issuers, func(is config.Issuer) bool { return is.Name == cfg.SignIn.Issuer }); i >= 0 {
+		is := cfg.Issuers[i]
+		var secret string
+		if dev != nil && is.IssuerURL == dev.Issuer() {
+			// The development issuer's own client: the user picker, a secret
+			// made for this process.
+			dev.EnableSignIn(users)
+			is.SignIn.ClientID, secret = extauthz.DevSignInClient, dev.ClientSecret()
+			log.Warn("DEVELOPMENT SIGN-IN ON (--dev): browsers pick any catalog user at " + dev.Issuer() + "/authorize, no password; never use --dev in production")
+		} else {
+			key := fmt.Sprintf("issuers[%d].sign_in", i)
+			var err error
+			secret, err = readSecret(key+".client_secret_env", is.SignIn.ClientSecretEnv, key+".client_secret_file", is.SignIn.ClientSecretFile, "the sign-in client's secret")
+			if err == nil && secret == "" {
+				err = fmt.Errorf("%s.client_secret_file: the file is empty", key)
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
-		if err != nil {
-			return nil, err
+		hc.Provider = signin.ProviderConfig{Name: is.Name, IssuerURL: is.IssuerURL, ClientID: is.SignIn.ClientID, ClientSecret: secret,
+			Scopes: is.SignIn.Scopes, EntityRefSubjects: is.EntityRefSubjects}
+	} else if hc.SAMLDefault == "" {
+		if cfg.SignIn.Issuer == config.DevIssuerName { // only the development issuer passes Validate without being listed
+			return nil, fmt.Errorf("signin.issuer: %q is the development issuer, which runs only with serve --dev (fix: start with --dev, or name an issuers[] entry)", cfg.SignIn.Issuer)
 		}
+		return nil, fmt.Errorf("signin.issuer: %q is not the name of an issuer or SAML IdP", cfg.SignIn.Issuer)
 	}
-	h, err := signin.New(signin.Config{
-		Keys: keys, Lifetime: cfg.SignIn.SessionLifetime, RenewGrace: cfg.SignIn.RenewGrace,
-		Cookie: extauthz.SessionCookie{Domain: cfg.SignIn.CookieDomain}, ReturnHosts: cfg.SignIn.ReturnHosts, PublicPort: cfg.SignIn.PublicPort, Log: log,
-		Provider: signin.ProviderConfig{Name: is.Name, IssuerURL: is.IssuerURL, ClientID: is.SignIn.ClientID, ClientSecret: secret,
-			Scopes: is.SignIn.Scopes, TrustEmail: is.TrustEmail, EntityRefSubjects: is.EntityRefSubjects},
-	})
+	h, err := signin.New(hc)
 	if err != nil {
 		return nil, err
 	}
