@@ -3,6 +3,7 @@ package catalogsync
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -24,6 +25,10 @@ const (
 	// AnnSignIn: "off" makes a pure API answer browsers without a session
 	// 401 instead of sending them to sign in ("on", the default, does).
 	AnnSignIn = "gatehouse.dev/sign-in"
+	// AnnSessionsNotBefore (a User's, an RFC 3339 time): browser sessions
+	// of the user signed in before it are refused, on every replica, while
+	// sessions after it and bearer tokens are not (docs/sign-in.md).
+	AnnSessionsNotBefore = "gatehouse.dev/sessions-not-before"
 )
 
 // Access is the parsed access annotations of an entity.
@@ -38,6 +43,9 @@ type Access struct {
 	// SignInOff: gatehouse.dev/sign-in: off (browsers get 401, never a
 	// redirect to sign in).
 	SignInOff bool `json:"signInOff,omitempty" yaml:"signInOff,omitempty"`
+	// SessionsNotBefore (Unix seconds, a User's): sessions signed in
+	// earlier are refused.
+	SessionsNotBefore int64 `json:"sessionsNotBefore,omitempty" yaml:"sessionsNotBefore,omitempty"`
 }
 
 // AccessRule is one explicit rule of gatehouse.dev/access.
@@ -155,6 +163,18 @@ func parseAccess(e *Entity, n *yaml.Node) Problems {
 		case v == "on":
 		default:
 			bad(AnnSignIn, "value "+quote(v)+" is not on or off", `write "off" for a pure API (browsers get 401), or "on"`)
+		}
+	}
+	if v, ok := e.Annotation(AnnSessionsNotBefore); ok {
+		set = true
+		t, err := time.Parse(time.RFC3339, strings.TrimSpace(v))
+		switch {
+		case e.Kind != KindUser:
+			bad(AnnSessionsNotBefore, AnnSessionsNotBefore+" belongs on a User (this is a "+e.Kind+")", "move the annotation to the User whose sessions end")
+		case err != nil:
+			bad(AnnSessionsNotBefore, "value "+quote(v)+" is not an RFC 3339 time", `write the time sessions must be newer than, e.g. "2026-12-03T16:00:00Z" (date -u +%Y-%m-%dT%H:%M:%SZ)`)
+		default:
+			a.SessionsNotBefore = t.Unix()
 		}
 	}
 	idList := func(key, kind string, dst *[]string) {

@@ -46,3 +46,29 @@ func TestSignInAnnotation(t *testing.T) {
 		}
 	}
 }
+
+// gatehouse.dev/sessions-not-before: an RFC 3339 time on a User; anything
+// else is a problem on the annotation's line.
+func TestSessionsNotBeforeAnnotation(t *testing.T) {
+	user := func(value string) Parsed {
+		src := "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: alice\n  annotations:\n    " + AnnSessionsNotBefore + ": " + value + "\nspec: {memberOf: []}\n"
+		return ParseFile("files", "u.yaml", []byte(src))
+	}
+	p := user(`"2026-12-03T16:00:00Z"`)
+	if len(p.Problems) != 0 || len(p.Entities) != 1 || p.Entities[0].Access == nil || p.Entities[0].Access.SessionsNotBefore != 1796313600 {
+		t.Fatalf("problems %v, access %+v", p.Problems, p.Entities[0].Access)
+	}
+	if p := user(`"2026-12-03T17:00:00+01:00"`); p.Entities[0].Access.SessionsNotBefore != 1796313600 {
+		t.Fatalf("with an offset: %+v", p.Entities[0].Access)
+	}
+	for _, v := range []string{`"yesterday"`, `"2026-12-03"`, `"1796313600"`, `""`} {
+		p := user(v)
+		if len(p.Problems) != 1 || p.Problems[0].Line != 6 || !strings.Contains(p.Problems[0].Message, "not an RFC 3339 time") || !strings.Contains(p.Problems[0].Fix, "e.g.") {
+			t.Errorf("%s: problems %v", v, p.Problems)
+		}
+	}
+	pr, _ := parseRoutedWith(t, AnnSessionsNotBefore, `"2026-12-03T16:00:00Z"`)
+	if !strings.Contains(pr.Message, "belongs on a User") {
+		t.Errorf("on a Component: %s", pr)
+	}
+}

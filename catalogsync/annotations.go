@@ -34,7 +34,7 @@ const AnnPrefix = "gatehouse.dev/"
 var KnownAnnotations = []string{
 	AnnUpstream, AnnHosts, AnnPathPrefix, AnnTimeout,
 	AnnAccess, AnnPublicPaths, AnnIdpSubject, AnnIdpGroup, AnnClientID, AnnForwardToken,
-	AnnMeshAddress, AnnSignIn, AnnGraphQLAccess, AnnGraphQLOptions,
+	AnnMeshAddress, AnnSignIn, AnnSessionsNotBefore, AnnGraphQLAccess, AnnGraphQLOptions,
 	AnnGraphQLSafelist, AnnAgentLimits,
 }
 

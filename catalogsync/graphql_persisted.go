@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
@@ -144,7 +145,7 @@ func readSafelist(v string, schema *ast.Schema) ([]PersistedDocument, []string) 
 	for _, en := range entries {
 		h := PersistedHash(en.body)
 		if en.id != "" && en.id != h {
-			errs = append(errs, en.name+": id "+quote(clipString(en.id, 80))+" is not the SHA-256 of its body ("+h+")")
+			errs = append(errs, en.name+": id "+quote(clip.String(en.id, 80))+" is not the SHA-256 of its body ("+h+")")
 			continue
 		}
 		if why := checkDocument(en.body, schema); why != "" {
@@ -170,11 +171,4 @@ func checkDocument(doc string, schema *ast.Schema) string {
 		return "the document is not valid against the schema: " + errs[0].Message
 	}
 	return ""
-}
-
-func clipString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -160,6 +160,14 @@ type SignIn struct {
 	KeyFile         string        `mapstructure:"key_file" yaml:"key_file"`
 	GenerateKey     bool          `mapstructure:"generate_key" yaml:"generate_key"`
 	SessionLifetime time.Duration `mapstructure:"session_lifetime" yaml:"session_lifetime"`
+	// RenewGrace: how long after a session's end a navigating browser is
+	// still renewed silently at the IdP (prompt=none) instead of sent to a
+	// plain sign-in; the expired session itself grants nothing.
+	RenewGrace time.Duration `mapstructure:"renew_grace" yaml:"renew_grace"`
+	// CookieDomain: share the session cookie with every host under this
+	// domain (no __Host- prefix then: docs/sign-in.md says what that
+	// costs); empty: each host signs in on its own.
+	CookieDomain string `mapstructure:"cookie_domain" yaml:"cookie_domain"`
 	// ReturnHosts: other hosts a return URL after sign-in may name.
 	ReturnHosts []string `mapstructure:"return_hosts" yaml:"return_hosts"`
 	// PublicPort: the port browsers use for the edge when it is not the
@@ -328,7 +336,7 @@ func Defaults() Config {
 		Authz:         Authz{Listen: "127.0.0.1:18001", Timeout: 500 * time.Millisecond, CacheSize: 100000, CacheTTL: 30 * time.Second},
 		Assertion:     Assertion{Issuer: "gatehouse", Lifetime: 30 * time.Second, Rotate: 24 * time.Hour},
 		Audit:         Audit{Output: "stdout", Buffer: 8192},
-		SignIn:        SignIn{SessionLifetime: 8 * time.Hour},
+		SignIn:        SignIn{SessionLifetime: 8 * time.Hour, RenewGrace: time.Hour},
 		TokenExchange: TokenExchange{Lifetime: 5 * time.Minute},
 		Mesh:          Mesh{CertTTL: time.Hour},
 		Shutdown:      Shutdown{Drain: 5 * time.Second},
@@ -489,6 +497,10 @@ func (v *checker) issuers(issuers []Issuer) {
 	}
 }
 
+// DevIssuerName is the name of serve --dev's development issuer; as
+// signin.issuer it signs browsers in through its user picker (make demo).
+const DevIssuerName = "dev"
+
 // signIn: signin.*, when a listen address turns sign-in on.
 func (v *checker) signIn(s SignIn, issuers []Issuer) {
 	if !s.Enabled() {
@@ -504,16 +516,27 @@ func (v *checker) signIn(s SignIn, issuers []Issuer) {
 	if s.PublicPort > 65535 {
 		v.bad("signin.public_port", fmt.Sprintf("%d is not a port", s.PublicPort), "use 1-65535, or 0 for the scheme's default")
 	}
-	if s.SessionLifetime < time.Minute || s.SessionLifetime > 7*24*time.Hour {
-		v.bad("signin.session_lifetime", fmt.Sprintf("%s is out of range", s.SessionLifetime), "use 1m to 168h, e.g. 8h")
+	if s.SessionLifetime < 4*time.Second || s.SessionLifetime > 7*24*time.Hour {
+		v.bad("signin.session_lifetime", fmt.Sprintf("%s is out of range", s.SessionLifetime), "use 4s to 168h, e.g. 8h (under a few minutes only to test renewal)")
+	}
+	if s.RenewGrace < 0 || s.RenewGrace > 7*24*time.Hour {
+		v.bad("signin.renew_grace", fmt.Sprintf("%s is out of range", s.RenewGrace), "use 0 (no silent renewal after the end) to 168h, e.g. 1h")
+	}
+	if s.CookieDomain != "" {
+		if why := cookieDomainProblem(s.CookieDomain); why != "" {
+			v.bad("signin.cookie_domain", fmt.Sprintf("%q %s", s.CookieDomain, why), "give the parent domain of the hosts that share sessions, e.g. example.com for a.example.com and b.example.com, or leave it empty")
+		}
 	}
 	v.saml(s, issuers)
 	if _, ok := s.SAMLIdP(s.Issuer); ok {
 		return // sign-in at a SAML IdP
 	}
 	i := slices.IndexFunc(issuers, func(is Issuer) bool { return is.Name == s.Issuer })
+	if i < 0 && s.Issuer == DevIssuerName {
+		return // serve --dev's own issuer and client; serve refuses it without --dev
+	}
 	if i < 0 {
-		v.bad("signin.issuer", fmt.Sprintf("%q is not the name of an issuer", s.Issuer), "name the issuers[] entry (OIDC) or signin.saml[] entry (SAML) people sign in at")
+		v.bad("signin.issuer", fmt.Sprintf("%q is not the name of an issuer", s.Issuer), "name the issuers[] entry (OIDC) or signin.saml[] entry (SAML) people sign in at (or dev, the development issuer of serve --dev)")
 		return
 	}
 	c := issuers[i].SignIn
@@ -544,6 +567,31 @@ func (v *checker) tokenExchange(t TokenExchange, a Assertion) {
 	if t.Lifetime <= 0 || t.Lifetime > 5*time.Minute {
 		v.bad("token_exchange.lifetime", fmt.Sprintf("%s is out of range", t.Lifetime), "use above 0 and at most 5m, e.g. 5m")
 	}
+}
+
+// cookieDomainProblem says why d cannot be a cookie's Domain ("" when it
+// can): a DNS name of two labels or more (browsers refuse a Domain that is
+// a top-level or public suffix; one label would be one), no IP address,
+// port, scheme or wildcard.
+func cookieDomainProblem(d string) string {
+	d = strings.TrimPrefix(d, ".")
+	switch {
+	case net.ParseIP(d) != nil:
+		return "is an IP address (cookies for an IP are host-only)"
+	case !strings.Contains(d, "."):
+		return "has one label (browsers refuse a top-level domain)"
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 {
+			return "has an empty or too long label"
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return "is not a DNS name (letters, digits, dashes and dots only)"
+			}
+		}
+	}
+	return ""
 }
 
 // saml: signin.saml[] and signin.saml_sp.

@@ -163,13 +163,19 @@ func startGatehouse(t *testing.T, catalogPath, extra string, ports ...int) *gate
 // (GATEHOUSE_* overrides), usable from parallel tests.
 func startGatehouseEnv(t *testing.T, catalogPath, extra string, env []string, ports ...int) *gatehouse {
 	t.Helper()
+	return startGatehouseFlags(t, catalogPath, extra, env, nil, ports...)
+}
+
+// startGatehouseFlags is startGatehouseEnv with more serve flags (--dev).
+func startGatehouseFlags(t *testing.T, catalogPath, extra string, env, flags []string, ports ...int) *gatehouse {
+	t.Helper()
 	var hp harness.Ports
 	if len(ports) == 4 {
 		hp = harness.Ports{XDS: ports[0], Admin: ports[1], Edge: ports[2], Authz: ports[3]}
 	}
 	dir := t.TempDir()
 	auditPath := filepath.Join(dir, "audit.jsonl")
-	h, err := harness.StartGatehouse(harness.GatehouseSpec{Bin: gatehouseBin, Dir: dir, Ports: hp, Env: env, Config: func(p harness.Ports) string {
+	h, err := harness.StartGatehouse(harness.GatehouseSpec{Bin: gatehouseBin, Dir: dir, Ports: hp, Env: env, Flags: flags, Config: func(p harness.Ports) string {
 		return fmt.Sprintf(`xds:
   listen: 127.0.0.1:%d
   holdoff: 50ms

@@ -3,6 +3,8 @@ package extauthz
 import (
 	"sort"
 	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 )
 
 // ActorFor maps a delegated token's current actor to the catalog: it must
@@ -20,9 +22,9 @@ func (e *Engine) ActorFor(a *Actor) *Principal {
 	}
 	switch {
 	case ref == "" && a.ClientID == "":
-		p.Unmatched = "the actor (act.sub " + clip(a.Subject) + ") names no client, so it maps to no catalog agent"
+		p.Unmatched = "the actor (act.sub " + clip.String(a.Subject, 100) + ") names no client, so it maps to no catalog agent"
 	case ref == "":
-		p.Unmatched = "the actor's client " + clip(a.ClientID) + " is no Component's gatehouse.dev/client-id"
+		p.Unmatched = "the actor's client " + clip.String(a.ClientID, 100) + " is no Component's gatehouse.dev/client-id"
 	case e.agents[ref] == nil:
 		p.Unmatched = "the actor " + ref + " is not an AI agent in the catalog (a Component with spec.type ai-agent)"
 	default:

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 )
 
 // AuditRecord is one authorization decision. It never holds a token or a
@@ -65,7 +67,7 @@ func auditGraphQL(g *GraphQLInfo) *AuditGraphQL {
 	if g == nil {
 		return nil
 	}
-	return &AuditGraphQL{OperationType: g.OperationType, OperationName: clipStr(g.OperationName, 100), DocumentHash: g.DocumentHash, Fields: g.Fields, FieldNames: g.FieldNames, Mode: g.Mode, Denied: g.Denied, WouldDeny: g.WouldDeny}
+	return &AuditGraphQL{OperationType: g.OperationType, OperationName: clip.String(g.OperationName, 100), DocumentHash: g.DocumentHash, Fields: g.Fields, FieldNames: g.FieldNames, Mode: g.Mode, Denied: g.Denied, WouldDeny: g.WouldDeny}
 }
 
 // Audit writes records as JSON lines from one goroutine behind a bounded

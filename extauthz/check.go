@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/gatehouse-dev/gatehouse/meshca"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -38,6 +40,12 @@ type Options struct {
 	// Sessions open browser session cookies (sign-in); nil: no sessions
 	// are read and nobody is sent to sign in (docs/sign-in.md).
 	Sessions *SessionKeys
+	// SessionCookie names and scopes the session cookie (signin.cookie_domain).
+	SessionCookie SessionCookie
+	// SessionGrace: how long after its expiry a session still sends a
+	// navigating browser through a silent renewal (prompt=none) rather
+	// than a plain sign-in (signin.renew_grace). It is never honoured.
+	SessionGrace time.Duration
 	// SAMLIssuers are the SAML IdPs people sign in at (signin.saml[], by
 	// name): a SAML session is read under its IdP's settings.
 	SAMLIssuers map[string]SAMLIssuer
@@ -193,7 +201,7 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 	rec.Path = req.Path
 	if denied != nil {
 		if denied.Reason == "bad_path" {
-			rec.Path = truncate(h.GetPath(), 256)
+			rec.Path = clip.String(h.GetPath(), 256)
 		}
 		return s.denyResult(rec, denied)
 	}
@@ -231,17 +239,23 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 		cacheHits.Inc()
 		rec.Cached = true
 		c.subject.fill(rec)
+		if c.subject.renewAt != 0 && now.Unix() >= c.subject.renewAt && s.navigation(req, h) {
+			return s.toSignIn(rec, h, "renew_session", true, false)
+		}
 		if c.result.Allow {
 			return s.allow(rec, c.result, &c.subject, c.assertion, req)
 		}
 		return s.denyResult(rec, &c.result)
 	}
 	cacheMisses.Inc()
-	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, s.opts.Sessions, s.opts.SAMLIssuers, eng, creds, now, now.Add(s.opts.CacheTTL))
+	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, s.sessions(now), eng, creds, now.Add(s.opts.CacheTTL))
 	if denied != nil {
 		return s.unauthenticated(rec, denied, req, h, creds)
 	}
 	sub.fill(rec)
+	if sub.renewAt != 0 && now.Unix() >= sub.renewAt && s.navigation(req, h) {
+		return s.toSignIn(rec, h, "renew_session", true, false)
+	}
 	return s.decide(st, rec, req, key, &sub, expires)
 }
 
@@ -253,7 +267,7 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 func (s *Server) credentials(req *Request, scheme string, ext map[string]string, peerID string) (credentials, *Result) {
 	c := credentials{token: bearerToken(req.Headers, s.opts.CookieName)}
 	if c.token == "" && req.Headers["authorization"] == "" && s.opts.Sessions != nil {
-		c.session = cookieValue(req.Headers["cookie"], SessionCookieName(scheme))
+		c.session = cookieValue(req.Headers["cookie"], s.opts.SessionCookie.Name(scheme))
 	}
 	if ext[model.CtxMesh] != model.MeshInbound {
 		return c, nil
@@ -262,7 +276,7 @@ func (s *Server) credentials(req *Request, scheme string, ext map[string]string,
 		c.peer = meshca.ComponentOf(s.opts.TrustDomain, peerID)
 	}
 	if c.peer == "" {
-		return c, &Result{Status: 403, Reason: "unknown_peer", Steps: []Step{{Rule: "peer", Why: "mTLS peer " + truncate(peerID, 256) + " is not a component of trust domain " + s.opts.TrustDomain}}}
+		return c, &Result{Status: 403, Reason: "unknown_peer", Steps: []Step{{Rule: "peer", Why: "mTLS peer " + clip.String(peerID, 256) + " is not a component of trust domain " + s.opts.TrustDomain}}}
 	}
 	return c, nil
 }
@@ -273,13 +287,13 @@ func (s *Server) credentials(req *Request, scheme string, ext map[string]string,
 // cache's limit, or the token's or session's expiry if sooner). A token
 // that does not verify is 401 invalid_token:<why>, a session cookie that
 // does not open 401 invalid_session. Check and explain both come here.
-func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, saml map[string]SAMLIssuer, eng *Engine, c credentials, now, expires time.Time) (Subject, time.Time, *Result) {
+func subjectFor(ctx context.Context, v TokenVerifier, sessions sessionRules, eng *Engine, c credentials, expires time.Time) (Subject, time.Time, *Result) {
 	var sub Subject
 	if c.peer != "" {
 		sub.Peer = &Principal{Kind: "component", Ref: c.peer}
 	}
 	if c.token == "" && c.session != "" {
-		return sessionSubject(sub, sessions, saml, v, eng, c.session, now, expires)
+		return sessionSubject(sub, sessions, v, eng, c.session, expires)
 	}
 	if c.token == "" {
 		return sub, expires, nil
@@ -305,46 +319,70 @@ func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, sam
 	return sub, expires, nil
 }
 
+// sessionRules are what sessionSubject needs besides the cookie: the keys
+// (nil: sign-in is off), the time, and the grace after expiry.
+type sessionRules struct {
+	keys  *SessionKeys
+	now   time.Time
+	grace time.Duration
+	// saml: the SAML IdPs by name; a SAML session is read under its IdP's
+	// settings of now.
+	saml map[string]SAMLIssuer
+}
+
+// sessions are the server's session rules at now.
+func (s *Server) sessions(now time.Time) sessionRules {
+	return sessionRules{keys: s.opts.Sessions, now: now, grace: s.opts.SessionGrace, saml: s.opts.SAMLIssuers}
+}
+
 // sessionSubject is subjectFor for a session cookie: the user it names,
-// mapped to the catalog now (groups are never in the cookie).
-func sessionSubject(sub Subject, sessions *SessionKeys, saml map[string]SAMLIssuer, v TokenVerifier, eng *Engine, sealed string, now, expires time.Time) (Subject, time.Time, *Result) {
-	if sessions == nil {
+// mapped to the catalog now (groups are never in the cookie), under its
+// issuer's settings of now. A session past its time is 401:
+// session_expired within the grace (a navigation is then renewed), and
+// invalid_session after it.
+func sessionSubject(sub Subject, rules sessionRules, v TokenVerifier, eng *Engine, sealed string, expires time.Time) (Subject, time.Time, *Result) {
+	if rules.keys == nil {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "sign-in is not configured"}}}
 	}
-	ss, err := sessions.OpenSession(sealed, now) // the server's clock, as for the cache
-	if err != nil {
+	ss, err := rules.keys.OpenSession(sealed, rules.now) // the server's clock, as for the cache
+	switch {
+	case errors.Is(err, ErrSessionExpired) && rules.now.Before(time.Unix(ss.Expiry, 0).Add(rules.grace)):
+		return sub, expires, &Result{Status: 401, Reason: "session_expired", Steps: []Step{{Rule: "session", Why: "session expired; a browser is renewed at the IdP without a form while the IdP session lives"}}}
+	case err != nil:
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: err.Error()}}}
 	}
+	var id *Identity
 	if ss.Method == MethodSAML {
-		id, why := ss.samlIdentity(saml)
-		if id == nil {
+		var why string
+		if id, why = ss.samlIdentity(rules.saml); id == nil {
 			return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: why}}}
 		}
-		sub.User, sub.Auth = eng.PrincipalFor(id), ss.AuthName()
-		if id.Expiry.Before(expires) {
-			expires = id.Expiry
+	} else {
+		// A session is as good as its issuer is still trusted, under its
+		// settings of now: one removed from the configuration (a reload)
+		// ends its sessions at once, a changed trust_email or
+		// entity_ref_subjects applies to them at once.
+		var cfg *IssuerConfig
+		v = unwrapDelegation(v) // sessions come from the configured issuers only
+		if k, ok := v.(interface {
+			IssuerConfig(iss string) (IssuerConfig, bool)
+		}); ok {
+			c, ok := k.IssuerConfig(ss.Issuer)
+			if !ok {
+				return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip.String(ss.Issuer, 100) + " of this session is no longer configured"}}}
+			}
+			cfg = &c
+		} else if k, ok := v.(interface{ Trusts(iss string) bool }); ok && !k.Trusts(ss.Issuer) {
+			return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip.String(ss.Issuer, 100) + " of this session is no longer configured"}}}
 		}
-		return sub, expires, nil
+		id = ss.identity(cfg)
 	}
-	// A session is as good as its issuer is still trusted, under its
-	// settings of now: one removed from the configuration (a reload) ends
-	// its sessions at once, a changed trust_email or entity_ref_subjects
-	// applies to them at once.
-	var cfg *IssuerConfig
-	v = unwrapDelegation(v) // sessions come from the configured issuers only
-	if k, ok := v.(interface {
-		IssuerConfig(iss string) (IssuerConfig, bool)
-	}); ok {
-		c, ok := k.IssuerConfig(ss.Issuer)
-		if !ok {
-			return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip(ss.Issuer) + " of this session is no longer configured"}}}
-		}
-		cfg = &c
-	} else if k, ok := v.(interface{ Trusts(iss string) bool }); ok && !k.Trusts(ss.Issuer) {
-		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip(ss.Issuer) + " of this session is no longer configured"}}}
+	sub.User, sub.Auth, sub.renewAt = eng.PrincipalFor(id), ss.AuthName(), ss.RenewAt()
+	// Revoked in the catalog (every replica reads it): sessions of the
+	// user signed in before gatehouse.dev/sessions-not-before.
+	if nb := eng.sessionsNotBefore(sub.User); nb != 0 && ss.IssuedAt < nb {
+		return Subject{Peer: sub.Peer}, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "session of " + sub.User.Ref + " signed in before its gatehouse.dev/sessions-not-before"}}}
 	}
-	id := ss.identity(cfg)
-	sub.User, sub.Auth = eng.PrincipalFor(id), ss.AuthName()
 	if id.Expiry.Before(expires) {
 		expires = id.Expiry
 	}

@@ -54,7 +54,7 @@ func nextCookie(header string) (part, rest string) {
 func withoutCookies(header, credential string, sessions bool) (string, bool) {
 	drop := func(k string) bool {
 		return (credential != "" && k == credential) ||
-			(sessions && (k == SessionCookiePlain || k == SessionCookieTLS || k == BindingCookiePlain || k == BindingCookieTLS))
+			(sessions && (k == SessionCookiePlain || k == SessionCookieTLS || k == SessionCookieDomain || k == BindingCookiePlain || k == BindingCookieTLS))
 	}
 	found := false
 	for rest := header; rest != "" && !found; {

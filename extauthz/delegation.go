@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 )
 
 // Delegated identities (docs/agents.md): a token that carries an RFC 8693
@@ -101,7 +103,7 @@ func parseAct(r []byte) (*Actor, error) {
 		if who == "" {
 			return nil, errors.New("a nested \"act\" names no actor")
 		}
-		a.Earlier = append(a.Earlier, clipStr(who, 200))
+		a.Earlier = append(a.Earlier, clip.String(who, 200))
 		next = e.Act
 	}
 	return a, nil
@@ -190,17 +192,17 @@ func (d *Delegation) verify(raw string) (*Identity, error) {
 	}
 	defer jws.release()
 	if jws.typ != DelegatedTokenType {
-		return nil, tokenErr("wrong_type", "typ %q is not %s: an identity assertion is not an access token", clipStr(jws.typ, 32), DelegatedTokenType)
+		return nil, tokenErr("wrong_type", "typ %q is not %s: an identity assertion is not an access token", clip.String(jws.typ, 32), DelegatedTokenType)
 	}
 	if jws.alg != "ES256" {
-		return nil, tokenErr("alg_not_allowed", "alg %q: gatehouse signs ES256", clipStr(jws.alg, 32))
+		return nil, tokenErr("alg_not_allowed", "alg %q: gatehouse signs ES256", clip.String(jws.alg, 32))
 	}
 	pub := d.signer.publicKey(jws.kid)
 	if pub == nil {
-		return nil, tokenErr("unknown_kid", "kid %q is not one of gatehouse's published keys", clipStr(jws.kid, 64))
+		return nil, tokenErr("unknown_kid", "kid %q is not one of gatehouse's published keys", clip.String(jws.kid, 64))
 	}
 	if err := jws.decodeSig(); err != nil || !jws.verifyWith(pub) {
-		return nil, tokenErr("bad_signature", "signature does not verify with gatehouse's key %q", clipStr(jws.kid, 64))
+		return nil, tokenErr("bad_signature", "signature does not verify with gatehouse's key %q", clip.String(jws.kid, 64))
 	}
 	var c delegatedClaims
 	if err := json.Unmarshal(jws.payload, &c); err != nil {
@@ -209,7 +211,7 @@ func (d *Delegation) verify(raw string) (*Identity, error) {
 	now := d.now()
 	switch {
 	case c.Issuer != d.issuer:
-		return nil, tokenErr("unknown_issuer", "iss %q is not gatehouse's exchange", clipStr(c.Issuer, 200))
+		return nil, tokenErr("unknown_issuer", "iss %q is not gatehouse's exchange", clip.String(c.Issuer, 200))
 	case c.Expiry == 0:
 		return nil, tokenErr("missing_claim", "token has no `exp`")
 	case now.After(time.Unix(c.Expiry, 0).Add(delegationSkew)):
@@ -217,11 +219,11 @@ func (d *Delegation) verify(raw string) (*Identity, error) {
 	case time.Unix(c.NotBef, 0).After(now.Add(delegationSkew)):
 		return nil, tokenErr("not_yet_valid", "`nbf` is in the future")
 	case !strings.HasPrefix(c.Audience, AudiencePrefix) || len(c.Audience) == len(AudiencePrefix):
-		return nil, tokenErr("wrong_audience", "aud %q is not %s<entity ref>", clipStr(c.Audience, 200), AudiencePrefix)
+		return nil, tokenErr("wrong_audience", "aud %q is not %s<entity ref>", clip.String(c.Audience, 200), AudiencePrefix)
 	case !strings.HasPrefix(c.Subject, "user:"):
-		return nil, tokenErr("malformed", "sub %q is not a User ref", clipStr(c.Subject, 200))
+		return nil, tokenErr("malformed", "sub %q is not a User ref", clip.String(c.Subject, 200))
 	case !strings.HasPrefix(c.Act.Subject, "component:"):
-		return nil, tokenErr("malformed", "act.sub %q is not a Component ref", clipStr(c.Act.Subject, 200))
+		return nil, tokenErr("malformed", "act.sub %q is not a Component ref", clip.String(c.Act.Subject, 200))
 	}
 	act := c.Act
 	act.Ref = act.Subject

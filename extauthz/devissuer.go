@@ -21,6 +21,7 @@ type DevIssuer struct {
 	issuer string
 	key    *ecdsa.PrivateKey
 	kid    string
+	signIn *devSignIn // nil until EnableSignIn (devsignin.go)
 }
 
 // DevAudience is the audience of development tokens.
@@ -88,7 +89,9 @@ func (d *DevIssuer) Mint(r DevTokenRequest, now time.Time) (string, error) {
 }
 
 // Handler serves /dev/oidc/.well-known/openid-configuration,
-// /dev/oidc/jwks and POST /dev/token. Mount it at "/dev/".
+// /dev/oidc/jwks and POST /dev/token, and with EnableSignIn the user
+// picker (GET and POST /dev/oidc/authorize) and POST /dev/oidc/token.
+// Mount it at "/dev/".
 func (d *DevIssuer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	writeJSON := func(w http.ResponseWriter, v any) {
@@ -97,11 +100,19 @@ func (d *DevIssuer) Handler() http.Handler {
 	}
 	mux.HandleFunc("GET /dev/oidc/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, map[string]any{
-			"issuer": d.issuer, "jwks_uri": d.issuer + "/jwks", "token_endpoint": strings.TrimSuffix(d.issuer, "/oidc") + "/token",
-			"authorization_endpoint": d.issuer + "/authorize", "response_types_supported": []string{"token"},
-			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"ES256"},
+			"issuer": d.issuer, "jwks_uri": d.issuer + "/jwks", "token_endpoint": d.issuer + "/token",
+			"authorization_endpoint": d.issuer + "/authorize", "response_types_supported": []string{"code"},
+			"grant_types_supported": []string{"authorization_code"}, "code_challenge_methods_supported": []string{"S256"},
+			"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+			"scopes_supported":                      []string{"openid", "email", "profile"},
+			"subject_types_supported":               []string{"public"}, "id_token_signing_alg_values_supported": []string{"ES256"},
 		})
 	})
+	if d.signIn != nil {
+		mux.HandleFunc("GET /dev/oidc/authorize", d.authorizeGET)
+		mux.HandleFunc("POST /dev/oidc/authorize", d.authorizePOST)
+		mux.HandleFunc("POST /dev/oidc/token", d.token)
+	}
 	mux.HandleFunc("GET /dev/oidc/jwks", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, map[string][]ecJWK{"keys": {publicJWK(&d.key.PublicKey, d.kid)}})
 	})

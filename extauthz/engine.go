@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/gatehouse-dev/gatehouse/internal/pathglob"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -185,7 +186,7 @@ func (e *Engine) PrincipalFor(id *Identity) *Principal {
 		if ref := e.clients[id.ClientID]; ref != "" {
 			p.Kind, p.Ref, p.Agent = "component", ref, e.agents[ref]
 		} else {
-			p.Unmatched = "a client-credentials token of client " + clip(id.ClientID) + ", which no Component declares in gatehouse.dev/client-id"
+			p.Unmatched = "a client-credentials token of client " + clip.String(id.ClientID, 100) + ", which no Component declares in gatehouse.dev/client-id"
 		}
 		return p
 	}
@@ -215,6 +216,18 @@ func (e *Engine) PrincipalFor(id *Identity) *Principal {
 	return p
 }
 
+// sessionsNotBefore is the user's gatehouse.dev/sessions-not-before (Unix
+// seconds), 0 for none or for a principal that is no catalog User.
+func (e *Engine) sessionsNotBefore(p *Principal) int64 {
+	if p == nil || p.Kind != "user" {
+		return 0
+	}
+	if u := e.users[strings.ToLower(p.Ref)]; u != nil {
+		return u.SessionsNotBefore
+	}
+	return 0
+}
+
 // userFor finds the catalog User of a (non-machine) token, or says in
 // p.Unmatched why there is none.
 func (e *Engine) userFor(id *Identity, p *Principal) *model.User {
@@ -229,25 +242,23 @@ func (e *Engine) userFor(id *Identity, p *Principal) *model.User {
 	var why []string
 	switch {
 	case id.Email == "":
-		why = append(why, "sub "+clip(id.Subject)+" is no User's gatehouse.dev/idp-subject and the token has no email")
+		why = append(why, "sub "+clip.String(id.Subject, 100)+" is no User's gatehouse.dev/idp-subject and the token has no email")
 	case !id.EmailVerified:
 		why = append(why, id.EmailWhyNot())
 	default:
 		if u := e.byEmail[strings.ToLower(id.Email)]; u != nil {
 			return u
 		}
-		why = append(why, "no User has spec.profile.email "+clip(id.Email)+" (nor gatehouse.dev/idp-subject "+clip(id.Subject)+")")
+		why = append(why, "no User has spec.profile.email "+clip.String(id.Email, 100)+" (nor gatehouse.dev/idp-subject "+clip.String(id.Subject, 100)+")")
 	}
 	if id.ClientID != "" && e.clients[id.ClientID] != "" {
 		// A person signing in at a component's OAuth client never acts as
 		// that component.
-		why = append(why, "client "+clip(id.ClientID)+" is "+e.clients[id.ClientID]+"'s, but "+id.NotMachine())
+		why = append(why, "client "+clip.String(id.ClientID, 100)+" is "+e.clients[id.ClientID]+"'s, but "+id.NotMachine())
 	}
 	p.Unmatched = strings.Join(why, "; ")
 	return nil
 }
-
-func clip(s string) string { return clipStr(s, 100) }
 
 func (e *Engine) groupsNamed(name, namespace string) []string {
 	n := strings.ToLower(strings.TrimSpace(name))

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -134,7 +135,7 @@ func parseExchangeForm(body []byte) (exchangeRequest, *oauthError) {
 				continue
 			}
 			if !scopeToken(sc) {
-				return r, badRequest("invalid_scope", "scope "+strconv.Quote(clipStr(sc, 64))+" has characters RFC 6749 §3.3 does not allow")
+				return r, badRequest("invalid_scope", "scope "+strconv.Quote(clip.String(sc, 64))+" has characters RFC 6749 §3.3 does not allow")
 			}
 			if !slices.Contains(r.Scope, sc) {
 				r.Scope = append(r.Scope, sc)
@@ -232,7 +233,7 @@ func (x *Exchanger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (x *Exchanger) refused(w http.ResponseWriter, oe *oauthError, subject, agent, resource string) {
-	x.log.Info("token exchange refused", "error", oe.Code, "why", oe.Desc, "subject", subject, "actor", agent, "resource", clipStr(resource, 200))
+	x.log.Info("token exchange refused", "error", oe.Code, "why", oe.Desc, "subject", subject, "actor", agent, "resource", clip.String(resource, 200))
 	exchangeCounter(oe.Code).Inc()
 	writeOAuthError(w, oe)
 }
@@ -272,7 +273,7 @@ func (x *Exchanger) exchange(r *http.Request, req exchangeRequest) (exchangeResp
 	}
 	agent, ok := eng.Agent(actor.ClientID)
 	if !ok {
-		desc := "client " + clip(actor.ClientID) + " is not an AI agent in the catalog (a Component with spec.type ai-agent and gatehouse.dev/client-id " + clip(actor.ClientID) + ")"
+		desc := "client " + clip.String(actor.ClientID, 100) + " is not an AI agent in the catalog (a Component with spec.type ai-agent and gatehouse.dev/client-id " + clip.String(actor.ClientID, 100) + ")"
 		return exchangeResponse{}, who, &oauthError{status: 401, Code: "invalid_client", Desc: desc}
 	}
 	who.agent = agent
@@ -338,7 +339,7 @@ func resolveResource(eng *Engine, m *model.Model, res string) (string, *oauthErr
 		}
 		_, r := m.Match(u.Host, path)
 		if r == nil || r.Public {
-			return "", badRequest("invalid_target", "no protected route matches resource "+clipStr(res, 200))
+			return "", badRequest("invalid_target", "no protected route matches resource "+clip.String(res, 200))
 		}
 		if r.API != "" {
 			return r.API, nil
@@ -351,7 +352,7 @@ func resolveResource(eng *Engine, m *model.Model, res string) (string, *oauthErr
 		ref = kind + ":default/" + rest
 	}
 	if !ok || (kind != "component" && kind != "api" && kind != "resource") || !eng.EntityKnown(ref) {
-		return "", badRequest("invalid_target", "resource "+strconv.Quote(clipStr(res, 200))+" is not a routed catalog Component, API or Resource (write component:default/orders, or its URL)")
+		return "", badRequest("invalid_target", "resource "+strconv.Quote(clip.String(res, 200))+" is not a routed catalog Component, API or Resource (write component:default/orders, or its URL)")
 	}
 	return ref, nil
 }
@@ -366,7 +367,7 @@ func narrowScope(asked, held []string) ([]string, *oauthError) {
 	}
 	for _, s := range asked {
 		if !slices.Contains(held, s) {
-			return nil, badRequest("invalid_scope", "scope "+strconv.Quote(clipStr(s, 64))+" is not in the subject token's scope")
+			return nil, badRequest("invalid_scope", "scope "+strconv.Quote(clip.String(s, 64))+" is not in the subject token's scope")
 		}
 	}
 	return asked, nil

@@ -174,7 +174,7 @@ func (e *Engine) explainSubject(ctx context.Context, v TokenVerifier, in Explain
 		}
 		creds.peer = strings.ToLower(in.Peer)
 	}
-	sub, _, denied := subjectFor(ctx, v, nil, nil, e, creds, time.Now(), time.Time{})
+	sub, _, denied := subjectFor(ctx, v, sessionRules{}, e, creds, time.Time{})
 	if denied != nil {
 		return explainedSubject{denied: denied}, nil
 	}

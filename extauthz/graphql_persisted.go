@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -212,7 +213,7 @@ func strictMember(raw []byte, key, where string) (json.RawMessage, string) {
 			continue
 		}
 		if k != key {
-			return nil, where + "." + clipStr(k, 40) + " is not spelled as " + key
+			return nil, where + "." + clip.String(k, 40) + " is not spelled as " + key
 		}
 		if seen {
 			return nil, where + "." + key + " is given twice"

@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 )
 
 // Identity is a verified token's caller, with what its issuer's settings
@@ -70,12 +72,12 @@ func (id *Identity) NotMachine() string {
 	if id.machineMiss == "" {
 		return "issuer " + id.IssuerName + " marks no token as a client-credentials token (machine_token_claims is empty)"
 	}
-	return "the token is not a client-credentials token of " + clipStr(id.ClientID, 100) + ": issuer " + id.IssuerName + "'s machine_token_claims " + id.machineMiss + " does not hold"
+	return "the token is not a client-credentials token of " + clip.String(id.ClientID, 100) + ": issuer " + id.IssuerName + "'s machine_token_claims " + id.machineMiss + " does not hold"
 }
 
 // EmailWhyNot says why the token's email does not count.
 func (id *Identity) EmailWhyNot() string {
-	return "email " + clipStr(id.Email, 100) + " is not verified (email_verified is not true) and issuer " + id.IssuerName + " does not set trust_email"
+	return "email " + clip.String(id.Email, 100) + " is not verified (email_verified is not true) and issuer " + id.IssuerName + " does not set trust_email"
 }
 
 // TokenError is returned for every rejected token. Reason is a short stable
@@ -406,11 +408,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		return nil, tokenErr("malformed", "payload: no string `iss` claim")
 	}
 	if is == nil {
-		return nil, tokenErr("unknown_issuer", "iss %q is not a configured issuer", clipStr(iss, 200))
+		return nil, tokenErr("unknown_issuer", "iss %q is not a configured issuer", clip.String(iss, 200))
 	}
 	c := is.cfg
 	if !slices.Contains(c.Algorithms, jws.alg) {
-		return nil, tokenErr("alg_not_allowed", "alg %q is not allowed for issuer %q (allowed: %v)", clipStr(jws.alg, 32), c.Name, c.Algorithms)
+		return nil, tokenErr("alg_not_allowed", "alg %q is not allowed for issuer %q (allowed: %v)", clip.String(jws.alg, 32), c.Name, c.Algorithms)
 	}
 	ks := is.ks.Load()
 	if !is.ready.Load() || ks == nil {
@@ -533,7 +535,7 @@ func truncateAll(ss []string) []string {
 			out = append(out, "…")
 			break
 		}
-		out = append(out, clipStr(s, 100))
+		out = append(out, clip.String(s, 100))
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
 
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -577,7 +578,7 @@ func readJSONRequest(b []byte) (gqlRequest, string) {
 			}
 		}
 		if seen[lk] {
-			return r, "key " + clipStr(lk, 40) + " is given twice"
+			return r, "key " + clip.String(lk, 40) + " is given twice"
 		}
 		seen[lk] = true
 		switch key {
@@ -600,7 +601,7 @@ func readJSONRequest(b []byte) (gqlRequest, string) {
 			}
 		default:
 			if lk == "query" || lk == "operationname" || lk == "variables" || lk == "extensions" {
-				return r, "key " + clipStr(key, 40) + " is not spelled as GraphQL spells it"
+				return r, "key " + clip.String(key, 40) + " is not spelled as GraphQL spells it"
 			}
 		}
 	}

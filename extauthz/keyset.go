@@ -17,6 +17,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 )
 
 // maxJWKSBytes bounds a JWKS response body.
@@ -266,7 +268,7 @@ func (k *KeySet) verifySignature(ctx context.Context, raw string) ([]byte, error
 		return nil, &TokenError{Reason: "malformed", Detail: err.Error()}
 	}
 	if !slices.Contains(k.algs, jose.SignatureAlgorithm(jws.alg)) {
-		return nil, &TokenError{Reason: "alg_not_allowed", Detail: fmt.Sprintf("alg %q is not allowed", clipStr(jws.alg, 32))}
+		return nil, &TokenError{Reason: "alg_not_allowed", Detail: fmt.Sprintf("alg %q is not allowed", clip.String(jws.alg, 32))}
 	}
 	if err := k.verify(ctx, jws); err != nil {
 		return nil, err
@@ -296,7 +298,7 @@ func (k *KeySet) verify(ctx context.Context, jws *compactJWS) error {
 			// Only refetches triggered by unknown kids count towards the
 			// rate limit, so a key rotated in just after a periodic refresh
 			// is still picked up by its first token.
-			k.log.Info("unknown kid; refetching JWKS", "issuer", k.name, "kid", clipStr(kid, 64))
+			k.log.Info("unknown kid; refetching JWKS", "issuer", k.name, "kid", clip.String(kid, 64))
 			k.lastKid = time.Now()
 			c = k.startFetchLocked()
 		}
@@ -319,7 +321,7 @@ func (k *KeySet) verify(ctx context.Context, jws *compactJWS) error {
 		if kid == "" {
 			return &TokenError{Reason: "unknown_kid", Detail: "token has no kid and the issuer publishes no key without one"}
 		}
-		return &TokenError{Reason: "unknown_kid", Detail: fmt.Sprintf("kid %q is not in the JWKS of issuer %q", clipStr(kid, 64), k.name)}
+		return &TokenError{Reason: "unknown_kid", Detail: fmt.Sprintf("kid %q is not in the JWKS of issuer %q", clip.String(kid, 64), k.name)}
 	}
 
 	tried := 0
@@ -333,14 +335,7 @@ func (k *KeySet) verify(ctx context.Context, jws *compactJWS) error {
 		}
 	}
 	if tried == 0 {
-		return &TokenError{Reason: "bad_signature", Detail: fmt.Sprintf("no key of issuer %q with kid %q matches alg %s", k.name, clipStr(kid, 64), alg)}
+		return &TokenError{Reason: "bad_signature", Detail: fmt.Sprintf("no key of issuer %q with kid %q matches alg %s", k.name, clip.String(kid, 64), alg)}
 	}
 	return &TokenError{Reason: "bad_signature", Detail: "signature does not verify"}
-}
-
-func clipStr(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -80,10 +80,3 @@ func credentialKey(kind byte, cred, route, method, path string, pathMatters bool
 	}
 	return unsafe.String(unsafe.SliceData(k), len(k)) // k is not written again
 }
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}

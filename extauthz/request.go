@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -77,7 +78,7 @@ func (e *Engine) request(routeID, method, rawPath, host string) (Request, *Resul
 		return req, &Result{Status: 404, Reason: "unknown_route", Steps: []Step{{Rule: "route", Why: "route " + routeID + " is not in model " + e.version}}}
 	}
 	if rp.route != nil && !rp.route.MatchesPath(pathOnly(rawPath)) {
-		return req, &Result{Status: 404, Reason: "route_mismatch", Steps: []Step{{Rule: "route", Why: "route " + routeID + " does not match path " + truncate(rawPath, 256)}}}
+		return req, &Result{Status: 404, Reason: "route_mismatch", Steps: []Step{{Rule: "route", Why: "route " + routeID + " does not match path " + clip.String(rawPath, 256)}}}
 	}
 	req.policy = rp
 	return req, nil

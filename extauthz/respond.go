@@ -218,27 +218,69 @@ func (s *Server) deny(rec *AuditRecord, code int, reason, rule, detail string) *
 }
 
 // unauthenticated answers a request that presented no usable credential.
-// A browser (Accept prefers text/html, a GET or HEAD, no Authorization
-// header nor credential-cookie token) on a route that redirects
-// (model.RouteAuth.Redirects) is sent to sign in with a 302 to
-// model.SignInPath, its return path taken from Envoy's :path (never from a
-// client's X-Forwarded-Uri); a session cookie that did not open is cleared
-// on the way. Every other client gets the 401 (or other denial) r says.
+// A navigating browser (s.navigation) without a bearer token is sent to
+// sign in with a 302 to model.SignInPath, its return path taken from
+// Envoy's :path (never from a client's X-Forwarded-Uri): through a silent
+// renewal when its session expired within the grace, and with its
+// unusable session cookie cleared otherwise. Every other client gets the
+// 401 (or other denial) r says; a page's fetch()/XHR whose session no
+// longer counts gets it with ReloadHeader, so the page can reload (a
+// navigation, which renews or signs in).
 func (s *Server) unauthenticated(rec *AuditRecord, r *Result, req *Request, h *authv3.AttributeContext_HttpRequest, c credentials) *authv3.CheckResponse {
-	if r.Status != 401 || s.opts.Sessions == nil || c.token != "" || req.Headers["authorization"] != "" ||
-		(req.policy != nil && req.policy.route != nil && !req.policy.route.Auth.Redirects()) ||
-		(h.GetMethod() != "GET" && h.GetMethod() != "HEAD") || !prefersHTML(req.Headers["accept"]) {
-		return s.denyResult(rec, r)
+	if r.Status != 401 || c.token != "" || !s.navigation(req, h) {
+		resp := s.denyResult(rec, r)
+		if d := resp.GetDeniedResponse(); d != nil && r.Status == 401 && c.session != "" && c.token == "" && s.signsIn(req) {
+			d.Headers = append(d.Headers, &core.HeaderValueOption{Header: &core.HeaderValue{Key: ReloadHeader, Value: "reload"}})
+		}
+		return resp
 	}
-	rec.Decision, rec.Status, rec.Reason = "deny", 302, r.Reason
+	renew := r.Reason == "session_expired"
+	return s.toSignIn(rec, h, r.Reason, renew, c.session != "" && !renew)
+}
+
+// ReloadHeader tells a page whose fetch()/XHR got a 401 because its
+// session expired (or no longer opens) to reload: the navigation renews
+// the session at the IdP (docs/sign-in.md). Such requests are never
+// redirected (the IdP's pages are no answer for a script).
+const ReloadHeader = "x-gatehouse-sign-in"
+
+// signsIn: sign-in is on and the request's route sends people to sign in
+// (model.RouteAuth.Redirects: not gatehouse.dev/sign-in: off).
+func (s *Server) signsIn(req *Request) bool {
+	return s.opts.Sessions != nil && (req.policy == nil || req.policy.route == nil || req.policy.route.Auth.Redirects())
+}
+
+// navigation: a browser loading a page (a GET or HEAD whose Accept prefers
+// text/html, without an Authorization header, and not a fetch()/XHR by
+// its Sec-Fetch-Mode when the browser sends one) on a route that signs
+// people in. Only navigations are ever redirected.
+func (s *Server) navigation(req *Request, h *authv3.AttributeContext_HttpRequest) bool {
+	if !s.signsIn(req) || req.Headers["authorization"] != "" || (h.GetMethod() != "GET" && h.GetMethod() != "HEAD") {
+		return false
+	}
+	if mode := req.Headers["sec-fetch-mode"]; mode != "" && mode != "navigate" {
+		return false
+	}
+	return prefersHTML(req.Headers["accept"])
+}
+
+// toSignIn is the 302 that sends a navigating browser to sign in and back
+// to this request's path: with renew, through a silent renewal at the IdP
+// (prompt=none: no form while the IdP session lives); with clear, the
+// session cookie it sent is removed.
+func (s *Server) toSignIn(rec *AuditRecord, h *authv3.AttributeContext_HttpRequest, reason string, renew, clear bool) *authv3.CheckResponse {
+	rec.Decision, rec.Status, rec.Reason = "deny", 302, reason
 	loc := model.SignInPath + "?rd=" + url.QueryEscape(h.GetPath())
+	if renew {
+		loc += "&" + model.RenewParam + "=1"
+	}
 	hdrs := []*core.HeaderValueOption{
 		{Header: &core.HeaderValue{Key: "location", Value: loc}},
 		{Header: &core.HeaderValue{Key: "cache-control", Value: "no-store"}},
 		{Header: &core.HeaderValue{Key: "content-type", Value: "text/html; charset=utf-8"}},
 	}
-	if c.session != "" {
-		hdrs = append(hdrs, &core.HeaderValueOption{Header: &core.HeaderValue{Key: "set-cookie", Value: ClearCookie(SessionCookieName(h.GetScheme()))}})
+	if clear {
+		hdrs = append(hdrs, &core.HeaderValueOption{Header: &core.HeaderValue{Key: "set-cookie", Value: s.opts.SessionCookie.Clear(h.GetScheme())}})
 	}
 	return &authv3.CheckResponse{
 		Status: &status.Status{Code: int32(codes.Unauthenticated)},
@@ -248,16 +290,6 @@ func (s *Server) unauthenticated(rec *AuditRecord, r *Result, req *Request, h *a
 			Body:    `<!doctype html><title>Sign in</title><p><a href="` + html.EscapeString(loc) + `">Sign in</a> to continue.</p>` + "\n",
 		}},
 	}
-}
-
-// ClearCookie is a Set-Cookie value that removes the cookie name (set with
-// Path=/, as every gatehouse cookie is).
-func ClearCookie(name string) string {
-	v := name + "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
-	if strings.HasPrefix(name, "__Host-") {
-		v += "; Secure"
-	}
-	return v
 }
 
 // asPage turns a denial's JSON body into a small HTML page for a browser

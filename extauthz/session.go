@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +51,11 @@ type Session struct {
 	Method   string `json:"m"`
 	IssuedAt int64  `json:"iat"`
 	Expiry   int64  `json:"exp"`
+	// RenewTried: when a silent renewal of this session last failed for
+	// want of the IdP (down, or an error other than "log in first"); the
+	// next try waits (RenewAt), so an IdP outage does not send navigations
+	// round in circles while the session is still good.
+	RenewTried int64 `json:"rt,omitempty"`
 }
 
 // Purposes of sealed values: the associated data of the AEAD, so that a
@@ -181,23 +187,44 @@ func (k *SessionKeys) Open(sealed, purpose string, v any) error {
 // SealSession seals a session.
 func (k *SessionKeys) SealSession(s Session) (string, error) { return k.Seal(s, PurposeSession) }
 
-// OpenSession opens a session cookie's value; an expired, malformed or
-// forged one is an error, never a session.
+// ErrSessionExpired: the session opened, but its time is over. OpenSession
+// returns it with the session, so that Check can tell an expired session
+// (renewed silently within signin.renew_grace) from a forged one.
+var ErrSessionExpired = errors.New("session expired")
+
+// OpenSession opens a session cookie's value; a malformed or forged one is
+// an error, never a session. An expired one is returned with
+// ErrSessionExpired and must not be honoured.
 func (k *SessionKeys) OpenSession(sealed string, now time.Time) (*Session, error) {
 	var s Session
 	if err := k.Open(sealed, PurposeSession, &s); err != nil {
 		return nil, err
 	}
 	switch {
-	case s.Issuer == "" || s.Subject == "" || s.Method == "":
+	case s.Issuer == "" || s.Subject == "" || s.Method == "" || s.Expiry <= s.IssuedAt:
 		return nil, errSealed
-	case s.Expiry <= now.Unix():
-		return nil, errors.New("session expired")
 	case s.IssuedAt > now.Add(time.Minute).Unix():
 		return nil, errors.New("session issued in the future")
+	case s.Expiry <= now.Unix():
+		return &s, ErrSessionExpired
 	}
 	return &s, nil
 }
+
+// RenewAt is when a browser navigating with this session is sent through
+// a silent renewal at the IdP (docs/sign-in.md, "Renewal"): three
+// quarters into its life, so a fresh session never is and one in daily
+// use is renewed before it ends; after a failed try, RenewRetry later.
+func (s *Session) RenewAt() int64 {
+	at := s.IssuedAt + (s.Expiry-s.IssuedAt)*3/4
+	if retry := s.RenewTried + int64(RenewRetry/time.Second); s.RenewTried != 0 && retry > at {
+		at = retry
+	}
+	return at
+}
+
+// RenewRetry is the wait after a failed silent renewal.
+const RenewRetry = 5 * time.Minute
 
 // identity is the session's user as a verified token would name them,
 // under its issuer's settings of now (cfg; nil: the verifier has no
@@ -230,9 +257,13 @@ func (s *Session) AuthName() string { return s.Method + "-session" }
 // Session cookie names: with the __Host- prefix on TLS (the browser then
 // refuses it unless Secure, Path=/ and without Domain, so a sibling host
 // cannot plant one), plain on http (where browsers refuse the prefix).
+// With a cookie domain (signin.cookie_domain) the cookie carries a Domain,
+// which __Host- forbids: on TLS it is __Secure- (Secure is still
+// enforced, a sibling host can plant it).
 const (
-	SessionCookieTLS   = "__Host-gatehouse-session"
-	SessionCookiePlain = "gatehouse-session"
+	SessionCookieTLS    = "__Host-gatehouse-session"
+	SessionCookieDomain = "__Secure-gatehouse-session"
+	SessionCookiePlain  = "gatehouse-session"
 )
 
 // The sign-in binding cookie (state, nonce and PKCE verifier, sealed, for
@@ -243,10 +274,58 @@ const (
 	BindingCookiePlain = "gatehouse-signin"
 )
 
-// SessionCookieName is the session cookie's name for a request's scheme.
-func SessionCookieName(scheme string) string {
-	if strings.EqualFold(scheme, "https") {
-		return SessionCookieTLS
+// SessionCookie is how the session cookie is named and scoped: host-only
+// (Domain empty, the default) or shared by the hosts under Domain.
+type SessionCookie struct {
+	Domain string
+}
+
+// Name is the session cookie's name for a request's scheme.
+func (c SessionCookie) Name(scheme string) string {
+	switch {
+	case !strings.EqualFold(scheme, "https"):
+		return SessionCookiePlain
+	case c.Domain != "":
+		return SessionCookieDomain
 	}
-	return SessionCookiePlain
+	return SessionCookieTLS
+}
+
+// Set is the Set-Cookie value that stores a sealed session for maxAge.
+func (c SessionCookie) Set(scheme, value string, maxAge time.Duration) string {
+	return SetCookie(c.Name(scheme), value, c.Domain, maxAge)
+}
+
+// Clear is the Set-Cookie value that removes the session cookie.
+func (c SessionCookie) Clear(scheme string) string {
+	return SetCookie(c.Name(scheme), "", c.Domain, -1)
+}
+
+// SetCookie is the one place gatehouse's cookies are written (the session,
+// the sign-in binding): HttpOnly, SameSite=Lax, Path=/, Secure with a
+// __Host- or __Secure- name (which browsers demand), Domain only when given
+// and never with __Host-. maxAge < 0 removes the cookie. Names and values
+// are gatehouse's own (sealed base64url), never a client's.
+func SetCookie(name, value, domain string, maxAge time.Duration) string {
+	var b strings.Builder
+	b.Grow(len(name) + len(value) + len(domain) + 80)
+	b.WriteString(name)
+	b.WriteByte('=')
+	b.WriteString(value)
+	b.WriteString("; Path=/")
+	if domain != "" && !strings.HasPrefix(name, "__Host-") {
+		b.WriteString("; Domain=")
+		b.WriteString(domain)
+	}
+	if maxAge < 0 {
+		b.WriteString("; Max-Age=0")
+	} else {
+		b.WriteString("; Max-Age=")
+		b.WriteString(strconv.Itoa(int(maxAge / time.Second)))
+	}
+	b.WriteString("; HttpOnly; SameSite=Lax")
+	if strings.HasPrefix(name, "__Host-") || strings.HasPrefix(name, "__Secure-") {
+		b.WriteString("; Secure")
+	}
+	return b.String()
 }

@@ -3,6 +3,8 @@ package extauthz
 import (
 	"strings"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 )
 
 // MethodSAML is Session.Method of a SAML 2.0 sign-in (audit: saml-session).
@@ -37,10 +39,10 @@ const MaxSessionGroups = 64
 func (s *Session) samlIdentity(idps map[string]SAMLIssuer) (id *Identity, why string) {
 	c, ok := idps[s.IssuerName]
 	if !ok {
-		return nil, "SAML identity provider " + clip(s.IssuerName) + " of this session is no longer configured"
+		return nil, "SAML identity provider " + clip.String(s.IssuerName, 100) + " of this session is no longer configured"
 	}
 	if c.EntityID != "" && c.EntityID != s.Issuer {
-		return nil, "this session was signed in at " + clip(s.Issuer) + ", not at " + clip(c.EntityID) + " (signin.saml " + c.Name + ")"
+		return nil, "this session was signed in at " + clip.String(s.Issuer, 100) + ", not at " + clip.String(c.EntityID, 100) + " (signin.saml " + c.Name + ")"
 	}
 	id = &Identity{Issuer: s.Issuer, IssuerName: c.Name, Subject: s.Subject, Email: s.Email, Expiry: time.Unix(s.Expiry, 0)}
 	if s.Email != "" && c.TrustEmail {

@@ -3,9 +3,12 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/model"
 )
 
 // A SAML session is read under its IdP's settings of now: its email counts
@@ -77,5 +80,58 @@ func TestSAMLSessionCheck(t *testing.T) {
 	}
 	if !saw {
 		t.Fatalf("no audit record with auth saml-session:\n%s", buf.String())
+	}
+}
+
+// A SAML session gets the session rules an OIDC one has: a navigation in
+// its last quarter, or within the grace after its end, goes to the
+// renewal (signin renews a SAML session at its own IdP), and
+// gatehouse.dev/sessions-not-before ends it.
+func TestSAMLSessionRenewalAndRevocation(t *testing.T) {
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	s.opts.SessionGrace = time.Hour
+	s.opts.SAMLIssuers = map[string]SAMLIssuer{"corp": {Name: "corp", TrustEmail: true}}
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	seal := func(iat, exp time.Duration) string {
+		sealed, err := keys.SealSession(Session{Issuer: "https://idp.example.test/saml", IssuerName: "corp", Subject: "alice", Email: "alice@example.com",
+			Method: MethodSAML, IssuedAt: now.Add(iat).Unix(), Expiry: now.Add(exp).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sealed
+	}
+	check := func(sealed string) (int, string) {
+		r, _ := s.Check(context.Background(), withScheme(checkReq(ordersRoute, "GET", "/orders/1",
+			map[string]string{"cookie": "gatehouse-session=" + sealed, "accept": "text/html", "sec-fetch-mode": "navigate"}), "http"))
+		if r.GetOkResponse() != nil {
+			return 200, ""
+		}
+		return int(r.GetDeniedResponse().GetStatus().GetCode()), headerMap(r.GetDeniedResponse().GetHeaders())["location"]
+	}
+	const renewLoc = "/.gatehouse/signin?rd=%2Forders%2F1&renew=1"
+	fresh, late, justExpired := seal(0, 8*time.Hour), seal(-7*time.Hour, time.Hour), seal(-8*time.Hour, -10*time.Minute)
+	for _, tc := range []struct {
+		name, sealed string
+		status       int
+		location     string
+	}{
+		{"fresh", fresh, 200, ""},
+		{"late: renewal", late, 302, renewLoc},
+		{"just expired: renewal", justExpired, 302, renewLoc},
+	} {
+		if got, loc := check(tc.sealed); got != tc.status || loc != tc.location {
+			t.Errorf("%s: %d to %q, want %d to %q", tc.name, got, loc, tc.status, tc.location)
+		}
+	}
+	m := *s.Model()
+	m.Directory.Users = slices.Clone(m.Directory.Users)
+	i := slices.IndexFunc(m.Directory.Users, func(u model.User) bool { return u.Email == "alice@example.com" })
+	m.Directory.Users[i].SessionsNotBefore = now.Add(time.Minute).Unix()
+	m.Version += "-revoked"
+	s.SetModel(&m)
+	if got, _ := check(fresh); got != 302 {
+		t.Fatalf("SAML session signed in before sessions-not-before: %d, want a sign-in", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -397,6 +398,204 @@ func TestSessionOfARemovedIssuerIsRefused(t *testing.T) {
 	r, _ := s.Check(context.Background(), req)
 	if r.GetDeniedResponse().GetStatus().GetCode() != 401 {
 		t.Fatalf("session of a removed issuer: %v", r)
+	}
+}
+
+// Renewal (docs/sign-in.md): a navigation late in a session's life, or
+// within the grace after its end, goes through a silent renewal; a page's
+// fetch()/XHR is never redirected, it gets 401 and ReloadHeader once the
+// session no longer counts.
+func TestSessionRenewal(t *testing.T) {
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	s.opts.SessionGrace = time.Hour
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	seal := func(iat, exp time.Duration) string {
+		ss := aliceSession(now)
+		ss.IssuedAt, ss.Expiry = now.Add(iat).Unix(), now.Add(exp).Unix()
+		v, _ := keys.SealSession(ss)
+		return v
+	}
+	const html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+	fresh, late, justExpired, longExpired := seal(0, 8*time.Hour), seal(-7*time.Hour, time.Hour), seal(-8*time.Hour, -10*time.Minute), seal(-10*time.Hour, -2*time.Hour)
+	tried := func(ago time.Duration) string {
+		ss := aliceSession(now)
+		ss.IssuedAt, ss.Expiry, ss.RenewTried = now.Add(-7*time.Hour).Unix(), now.Add(time.Hour).Unix(), now.Add(-ago).Unix()
+		v, _ := keys.SealSession(ss)
+		return v
+	}
+	nav := map[string]string{"accept": html, "sec-fetch-mode": "navigate"}
+	fetchJSON := map[string]string{"accept": "application/json", "sec-fetch-mode": "cors"}
+	fetchHTML := map[string]string{"accept": html, "sec-fetch-mode": "cors"} // fetch() asking for HTML
+	oldBrowser := map[string]string{"accept": html}                          // no Sec-Fetch-Mode
+	const renewLoc = "/.gatehouse/signin?rd=%2Forders%2F1&renew=1"
+	const plainLoc = "/.gatehouse/signin?rd=%2Forders%2F1"
+	for _, tc := range []struct {
+		name, session, route, method string
+		headers                      map[string]string
+		status                       int
+		location                     string
+		clears, reload               bool
+	}{
+		{"fresh session, navigation", fresh, ordersRoute, "GET", nav, 200, "", false, false},
+		{"late session, navigation renews silently", late, ordersRoute, "GET", nav, 302, renewLoc, false, false},
+		{"late session, navigation without Sec-Fetch-Mode", late, ordersRoute, "GET", oldBrowser, 302, renewLoc, false, false},
+		{"late session, fetch() is served", late, ordersRoute, "GET", fetchJSON, 200, "", false, false},
+		{"late session whose renewal failed a minute ago: served", tried(time.Minute), ordersRoute, "GET", nav, 200, "", false, false},
+		{"late session whose renewal failed 6 minutes ago: tried again", tried(6 * time.Minute), ordersRoute, "GET", nav, 302, renewLoc, false, false},
+		{"late session, fetch() asking for HTML is served", late, ordersRoute, "GET", fetchHTML, 200, "", false, false},
+		{"late session, a form POST is served", late, ordersRoute, "POST", nav, 200, "", false, false},
+		{"late session on a pure API: decided, never redirected", late, ledgerRoute, "GET", nav, 403, "", false, false},
+		{"just expired, navigation renews silently", justExpired, ordersRoute, "GET", nav, 302, renewLoc, false, false},
+		{"just expired, fetch() gets 401 and reload", justExpired, ordersRoute, "GET", fetchJSON, 401, "", false, true},
+		{"just expired, fetch() asking for HTML gets 401 and reload", justExpired, ordersRoute, "GET", fetchHTML, 401, "", false, true},
+		{"just expired, form POST gets 401", justExpired, ordersRoute, "POST", nav, 401, "", false, true},
+		{"expired past the grace: a plain sign-in, cookie cleared", longExpired, ordersRoute, "GET", nav, 302, plainLoc, true, false},
+		{"expired past the grace, fetch()", longExpired, ordersRoute, "GET", fetchJSON, 401, "", false, true},
+		{"forged, fetch()", "v1.AAAA", ordersRoute, "GET", fetchJSON, 401, "", false, true},
+		{"just expired on a pure API: 401, no reload", justExpired, ledgerRoute, "GET", nav, 401, "", false, false},
+		{"no session, fetch(): no reload header", "", ordersRoute, "GET", fetchJSON, 401, "", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := maps.Clone(tc.headers)
+			if tc.session != "" {
+				h["cookie"] = "gatehouse-session=" + tc.session
+			}
+			path := "/orders/1"
+			if tc.route == ledgerRoute {
+				path = "/ledger/1"
+			}
+			// Twice: the second answer comes from the decision cache.
+			for i := 0; i < 2; i++ {
+				r, _ := s.Check(context.Background(), withScheme(checkReq(tc.route, tc.method, path, h), "http"))
+				got := 200
+				var hm map[string]string
+				if d := r.GetDeniedResponse(); d != nil {
+					got, hm = int(d.GetStatus().GetCode()), headerMap(d.GetHeaders())
+				}
+				if got != tc.status || hm["location"] != tc.location {
+					t.Fatalf("try %d: %d to %q, want %d to %q", i, got, hm["location"], tc.status, tc.location)
+				}
+				if _, clears := hm["set-cookie"]; clears != tc.clears {
+					t.Fatalf("try %d: set-cookie %q, want clear=%v", i, hm["set-cookie"], tc.clears)
+				}
+				if (hm[ReloadHeader] == "reload") != tc.reload {
+					t.Fatalf("try %d: %s %q, want %v", i, ReloadHeader, hm[ReloadHeader], tc.reload)
+				}
+			}
+		})
+	}
+	t.Run("a session becomes late while cached", func(t *testing.T) {
+		sealed := seal(0, 8*time.Hour)
+		req := withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"accept": html, "cookie": "gatehouse-session=" + sealed}), "http")
+		if r, _ := s.Check(context.Background(), req); r.GetOkResponse() == nil {
+			t.Fatal("fresh session refused")
+		}
+		defer func() { s.now = func() time.Time { return now } }()
+		later := now.Add(6*time.Hour + time.Second)
+		s.now = func() time.Time { return later }
+		r, _ := s.Check(context.Background(), req)
+		if loc := headerMap(r.GetDeniedResponse().GetHeaders())["location"]; loc != renewLoc {
+			t.Fatalf("6h into an 8h session: %v, want the silent renewal", r)
+		}
+	})
+}
+
+func TestSessionCookieScope(t *testing.T) {
+	for _, tc := range []struct {
+		c      SessionCookie
+		scheme string
+		want   string
+	}{
+		{SessionCookie{}, "http", "gatehouse-session=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax"},
+		{SessionCookie{}, "https", "__Host-gatehouse-session=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure"},
+		{SessionCookie{Domain: "apps.example.com"}, "http", "gatehouse-session=v; Path=/; Domain=apps.example.com; Max-Age=60; HttpOnly; SameSite=Lax"},
+		{SessionCookie{Domain: "apps.example.com"}, "https", "__Secure-gatehouse-session=v; Path=/; Domain=apps.example.com; Max-Age=60; HttpOnly; SameSite=Lax; Secure"},
+	} {
+		if got := tc.c.Set(tc.scheme, "v", time.Minute); got != tc.want {
+			t.Errorf("%+v %s: %q, want %q", tc.c, tc.scheme, got, tc.want)
+		}
+		if got := tc.c.Clear(tc.scheme); !strings.Contains(got, "Max-Age=0") || !strings.HasPrefix(got, tc.c.Name(tc.scheme)+"=;") ||
+			strings.Contains(got, "Domain") != (tc.c.Domain != "") {
+			t.Errorf("%+v %s: clear %q", tc.c, tc.scheme, got)
+		}
+	}
+	// __Host- never carries a Domain, whatever it is given.
+	if got := SetCookie(SessionCookieTLS, "v", "example.com", time.Minute); strings.Contains(got, "Domain") {
+		t.Errorf("__Host- with a Domain: %q", got)
+	}
+
+	// Check reads the cookie the scope names: with a domain on TLS the
+	// __Secure- one (a __Host- one of before is no session).
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	s.opts.SessionCookie = SessionCookie{Domain: "apps.example.com"}
+	sealed, _ := keys.SealSession(aliceSession(time.Now()))
+	for name, want := range map[string]bool{SessionCookieDomain: true, SessionCookieTLS: false, SessionCookiePlain: false} {
+		r, _ := s.Check(context.Background(), withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": name + "=" + sealed}), "https"))
+		if (r.GetOkResponse() != nil) != want {
+			t.Errorf("cookie %s on https with a cookie domain: allowed=%v, want %v", name, r.GetOkResponse() != nil, want)
+		}
+		if ok := r.GetOkResponse(); ok != nil && !slices.Contains(ok.GetHeadersToRemove(), "cookie") {
+			t.Errorf("cookie %s reached the upstream", name)
+		}
+	}
+}
+
+// gatehouse.dev/sessions-not-before on a User revokes the sessions signed
+// in before it, on every replica (they all read the catalog), at the next
+// model; later sessions and bearer tokens are untouched.
+func TestSessionsNotBeforeRevokes(t *testing.T) {
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	now := time.Now()
+	old := aliceSession(now.Add(-time.Hour))
+	old.Expiry = now.Add(time.Hour).Unix()
+	oldSealed, _ := keys.SealSession(old)
+	fresh, _ := keys.SealSession(aliceSession(now))
+	status := func(sealed string) int {
+		r, _ := s.Check(context.Background(), withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": "gatehouse-session=" + sealed, "accept": "application/json"}), "http"))
+		if r.GetOkResponse() != nil {
+			return 200
+		}
+		return int(r.GetDeniedResponse().GetStatus().GetCode())
+	}
+	if status(oldSealed) != 200 || status(fresh) != 200 {
+		t.Fatal("sessions refused before any revocation")
+	}
+	m := *s.Model()
+	m.Directory.Users = slices.Clone(m.Directory.Users)
+	i := slices.IndexFunc(m.Directory.Users, func(u model.User) bool { return u.Email == "alice@example.com" })
+	if i < 0 {
+		t.Fatal("no alice in the test catalog")
+	}
+	m.Directory.Users[i].SessionsNotBefore = now.Add(-time.Minute).Unix()
+	m.Version += "-revoked"
+	s.SetModel(&m)
+	if got := status(oldSealed); got != 401 {
+		t.Fatalf("a session signed in before sessions-not-before: %d, want 401 (even though it was cached)", got)
+	}
+	if got := status(fresh); got != 200 {
+		t.Fatalf("a session signed in after sessions-not-before: %d, want 200", got)
+	}
+}
+
+func TestRenewAt(t *testing.T) {
+	const iat = 1_000_000
+	for _, tc := range []struct {
+		lifetime, tried, want int64
+	}{
+		{8 * 3600, 0, iat + 6*3600},
+		{6, 0, iat + 4}, // 4.5 s, in whole seconds
+		{4, 0, iat + 3},
+		{8 * 3600, iat + 6*3600 + 10, iat + 6*3600 + 10 + 300}, // a failed try waits RenewRetry
+		{8 * 3600, iat + 60, iat + 6*3600},                     // an old try changes nothing
+	} {
+		s := Session{IssuedAt: iat, Expiry: iat + tc.lifetime, RenewTried: tc.tried}
+		if got := s.RenewAt(); got != tc.want {
+			t.Errorf("lifetime %d, tried %d: RenewAt %d, want %d", tc.lifetime, tc.tried, got-iat, tc.want-iat)
+		}
 	}
 }
 

@@ -22,6 +22,9 @@ type Subject struct {
 	// Auth is how the user was identified: AuthBearer, or a session
 	// ("oidc-session"); the audit record's auth.
 	Auth string `json:"auth,omitempty"`
+	// renewAt: for a session, when (Unix seconds) a navigation renews it
+	// (Session.RenewAt); 0 otherwise.
+	renewAt int64
 }
 
 // AuthBearer: the user presented a bearer token (header or credential

@@ -61,6 +61,9 @@ type User struct {
 	Email       string   `json:"email,omitempty" yaml:"email,omitempty"` // lower case
 	IdpSubjects []string `json:"idpSubjects,omitempty" yaml:"idpSubjects,omitempty"`
 	Groups      []string `json:"groups,omitempty" yaml:"groups,omitempty"` // transitive
+	// SessionsNotBefore (Unix seconds): browser sessions signed in
+	// earlier are refused (gatehouse.dev/sessions-not-before).
+	SessionsNotBefore int64 `json:"sessionsNotBefore,omitempty" yaml:"sessionsNotBefore,omitempty"`
 }
 
 // Group is a catalog Group.

@@ -85,6 +85,10 @@ const (
 	LogoutPath   = SignInPrefix + "logout"
 	// SignedOutPath is where the IdP sends the browser after logout.
 	SignedOutPath = SignInPrefix + "signed-out"
+	// RenewParam=1 on SignInPath: a silent renewal (OIDC prompt=none) of
+	// an ending session; the IdP's login_required falls back to a plain
+	// sign-in.
+	RenewParam = "renew"
 )
 
 // SendsBody reports whether Envoy sends (part of) the request body to Check.

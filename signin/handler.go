@@ -26,6 +26,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -37,6 +38,12 @@ type Config struct {
 	Provider ProviderConfig
 	// Lifetime bounds a session.
 	Lifetime time.Duration
+	// RenewGrace: how long the browser keeps a session cookie after the
+	// session's end, so that a navigation then is renewed silently
+	// (signin.renew_grace; Check honours it for nothing else).
+	RenewGrace time.Duration
+	// Cookie names and scopes the session cookie (signin.cookie_domain).
+	Cookie extauthz.SessionCookie
 	// ReturnHosts: hosts besides the one signed in on that a return URL
 	// may name (signin.return_hosts).
 	ReturnHosts []string
@@ -100,10 +107,10 @@ type binding struct {
 	Verifier string `json:"v"` // PKCE code verifier
 	Return   string `json:"r"`
 	Expiry   int64  `json:"e"`
+	// Silent: a renewal sent with prompt=none; the IdP's "log in first"
+	// answers start a plain sign-in instead of failing.
+	Silent bool `json:"q,omitempty"`
 }
-
-// Binding cookie names, like the session's (extauthz.SessionCookieName).
-const ()
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
@@ -137,13 +144,25 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.samlSignIn(w, r, h.cfg.SAMLDefault)
 		return
 	}
+	// Renewal (prompt=none) is OIDC's: a SAML session is renewed by
+	// signing in again at its own IdP, never at the OIDC issuer.
+	if r.URL.Query().Get(model.RenewParam) == "1" {
+		if idp := h.samlSessionIdP(r); idp != "" {
+			h.samlSignIn(w, r, idp)
+			return
+		}
+	}
 	rd, err := ReturnURL(r.URL.Query().Get("rd"), r.Host, h.cfg.ReturnHosts)
 	if err != nil {
 		h.cfg.Log.Info("sign-in refused", "reason", "return_url", "host", r.Host)
 		page(w, http.StatusBadRequest, "Sign-in refused", html.EscapeString(err.Error())+".")
 		return
 	}
-	b := binding{State: random(), Nonce: random(), Verifier: random() + random(), Return: rd, Expiry: h.cfg.Now().Add(bindingLifetime).Unix()}
+	if !h.hostInCookieDomain(w, r) {
+		return
+	}
+	b := binding{State: random(), Nonce: random(), Verifier: random() + random(), Return: rd, Expiry: h.cfg.Now().Add(bindingLifetime).Unix(),
+		Silent: r.URL.Query().Get(model.RenewParam) == "1"}
 	sealed, err := h.cfg.Keys.Seal(b, extauthz.PurposeBinding)
 	if err != nil {
 		h.fail(w, "sealing the sign-in binding", err)
@@ -151,12 +170,13 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	authURL, err := h.oidc.authCodeURL(r.Context(), h.redirectURI(r), b)
 	if err != nil {
+		if b.Silent && h.deferRenewal(w, r, rd, "reaching the identity provider", err) {
+			return
+		}
 		h.fail(w, "reaching the identity provider", err)
 		return
 	}
-	secure := scheme(r) == "https"
-	http.SetCookie(w, &http.Cookie{Name: bindingCookieName(secure), Value: sealed, Path: "/", MaxAge: int(bindingLifetime.Seconds()),
-		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), sealed, "", bindingLifetime))
 	http.Redirect(w, r, authURL, http.StatusFound)
 }
 
@@ -165,13 +185,12 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 // the ID token must verify and carry the nonce. Then the session cookie is
 // set and the browser goes back where it started.
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
-	secure := scheme(r) == "https"
 	q := r.URL.Query()
 	// A binding is used once, whatever the answer: a refused one is
 	// cleared too.
-	http.SetCookie(w, &http.Cookie{Name: bindingCookieName(secure), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	w.Header().Add("Set-Cookie", extauthz.SetCookie(bindingCookieName(scheme(r)), "", "", -1))
 	var b binding
-	c, err := r.Cookie(bindingCookieName(secure))
+	c, err := r.Cookie(bindingCookieName(scheme(r)))
 	switch {
 	case err != nil || h.cfg.Keys.Open(c.Value, extauthz.PurposeBinding, &b) != nil:
 		h.refuse(w, "no_binding", "This sign-in was not started in this browser, or took too long.")
@@ -182,8 +201,17 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	case !equal(q.Get("state"), b.State):
 		h.refuse(w, "state_mismatch", "This sign-in answer does not belong to the sign-in this browser started.")
 		return
+	case b.Silent && needsInteraction(q.Get("error")):
+		// The IdP session is over (or wants the user): sign in in full.
+		// The binding is spent either way; the new sign-in makes its own.
+		h.cfg.Log.Info("silent renewal declined by the IdP: signing in", "error", clip.String(q.Get("error"), 40))
+		http.Redirect(w, r, model.SignInPath+"?rd="+url.QueryEscape(b.Return), http.StatusFound)
+		return
 	case q.Get("error") != "":
-		h.refuse(w, "idp_error", "The identity provider said: "+truncate(q.Get("error"), 100)+".")
+		if b.Silent && h.deferRenewal(w, r, b.Return, "silent renewal", errors.New("the IdP answered "+clip.String(q.Get("error"), 40))) {
+			return
+		}
+		h.refuse(w, "idp_error", "The identity provider said: "+clip.String(q.Get("error"), 100)+".")
 		return
 	case q.Get("code") == "":
 		h.refuse(w, "no_code", "The identity provider sent no authorization code.")
@@ -198,10 +226,44 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, re.reason, "The identity provider's answer was refused.")
 			return
 		}
+		if b.Silent && h.deferRenewal(w, r, b.Return, "completing the sign-in with the identity provider", err) {
+			return
+		}
 		h.fail(w, "completing the sign-in with the identity provider", err)
 		return
 	}
 	h.startSession(w, r, who, b.Return)
+}
+
+// deferRenewal answers a silent renewal that failed for want of the IdP
+// (not because it wants the user): while the browser's session is still
+// good, it goes back to rd with the session marked (Session.RenewTried),
+// so Check lets navigations through for extauthz.RenewRetry instead of
+// sending them round again. It reports whether it answered; an expired
+// or missing session gets the error page (there is nothing to go back
+// to).
+func (h *Handler) deferRenewal(w http.ResponseWriter, r *http.Request, rd, what string, cause error) bool {
+	c, err := r.Cookie(h.cfg.Cookie.Name(scheme(r)))
+	if err != nil {
+		return false
+	}
+	now := h.cfg.Now()
+	s, err := h.cfg.Keys.OpenSession(c.Value, now)
+	if err != nil {
+		return false
+	}
+	if rd, err = ReturnURL(rd, r.Host, h.cfg.ReturnHosts); err != nil {
+		rd = "/"
+	}
+	s.RenewTried = now.Unix()
+	sealed, err := h.cfg.Keys.SealSession(*s)
+	if err != nil {
+		return false
+	}
+	h.cfg.Log.Warn("silent renewal failed; the session stays until it ends", "step", what, "error", cause, "retry_in", extauthz.RenewRetry)
+	w.Header().Add("Set-Cookie", h.cfg.Cookie.Set(scheme(r), sealed, time.Unix(s.Expiry, 0).Sub(now)+h.cfg.RenewGrace))
+	http.Redirect(w, r, rd, http.StatusFound)
+	return true
 }
 
 // logout clears the session cookie and sends the browser to the IdP's
@@ -211,8 +273,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	if h.samlLogout(w, r) {
 		return
 	}
-	secure := scheme(r) == "https"
-	http.SetCookie(w, &http.Cookie{Name: extauthz.SessionCookieName(scheme(r)), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	w.Header().Add("Set-Cookie", h.cfg.Cookie.Clear(scheme(r)))
 	after := h.origin(r) + model.SignedOutPath
 	target := model.SignedOutPath
 	if end := h.oidc.endSessionURL(r.Context(), after); end != "" {
@@ -273,11 +334,45 @@ func (h *Handler) origin(r *http.Request) string {
 	return scheme(r) + "://" + host
 }
 
-func bindingCookieName(secure bool) string {
-	if secure {
+// bindingCookieName: the binding is host-only always (the sign-in starts
+// and ends on one host), __Host- on TLS.
+func bindingCookieName(scheme string) string {
+	if scheme == "https" {
 		return extauthz.BindingCookieTLS
 	}
 	return extauthz.BindingCookiePlain
+}
+
+// needsInteraction: the OIDC errors an IdP answers prompt=none with when
+// it cannot sign the user in without a page (OIDC Core 3.1.2.6).
+func needsInteraction(e string) bool {
+	switch e {
+	case "login_required", "interaction_required", "consent_required", "account_selection_required":
+		return true
+	}
+	return false
+}
+
+// hostInCookieDomain refuses a sign-in (OIDC or SAML) on a host outside
+// signin.cookie_domain: the browser would drop the session cookie and
+// come back for ever.
+func (h *Handler) hostInCookieDomain(w http.ResponseWriter, r *http.Request) bool {
+	if InCookieDomain(r.Host, h.cfg.Cookie.Domain) {
+		return true
+	}
+	h.cfg.Log.Warn("sign-in refused", "reason", "host_outside_cookie_domain", "host", clip.String(r.Host, 100), "cookie_domain", h.cfg.Cookie.Domain)
+	page(w, http.StatusBadRequest, "Sign-in refused", "This host is not under the session cookie's domain (signin.cookie_domain).")
+	return false
+}
+
+// InCookieDomain: host (host[:port]) is the cookie domain or under it, so
+// a browser stores a cookie with that Domain; always with no domain.
+func InCookieDomain(host, domain string) bool {
+	if domain == "" {
+		return true
+	}
+	h, d := strings.ToLower(strings.TrimSuffix(hostname(host), ".")), strings.ToLower(strings.TrimPrefix(domain, "."))
+	return h == d || strings.HasSuffix(h, "."+d)
 }
 
 // random is 32 random bytes, base64url (256 bits: state, nonce, half a
@@ -291,13 +386,6 @@ func random() string {
 // equal compares secrets in constant time; empty never matches.
 func equal(a, b string) bool {
 	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // endSessionParams are the query of an RP-initiated logout.

@@ -298,3 +298,192 @@ func TestOIDCFlow(t *testing.T) {
 		}
 	})
 }
+
+func TestSilentRenewal(t *testing.T) {
+	t.Run("renew=1 asks the IdP for prompt=none; the session is renewed", func(t *testing.T) {
+		f := newFlow(t)
+		f.h.cfg.RenewGrace = 10 * time.Minute
+		w := f.get(model.SignInPath + "?rd=%2Forders%2F1&" + model.RenewParam + "=1")
+		loc, _ := url.Parse(w.Header().Get("Location"))
+		if w.Code != 302 || loc.Query().Get("prompt") != "none" {
+			t.Fatalf("renewal: %d to %s, want the IdP with prompt=none", w.Code, loc)
+		}
+		b := cookieNamed(w, "gatehouse-signin")
+		code, state := f.idp.authorize(t, w.Header().Get("Location"))
+		w = f.get(model.CallbackPath+"?code="+code+"&state="+state, b)
+		sc := cookieNamed(w, extauthz.SessionCookiePlain)
+		if w.Code != 302 || w.Header().Get("Location") != "/orders/1" || sc == nil {
+			t.Fatalf("callback: %d %q %v", w.Code, w.Header().Get("Location"), sc)
+		}
+		// The browser keeps the cookie for the grace after the session's end.
+		if sc.MaxAge != int((time.Hour + 10*time.Minute).Seconds()) {
+			t.Fatalf("session cookie Max-Age %d, want lifetime + grace", sc.MaxAge)
+		}
+	})
+	t.Run("a plain sign-in does not ask for prompt=none", func(t *testing.T) {
+		f := newFlow(t)
+		for _, q := range []string{"", "&renew=0", "&renew=true", "&prompt=none"} {
+			w := f.get(model.SignInPath + "?rd=%2F" + q)
+			if loc, _ := url.Parse(w.Header().Get("Location")); loc.Query().Get("prompt") != "" {
+				t.Errorf("%q: prompt=%q", q, loc.Query().Get("prompt"))
+			}
+		}
+	})
+	for _, tc := range []struct {
+		name, err string
+		silent    bool
+		want      string // Location, "" = refused
+	}{
+		{"login_required after a silent try signs in in full", "login_required", true, model.SignInPath + "?rd=%2Forders%2F1%3Fa%3Db"},
+		{"interaction_required", "interaction_required", true, model.SignInPath + "?rd=%2Forders%2F1%3Fa%3Db"},
+		{"consent_required", "consent_required", true, model.SignInPath + "?rd=%2Forders%2F1%3Fa%3Db"},
+		{"account_selection_required", "account_selection_required", true, model.SignInPath + "?rd=%2Forders%2F1%3Fa%3Db"},
+		{"another error after a silent try is refused", "access_denied", true, ""},
+		{"login_required without a silent try is refused (no loop)", "login_required", false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFlow(t)
+			q := ""
+			if tc.silent {
+				q = "&renew=1"
+			}
+			w := f.get(model.SignInPath + "?rd=" + url.QueryEscape("/orders/1?a=b") + q)
+			b := cookieNamed(w, "gatehouse-signin")
+			_, state := f.idp.authorize(t, w.Header().Get("Location"))
+			w = f.get(model.CallbackPath+"?error="+tc.err+"&state="+state, b)
+			if cookieNamed(w, extauthz.SessionCookiePlain) != nil {
+				t.Fatal("a session without a code")
+			}
+			if tc.want == "" {
+				if w.Code != 400 {
+					t.Fatalf("%d %q, want 400", w.Code, w.Header().Get("Location"))
+				}
+				return
+			}
+			if w.Code != 302 || w.Header().Get("Location") != tc.want {
+				t.Fatalf("%d to %q, want 302 to %q", w.Code, w.Header().Get("Location"), tc.want)
+			}
+			if c := cookieNamed(w, "gatehouse-signin"); c == nil || c.MaxAge >= 0 {
+				t.Fatalf("the spent binding is not cleared: %+v", c)
+			}
+			// A wrong state never reaches the fallback.
+			w = f.get(model.CallbackPath+"?error="+tc.err+"&state=x"+state, b)
+			if w.Code != 400 {
+				t.Fatalf("wrong state: %d", w.Code)
+			}
+		})
+	}
+}
+
+func TestCookieDomain(t *testing.T) {
+	for _, tc := range []struct {
+		host, domain string
+		want         bool
+	}{
+		{"a.example.com", "example.com", true},
+		{"A.Example.COM:10000", "example.com", true},
+		{"example.com", "example.com", true},
+		{"a.b.example.com", ".example.com", true},
+		{"a.example.com.", "example.com", true},
+		{"badexample.com", "example.com", false},
+		{"example.com.evil.net", "example.com", false},
+		{"evil.net", "example.com", false},
+		{"127.0.0.1:10000", "example.com", false},
+		{"", "example.com", false},
+		{"anything", "", true},
+	} {
+		if got := InCookieDomain(tc.host, tc.domain); got != tc.want {
+			t.Errorf("InCookieDomain(%q, %q) = %v, want %v", tc.host, tc.domain, got, tc.want)
+		}
+	}
+
+	f := newFlow(t)
+	f.h.cfg.Cookie = extauthz.SessionCookie{Domain: "example.com"}
+	b, code, state := f.start("/a")
+	w := f.get(model.CallbackPath+"?code="+code+"&state="+state, b)
+	sc := cookieNamed(w, extauthz.SessionCookiePlain)
+	if sc == nil || sc.Domain != "example.com" || !sc.HttpOnly {
+		t.Fatalf("session cookie %+v, want Domain=example.com", sc)
+	}
+	// The binding stays on the host that signs in.
+	if b.Domain != "" {
+		t.Fatalf("binding cookie has Domain %q", b.Domain)
+	}
+	// On TLS: __Secure- (a Domain is not allowed with __Host-).
+	r := httptest.NewRequest("GET", "http://shop.example.com"+model.LogoutPath, nil)
+	r.Header.Set("X-Forwarded-Proto", "https")
+	rw := httptest.NewRecorder()
+	f.h.ServeHTTP(rw, r)
+	if c := cookieNamed(rw, extauthz.SessionCookieDomain); c == nil || c.Domain != "example.com" || !c.Secure || c.MaxAge >= 0 {
+		t.Fatalf("logout on TLS clears %+v, want __Secure-gatehouse-session with the domain", c)
+	}
+	// A host outside the domain cannot keep the cookie: refused before
+	// the IdP (else the browser would come back for ever).
+	r = httptest.NewRequest("GET", "http://other.net"+model.SignInPath+"?rd=/a", nil)
+	rw = httptest.NewRecorder()
+	f.h.ServeHTTP(rw, r)
+	if rw.Code != 400 || cookieNamed(rw, "gatehouse-signin") != nil {
+		t.Fatalf("sign-in on a host outside the cookie domain: %d", rw.Code)
+	}
+}
+
+// A silent renewal that fails for want of the IdP (down, or an error other
+// than "log in first") sends a browser whose session is still good back
+// where it was, the session marked so Check waits before trying again;
+// without a good session it is the error page (nothing to go back to).
+func TestSilentRenewalWithoutTheIdP(t *testing.T) {
+	f := newFlow(t)
+	now := time.Now()
+	good := extauthz.Session{Issuer: f.idp.srv.URL, Subject: "a1", Method: "oidc", IssuedAt: now.Add(-50 * time.Minute).Unix(), Expiry: now.Add(10 * time.Minute).Unix()}
+	sealed, _ := f.keys.SealSession(good)
+	expired := good
+	expired.Expiry = now.Add(-time.Minute).Unix()
+	expiredSealed, _ := f.keys.SealSession(expired)
+	sessionCookie := func(v string) *http.Cookie { return &http.Cookie{Name: extauthz.SessionCookiePlain, Value: v} }
+	marked := func(t *testing.T, w *httptest.ResponseRecorder, rd string) {
+		t.Helper()
+		c := cookieNamed(w, extauthz.SessionCookiePlain)
+		if w.Code != 302 || w.Header().Get("Location") != rd || c == nil {
+			t.Fatalf("%d to %q, cookie %v: want back to %s with the session marked", w.Code, w.Header().Get("Location"), c, rd)
+		}
+		s, err := f.keys.OpenSession(c.Value, time.Now())
+		if err != nil || s.RenewTried < now.Unix() || s.Expiry != good.Expiry || s.Subject != "a1" {
+			t.Fatalf("marked session %+v %v: same session, RenewTried now", s, err)
+		}
+		if s.RenewAt() < time.Now().Add(extauthz.RenewRetry-time.Second).Unix() {
+			t.Fatalf("RenewAt %d: the next try must wait %s", s.RenewAt(), extauthz.RenewRetry)
+		}
+	}
+
+	t.Run("the IdP answers an error to a silent try", func(t *testing.T) {
+		w := f.get(model.SignInPath+"?rd=%2Forders%2F1&renew=1", sessionCookie(sealed))
+		b := cookieNamed(w, "gatehouse-signin")
+		_, state := f.idp.authorize(t, w.Header().Get("Location"))
+		marked(t, f.get(model.CallbackPath+"?error=temporarily_unavailable&state="+state, b, sessionCookie(sealed)), "/orders/1")
+		// An expired session has nothing to go back to: the error page.
+		w = f.get(model.SignInPath+"?rd=%2Forders%2F1&renew=1", sessionCookie(expiredSealed))
+		b = cookieNamed(w, "gatehouse-signin")
+		_, state = f.idp.authorize(t, w.Header().Get("Location"))
+		if w := f.get(model.CallbackPath+"?error=temporarily_unavailable&state="+state, b, sessionCookie(expiredSealed)); w.Code != 400 {
+			t.Fatalf("expired session, IdP error: %d", w.Code)
+		}
+	})
+	t.Run("the IdP is down", func(t *testing.T) {
+		down := newFlow(t)
+		down.keys = f.keys
+		down.h.cfg.Keys = f.keys
+		down.idp.srv.Close()
+		w := down.get(model.SignInPath+"?rd=%2Forders%2F1&renew=1", sessionCookie(sealed))
+		marked(t, w, "/orders/1")
+		// Not a renewal, or no good session: the error page.
+		if w := down.get(model.SignInPath+"?rd=%2Forders%2F1", sessionCookie(sealed)); w.Code != 502 {
+			t.Fatalf("plain sign-in with the IdP down: %d", w.Code)
+		}
+		if w := down.get(model.SignInPath+"?rd=%2Forders%2F1&renew=1", sessionCookie(expiredSealed)); w.Code != 502 {
+			t.Fatalf("renewal of an expired session with the IdP down: %d", w.Code)
+		}
+		if w := down.get(model.SignInPath+"?rd=%2Forders%2F1&renew=1", sessionCookie("v1.forged")); w.Code != 502 {
+			t.Fatalf("renewal with a forged session, IdP down: %d", w.Code)
+		}
+	})
+}

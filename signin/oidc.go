@@ -98,7 +98,11 @@ func (f *oidcFlow) authCodeURL(ctx context.Context, redirect string, b binding) 
 	if err != nil {
 		return "", err
 	}
-	return f.oauth2Config(p, redirect).AuthCodeURL(b.State, oidc.Nonce(b.Nonce), oauth2.S256ChallengeOption(b.Verifier)), nil
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(b.Nonce), oauth2.S256ChallengeOption(b.Verifier)}
+	if b.Silent {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "none"))
+	}
+	return f.oauth2Config(p, redirect).AuthCodeURL(b.State, opts...), nil
 }
 
 // exchange trades the code for tokens (with the PKCE verifier), verifies

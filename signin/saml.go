@@ -27,6 +27,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -361,7 +362,7 @@ func (h *Handler) samlMetadata(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) samlSignIn(w http.ResponseWriter, r *http.Request, name string) {
 	p := h.saml.idps[name]
 	if p == nil {
-		page(w, http.StatusNotFound, "Sign-in", "No SAML identity provider is called "+html.EscapeString(truncate(name, 100))+".")
+		page(w, http.StatusNotFound, "Sign-in", "No SAML identity provider is called "+html.EscapeString(clip.String(name, 100))+".")
 		return
 	}
 	rd, err := ReturnURL(r.URL.Query().Get("rd"), r.Host, h.cfg.ReturnHosts)
@@ -370,8 +371,19 @@ func (h *Handler) samlSignIn(w http.ResponseWriter, r *http.Request, name string
 		page(w, http.StatusBadRequest, "Sign-in refused", html.EscapeString(err.Error())+".")
 		return
 	}
+	// A SAML sign-in has no silent form: it ignores renew=1 (a renewal
+	// of a SAML session is this sign-in again, without a form while the
+	// IdP's session lives).
+	if !h.hostInCookieDomain(w, r) {
+		return
+	}
 	md, err := p.metadata(r.Context())
 	if err != nil {
+		// A renewal of a still good session goes back to its page and
+		// tries again later, as an OIDC one does (no loop, no lock-out).
+		if r.URL.Query().Get(model.RenewParam) == "1" && h.deferRenewal(w, r, rd, "reaching the identity provider", err) {
+			return
+		}
 		h.fail(w, "reaching the identity provider", err)
 		return
 	}
@@ -408,7 +420,7 @@ func (h *Handler) samlSignIn(w http.ResponseWriter, r *http.Request, name string
 // only with an IdP on the same site (localhost, the tests).
 func samlBindingCookie(r *http.Request, value string, maxAge int) *http.Cookie {
 	secure := scheme(r) == "https"
-	c := &http.Cookie{Name: bindingCookieName(secure), Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode}
+	c := &http.Cookie{Name: bindingCookieName(scheme(r)), Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode}
 	if secure {
 		c.SameSite = http.SameSiteNoneMode
 	}
@@ -435,7 +447,7 @@ func (h *Handler) samlACS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b samlBinding
-	c, err := r.Cookie(bindingCookieName(scheme(r) == "https"))
+	c, err := r.Cookie(bindingCookieName(scheme(r)))
 	switch {
 	case err != nil || h.cfg.Keys.Open(c.Value, PurposeSAMLBinding, &b) != nil:
 		h.refuse(w, "no_binding", "This sign-in was not started in this browser, or took too long.")
@@ -499,7 +511,7 @@ func (h *Handler) refuseSAML(w http.ResponseWriter, idp string, err error) {
 	if errors.As(err, &ire) && ire.PrivateErr != nil {
 		detail = ire.PrivateErr.Error()
 	}
-	h.cfg.Log.Info("sign-in refused", "reason", "saml_response_invalid", "idp", idp, "detail", truncate(detail, 300))
+	h.cfg.Log.Info("sign-in refused", "reason", "saml_response_invalid", "idp", idp, "detail", clip.String(detail, 300))
 	page(w, http.StatusBadRequest, "Sign-in failed", `The identity provider's answer was refused. <a href="/">Start again</a>.`)
 }
 
@@ -510,7 +522,7 @@ func (p *samlIdP) session(a *saml.Assertion) (*extauthz.Session, string) {
 	if a.Subject == nil || a.Subject.NameID == nil || strings.TrimSpace(a.Subject.NameID.Value) == "" || a.Issuer.Value == "" {
 		return nil, "no_name_id"
 	}
-	s := &extauthz.Session{Issuer: a.Issuer.Value, IssuerName: p.cfg.Name, Subject: truncate(a.Subject.NameID.Value, 512), Method: extauthz.MethodSAML}
+	s := &extauthz.Session{Issuer: a.Issuer.Value, IssuerName: p.cfg.Name, Subject: clip.String(a.Subject.NameID.Value, 512), Method: extauthz.MethodSAML}
 	names := DefaultEmailAttributes
 	if p.cfg.EmailAttribute != "" {
 		names = []string{p.cfg.EmailAttribute}
@@ -537,7 +549,7 @@ func (p *samlIdP) session(a *saml.Assertion) (*extauthz.Session, string) {
 		}
 	}
 	if len(a.AuthnStatements) > 0 {
-		s.SessionIndex = truncate(a.AuthnStatements[0].SessionIndex, 256)
+		s.SessionIndex = clip.String(a.AuthnStatements[0].SessionIndex, 256)
 	}
 	return s, ""
 }
@@ -570,7 +582,7 @@ func (h *Handler) samlLogout(w http.ResponseWriter, r *http.Request) bool {
 	if h.saml == nil {
 		return false
 	}
-	c, err := r.Cookie(extauthz.SessionCookieName(scheme(r)))
+	c, err := r.Cookie(h.cfg.Cookie.Name(scheme(r)))
 	if err != nil {
 		return false
 	}
@@ -634,9 +646,26 @@ func (h *Handler) samlSLO(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, model.SignedOutPath, http.StatusFound)
 }
 
+// samlSessionIdP is the configured SAML IdP of the browser's session
+// cookie, expired or not ("" for none, an OIDC session, or an IdP no
+// longer configured).
+func (h *Handler) samlSessionIdP(r *http.Request) string {
+	if h.saml == nil {
+		return ""
+	}
+	c, err := r.Cookie(h.cfg.Cookie.Name(scheme(r)))
+	if err != nil {
+		return ""
+	}
+	var s extauthz.Session
+	if h.cfg.Keys.Open(c.Value, extauthz.PurposeSession, &s) != nil || s.Method != extauthz.MethodSAML || h.saml.idps[s.IssuerName] == nil {
+		return ""
+	}
+	return s.IssuerName
+}
+
 func (h *Handler) clearSession(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: extauthz.SessionCookieName(scheme(r)), Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		Secure: scheme(r) == "https", SameSite: http.SameSiteLaxMode})
+	w.Header().Add("Set-Cookie", h.cfg.Cookie.Clear(scheme(r)))
 }
 
 // parseKeyPair reads a PEM certificate and its PEM private key (PKCS#1,

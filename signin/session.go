@@ -4,10 +4,12 @@ import (
 	"net/http"
 
 	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/internal/clip"
 )
 
 // startSession ends a sign-in of any protocol: who gets a session cookie
-// of the configured lifetime, and the browser goes back to rd (checked
+// of the configured lifetime (kept by the browser for signin.renew_grace
+// more), and the browser goes back to rd (checked
 // again: a binding is ours, but the rule is the rule).
 func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, who *extauthz.Session, rd string) {
 	now := h.cfg.Now()
@@ -17,9 +19,10 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, who *exta
 		h.fail(w, "sealing the session", err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: extauthz.SessionCookieName(scheme(r)), Value: sealed, Path: "/", MaxAge: int(h.cfg.Lifetime.Seconds()),
-		HttpOnly: true, Secure: scheme(r) == "https", SameSite: http.SameSiteLaxMode})
-	h.cfg.Log.Info("signed in", "issuer", who.Issuer, "sub", truncate(who.Subject, 100), "method", who.Method)
+	// The browser keeps the cookie for the grace after the session's end:
+	// a navigation then is renewed (Check honours it for nothing else).
+	w.Header().Add("Set-Cookie", h.cfg.Cookie.Set(scheme(r), sealed, h.cfg.Lifetime+h.cfg.RenewGrace))
+	h.cfg.Log.Info("signed in", "issuer", who.Issuer, "sub", clip.String(who.Subject, 100), "method", who.Method)
 	rd, err = ReturnURL(rd, r.Host, h.cfg.ReturnHosts)
 	if err != nil {
 		rd = "/"

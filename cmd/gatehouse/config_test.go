@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,13 +130,20 @@ func TestSignInConfig(t *testing.T) {
 	}
 	issuer := "issuers:\n  - name: kc\n    issuer_url: https://idp\n    audiences: [gatehouse]\n"
 	for body, key := range map[string]string{
-		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n":                           "issuers[0].sign_in.client_id",
-		"signin:\n  listen: 127.0.0.1:18002\n  issuer: nope\n  key_file: k\n":                         "signin.issuer",
-		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n":                                          "signin.key_file",
-		"signin:\n  listen: nowhere\n  issuer: kc\n  key_file: k\n":                                   "signin.listen",
-		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  session_lifetime: 200h\n": "signin.session_lifetime",
-		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  envoy_address: [x]\n":     "signin.envoy_address[0]",
-		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  public_port: 70000\n":     "signin.public_port",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n":                                       "issuers[0].sign_in.client_id",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: nope\n  key_file: k\n":                                     "signin.issuer",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n":                                                      "signin.key_file",
+		"signin:\n  listen: nowhere\n  issuer: kc\n  key_file: k\n":                                               "signin.listen",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  session_lifetime: 200h\n":             "signin.session_lifetime",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  envoy_address: [x]\n":                 "signin.envoy_address[0]",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  public_port: 70000\n":                 "signin.public_port",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  session_lifetime: 1s\n":               "signin.session_lifetime",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  renew_grace: -1s\n":                   "signin.renew_grace",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  cookie_domain: com\n":                 "signin.cookie_domain",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  cookie_domain: 10.0.0.1\n":            "signin.cookie_domain",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  cookie_domain: '*.example.com'\n":     "signin.cookie_domain",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  cookie_domain: https://example.com\n": "signin.cookie_domain",
+		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  cookie_domain: example.com:443\n":     "signin.cookie_domain",
 	} {
 		if _, err := loadConfig(writeConfig(t, issuer+body)); err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "fix") {
 			t.Errorf("config %q: error %v does not name %s with a fix", body, err, key)
@@ -143,8 +151,21 @@ func TestSignInConfig(t *testing.T) {
 	}
 	ok := issuer + "    sign_in:\n      client_id: web\n      client_secret_env: WEB_SECRET\n" +
 		"signin:\n  listen: 127.0.0.1:18002\n  issuer: kc\n  key_file: k\n  session_lifetime: 1h\n"
-	if c, err = loadConfig(writeConfig(t, ok)); err != nil || !c.SignIn.Enabled() || c.Issuers[0].SignIn.ClientID != "web" {
+	if c, err = loadConfig(writeConfig(t, ok)); err != nil || !c.SignIn.Enabled() || c.Issuers[0].SignIn.ClientID != "web" || c.SignIn.RenewGrace != time.Hour {
 		t.Fatalf("a complete sign-in configuration: %+v %v", c.SignIn, err)
+	}
+	if c, err = loadConfig(writeConfig(t, ok+"  cookie_domain: gh.localhost\n")); err != nil || c.SignIn.CookieDomain != "gh.localhost" {
+		t.Fatalf("cookie_domain: %+v %v", c.SignIn, err)
+	}
+	// The development issuer: accepted by the configuration, refused by
+	// serve without --dev (it exists only then).
+	dev := "signin:\n  listen: 127.0.0.1:18002\n  issuer: dev\n  key_file: k\n"
+	c, err = loadConfig(writeConfig(t, dev))
+	if err != nil {
+		t.Fatalf("signin.issuer: dev: %v", err)
+	}
+	if _, err := newSignInServer(c, nil, nil, nil, slog.Default()); err == nil || !strings.Contains(err.Error(), "--dev") {
+		t.Fatalf("signin.issuer: dev without --dev: %v, want an error naming --dev", err)
 	}
 }
 

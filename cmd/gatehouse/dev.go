@@ -215,7 +215,7 @@ func unknownToCatalog(c *http.Client, adminURL, user string, req extauthz.DevTok
 // tokens are the ones `gatehouse token --client-id` mints (sub client:ID).
 func addDevIssuer(cfg *config.Config, d *extauthz.DevIssuer) {
 	cfg.Issuers = append(cfg.Issuers, config.Issuer{
-		Name: "dev", IssuerURL: d.Issuer(), Audiences: []string{extauthz.DevAudience}, Algorithms: []string{"ES256"},
+		Name: config.DevIssuerName, IssuerURL: d.Issuer(), Audiences: []string{extauthz.DevAudience}, Algorithms: []string{"ES256"},
 		TrustEmail: true, EntityRefSubjects: true, GroupsClaim: "groups", MachineTokenClaims: []string{"sub=client:{client}"},
 	})
 }

@@ -200,12 +200,12 @@ func newProcess(runCtx context.Context, cfg config.Config, log *slog.Logger, dev
 		return nil, err
 	}
 	p.sources = newCatalogRunner(runCtx, p.store, log.With("component", "catalog"))
-	p.adm = admin.New(p.adminSources(devIssuer))
-	p.http = &http.Server{Handler: p.adm, ReadHeaderTimeout: 5 * time.Second}
-	if p.signin, err = newSignInServer(cfg, p.authz.sessions, log.With("component", "signin")); err != nil {
+	if p.signin, err = newSignInServer(cfg, p.authz.sessions, devIssuer, p.catalogUsers, log.With("component", "signin")); err != nil {
 		p.closeAuthz()
 		return nil, err
 	}
+	p.adm = admin.New(p.adminSources(devIssuer))
+	p.http = &http.Server{Handler: p.adm, ReadHeaderTimeout: 5 * time.Second}
 	p.setUpExchange()
 	r := p.adm.Readiness()
 	r.Wait("listeners", "the xDS and ext_authz listeners open once a Check can be decided (the model compiled, the issuers answered)")

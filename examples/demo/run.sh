@@ -12,6 +12,9 @@
 #                                  `gatehouse token` when you move it
 #   DEMO_XDS_PORT         [18000]  gatehouse xDS
 #   DEMO_AUTHZ_PORT       [18001]  gatehouse ext_authz
+#   DEMO_SIGNIN_PORT      [18002]  gatehouse browser sign-in (Envoy routes
+#                                  /.gatehouse/ to it; the user picker itself
+#                                  is on the admin port)
 #   DEMO_ENVOY_ADMIN_PORT [9901]   Envoy admin (/config_dump, /ready)
 #   DEMO_ORDERS_PORT      [8081]   the orders upstream (FastAPI)
 #   DEMO_SHOP_PORT        [8082]   the shop upstream (echo)
@@ -26,6 +29,7 @@ EDGE_PORT="${DEMO_EDGE_PORT:-10000}"
 ADMIN_PORT="${DEMO_ADMIN_PORT:-9090}"
 XDS_PORT="${DEMO_XDS_PORT:-18000}"
 AUTHZ_PORT="${DEMO_AUTHZ_PORT:-18001}"
+SIGNIN_PORT="${DEMO_SIGNIN_PORT:-18002}"
 ENVOY_ADMIN_PORT="${DEMO_ENVOY_ADMIN_PORT:-9901}"
 ORDERS_PORT="${DEMO_ORDERS_PORT:-8081}"
 SHOP_PORT="${DEMO_SHOP_PORT:-8082}"
@@ -36,7 +40,7 @@ fail() { echo "demo: error: $*" >&2; exit 1; }
 # Every port free before anything starts: a busy port is the usual reason a
 # demo fails (9090 is Prometheus's default, 8081 a common dev server's).
 declare -A used=()
-for var in EDGE_PORT ADMIN_PORT XDS_PORT AUTHZ_PORT ENVOY_ADMIN_PORT ORDERS_PORT SHOP_PORT; do
+for var in EDGE_PORT ADMIN_PORT XDS_PORT AUTHZ_PORT SIGNIN_PORT ENVOY_ADMIN_PORT ORDERS_PORT SHOP_PORT; do
   p="${!var}"
   [[ "$p" =~ ^[0-9]+$ ]] && (( p > 0 && p < 65536 )) || fail "DEMO_$var=$p is not a port"
   [[ -z "${used[$p]:-}" ]] || fail "DEMO_$var and DEMO_${used[$p]} are both $p"
@@ -138,6 +142,10 @@ wait_for shop "$LOGS/shop.log" "127.0.0.1:$SHOP_PORT/" 50
 export GATEHOUSE_EDGE_ADDRESS=127.0.0.1 GATEHOUSE_EDGE_PORT="$EDGE_PORT" \
   GATEHOUSE_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" GATEHOUSE_XDS_LISTEN="127.0.0.1:$XDS_PORT" \
   GATEHOUSE_AUTHZ_LISTEN="127.0.0.1:$AUTHZ_PORT" GATEHOUSE_DEV_KEY_FILE="$STATE/dev-issuer.pem"
+# Browser sign-in through the development issuer's user picker (--dev only):
+# the session key is kept with the dev issuer's, so sessions survive restarts.
+export GATEHOUSE_SIGNIN_LISTEN="127.0.0.1:$SIGNIN_PORT" GATEHOUSE_SIGNIN_ISSUER=dev \
+  GATEHOUSE_SIGNIN_KEY_FILE="$STATE/session.key" GATEHOUSE_SIGNIN_GENERATE_KEY=true GATEHOUSE_SIGNIN_PUBLIC_PORT="$EDGE_PORT"
 start_bg gatehouse "$LOGS/gatehouse.log" bin/gatehouse serve --dev "${catalog_args[@]}"
 wait_for gatehouse "$LOGS/gatehouse.log" "127.0.0.1:$ADMIN_PORT/readyz" 100
 bin/gatehouse bootstrap --role edge --node-id edge-1 --xds-address "127.0.0.1:$XDS_PORT" --admin-port "$ENVOY_ADMIN_PORT" >"$LOGS/edge.yaml"
@@ -157,6 +165,10 @@ gatehouse admin 127.0.0.1:$ADMIN_PORT, Envoy edge $E, Envoy admin 127.0.0.1:$ENV
 Tokens come from gatehouse's development issuer (serve --dev), whose key is kept
 in .tools/demo/dev-issuer.pem, so they stay valid when you restart the demo;
 alice is in group payments (owns orders), bob in storefront (owns shop).
+In a browser: open http://$E/orders/1, pick alice on the development
+issuer's page (no password: --dev only), and see the page as alice; bob gets
+the 403 page. Sign out: http://$E/.gatehouse/logout
+
 In another terminal:
 $export_line
   ALICE=\$(bin/gatehouse token --user user:default/alice)

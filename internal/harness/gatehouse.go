@@ -17,6 +17,8 @@ type GatehouseSpec struct {
 	// Config returns the configuration YAML for the chosen listeners.
 	Config func(Ports) string
 	Env    []string
+	// Flags are more arguments of serve (e.g. --dev).
+	Flags []string
 	// LogFile, when set, receives gatehouse's output as well.
 	LogFile string
 	OnLine  func(line string)
@@ -59,7 +61,7 @@ func StartGatehouse(s GatehouseSpec) (*Gatehouse, error) {
 	if err := os.WriteFile(g.ConfigPath, []byte(s.Config(g.Ports)), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := Start(Spec{Name: s.Name, Args: []string{s.Bin, "serve", "--config", g.ConfigPath}, Env: s.Env, LogFile: s.LogFile, OnLine: s.OnLine})
+	p, err := Start(Spec{Name: s.Name, Args: append([]string{s.Bin, "serve", "--config", g.ConfigPath}, s.Flags...), Env: s.Env, LogFile: s.LogFile, OnLine: s.OnLine})
 	if err != nil {
 		return nil, err
 	}

@@ -89,6 +89,7 @@ func directory(snap *cs.Snapshot, ambiguous map[string]bool) model.Directory {
 					du.IdpSubjects = append(du.IdpSubjects, s)
 				}
 			}
+			du.SessionsNotBefore = u.Access.SessionsNotBefore
 		}
 		d.Users = append(d.Users, du)
 	}

@@ -39,14 +39,16 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 		// The decision depends on the route, never on a body.
 		ClearRouteCache: false,
 		// Only the headers Check reads travel to it: the token (header or
-		// cookie), accept (a browser is sent to sign in, an API client gets
-		// its 401), the request id (the decision id) and any x-gatehouse-*
+		// cookie), accept and sec-fetch-mode (a navigating browser is sent
+		// to sign in, an API client or a page's fetch() gets its 401), the
+		// request id (the decision id) and any x-gatehouse-*
 		// a client sent (Check removes them all). Other headers, cookies
 		// included when no session cookie is configured, stay in Envoy, and
 		// each Check is smaller to encode and decode (bench/datapath).
 		AllowedHeaders: &matcherv3.ListStringMatcher{Patterns: []*matcherv3.StringMatcher{
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "authorization"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept"}},
+			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "sec-fetch-mode"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "cookie"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "x-request-id"}},
 			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: model.HeaderPrefix}},
