@@ -45,6 +45,8 @@ type Entity struct {
 	// GraphQL is set on an API with spec.type graphql whose SDL loads
 	// (docs/graphql.md).
 	GraphQL *GraphQLAPI `json:"-" yaml:"-"`
+	// MCP is set on an API with spec.type mcp (docs/mcp.md).
+	MCP *MCPAPI `json:"-" yaml:"-"`
 	// Stale is set when the newest version of the entity failed validation and
 	// this is the last good version, kept so one typo does not drop a route.
 	Stale bool `json:"-" yaml:"-"`

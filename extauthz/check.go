@@ -170,7 +170,11 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	eng := st.engine
 	rec.Model = eng.version
 	req, denied := eng.request(rec.RouteID, h.GetMethod(), h.GetPath(), h.GetHost())
-	return s.checkRoute(ctx, st, h, ext, peerID, rec, &req, denied)
+	resp := s.checkRoute(ctx, st, h, ext, peerID, rec, &req, denied)
+	if req.policy != nil && req.policy.MCP != nil {
+		s.mcpChallenge(resp, &req, h)
+	}
+	return resp
 }
 
 // checkRoute decides a request whose route is known (or answers the
@@ -186,11 +190,21 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 	}
 	req.Headers = h.GetHeaders()
 	pol := req.policy
-	if pol.gql != nil {
+	if pol.gql != nil || pol.MCP != nil {
 		// The body Envoy buffered for this route (RouteAuth.BodyBytes);
 		// read only.
 		if req.Body = h.GetRawBody(); len(req.Body) == 0 {
 			req.Body = bytesOf(h.GetBody())
+		}
+	}
+	if pol.route != nil && pol.route.Auth.Inspector == model.InspectorResourceMetadata {
+		return s.resourceMetadata(rec, req, h)
+	}
+	if pol.MCP != nil {
+		// A body that is not a JSON-RPC message is refused before any
+		// credential is looked at (and never cached).
+		if in := mcpOf(req); in.deny != nil {
+			return s.denyResult(rec, in.deny)
 		}
 	}
 	rec.Entity, rec.System = pol.Entity, pol.System
@@ -220,6 +234,13 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 		c.subject.fill(rec)
 		if c.result.Allow {
 			return s.allow(rec, c.result, &c.subject, c.assertion, req)
+		}
+		if c.result.MCP != nil && req.mcp != nil {
+			// The same decision, answered with this request's ids.
+			r := c.result
+			r.MCP = req.mcp.info()
+			r.MCP.DeniedTool = c.result.MCP.DeniedTool
+			return s.denyResult(rec, &r)
 		}
 		return s.denyResult(rec, &c.result)
 	}

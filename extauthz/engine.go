@@ -140,6 +140,8 @@ type Principal struct {
 	Issuer    string   `json:"issuer,omitempty"`
 	Groups    []string `json:"groups,omitempty"` // group ref keys, transitive, sorted
 	Unmatched string   `json:"unmatched,omitempty"`
+	// Audiences: the token's `aud` (an MCP route needs its own in it).
+	Audiences []string `json:"audiences,omitempty"`
 }
 
 // Name is what upstreams see in x-gatehouse-user.
@@ -166,7 +168,7 @@ func (p *Principal) Name() string {
 //
 // Anything else is "unknown", with the reason in Unmatched.
 func (e *Engine) PrincipalFor(id *Identity) *Principal {
-	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer}
+	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer, Audiences: id.Audiences}
 	if id.Machine {
 		if ref := e.clients[id.ClientID]; ref != "" {
 			p.Kind, p.Ref = "component", ref

@@ -24,6 +24,8 @@ type Result struct {
 	// GraphQL: what a GraphQL request asked and the fields denied (nil on
 	// other routes).
 	GraphQL *GraphQLInfo `json:"graphql,omitempty"`
+	// MCP: what an MCP request asked (nil on other routes).
+	MCP *MCPInfo `json:"mcp,omitempty"`
 }
 
 // Decision is the name Result had before the decision path was one
@@ -86,6 +88,11 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 		res.Status, res.Reason = 401, "no_token"
 		return res
 	}
+	if rp.MCP != nil {
+		if deny := mcpAudience(rp, sub, req.Host); deny != nil {
+			return *deny
+		}
+	}
 	var opsBuf [1]Operation
 	ops, gql, deny := operations(req, opsBuf[:0])
 	if deny != nil {
@@ -128,6 +135,12 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 	if gql != nil {
 		graphqlOutcome(&res, rp, sub, ops, gql)
 	}
+	if rp.MCP != nil && req.mcp != nil {
+		res.MCP = req.mcp.info()
+		if res.Reason == "tool_forbidden" {
+			res.MCP.DeniedTool = deniedTool(rp, sub, ops)
+		}
+	}
 	return res
 }
 
@@ -140,6 +153,9 @@ func operations(req *Request, buf []Operation) ([]Operation, *GraphQLInfo, *Resu
 		return append(buf, Operation{Kind: model.InspectorHTTP, Method: req.Method, Path: req.Path}), nil, nil
 	case graphqlInspector:
 		return inspectGraphQL(req)
+	case mcpInspector:
+		ops, deny := mcpOperations(req)
+		return ops, nil, deny
 	}
 	ops, deny := in.Operations(*req)
 	return ops, nil, deny
@@ -151,6 +167,9 @@ func operations(req *Request, buf []Operation) ([]Operation, *GraphQLInfo, *Resu
 func principalVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step) verdict {
 	if len(ops) > 0 && ops[0].Kind == model.InspectorGraphQL {
 		return graphqlVerdict(rp, p, ops, explain, steps)
+	}
+	if len(ops) > 0 && ops[0].Kind == model.InspectorMCP {
+		return mcpVerdict(rp, p, ops, explain, steps)
 	}
 	return routeVerdict(rp, p, ops, criteria, explain, steps)
 }

@@ -176,7 +176,7 @@ func (e *Engine) explainSubject(ctx context.Context, v TokenVerifier, in Explain
 		if p == nil {
 			return explainedSubject{}, fmt.Errorf("principal %q is not a user or component in the catalog (write user:default/alice or component:default/checkout)", in.Principal)
 		}
-		sub.User = p
+		sub.User, sub.Auth = p, AuthCatalogRef
 	}
 	return explainedSubject{Subject: &sub}, nil
 }

@@ -25,6 +25,8 @@ type Request struct {
 	// Body is the request body, when the route's RouteAuth asks Envoy to
 	// send it (model.RouteAuth.BodyBytes); nil otherwise.
 	Body []byte
+	// mcp: the MCP messages of the body, read once (mcpOf).
+	mcp *mcpInspected
 }
 
 // Policy is the route's compiled policy as the catalog gave it.

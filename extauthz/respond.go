@@ -22,6 +22,7 @@ import (
 func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion string, req *Request) *authv3.CheckResponse {
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
 	rec.GraphQL = auditGraphQL(d.GraphQL)
+	rec.MCP = d.MCP
 	in, forwardToken := req.Headers, req.policy.ForwardToken
 	// The answer's own messages in one allocation; the identity headers
 	// are shared (read-only) by every answer carrying the same assertion.
@@ -142,8 +143,12 @@ type header struct {
 // denyResult answers a denial Evaluate (or a step before it) decided.
 func (s *Server) denyResult(rec *AuditRecord, r *Result) *authv3.CheckResponse {
 	rec.GraphQL = auditGraphQL(r.GraphQL)
+	rec.MCP = r.MCP
 	if r.GraphQL != nil && len(r.GraphQL.Errors) > 0 {
 		return s.denyGraphQL(rec, r)
+	}
+	if r.MCP != nil && r.Status != 401 {
+		return s.denyMCP(rec, r)
 	}
 	detail := ""
 	if len(r.Steps) > 0 {

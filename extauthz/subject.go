@@ -25,6 +25,10 @@ type Subject struct {
 // cookie).
 const AuthBearer = "bearer"
 
+// AuthCatalogRef: explain was given a catalog ref, not a credential (no
+// token to check an audience of).
+const AuthCatalogRef = "catalog-ref"
+
 // Roles in the chain, in the order they are evaluated.
 const (
 	RolePeer  = "peer"
@@ -109,6 +113,10 @@ func (c credentials) key(req *Request) string {
 		h.Write(req.Body)
 		var sum [sha256.Size]byte
 		k += "\x00gql\x00" + string(h.Sum(sum[:0])[:16])
+	}
+	if req.mcp != nil {
+		// The methods and tools of the messages (never their ids).
+		k += "\x00mcp\x00" + req.mcp.key
 	}
 	if c.peer != "" {
 		k += "\x00peer\x00" + c.peer

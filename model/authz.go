@@ -23,6 +23,8 @@ type Policy struct {
 	ForwardToken bool `json:"forwardToken,omitempty" yaml:"forwardToken,omitempty"`
 	// GraphQL: the field policy of a GraphQL API's route (docs/graphql.md).
 	GraphQL *GraphQLPolicy `json:"graphql,omitempty" yaml:"graphql,omitempty"`
+	// MCP: the tool rules of an MCP API's route (docs/mcp.md).
+	MCP *MCPPolicy `json:"mcp,omitempty" yaml:"mcp,omitempty"`
 }
 
 // AccessRule is one explicit rule of a route's policy (an entry of the

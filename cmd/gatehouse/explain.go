@@ -22,7 +22,7 @@ func explainCmd() *cobra.Command {
 	var catalogFiles []string
 	var req extauthz.ExplainRequest
 	var asJSON bool
-	var graphql, variables string
+	var graphql, variables, mcpTool string
 	cmd := &cobra.Command{
 		Use:   "explain --url URL [--token JWT | --principal REF [--group G]...] [--peer REF --route ID]",
 		Short: "Explain whether a request would be allowed, and why (the same Evaluate as Check)",
@@ -40,6 +40,8 @@ func explainCmd() *cobra.Command {
   # a GraphQL API's route: the decision for every field
   gatehouse explain --catalog ./catalog --principal user:default/bob --url http://gw/platform/graphql \
       --graphql 'query { component(name: "orders") { owner deploySecrets } }'
+  # an MCP API's route: may bob call the tool deploy?
+  gatehouse explain --catalog ./catalog --principal user:default/bob --url http://gw/platform/mcp --mcp-tool deploy
   # a past decision, by the decision_id of a 403 body or an audit record
   gatehouse explain --remote http://127.0.0.1:9090 --decision 7f3c9a1e-…`,
 		Args: cobra.NoArgs,
@@ -56,6 +58,10 @@ func explainCmd() *cobra.Command {
 					return err
 				}
 				req.Method, req.Body = "POST", body
+			}
+			if mcpTool != "" {
+				body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": map[string]any{"name": mcpTool, "arguments": map[string]any{}}})
+				req.Method, req.Body = "POST", string(body)
 			}
 			var res *extauthz.ExplainResult
 			var err error
@@ -85,6 +91,7 @@ func explainCmd() *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&graphql, "graphql", "", "a GraphQL document, sent as a POST's JSON body (a GraphQL API's route decides per field)")
 	f.StringVar(&variables, "variables", "", "the GraphQL variables, a JSON object (with --graphql)")
+	f.StringVar(&mcpTool, "mcp-tool", "", "an MCP tool: a tools/call of it, sent as a POST's JSON-RPC body (an MCP API's route decides per tool)")
 	return cmd
 }
 
@@ -277,6 +284,12 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 		}
 		for _, e := range g.Errors {
 			fmt.Fprintf(w, "    error %s: %s\n", e.Extensions["code"], e.Message)
+		}
+	}
+	if m := res.Decision.MCP; m != nil && m.Method != "" {
+		fmt.Fprintf(w, "  mcp:       %s %s\n", m.Method, m.Tool)
+		if m.DeniedTool != "" {
+			fmt.Fprintf(w, "    denied tool %s: %s\n", m.DeniedTool, res.Decision.Rule)
 		}
 	}
 	fmt.Fprintln(w, "  considered:")
