@@ -38,6 +38,10 @@ type Options struct {
 	// Sessions open browser session cookies (sign-in); nil: no sessions
 	// are read and nobody is sent to sign in (docs/sign-in.md).
 	Sessions *SessionKeys
+	// PublicPort: the port clients reach the edge on when it is not the
+	// scheme's default (the edge drops the port from Host): MCP resource
+	// URLs carry it (config signin.public_port; 0: none).
+	PublicPort uint32
 }
 
 // Server is the envoy.service.auth.v3.Authorization service.

@@ -1,7 +1,9 @@
 package extauthz
 
 import (
+	"net"
 	"net/url"
+	"strings"
 	"path"
 	"slices"
 
@@ -124,7 +126,11 @@ func audienceNames(a string, p *model.MCPPolicy, host string) bool {
 	if pth == "" {
 		pth = "/"
 	}
-	return u.Host == host && pth == p.Prefix
+	h := host
+	if hn, _, err := net.SplitHostPort(host); err == nil {
+		h = hn
+	}
+	return strings.EqualFold(u.Hostname(), strings.Trim(h, "[]")) && pth == p.Prefix
 }
 
 func joinClipped(ss []string) string {

@@ -3,11 +3,13 @@ package extauthz
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"io"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -216,6 +218,11 @@ func inspectMCP(method string, headers map[string]string, body []byte) *mcpInspe
 func mirrorHeaders(in *mcpInspected, headers map[string]string, version string) string {
 	hm, hasM := headers["mcp-method"]
 	hn, hasN := headers["mcp-name"]
+	hm, okM := headerText(hm)
+	hn, okN := headerText(hn)
+	if !okM || !okN {
+		return "Mcp-Method/Mcp-Name is not valid =?base64?…?= text"
+	}
 	if !hasM && !hasN {
 		if version >= mcpHeadersRevision && len(in.msgs) == 1 && in.msgs[0].method != "" {
 			return "protocol revision " + clip(version) + " requires the Mcp-Method header"
@@ -237,6 +244,20 @@ func mirrorHeaders(in *mcpInspected, headers map[string]string, version string) 
 		return "protocol revision " + clip(version) + " requires the Mcp-Name header for " + m.method
 	}
 	return ""
+}
+
+// headerText is a mirror header's value: as sent, or decoded from the
+// =?base64?…?= form that carries non-ASCII text.
+func headerText(v string) (string, bool) {
+	const pre, suf = "=?base64?", "?="
+	if !strings.HasPrefix(v, pre) || !strings.HasSuffix(v, suf) || len(v) < len(pre)+len(suf) {
+		return v, true
+	}
+	b, err := base64.StdEncoding.DecodeString(v[len(pre) : len(v)-len(suf)])
+	if err != nil || !utf8.Valid(b) {
+		return "", false
+	}
+	return string(b), true
 }
 
 // Reasons readRPCMessage gives, by JSON-RPC code.

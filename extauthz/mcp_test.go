@@ -258,6 +258,9 @@ func TestMCPHeaders(t *testing.T) {
 		{map[string]string{"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "list_components"}, callTool(1, "list_components"), true},
 		{map[string]string{"mcp-protocol-version": "2025-06-18"}, "[" + callTool(1, "list_components") + "]", false}, // no batches after 2025-03-26
 		{map[string]string{"mcp-protocol-version": "2025-03-26"}, "[" + callTool(1, "list_components") + "]", true},
+		{map[string]string{"mcp-method": "tools/call", "mcp-name": "=?base64?bGlzdF9jb21wb25lbnRz?="}, callTool(1, "list_components"), true}, // base64 form
+		{map[string]string{"mcp-method": "tools/call", "mcp-name": "=?base64?ZGVwbG95?="}, callTool(1, "list_components"), false},            // "deploy"
+		{map[string]string{"mcp-method": "tools/call", "mcp-name": "=?base64?!!?="}, callTool(1, "list_components"), false},
 	}
 	for i, c := range cases {
 		status, body, rec := checkMCP(t, srv, sink, "bob", c.body, c.headers)

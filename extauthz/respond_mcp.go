@@ -2,6 +2,8 @@ package extauthz
 
 import (
 	"encoding/json"
+	"net"
+	"strconv"
 	"strings"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -78,16 +80,25 @@ func (s *Server) denyMCP(rec *AuditRecord, r *Result) *authv3.CheckResponse {
 	}
 }
 
-// resourceURL is the URL of the MCP resource of policy p as the client
-// reached it (the scheme and host of the request).
-func resourceURL(p *model.MCPPolicy, scheme, host string) string {
+// origin is the scheme and host clients reach the edge at: the
+// request's, with Options.PublicPort when Host carries no port.
+func (s *Server) origin(scheme, host string) string {
 	if scheme == "" {
 		scheme = "https"
 	}
-	if p.Prefix == "/" {
-		return scheme + "://" + host
+	if _, _, err := net.SplitHostPort(host); err != nil && s.opts.PublicPort != 0 {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(int(s.opts.PublicPort)))
 	}
-	return scheme + "://" + host + p.Prefix
+	return scheme + "://" + host
+}
+
+// resourceURL is the URL of the MCP resource of policy p as the client
+// reached it.
+func (s *Server) resourceURL(p *model.MCPPolicy, scheme, host string) string {
+	if p.Prefix == "/" {
+		return s.origin(scheme, host)
+	}
+	return s.origin(scheme, host) + p.Prefix
 }
 
 // mcpChallenge adds RFC 9728's resource_metadata to the challenge of a
@@ -97,7 +108,7 @@ func (s *Server) mcpChallenge(resp *authv3.CheckResponse, req *Request, h *authv
 	if d == nil || d.GetStatus().GetCode() != typev3.StatusCode_Unauthorized {
 		return
 	}
-	meta := metadataURL(req.policy.MCP, h.GetScheme(), h.GetHost())
+	meta := s.metadataURL(req.policy.MCP, h.GetScheme(), h.GetHost())
 	for _, hv := range d.Headers {
 		if hv.GetHeader().GetKey() == "www-authenticate" {
 			hv.Header.Value += `, resource_metadata="` + meta + `"`
@@ -109,14 +120,11 @@ func (s *Server) mcpChallenge(resp *authv3.CheckResponse, req *Request, h *authv
 
 // metadataURL is where the resource's metadata is served (RFC 9728 §3.1:
 // the well-known path inserted between host and path).
-func metadataURL(p *model.MCPPolicy, scheme, host string) string {
-	if scheme == "" {
-		scheme = "https"
-	}
+func (s *Server) metadataURL(p *model.MCPPolicy, scheme, host string) string {
 	if p.Prefix == "/" {
-		return scheme + "://" + host + model.ResourceMetadataPrefix
+		return s.origin(scheme, host) + model.ResourceMetadataPrefix
 	}
-	return scheme + "://" + host + model.ResourceMetadataPrefix + p.Prefix
+	return s.origin(scheme, host) + model.ResourceMetadataPrefix + p.Prefix
 }
 
 // ResourceMetadata is an RFC 9728 Protected Resource Metadata document.
@@ -136,7 +144,7 @@ func (s *Server) resourceMetadata(rec *AuditRecord, req *Request, h *authv3.Attr
 		return s.deny(rec, 404, "not_found", "", "resource metadata is served to GET")
 	}
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "deny", 200, "resource_metadata", "RFC 9728 metadata of "+p.API
-	doc := ResourceMetadata{Resource: resourceURL(p, h.GetScheme(), h.GetHost()), AuthorizationServers: []string{}, BearerMethodsSupported: []string{"header"}, ResourceName: p.API}
+	doc := ResourceMetadata{Resource: s.resourceURL(p, h.GetScheme(), h.GetHost()), AuthorizationServers: []string{}, BearerMethodsSupported: []string{"header"}, ResourceName: p.API}
 	if is, ok := s.Verifier().(interface{ Issuers() []string }); ok {
 		doc.AuthorizationServers = append(doc.AuthorizationServers, is.Issuers()...)
 	}

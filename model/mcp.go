@@ -16,6 +16,10 @@ const InspectorResourceMetadata = "oauth-resource-metadata"
 // is at https://host/.well-known/oauth-protected-resource/p (RFC 9728 §3.1).
 const ResourceMetadataPrefix = "/.well-known/oauth-protected-resource"
 
+// MCPHeaderPrefix starts the MCP transport's headers (Mcp-Method,
+// Mcp-Name, Mcp-Protocol-Version): Envoy sends them to Check.
+const MCPHeaderPrefix = "mcp-"
+
 // DefaultMCPBodyBytes is the body Envoy buffers for Check on an MCP route.
 const DefaultMCPBodyBytes = 256 << 10
 

@@ -43,13 +43,16 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 		// its 401), the request id (the decision id) and any x-gatehouse-*
 		// a client sent (Check removes them all). Other headers, cookies
 		// included when no session cookie is configured, stay in Envoy, and
-		// each Check is smaller to encode and decode (bench/datapath).
+		// each Check is smaller to encode and decode (bench/datapath). An
+		// MCP route's mirror headers (mcp-method, mcp-name,
+		// mcp-protocol-version) must agree with its body (docs/mcp.md).
 		AllowedHeaders: &matcherv3.ListStringMatcher{Patterns: []*matcherv3.StringMatcher{
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "authorization"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "cookie"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "x-request-id"}},
 			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: model.HeaderPrefix}},
+			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: model.MCPHeaderPrefix}},
 		}},
 	})
 }
