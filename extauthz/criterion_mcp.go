@@ -3,9 +3,9 @@ package extauthz
 import (
 	"net"
 	"net/url"
-	"strings"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 )
