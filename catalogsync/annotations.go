@@ -34,8 +34,8 @@ const AnnPrefix = "gatehouse.dev/"
 var KnownAnnotations = []string{
 	AnnUpstream, AnnHosts, AnnPathPrefix, AnnTimeout,
 	AnnAccess, AnnPublicPaths, AnnIdpSubject, AnnIdpGroup, AnnClientID, AnnForwardToken,
-	AnnMeshAddress, AnnSignIn, AnnGraphQLAccess, AnnGraphQLOptions,
-	AnnMCPTools,
+	AnnMeshAddress, AnnSignIn, AnnGraphQLAccess, AnnGraphQLOptions, AnnAgentLimits,
+	AnnMCPTools, AnnMCPReadOnlyTools,
 }
 
 // checkAnnotationKeys reports every gatehouse.dev/ annotation of e that is

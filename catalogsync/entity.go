@@ -47,6 +47,8 @@ type Entity struct {
 	GraphQL *GraphQLAPI `json:"-" yaml:"-"`
 	// MCP is set on an API with spec.type mcp (docs/mcp.md).
 	MCP *MCPAPI `json:"-" yaml:"-"`
+	// Agent is set on an ai-agent Component: its limits (docs/agents.md).
+	Agent *Agent `json:"-" yaml:"-"`
 	// Stale is set when the newest version of the entity failed validation and
 	// this is the last good version, kept so one typo does not drop a route.
 	Stale bool `json:"-" yaml:"-"`

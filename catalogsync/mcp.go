@@ -11,12 +11,19 @@ import (
 // on an API entity with spec.type mcp (docs/mcp.md).
 const AnnMCPTools = "gatehouse.dev/mcp-tools"
 
+// AnnMCPReadOnlyTools lists the tools (names or patterns) that change
+// nothing: an agent limited to read-only tools may call them
+// (docs/agents.md, docs/mcp.md).
+const AnnMCPReadOnlyTools = "gatehouse.dev/mcp-read-only-tools"
+
 // MCPAPI is what the catalog says about an MCP server's API: the tool
 // rules of AnnMCPTools, in the order written. An API with spec.type mcp
 // always has one (no rules: every tool is open to whoever the route
 // allows).
 type MCPAPI struct {
 	Tools []MCPToolRule
+	// ReadOnly: AnnMCPReadOnlyTools, names or patterns.
+	ReadOnly []string
 }
 
 // MCPToolRule: the tools whose name matches Pattern (path.Match syntax:
@@ -38,10 +45,13 @@ func parseMCP(e *Entity, n *yaml.Node) Problems {
 	line := lineOf(n, "metadata", "annotations", AnnMCPTools)
 	field := "metadata.annotations[" + AnnMCPTools + "]"
 	v, has := e.Annotation(AnnMCPTools)
+	ro, hasRO := e.Annotation(AnnMCPReadOnlyTools)
 	if e.Kind != KindAPI || e.Spec.Type != "mcp" {
-		if has {
-			ps = append(ps, Problem{Severity: SeverityError, Line: line, Field: field,
-				Message: AnnMCPTools + " is read only on an API with spec.type mcp", Fix: "move it to the MCP server's API entity (spec.type: mcp), or remove it"})
+		for k, set := range map[string]bool{AnnMCPTools: has, AnnMCPReadOnlyTools: hasRO} {
+			if set {
+				ps = append(ps, Problem{Severity: SeverityError, Line: lineOf(n, "metadata", "annotations", k), Field: "metadata.annotations[" + k + "]",
+					Message: k + " is read only on an API with spec.type mcp", Fix: "move it to the MCP server's API entity (spec.type: mcp), or remove it"})
+			}
 		}
 		return ps
 	}
@@ -53,6 +63,25 @@ func parseMCP(e *Entity, n *yaml.Node) Problems {
 				Fix: "write one tool name or pattern per line with its allow list, e.g. deploy: [owners] or \"read_*\": [owners, consumers, group:default/sre]"})
 		}
 		m.Tools = rules
+	}
+	if hasRO {
+		var list []string
+		var doc yaml.Node
+		err := yaml.Unmarshal([]byte(ro), &doc)
+		if err == nil && len(doc.Content) == 1 && doc.Content[0].Kind == yaml.SequenceNode && doc.Content[0].Decode(&list) == nil && len(list) > 0 {
+			for _, p := range list {
+				if msg := checkToolPattern(p); msg != "" {
+					list = nil
+					ps = append(ps, Problem{Severity: SeverityError, Line: lineOf(n, "metadata", "annotations", AnnMCPReadOnlyTools), Field: "metadata.annotations[" + AnnMCPReadOnlyTools + "]",
+						Message: msg, Fix: "list tool names or patterns, e.g. [list_components, \"read_*\"]"})
+					break
+				}
+			}
+			m.ReadOnly = list
+		} else {
+			ps = append(ps, Problem{Severity: SeverityError, Line: lineOf(n, "metadata", "annotations", AnnMCPReadOnlyTools), Field: "metadata.annotations[" + AnnMCPReadOnlyTools + "]",
+				Message: "not a non-empty YAML list of tool names or patterns", Fix: "write e.g. [list_components, \"read_*\"]"})
+		}
 	}
 	if ps.Errors() == 0 {
 		e.MCP = m

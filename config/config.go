@@ -18,19 +18,21 @@ import (
 
 // Config is the whole configuration (gatehouse.yaml).
 type Config struct {
-	XDS       XDS       `mapstructure:"xds" yaml:"xds"`
-	Edge      Edge      `mapstructure:"edge" yaml:"edge"`
-	Admin     Admin     `mapstructure:"admin" yaml:"admin"`
-	SignIn    SignIn    `mapstructure:"signin" yaml:"signin"`
-	Catalog   Catalog   `mapstructure:"catalog" yaml:"catalog"`
-	Authz     Authz     `mapstructure:"authz" yaml:"authz"`
-	Issuers   []Issuer  `mapstructure:"issuers" yaml:"issuers"`
-	Assertion Assertion `mapstructure:"assertion" yaml:"assertion"`
-	Audit     Audit     `mapstructure:"audit" yaml:"audit"`
-	Mesh      Mesh      `mapstructure:"mesh" yaml:"mesh"`
-	Shutdown  Shutdown  `mapstructure:"shutdown" yaml:"shutdown"`
-	Log       Log       `mapstructure:"log" yaml:"log"`
-	Dev       Dev       `mapstructure:"dev" yaml:"dev"`
+	XDS    XDS    `mapstructure:"xds" yaml:"xds"`
+	Edge   Edge   `mapstructure:"edge" yaml:"edge"`
+	Admin  Admin  `mapstructure:"admin" yaml:"admin"`
+	SignIn SignIn `mapstructure:"signin" yaml:"signin"`
+	// TokenExchange: the RFC 8693 endpoint for AI agents (docs/agents.md).
+	TokenExchange TokenExchange `mapstructure:"token_exchange" yaml:"token_exchange"`
+	Catalog       Catalog       `mapstructure:"catalog" yaml:"catalog"`
+	Authz         Authz         `mapstructure:"authz" yaml:"authz"`
+	Issuers       []Issuer      `mapstructure:"issuers" yaml:"issuers"`
+	Assertion     Assertion     `mapstructure:"assertion" yaml:"assertion"`
+	Audit         Audit         `mapstructure:"audit" yaml:"audit"`
+	Mesh          Mesh          `mapstructure:"mesh" yaml:"mesh"`
+	Shutdown      Shutdown      `mapstructure:"shutdown" yaml:"shutdown"`
+	Log           Log           `mapstructure:"log" yaml:"log"`
+	Dev           Dev           `mapstructure:"dev" yaml:"dev"`
 }
 
 // Dev configures the development issuer of serve --dev; without --dev it
@@ -169,6 +171,26 @@ type SignIn struct {
 // Enabled reports whether browser sign-in is configured.
 func (s SignIn) Enabled() bool { return s.Listen != "" }
 
+// TokenExchange is gatehouse's token exchange endpoint (RFC 8693,
+// docs/agents.md): off while Listen is empty. Its HTTP listener serves
+// /.gatehouse/token for Envoys; it may be signin.listen (one server then
+// serves both).
+type TokenExchange struct {
+	Listen string `mapstructure:"listen" yaml:"listen"`
+	// EnvoyAddress: where Envoys reach the listener on every replica;
+	// empty means Listen.
+	EnvoyAddress []string `mapstructure:"envoy_address" yaml:"envoy_address"`
+	// Issuer is the iss of the tokens it issues (its URL, say); never the
+	// assertions' issuer.
+	Issuer string `mapstructure:"issuer" yaml:"issuer"`
+	// Lifetime of an issued token: at most 5m (and never past the tokens
+	// exchanged).
+	Lifetime time.Duration `mapstructure:"lifetime" yaml:"lifetime"`
+}
+
+// Enabled reports whether the token exchange endpoint is configured.
+func (t TokenExchange) Enabled() bool { return t.Listen != "" }
+
 // Assertion configures the identity assertions upstreams receive.
 type Assertion struct {
 	Issuer   string        `mapstructure:"issuer" yaml:"issuer"`
@@ -245,17 +267,18 @@ type Log struct {
 // Defaults returns a configuration with every key at its default.
 func Defaults() Config {
 	return Config{
-		XDS:       XDS{Listen: "127.0.0.1:18000", Holdoff: 100 * time.Millisecond, SendBudgetMiB: 128},
-		Edge:      Edge{Address: "0.0.0.0", Port: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt", RemoveRequestHeaders: slices.Clone(model.DefaultRemoveRequestHeaders)},
-		Admin:     Admin{Listen: "127.0.0.1:9090"},
-		Catalog:   Catalog{PollInterval: time.Second, Backstage: Backstage{PollInterval: 30 * time.Second, PageSize: 500, MaxDeleteFraction: 0.5}},
-		Authz:     Authz{Listen: "127.0.0.1:18001", Timeout: 500 * time.Millisecond, CacheSize: 100000, CacheTTL: 30 * time.Second},
-		Assertion: Assertion{Issuer: "gatehouse", Lifetime: 30 * time.Second, Rotate: 24 * time.Hour},
-		Audit:     Audit{Output: "stdout", Buffer: 8192},
-		SignIn:    SignIn{SessionLifetime: 8 * time.Hour},
-		Mesh:      Mesh{CertTTL: time.Hour},
-		Shutdown:  Shutdown{Drain: 5 * time.Second},
-		Log:       Log{Level: "info", Format: "text"},
+		XDS:           XDS{Listen: "127.0.0.1:18000", Holdoff: 100 * time.Millisecond, SendBudgetMiB: 128},
+		Edge:          Edge{Address: "0.0.0.0", Port: 10000, UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt", RemoveRequestHeaders: slices.Clone(model.DefaultRemoveRequestHeaders)},
+		Admin:         Admin{Listen: "127.0.0.1:9090"},
+		Catalog:       Catalog{PollInterval: time.Second, Backstage: Backstage{PollInterval: 30 * time.Second, PageSize: 500, MaxDeleteFraction: 0.5}},
+		Authz:         Authz{Listen: "127.0.0.1:18001", Timeout: 500 * time.Millisecond, CacheSize: 100000, CacheTTL: 30 * time.Second},
+		Assertion:     Assertion{Issuer: "gatehouse", Lifetime: 30 * time.Second, Rotate: 24 * time.Hour},
+		Audit:         Audit{Output: "stdout", Buffer: 8192},
+		SignIn:        SignIn{SessionLifetime: 8 * time.Hour},
+		TokenExchange: TokenExchange{Lifetime: 5 * time.Minute},
+		Mesh:          Mesh{CertTTL: time.Hour},
+		Shutdown:      Shutdown{Drain: 5 * time.Second},
+		Log:           Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -273,6 +296,7 @@ func (c Config) Validate() error {
 	v.authz(c.Authz)
 	v.issuers(c.Issuers)
 	v.signIn(c.SignIn, c.Issuers)
+	v.tokenExchange(c.TokenExchange, c.Assertion)
 	v.mesh(c.Mesh)
 	v.assertion(c.Assertion)
 	if c.Audit.Buffer < 1 {
@@ -441,6 +465,26 @@ func (v *checker) signIn(s SignIn, issuers []Issuer) {
 	}
 	if c.ClientSecretEnv == "" && c.ClientSecretFile == "" {
 		v.bad(key+".client_secret_file", "no secret source", "name the file (client_secret_file) or environment variable (client_secret_env) holding the client secret")
+	}
+}
+
+// tokenExchange: token_exchange.*, when a listen address turns it on.
+func (v *checker) tokenExchange(t TokenExchange, a Assertion) {
+	if !t.Enabled() {
+		return
+	}
+	v.addr("token_exchange.listen", t.Listen)
+	for i, addr := range t.EnvoyAddress {
+		v.addr(fmt.Sprintf("token_exchange.envoy_address[%d]", i), addr)
+	}
+	switch {
+	case t.Issuer == "":
+		v.bad("token_exchange.issuer", "missing", "name the issuer of delegated tokens, e.g. https://gatehouse.example.com/.gatehouse/token (not assertion.issuer)")
+	case t.Issuer == a.Issuer:
+		v.bad("token_exchange.issuer", fmt.Sprintf("%q is assertion.issuer: a delegated token could pass for an identity assertion", t.Issuer), "use another name, e.g. https://gatehouse.example.com/.gatehouse/token")
+	}
+	if t.Lifetime <= 0 || t.Lifetime > 5*time.Minute {
+		v.bad("token_exchange.lifetime", fmt.Sprintf("%s is out of range", t.Lifetime), "use above 0 and at most 5m, e.g. 5m")
 	}
 }
 

@@ -18,9 +18,11 @@ import (
 
 // mcpCatalog: tools (owned by payments) serves the MCP API platform-tools
 // at /tools/mcp (the Python MCP server); storefront may use the route by
-// an access rule; copilot (an agent, client id copilot) consumes the API.
-// Tool rules: deploy for the owners, read_secret_ref for the owners and
-// secretRule; list_components and whoami are open to the route.
+// an access rule; copilot (an AI agent, client id copilot, limited to
+// read-only tools) consumes the API. Tool rules: deploy for the owners,
+// read_secret_ref for storefront and secretRule; list_components and
+// whoami are open to the route; list_components, whoami and read_* are
+// read-only.
 func mcpCatalog(toolsURL, secretRule string) string {
 	return fmt.Sprintf(`apiVersion: backstage.io/v1alpha1
 kind: Group
@@ -59,7 +61,7 @@ kind: Component
 metadata:
   name: copilot
   annotations: {gatehouse.dev/client-id: copilot}
-spec: {type: ai-agent, lifecycle: production, owner: storefront, consumesApis: [platform-tools]}
+spec: {type: ai-agent, lifecycle: production, owner: group:default/storefront, consumesApis: [platform-tools]}
 ---
 apiVersion: backstage.io/v1alpha1
 kind: API
@@ -67,9 +69,10 @@ metadata:
   name: platform-tools
   annotations:
     gatehouse.dev/path-prefix: /tools/mcp
+    gatehouse.dev/mcp-read-only-tools: "[list_components, whoami, read_*]"
     gatehouse.dev/mcp-tools: |
       deploy: [owners]
-      read_secret_ref: [owners%s]
+      read_secret_ref: [group:default/storefront%s]
 spec: {type: mcp, lifecycle: production, owner: payments, definition: "MCP server: list_components, deploy, read_secret_ref, whoami"}
 `, toolsURL, secretRule)
 }
@@ -123,7 +126,11 @@ func TestMCPGateway(t *testing.T) {
     machine_token_claims: ["client_id={client}"]
 signin:
   public_port: %d
-`, kc.issuer, freePortEdge), ports...)
+token_exchange:
+  listen: 127.0.0.1:%d
+  issuer: http://gw.example.com/.gatehouse/token
+  lifetime: 5m
+`, kc.issuer, freePortEdge, freePort(t)), ports...)
 	jwksURL := "http://" + g.adminAddr + "/.well-known/jwks.json"
 	app := startProc(t, "mcp-server", "env", "JWKS_URL="+jwksURL, "GATEHOUSE_ENTITY=component:default/tools",
 		"MCP_PYTHON="+python, "bash", filepath.Join(dir, "run.sh"), fmt.Sprint(port))
@@ -194,7 +201,7 @@ signin:
 		if res[0].Error != "" || !strings.Contains(res[0].Text, "orders") {
 			t.Errorf("list_components: %+v", res[0])
 		}
-		if res[1].Error != "" || res[1].Text != "vault://platform/db" {
+		if res[1].Error != "" || res[1].Text != "vault://platform/db" { // read-only, and the rule names copilot
 			t.Errorf("read_secret_ref: %+v", res[1])
 		}
 		if !strings.Contains(res[2].Error, "you may not call tool deploy") || !strings.Contains(res[2].Error, "-32001") && !strings.Contains(res[2].Error, "gatehouse") {
@@ -205,16 +212,36 @@ signin:
 			t.Errorf("whoami (the server's verified view): %q", res[3].Text)
 		}
 	})
-	t.Run("a person: the owner may deploy, bob may not read secrets", func(t *testing.T) {
+	t.Run("a person: the owner may deploy but not read secrets, bob the other way round", func(t *testing.T) {
 		alice := kc.userToken(t, "alice", "mcp-cli")
-		res := agent(t, "--token", alice, "--call", `deploy={"component":"orders","version":"1.2"}`)
-		if res[0].Error != "" || res[0].Text != "deployed orders@1.2 for user:default/alice" {
-			t.Errorf("alice deploy: %+v", res[0])
+		res := agent(t, "--token", alice, "--call", `deploy={"component":"orders","version":"1.2"}`, "--call", `read_secret_ref={"name":"db"}`)
+		if res[0].Error != "" || res[0].Text != "deployed orders@1.2 for user:default/alice" || !strings.Contains(res[1].Error, "you may not call tool read_secret_ref") {
+			t.Errorf("alice: %+v", res)
 		}
 		bob := kc.userToken(t, "bob", "mcp-cli")
-		res = agent(t, "--token", bob, "--call", "list_components", "--call", `read_secret_ref={"name":"db"}`)
-		if res[0].Error != "" || !strings.Contains(res[1].Error, "you may not call tool read_secret_ref") {
+		res = agent(t, "--token", bob, "--call", `read_secret_ref={"name":"db"}`, "--call", `deploy={"component":"orders"}`)
+		if res[0].Error != "" || res[0].Text != "vault://platform/db" || !strings.Contains(res[1].Error, "you may not call tool deploy") {
 			t.Errorf("bob: %+v", res)
+		}
+	})
+	t.Run("the agent for alice (exchanged token): only what both may", func(t *testing.T) {
+		alice := kc.userToken(t, "alice", "gatehouse-cli")
+		res := agent(t, append(copilotArgs, "--exchange-url", fmt.Sprintf("http://127.0.0.1:%d/.gatehouse/token", e.edgePort),
+			"--subject-token", alice, "--resource", "api:default/platform-tools",
+			"--call", "whoami", "--call", `deploy={"component":"orders"}`, "--call", `read_secret_ref={"name":"db"}`)...)
+		var who map[string]any
+		if err := json.Unmarshal([]byte(res[0].Text), &who); err != nil || who["sub"] != "user:default/alice" || !strings.Contains(fmt.Sprint(who["act"]), "component:default/copilot") {
+			t.Errorf("whoami (both may): %+v", res[0])
+		}
+		if !strings.Contains(res[1].Error, "you may not call tool deploy") { // alice may, the agent may not
+			t.Errorf("deploy: %+v", res[1])
+		}
+		if !strings.Contains(res[2].Error, "you may not call tool read_secret_ref") { // the agent may, alice may not
+			t.Errorf("read_secret_ref: %+v", res[2])
+		}
+		rec := lastAudit(t, g.auditPath, "read_secret_ref")
+		if rec["principal"] != "user:default/alice" || !strings.Contains(fmt.Sprint(rec), "component:default/copilot") {
+			t.Errorf("audit: %v", rec)
 		}
 	})
 	t.Run("401 names the resource metadata, which names Keycloak", func(t *testing.T) {
@@ -299,10 +326,11 @@ func ensureRealmClients(t *testing.T, kc *keycloak, ids ...string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var found []any
+		var found []map[string]any
 		_ = json.NewDecoder(resp.Body).Decode(&found)
 		resp.Body.Close()
 		if len(found) > 0 {
+			ensureMappers(t, kc, admin, base, found[0], realm.Clients, id)
 			continue
 		}
 		for _, c := range realm.Clients {
@@ -323,6 +351,63 @@ func ensureRealmClients(t *testing.T, kc *keycloak, ids ...string) {
 				t.Fatalf("creating Keycloak client %s: %d %s", id, resp.StatusCode, body)
 			}
 			t.Logf("Keycloak client %s created through the admin API (the imported realm lacked it)", id)
+		}
+	}
+}
+
+// lastAudit is the last audit record whose line contains needle.
+func lastAudit(t *testing.T, path, needle string) map[string]any {
+	t.Helper()
+	var rec map[string]any
+	eventually(t, 3*time.Second, "audit record with "+needle, func() error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		for i := len(lines) - 1; i >= 0; i-- {
+			if strings.Contains(lines[i], needle) {
+				return json.Unmarshal([]byte(lines[i]), &rec)
+			}
+		}
+		return fmt.Errorf("none yet")
+	})
+	return rec
+}
+
+// ensureMappers adds the protocol mappers the realm file gives client id
+// that the running Keycloak's client lacks.
+func ensureMappers(t *testing.T, kc *keycloak, admin, base string, have map[string]any, clients []map[string]any, id string) {
+	t.Helper()
+	names := map[string]bool{}
+	if ms, ok := have["protocolMappers"].([]any); ok {
+		for _, m := range ms {
+			names[fmt.Sprint(m.(map[string]any)["name"])] = true
+		}
+	}
+	for _, c := range clients {
+		if c["clientId"] != id {
+			continue
+		}
+		ms, _ := c["protocolMappers"].([]any)
+		for _, m := range ms {
+			mm := m.(map[string]any)
+			if names[fmt.Sprint(mm["name"])] {
+				continue
+			}
+			b, _ := json.Marshal(mm)
+			req, _ := http.NewRequest("POST", base+"/clients/"+fmt.Sprint(have["id"])+"/protocol-mappers/models", bytes.NewReader(b))
+			req.Header.Set("Authorization", "Bearer "+admin)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 201 {
+				t.Fatalf("adding mapper %v to Keycloak client %s: %d", mm["name"], id, resp.StatusCode)
+			}
+			t.Logf("Keycloak client %s: mapper %v added through the admin API", id, mm["name"])
 		}
 	}
 }

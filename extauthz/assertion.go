@@ -171,6 +171,15 @@ type Assertion struct {
 	// subject is then the end user when a token came along, else the peer).
 	Peer  string `json:"gh_peer,omitempty"`
 	Email string `json:"email,omitempty"`
+	// Act: the AI agent calling for the subject (RFC 8693 act), when the
+	// request carried a delegated token.
+	Act *AssertionActor `json:"act,omitempty"`
+}
+
+// AssertionActor is the assertion's act claim.
+type AssertionActor struct {
+	Subject string `json:"sub"`
+	Client  string `json:"client_id,omitempty"`
 }
 
 // Sign returns a compact ES256 JWT for the claims; iss, iat, nbf and exp are
@@ -198,7 +207,7 @@ func (s *Signer) Sign(a Assertion, now time.Time) (string, time.Time, error) {
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	tok, err := signES256(k.priv, k.kid, payload)
+	tok, err := signES256(k.priv, k.kid, "JWT", payload)
 	if err == nil && key != "" {
 		s.memoMu.Lock()
 		if s.memo == nil || len(s.memo) >= maxMemo {
@@ -228,6 +237,11 @@ func memoKey(a Assertion) string {
 	for _, f := range [...]string{a.Subject, a.Audience, a.Kind, a.Client, a.Route, a.Email, a.Peer} {
 		field(f)
 	}
+	if a.Act != nil {
+		b.WriteString("act")
+		field(a.Act.Subject)
+		field(a.Act.Client)
+	}
 	b.WriteString(strconv.Itoa(len(a.Groups)))
 	for _, g := range a.Groups {
 		field(g)
@@ -235,10 +249,32 @@ func memoKey(a Assertion) string {
 	return b.String()
 }
 
-// signES256 returns a compact JWS (ES256, typ JWT) of payload.
-func signES256(key *ecdsa.PrivateKey, kid string, payload []byte) (string, error) {
+// signToken signs payload with the current key under another typ than
+// the assertions' (delegated tokens: at+jwt).
+func (s *Signer) signToken(typ string, payload []byte) (string, error) {
+	s.mu.RLock()
+	k := s.current
+	s.mu.RUnlock()
+	return signES256(k.priv, k.kid, typ, payload)
+}
+
+// publicKey is the published key kid names (previous, current or next),
+// or nil.
+func (s *Signer) publicKey(kid string) *ecdsa.PublicKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, k := range []*signingKey{s.current, s.previous, s.next} {
+		if k != nil && k.kid == kid {
+			return &k.priv.PublicKey
+		}
+	}
+	return nil
+}
+
+// signES256 returns a compact JWS (ES256, with typ) of payload.
+func signES256(key *ecdsa.PrivateKey, kid, typ string, payload []byte) (string, error) {
 	enc := base64.RawURLEncoding
-	signing := enc.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT","kid":"`+kid+`"}`)) + "." + enc.EncodeToString(payload)
+	signing := enc.EncodeToString([]byte(`{"alg":"ES256","typ":"`+typ+`","kid":"`+kid+`"}`)) + "." + enc.EncodeToString(payload)
 	sum := sha256.Sum256([]byte(signing))
 	r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
 	if err != nil {

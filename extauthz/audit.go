@@ -18,25 +18,31 @@ type AuditRecord struct {
 	Principal  string    `json:"principal,omitempty"`
 	Kind       string    `json:"principal_kind,omitempty"`
 	Groups     []string  `json:"groups,omitempty"`
+	Scopes     []string  `json:"scopes,omitempty"` // the token's OAuth scopes
 	ClientID   string    `json:"client_id,omitempty"`
 	Issuer     string    `json:"issuer,omitempty"`
 	Auth       string    `json:"auth,omitempty"` // bearer or oidc-session
 	Peer       string    `json:"peer,omitempty"` // mTLS peer component (mesh)
-	Source     string    `json:"source_address,omitempty"`
-	Method     string    `json:"method"`
-	Host       string    `json:"host"`
-	Path       string    `json:"path"`
-	RouteID    string    `json:"route_id,omitempty"`
-	Entity     string    `json:"entity,omitempty"`
-	Owner      string    `json:"owner,omitempty"`
-	System     string    `json:"system,omitempty"`
-	Decision   string    `json:"decision"` // allow or deny
-	Status     int       `json:"status"`
-	Reason     string    `json:"reason"`
-	Rule       string    `json:"matched_rule,omitempty"`
-	Cached     bool      `json:"cached,omitempty"`
-	Model      string    `json:"model_version,omitempty"`
-	LatencyUS  int64     `json:"latency_us"`
+	// Actor: the AI agent that called for the principal (a delegated
+	// token's act), its client, and the actors before it.
+	Actor         string   `json:"actor,omitempty"`
+	ActorClientID string   `json:"actor_client_id,omitempty"`
+	EarlierActors []string `json:"earlier_actors,omitempty"`
+	Source        string   `json:"source_address,omitempty"`
+	Method        string   `json:"method"`
+	Host          string   `json:"host"`
+	Path          string   `json:"path"`
+	RouteID       string   `json:"route_id,omitempty"`
+	Entity        string   `json:"entity,omitempty"`
+	Owner         string   `json:"owner,omitempty"`
+	System        string   `json:"system,omitempty"`
+	Decision      string   `json:"decision"` // allow or deny
+	Status        int      `json:"status"`
+	Reason        string   `json:"reason"`
+	Rule          string   `json:"matched_rule,omitempty"`
+	Cached        bool     `json:"cached,omitempty"`
+	Model         string   `json:"model_version,omitempty"`
+	LatencyUS     int64    `json:"latency_us"`
 	// GraphQL: the operation of a GraphQL route's request.
 	GraphQL *AuditGraphQL `json:"graphql,omitempty"`
 	// MCP: the method and tool of an MCP route's request.
@@ -187,10 +193,32 @@ func appendRecord(b []byte, r *AuditRecord) []byte {
 		}
 		b = append(b, ']')
 	}
+	if len(r.Scopes) > 0 {
+		b = append(b, `,"scopes":[`...)
+		for i, sc := range r.Scopes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, sc)
+		}
+		b = append(b, ']')
+	}
 	str("client_id", r.ClientID, true)
 	str("issuer", r.Issuer, true)
 	str("auth", r.Auth, true)
 	str("peer", r.Peer, true)
+	str("actor", r.Actor, true)
+	str("actor_client_id", r.ActorClientID, true)
+	if len(r.EarlierActors) > 0 {
+		b = append(b, `,"earlier_actors":[`...)
+		for i, g := range r.EarlierActors {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, g)
+		}
+		b = append(b, ']')
+	}
 	str("source_address", r.Source, true)
 	str("method", r.Method, false)
 	str("host", r.Host, false)

@@ -42,6 +42,9 @@ type Options struct {
 	// scheme's default (the edge drops the port from Host): MCP resource
 	// URLs carry it (config signin.public_port; 0: none).
 	PublicPort uint32
+	// Delegation: the tokens gatehouse's token exchange issues are
+	// accepted (docs/agents.md); nil: they are not.
+	Delegation *Delegation
 }
 
 // Server is the envoy.service.auth.v3.Authorization service.
@@ -81,7 +84,9 @@ type verifierBox struct{ v TokenVerifier }
 
 // SetVerifier swaps the token verifier (issuers reloaded); checks in flight
 // finish with the one they started with.
-func (s *Server) SetVerifier(v TokenVerifier) { s.verifier.Store(&verifierBox{v}) }
+func (s *Server) SetVerifier(v TokenVerifier) {
+	s.verifier.Store(&verifierBox{withDelegation(v, s.opts.Delegation)})
+}
 
 // GRPCServerOptions are the settings of the gRPC server that serves Check
 // to Envoys.
@@ -308,6 +313,9 @@ func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, eng
 		return sub, expires, &Result{Status: 401, Reason: reason, Steps: []Step{{Rule: "token", Why: err.Error()}}}
 	}
 	sub.User, sub.Auth = eng.PrincipalFor(id), AuthBearer
+	if id.Actor != nil {
+		delegatedSubject(&sub, eng, id)
+	}
 	if id.Expiry.Before(expires) {
 		expires = id.Expiry
 	}

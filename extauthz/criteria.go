@@ -47,4 +47,4 @@ func (c evalCtx) step(rule string, matched bool, why string) {
 
 // criteria in the order they run for a principal (public paths are
 // decided before any principal: publicPath in evaluate.go).
-var criteria = []criterion{knownPrincipal{}, graphqlField{}, mcpTool{}, owner{}, consumer{}, accessRule{}}
+var criteria = []criterion{knownPrincipal{}, agentLimit{}, graphqlField{}, mcpTool{}, owner{}, consumer{}, accessRule{}}

@@ -50,6 +50,16 @@ func toolRuleFails(rp *routePolicy, p *Principal, tool string) (model.MCPToolRul
 	return model.MCPToolRule{}, true
 }
 
+// toolMatches: name matches one of patterns (path.Match).
+func toolMatches(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if m, err := path.Match(p, name); err == nil && m {
+			return true
+		}
+	}
+	return false
+}
+
 // ToolAllowed reports whether p may call tool on the route: its rules and
 // the route's criteria (for filtering tools/list, explain).
 func (e *Engine) ToolAllowed(routeID string, p *Principal, tool string) bool {
@@ -57,7 +67,7 @@ func (e *Engine) ToolAllowed(routeID string, p *Principal, tool string) bool {
 	if rp == nil || rp.MCP == nil {
 		return false
 	}
-	ops := []Operation{{Kind: model.InspectorMCP, Method: "tools/call", Name: tool, HTTPMethod: "POST", Path: rp.MCP.Prefix}}
+	ops := []Operation{{Kind: model.InspectorMCP, Method: "tools/call", Name: tool, HTTPMethod: "POST", Path: rp.MCP.Prefix, ReadOnly: toolMatches(rp.MCP.ReadOnly, tool)}}
 	return mcpVerdict(rp, p, ops, false, nil).outcome == allowed
 }
 
@@ -91,20 +101,22 @@ func mcpOpText(op Operation) string {
 
 // mcpAudience: on an MCP route a token must be meant for this resource
 // (the MCP specification's audience binding, RFC 8707): its `aud` names
-// the MCP API's entity ref or the route's URL. A session cookie is not a
-// credential for MCP. The mTLS peer of a sidecar route needs neither.
+// the MCP API's entity ref, its provider's, or the route's URL. A token
+// gatehouse's exchange issued is bound to one entity already (Evaluate
+// checked Subject.Audience); an actor rides on the user's token. A
+// session cookie is not a credential for MCP. The mTLS peer of a sidecar
+// route needs neither.
 func mcpAudience(rp *routePolicy, sub *Subject, host string) *Result {
-	for _, pr := range [2]*Principal{sub.Actor, sub.User} {
-		if pr == nil || sub.Auth == AuthCatalogRef {
-			continue
-		}
-		if sub.Auth != AuthBearer {
-			return &Result{Status: 401, Reason: "invalid_token:not_bearer", Steps: []Step{{Rule: "mcp audience", Why: "an MCP route takes bearer tokens only (no session cookie)"}}}
-		}
-		if !slices.ContainsFunc(pr.Audiences, func(a string) bool { return audienceNames(a, rp.MCP, host) }) {
-			return &Result{Status: 401, Reason: "invalid_token:wrong_audience", Steps: []Step{{Rule: "mcp audience",
-				Why: "the token's aud " + clip(joinClipped(pr.Audiences)) + " names neither " + rp.MCP.API + " nor this route's URL"}}}
-		}
+	u := sub.User
+	if u == nil || sub.Auth == AuthCatalogRef || sub.Audience != "" {
+		return nil
+	}
+	if sub.Auth != AuthBearer {
+		return &Result{Status: 401, Reason: "invalid_token:not_bearer", Steps: []Step{{Rule: "mcp audience", Why: "an MCP route takes bearer tokens only (no session cookie)"}}}
+	}
+	if !slices.ContainsFunc(u.Audiences, func(a string) bool { return a == rp.Entity || audienceNames(a, rp.MCP, host) }) {
+		return &Result{Status: 401, Reason: "invalid_token:wrong_audience", Steps: []Step{{Rule: "mcp audience",
+			Why: "the token's aud " + clip(joinClipped(u.Audiences)) + " names neither " + rp.MCP.API + ", " + rp.Entity + " nor this route's URL"}}}
 	}
 	return nil
 }
@@ -154,8 +166,14 @@ func deniedTool(rp *routePolicy, sub *Subject, ops []Operation) string {
 			continue
 		}
 		for _, op := range ops {
-			if op.Method == "tools/call" {
-				if _, ok := toolRuleFails(rp, pr.p, op.Name); !ok {
+			if op.Method != "tools/call" {
+				continue
+			}
+			if _, ok := toolRuleFails(rp, pr.p, op.Name); !ok {
+				return op.Name
+			}
+			if a := pr.p.Agent; a != nil {
+				if _, ok := agentMay(a, op); !ok {
 					return op.Name
 				}
 			}

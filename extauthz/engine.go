@@ -22,6 +22,7 @@ type Engine struct {
 	groups    map[string]*model.Group
 	idpGroups map[string][]string // IdP group name (lower case) -> group keys
 	clients   map[string]string   // client id -> component key
+	agents    map[string]*model.Agent
 }
 
 type routePolicy struct {
@@ -58,6 +59,7 @@ func NewEngine(m *model.Model) *Engine {
 		groups:    map[string]*model.Group{},
 		idpGroups: map[string][]string{},
 		clients:   map[string]string{},
+		agents:    map[string]*model.Agent{},
 	}
 	routes := map[string]*model.Route{}
 	for i := range m.VirtualHosts {
@@ -121,6 +123,10 @@ func NewEngine(m *model.Model) *Engine {
 			e.clients[id] = c.Ref
 		}
 	}
+	for i := range m.Directory.Agents {
+		a := &m.Directory.Agents[i]
+		e.agents[a.Ref] = a
+	}
 	return e
 }
 
@@ -142,6 +148,14 @@ type Principal struct {
 	Unmatched string   `json:"unmatched,omitempty"`
 	// Audiences: the token's `aud` (an MCP route needs its own in it).
 	Audiences []string `json:"audiences,omitempty"`
+	// Scopes: the OAuth scopes of the token (Identity.Scopes), sorted;
+	// what @requiresScopes reads. Sessions and mTLS peers carry none. A
+	// delegated token's are its narrowed scope, for person and agent.
+	Scopes []string `json:"scopes,omitempty"`
+	// Agent: the component is an AI agent; these are its limits
+	// (gatehouse.dev/agent-limits), applied whether it calls alone or
+	// for a person.
+	Agent *model.Agent `json:"agent,omitempty"`
 }
 
 // Name is what upstreams see in x-gatehouse-user.
@@ -168,10 +182,10 @@ func (p *Principal) Name() string {
 //
 // Anything else is "unknown", with the reason in Unmatched.
 func (e *Engine) PrincipalFor(id *Identity) *Principal {
-	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer, Audiences: id.Audiences}
+	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer, Scopes: id.Scopes, Audiences: id.Audiences}
 	if id.Machine {
 		if ref := e.clients[id.ClientID]; ref != "" {
-			p.Kind, p.Ref = "component", ref
+			p.Kind, p.Ref, p.Agent = "component", ref, e.agents[ref]
 		} else {
 			p.Unmatched = "a client-credentials token of client " + clip(id.ClientID) + ", which no Component declares in gatehouse.dev/client-id"
 		}

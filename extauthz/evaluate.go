@@ -88,6 +88,13 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 		res.Status, res.Reason = 401, "no_token"
 		return res
 	}
+	if sub.Audience != "" && !audienceFits(sub.Audience, rp) {
+		if explain {
+			res.Steps = []Step{{Rule: "audience", Why: "the delegated token is for " + sub.Audience + ", not " + rp.Entity}}
+		}
+		res.Status, res.Reason = 401, "invalid_token:wrong_audience"
+		return res
+	}
 	if rp.MCP != nil {
 		if deny := mcpAudience(rp, sub, req.Host); deny != nil {
 			return *deny
@@ -106,20 +113,29 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 	// At most three principals: their roles and rules on the stack.
 	var roleBuf, ruleBuf [3]string
 	roles, rules, reason := roleBuf[:0], ruleBuf[:0], ""
+	chained := explain && sub.chained()
 	for _, pr := range sub.chain() {
 		if pr.p == nil {
 			continue
+		}
+		if chained {
+			*steps = append(*steps, Step{Rule: pr.role + " " + pr.p.Name(), Matched: true, Why: "the rules below are for the " + pr.role})
 		}
 		v := principalVerdict(rp, pr.p, ops, explain, steps)
 		if explain {
 			res.Principals = append(res.Principals, PrincipalResult{Role: pr.role, Ref: pr.p.Name(), Allow: v.outcome == allowed, Reason: v.reason, Rule: v.rule})
 		}
 		if v.outcome != allowed {
-			res.Status, res.Reason, res.Rule = v.status, v.reason, v.rule
-			if pr.role == RolePeer {
-				res.Rule = "peer " + pr.p.Ref + " denied"
+			if res.Status == 0 { // the first principal refused decides
+				res.Status, res.Reason, res.Rule = v.status, v.reason, v.rule
+				if pr.role == RolePeer {
+					res.Rule = "peer " + pr.p.Ref + " denied"
+				}
 			}
-			break
+			if !explain {
+				break
+			}
+			continue // explain shows every principal's verdict
 		}
 		if reason == "" {
 			reason = v.reason // the outermost principal's, as the audit always had it
@@ -137,7 +153,7 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 	}
 	if rp.MCP != nil && req.mcp != nil {
 		res.MCP = req.mcp.info()
-		if res.Reason == "tool_forbidden" {
+		if res.Reason == "tool_forbidden" || res.Reason == "agent_limit" {
 			res.MCP.DeniedTool = deniedTool(rp, sub, ops)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,9 +19,15 @@ type ExplainRequest struct {
 	Token     string   `json:"token,omitempty"`
 	Principal string   `json:"principal,omitempty"`
 	Groups    []string `json:"groups,omitempty"`
+	// Scopes: the OAuth scopes a token of Principal would grant (what
+	// @requiresScopes reads); a Token's own scopes are its claims.
+	Scopes []string `json:"scopes,omitempty"`
 	// Peer is the component a sidecar verified by mTLS (a component ref),
 	// on a sidecar's inbound route.
-	Peer   string `json:"peer,omitempty"`
+	Peer string `json:"peer,omitempty"`
+	// Actor: an AI agent (a component ref) calling for Principal, as a
+	// delegated token of the two would (docs/agents.md).
+	Actor  string `json:"actor,omitempty"`
 	Method string `json:"method"`
 	URL    string `json:"url"`
 	// RouteID, when set, is the route Envoy chose (as Check receives it);
@@ -176,9 +183,37 @@ func (e *Engine) explainSubject(ctx context.Context, v TokenVerifier, in Explain
 		if p == nil {
 			return explainedSubject{}, fmt.Errorf("principal %q is not a user or component in the catalog (write user:default/alice or component:default/checkout)", in.Principal)
 		}
+		if len(in.Scopes) > 0 {
+			p.Scopes = slices.Compact(slices.Sorted(slices.Values(in.Scopes)))
+		}
 		sub.User, sub.Auth = p, AuthCatalogRef
 	}
+	if in.Actor != "" {
+		a, err := e.explainActor(in, sub.User)
+		if err != nil {
+			return explainedSubject{}, err
+		}
+		sub.Actor = a
+	}
 	return explainedSubject{Subject: &sub}, nil
+}
+
+// explainActor is the agent of --actor, as a delegated token's actor
+// would map: an ai-agent Component, calling for a person (--principal).
+func (e *Engine) explainActor(in ExplainRequest, user *Principal) (*Principal, error) {
+	if in.Token != "" {
+		return nil, fmt.Errorf("actor %q: a token carries its own actor (act); give --principal with --actor instead of --token", in.Actor)
+	}
+	if user == nil || user.Kind != "user" {
+		return nil, fmt.Errorf("actor %q: an agent acts for a person: give --principal user:<namespace>/<name>", in.Actor)
+	}
+	key := strings.ToLower(in.Actor)
+	if !strings.HasPrefix(key, "component:") || e.agents[key] == nil {
+		return nil, fmt.Errorf("actor %q is not an AI agent in the catalog (a Component with spec.type ai-agent, e.g. component:default/copilot)", in.Actor)
+	}
+	p := e.principalByRef(key, nil)
+	p.Scopes = user.Scopes
+	return p, nil
 }
 
 // meshEgress: a call through the mesh leaves the caller's sidecar only to
@@ -229,7 +264,7 @@ func (e *Engine) principalByRef(ref string, extraGroups []string) *Principal {
 				p.ClientID = id
 			}
 		}
-		p.Kind, p.Ref, p.Subject = "component", key, key
+		p.Kind, p.Ref, p.Subject, p.Agent = "component", key, key, e.agents[key]
 	default:
 		return nil
 	}

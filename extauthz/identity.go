@@ -50,7 +50,18 @@ type Identity struct {
 	// where a bare name maps.
 	Groups          []string
 	GroupsNamespace string
-	Expiry          time.Time
+	// Scopes: the OAuth scopes the token grants, from `scope` (a
+	// space-separated string, RFC 8693/9068) and `scp` (a string or an
+	// array: Okta, Entra), sorted and unique; what @requiresScopes reads.
+	Scopes []string
+	Expiry time.Time
+	// Actor: the token's RFC 8693 `act` claim (an agent calling for the
+	// subject), nil when it has none.
+	Actor *Actor
+	// Delegated: issued by gatehouse's token exchange; Audience is then
+	// the one catalog entity it is for (Check refuses it elsewhere).
+	Delegated bool
+	Audience  string
 	// TokenType is the JOSE "typ" header (e.g. "vnd.backstage.user", "JWT",
 	// "at+jwt"); informational only.
 	TokenType string
@@ -474,6 +485,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		}
 	}
 	if err := readTrust(id, claims, c); err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	if id.Scopes, err = scopesClaim(claims); err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	if id.Actor, err = readActor(claims); err != nil {
 		return nil, tokenErr("malformed", "%v", err)
 	}
 	return id, nil

@@ -20,6 +20,9 @@ type Operation struct {
 	// At is where in the answer the operation lands (a GraphQL response
 	// path, aliases included).
 	At string `json:"at,omitempty"`
+	// ReadOnly: the protocol says the operation changes nothing (an MCP
+	// tool the API marks read-only); agents' read-only limits allow it.
+	ReadOnly bool `json:"readOnly,omitempty"`
 }
 
 // httpMethod is the HTTP method of the request the operation is part of.

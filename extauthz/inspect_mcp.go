@@ -115,6 +115,7 @@ func mcpOperations(req *Request) ([]Operation, *Result) {
 		op := Operation{Kind: model.InspectorMCP, Method: m.method, HTTPMethod: req.Method, Path: req.Path}
 		if m.method == "tools/call" {
 			op.Name = m.name
+			op.ReadOnly = req.policy != nil && req.policy.MCP != nil && toolMatches(req.policy.MCP.ReadOnly, m.name)
 		}
 		ops = append(ops, op)
 	}

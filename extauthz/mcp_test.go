@@ -120,18 +120,19 @@ func TestMCPToolDecisions(t *testing.T) {
 		allow       bool
 		reason      string
 	}{
-		{"alice", callTool(1, "deploy"), true, "owner"},                    // owner, deploy: [owners]
-		{"alice", callTool(1, "list_components"), true, "owner"},           // unruled
-		{"alice", callTool(1, "read_secret_ref"), false, "tool_forbidden"}, // owner, but not sre
-		{"alice", callTool(1, "purge_admin"), true, "owner"},               // *_admin: [alice]
-		{"bob", callTool(1, "list_components"), true, "rule"},              // route by access rule
-		{"bob", callTool(1, "deploy"), false, "tool_forbidden"},            // not an owner
-		{"bob", callTool(1, "purge_admin"), false, "tool_forbidden"},       // not alice
-		{"carol", callTool(1, "read_secret_ref"), true, "rule"},            // sre, route by rule
-		{"carol", callTool(1, "read_secret_"), true, "rule"},               // * matches nothing too
-		{"carol", callTool(1, "deploy"), false, "tool_forbidden"},          // not an owner
-		{"copilot", callTool(1, "list_components"), true, "consumer"},      // consumer
-		{"copilot", callTool(1, "deploy"), false, "tool_forbidden"},        // consumers not in the rule
+		{"alice", callTool(1, "deploy"), true, "owner"},                      // owner, deploy: [owners]
+		{"alice", callTool(1, "list_components"), true, "owner"},             // unruled
+		{"alice", callTool(1, "read_secret_ref"), false, "tool_forbidden"},   // owner, but not sre
+		{"alice", callTool(1, "purge_admin"), true, "owner"},                 // *_admin: [alice]
+		{"bob", callTool(1, "list_components"), true, "rule"},                // route by access rule
+		{"bob", callTool(1, "deploy"), false, "tool_forbidden"},              // not an owner
+		{"bob", callTool(1, "purge_admin"), false, "tool_forbidden"},         // not alice
+		{"carol", callTool(1, "read_secret_ref"), true, "rule"},              // sre, route by rule
+		{"carol", callTool(1, "read_secret_"), true, "rule"},                 // * matches nothing too
+		{"carol", callTool(1, "deploy"), false, "tool_forbidden"},            // not an owner
+		{"copilot", callTool(1, "list_components"), true, "consumer"},        // consumer
+		{"copilot", callTool(1, "deploy"), false, "agent_limit"},             // an agent: read-only tools only
+		{"copilot", callTool(1, "read_secret_ref"), false, "tool_forbidden"}, // read-only, but not sre
 		{"mallory", callTool(1, "list_components"), false, "unknown_principal"},
 		{"bob", rpc(1, "tools/list"), true, "rule"},
 		{"bob", rpc(1, "initialize"), true, "rule"},
@@ -152,7 +153,7 @@ func TestMCPToolDecisions(t *testing.T) {
 		if allowed != c.allow || rec.Reason != c.reason {
 			t.Errorf("case %d %s %.60s: status %d reason %q body %s, want allow=%v reason %q", i, c.token, c.body, status, rec.Reason, body, c.allow, c.reason)
 		}
-		if !c.allow && c.reason == "tool_forbidden" && (status != 200 || !strings.Contains(body, `"code":-32001`)) {
+		if !c.allow && (c.reason == "tool_forbidden" || c.reason == "agent_limit") && (status != 200 || !strings.Contains(body, `"code":-32001`)) {
 			t.Errorf("case %d: a refused tool is a JSON-RPC error with HTTP 200, got %d %s", i, status, body)
 		}
 	}

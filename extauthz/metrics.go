@@ -60,3 +60,12 @@ func decisionCounter(result, reason string) prometheus.Counter {
 	byDecision.Unlock()
 	return c
 }
+
+// exchanges counts token exchanges by outcome: issued, or the OAuth error
+// code (a fixed set).
+var exchanges = promauto.NewCounterVec(prometheus.CounterOpts{
+	Namespace: "gatehouse", Subsystem: "exchange", Name: "requests_total",
+	Help: "Token exchange requests by outcome (issued, or the OAuth error code).",
+}, []string{"outcome"})
+
+func exchangeCounter(outcome string) prometheus.Counter { return exchanges.WithLabelValues(outcome) }

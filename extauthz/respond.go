@@ -92,6 +92,13 @@ func (s *Server) identityHeaders(sub *Subject, entity, assertion string) []*core
 	if peer != nil {
 		n++
 	}
+	actor := sub.Actor
+	if sub.User == nil {
+		actor = nil
+	}
+	if actor != nil {
+		n++
+	}
 	all := make([]header, n)
 	hs = make([]*core.HeaderValueOption, 0, n)
 	set := func(k, v string) {
@@ -108,6 +115,9 @@ func (s *Server) identityHeaders(sub *Subject, entity, assertion string) []*core
 	}
 	if peer != nil {
 		set(model.PeerHeader, peer.Ref)
+	}
+	if actor != nil {
+		set(model.ActorHeader, actor.Name())
 	}
 	set(model.AssertionHeader, assertion)
 	s.hdrMu.Lock()

@@ -43,7 +43,7 @@ func (s *Server) denyMCP(rec *AuditRecord, r *Result) *authv3.CheckResponse {
 	switch {
 	case m.code != 0:
 		code, msg = m.code, "gatehouse: "+m.message
-	case r.Reason == "tool_forbidden":
+	case m.DeniedTool != "" && (r.Reason == "tool_forbidden" || r.Reason == "agent_limit"):
 		msg, httpStatus = "gatehouse: you may not call tool "+clip(m.DeniedTool), 200
 	}
 	data := map[string]string{"decision_id": rec.DecisionID, "reason": r.Reason}

@@ -7,8 +7,8 @@ import (
 
 // Subject is the chain of principals a request carries, outermost first:
 // the verified mTLS peer (a component, on a sidecar's inbound route), the
-// actor (an agent acting for someone; not yet issued, always nil) and the
-// user (from a token). Every principal present must be allowed; the
+// actor (an AI agent calling for the user: a delegated token's `act`,
+// docs/agents.md) and the user (from a token). Every principal present must be allowed; the
 // identity asserted upstream, the audit record, the identity headers and
 // the decision cache key are all derived from it here, never assembled by
 // their callers.
@@ -16,6 +16,12 @@ type Subject struct {
 	Peer  *Principal `json:"peer,omitempty"`
 	Actor *Principal `json:"actor,omitempty"`
 	User  *Principal `json:"user,omitempty"`
+	// EarlierActors: the actors nested in the current one's `act`
+	// (outermost first); they are audited, never evaluated.
+	EarlierActors []string `json:"earlierActors,omitempty"`
+	// Audience: the one catalog entity a delegated token gatehouse issued
+	// is for; Evaluate refuses it on any other entity's route.
+	Audience string `json:"audience,omitempty"`
 	// Auth is how the user was identified: AuthBearer, or a session
 	// ("oidc-session"); the audit record's auth.
 	Auth string `json:"auth,omitempty"`
@@ -48,6 +54,18 @@ func (s *Subject) chain() [3]rolePrincipal {
 	return [3]rolePrincipal{{RolePeer, s.Peer}, {RoleActor, s.Actor}, {RoleUser, s.User}}
 }
 
+// chained: more than one principal (explain then marks whose rules are
+// whose).
+func (s *Subject) chained() bool {
+	n := 0
+	for _, pr := range s.chain() {
+		if pr.p != nil {
+			n++
+		}
+	}
+	return n > 1
+}
+
 // Empty: no principal (an anonymous request).
 func (s *Subject) Empty() bool { return s.Peer == nil && s.Actor == nil && s.User == nil }
 
@@ -72,6 +90,9 @@ func (s *Subject) assertion(entity, route string) Assertion {
 	if s.Peer != nil {
 		a.Peer = s.Peer.Ref
 	}
+	if s.Actor != nil && s.User != nil {
+		a.Act = &AssertionActor{Subject: s.Actor.Name(), Client: s.Actor.ClientID}
+	}
 	return a
 }
 
@@ -81,8 +102,12 @@ func (s *Subject) fill(rec *AuditRecord) {
 		rec.Peer = s.Peer.Ref
 	}
 	rec.Auth = s.Auth
+	if s.Actor != nil && s.User != nil {
+		rec.Actor, rec.ActorClientID, rec.EarlierActors = s.Actor.Name(), s.Actor.ClientID, s.EarlierActors
+	}
 	if p := s.Principal(); p != nil {
 		rec.Principal, rec.Kind, rec.Groups, rec.ClientID, rec.Issuer = p.Name(), p.Kind, p.Groups, p.ClientID, p.Issuer
+		rec.Scopes = p.Scopes
 	}
 }
 
@@ -97,7 +122,9 @@ type credentials struct {
 }
 
 // key is the decision cache key of these credentials for one request: the
-// token's hash, the route, the operation (inspector) and the peer.
+// token's hash, the route, the operation (inspector) and the peer. The
+// token's scopes (which @requiresScopes decides on) are the token's, so
+// its hash keys them too; a session or a peer carries none.
 func (c credentials) key(req *Request) string {
 	kind, cred := byte(0), c.token
 	if cred == "" && c.session != "" {

@@ -40,6 +40,21 @@ type Directory struct {
 	Users   []User   `json:"users,omitempty" yaml:"users,omitempty"`
 	Groups  []Group  `json:"groups,omitempty" yaml:"groups,omitempty"`
 	Clients []Client `json:"clients,omitempty" yaml:"clients,omitempty"`
+	// Agents: the ai-agent Components and their limits (docs/agents.md).
+	Agents []Agent `json:"agents,omitempty" yaml:"agents,omitempty"`
+}
+
+// Agent is an AI agent: a Component with spec.type ai-agent. Whether it
+// calls for itself or for a person (a delegated token's actor), it may
+// use only these operations, whatever else allows it.
+type Agent struct {
+	Ref string `json:"ref" yaml:"ref"`
+	// Methods: HTTP methods (upper case); GraphQL: operation types;
+	// MCPTools: tool name patterns ("read-only": tools the MCP API marks
+	// read-only).
+	Methods  []string `json:"methods" yaml:"methods"`
+	GraphQL  []string `json:"graphql" yaml:"graphql"`
+	MCPTools []string `json:"mcpTools" yaml:"mcpTools"`
 }
 
 // User is a catalog User.

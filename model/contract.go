@@ -23,6 +23,8 @@ const (
 	AssertionHeader  = "x-gatehouse-assertion"
 	DecisionIDHeader = "x-gatehouse-decision-id"
 	PeerHeader       = "x-gatehouse-peer"
+	// ActorHeader: the AI agent calling for the user (docs/agents.md).
+	ActorHeader = "x-gatehouse-actor"
 )
 
 // IdentityHeaders are the request headers gatehouse sets for upstreams,
@@ -31,7 +33,7 @@ const (
 // Read it, never write it.
 var IdentityHeaders = []string{
 	UserHeader, GroupsHeader, EntityHeader, ClientHeader,
-	AssertionHeader, DecisionIDHeader, PeerHeader, RouteHeader,
+	AssertionHeader, DecisionIDHeader, PeerHeader, RouteHeader, ActorHeader,
 }
 
 // Context extensions a route may carry to the Check call (ext_authz

@@ -34,6 +34,10 @@ type MCPPolicy struct {
 	// Tools: the rules in the order written; a tool matching none is
 	// open to whoever the route allows, one matching several needs all.
 	Tools []MCPToolRule `json:"tools,omitempty" yaml:"tools,omitempty"`
+	// ReadOnly: the tools (names or path.Match patterns) that change
+	// nothing (gatehouse.dev/mcp-read-only-tools): what an agent limited
+	// to read-only tools may call.
+	ReadOnly []string `json:"readOnly,omitempty" yaml:"readOnly,omitempty"`
 }
 
 // MCPToolRule: a tool whose name matches Pattern (path.Match) may be

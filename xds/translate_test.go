@@ -36,6 +36,7 @@ type translateCase struct {
 		MeshCertTTL          model.Duration `yaml:"meshCertTTL"`
 		CredentialCookie     string         `yaml:"credentialCookie"`
 		SignInAddress        string         `yaml:"signInAddress"`
+		ExchangeAddress      string         `yaml:"exchangeAddress"`
 		RemoveRequestHeaders []string       `yaml:"removeRequestHeaders"`
 	} `yaml:"options"`
 	Model model.Model `yaml:"model"`
@@ -69,6 +70,7 @@ func TestTranslateGolden(t *testing.T) {
 			opts := DefaultOptions()
 			opts.TrustDomain, opts.MeshCertTTL = tc.Options.TrustDomain, tc.Options.MeshCertTTL.Std()
 			opts.CredentialCookie, opts.SignInAddress = tc.Options.CredentialCookie, tc.Options.SignInAddress
+			opts.ExchangeAddress = tc.Options.ExchangeAddress
 			if tc.Options.RemoveRequestHeaders != nil {
 				opts.RemoveRequestHeaders = tc.Options.RemoveRequestHeaders
 			}

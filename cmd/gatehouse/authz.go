@@ -21,6 +21,8 @@ type authzParts struct {
 	audit    *extauthz.Audit
 	verifier *extauthz.Verifier    // discovery started, maybe not over (Started)
 	sessions *extauthz.SessionKeys // nil when sign-in is off
+	// delegation issues the token exchange's tokens (nil when it is off).
+	delegation *extauthz.Delegation
 }
 
 // newAuthz builds the Check server from the configuration. Issuer
@@ -71,8 +73,16 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 		verifier.Close()
 		return nil, nil, err
 	}
+	delegation, err := newDelegation(cfg, signer)
+	if err != nil {
+		if file != nil {
+			_ = file.Close()
+		}
+		verifier.Close()
+		return nil, nil, err
+	}
 	audit := extauthz.NewAudit(w, cfg.Audit.Buffer)
-	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL, TrustDomain: cfg.Mesh.TrustDomain, Sessions: sessions, PublicPort: cfg.SignIn.PublicPort},
+	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL, TrustDomain: cfg.Mesh.TrustDomain, Sessions: sessions, Delegation: delegation, PublicPort: cfg.SignIn.PublicPort},
 		verifier, signer, audit, log)
 	var once sync.Once
 	closeFn := func() {
@@ -85,7 +95,7 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 			log.Info("audit flushed", "written", audit.Written(), "dropped", audit.Dropped())
 		})
 	}
-	return &authzParts{server: srv, signer: signer, audit: audit, verifier: verifier, sessions: sessions}, closeFn, nil
+	return &authzParts{server: srv, signer: signer, audit: audit, verifier: verifier, sessions: sessions, delegation: delegation}, closeFn, nil
 }
 
 // newAuthzVerifier builds only the token verifier (for explain --token).

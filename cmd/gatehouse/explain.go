@@ -24,7 +24,7 @@ func explainCmd() *cobra.Command {
 	var asJSON bool
 	var graphql, variables, mcpTool string
 	cmd := &cobra.Command{
-		Use:   "explain --url URL [--token JWT | --principal REF [--group G]...] [--peer REF --route ID]",
+		Use:   "explain --url URL [--token JWT | --principal REF [--group G]... [--actor AGENT]] [--peer REF --route ID]",
 		Short: "Explain whether a request would be allowed, and why (the same Evaluate as Check)",
 		Example: `  # a catalog principal, against the catalog of a configuration file
   gatehouse explain --config gatehouse.yaml --principal user:default/bob --method POST --url http://gw/orders/7
@@ -40,6 +40,9 @@ func explainCmd() *cobra.Command {
   # a GraphQL API's route: the decision for every field
   gatehouse explain --catalog ./catalog --principal user:default/bob --url http://gw/platform/graphql \
       --graphql 'query { component(name: "orders") { owner deploySecrets } }'
+  # an AI agent calling for a person: each principal's verdict (both must be allowed)
+  gatehouse explain --catalog ./catalog --principal user:default/alice --actor component:default/copilot \
+      --method POST --url http://gw/orders/v1/items
   # an MCP API's route: may bob call the tool deploy?
   gatehouse explain --catalog ./catalog --principal user:default/bob --url http://gw/platform/mcp --mcp-tool deploy
   # a past decision, by the decision_id of a 403 body or an audit record
@@ -86,6 +89,8 @@ func explainCmd() *cobra.Command {
 	f.StringVar(&req.Token, "token", "", "a bearer token to verify and map")
 	f.StringVar(&req.Principal, "principal", "", "a catalog user or component, e.g. user:default/alice")
 	f.StringSliceVar(&req.Groups, "group", nil, "extra IdP group names for --principal")
+	f.StringVar(&req.Actor, "actor", "", "an AI agent (ai-agent Component) calling for --principal, as a delegated token would, e.g. component:default/copilot")
+	f.StringSliceVar(&req.Scopes, "scope", nil, "OAuth scopes a token of --principal would grant (GraphQL @requiresScopes)")
 	f.StringVar(&req.Method, "method", "GET", "HTTP method")
 	f.StringVar(&req.URL, "url", "", "the request URL, e.g. http://orders.example.com/orders/7")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
@@ -258,8 +263,21 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 	}
 	if res.Principal != nil {
 		fmt.Fprintf(w, "  principal: %s (%s) groups: %s\n", res.Principal.Name(), res.Principal.Kind, strings.Join(res.Principal.Groups, ", "))
+		if len(res.Principal.Scopes) > 0 {
+			fmt.Fprintf(w, "  scopes:    %s\n", strings.Join(res.Principal.Scopes, " "))
+		}
 		if res.Principal.Unmatched != "" {
 			fmt.Fprintf(w, "  unmapped:  %s\n", res.Principal.Unmatched)
+		}
+		if a := res.Subject.Actor; a != nil && res.Subject.User != nil {
+			fmt.Fprintf(w, "  agent:     %s (%s)", a.Name(), a.Kind)
+			if a.Agent != nil {
+				fmt.Fprintf(w, " agent limits: methods %s; graphql %s; mcp tools %s", strings.Join(a.Agent.Methods, " "), strings.Join(a.Agent.GraphQL, " "), strings.Join(a.Agent.MCPTools, " "))
+			}
+			fmt.Fprintln(w)
+			if a.Unmatched != "" {
+				fmt.Fprintf(w, "  unmapped:  %s\n", a.Unmatched)
+			}
 		}
 	} else if res.Route != nil && !strings.HasPrefix(res.Decision.Reason, "invalid_token") {
 		fmt.Fprintln(w, "  principal: none (a request without credentials)")

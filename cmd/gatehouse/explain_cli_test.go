@@ -96,3 +96,27 @@ func TestExplainSaysWhatIsMissing(t *testing.T) {
 		t.Errorf("bob on orders:\n%s", out)
 	}
 }
+
+// --actor: an AI agent calling for a person; both verdicts are printed and
+// the first refusal decides.
+func TestExplainActor(t *testing.T) {
+	cat := repoFile(t, "extauthz/testdata/agents-catalog.yaml")
+	args := []string{"--catalog", cat, "--principal", "user:default/alice", "--actor", "component:default/copilot"}
+	out, err := runCommand(t, explainCmd(), append(args, "--url", "http://gw/orders/v1/items")...)
+	if err != nil || !strings.HasPrefix(out, "ALLOW (200, consumer)") || !strings.Contains(out, "actor:     component:default/copilot allowed (consumer)") ||
+		!strings.Contains(out, "user:      user:default/alice allowed (owner)") || !strings.Contains(out, "agent limits: methods GET HEAD") {
+		t.Errorf("both allowed: %v\n%s", err, out)
+	}
+	out, err = runCommand(t, explainCmd(), append(args, "--method", "POST", "--url", "http://gw/orders/v1/items")...)
+	if ec, ok := err.(exitCode); !ok || ec != 1 || !strings.HasPrefix(out, "DENY (403, agent_limit)") || !strings.Contains(out, "actor:     component:default/copilot denied (agent_limit)") ||
+		!strings.Contains(out, "user:      user:default/alice allowed (owner)") {
+		t.Errorf("agent limits: %v\n%s", err, out)
+	}
+	out, _ = runCommand(t, explainCmd(), "--catalog", cat, "--principal", "user:default/bob", "--actor", "component:default/copilot", "--url", "http://gw/orders/v1/items")
+	if !strings.HasPrefix(out, "DENY (403, no_matching_rule)") || !strings.Contains(out, "user:      user:default/bob denied (no_matching_rule)") {
+		t.Errorf("bob with copilot:\n%s", out)
+	}
+	if _, err := runCommand(t, explainCmd(), "--catalog", cat, "--principal", "user:default/alice", "--actor", "component:default/shop", "--url", "http://gw/orders/v1/items"); err == nil || !strings.Contains(err.Error(), "not an AI agent") {
+		t.Errorf("a non-agent actor: %v", err)
+	}
+}

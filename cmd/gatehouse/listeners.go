@@ -57,7 +57,7 @@ func newGRPCServers(cfg config.Config, xdsSrv *xds.Server, authzSrv *extauthz.Se
 // are bound only once gatehouse can decide a Check (listen), and a busy
 // port should stop it at start, not then.
 func portsFree(cfg config.Config) error {
-	for _, l := range []struct{ key, addr string }{{"xds.listen", cfg.XDS.Listen}, {"authz.listen", cfg.Authz.Listen}, {"signin.listen", cfg.SignIn.Listen}} {
+	for _, l := range []struct{ key, addr string }{{"xds.listen", cfg.XDS.Listen}, {"authz.listen", cfg.Authz.Listen}, {"signin.listen", cfg.SignIn.Listen}, {"token_exchange.listen", cfg.TokenExchange.Listen}} {
 		if l.addr == "" || strings.HasSuffix(l.addr, ":0") {
 			continue // any free port, found when listening
 		}

@@ -133,6 +133,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, devIssuer *
 	})
 	runErr := p.serveSignIn()
 	if runErr == nil {
+		runErr = p.serveExchange()
+	}
+	if runErr == nil {
 		runErr = p.startRunners(runCtx, reload)
 	}
 	if runErr == nil {
@@ -153,6 +156,7 @@ type process struct {
 	adm        *admin.Handler
 	http       *http.Server
 	signin     *http.Server // nil when sign-in is off
+	exchange   *http.Server // nil when the token exchange is off or shares signin
 	grpc       *grpcServers
 	sources    *catalogRunner
 	problems   atomic.Pointer[cs.Problems]
@@ -168,7 +172,7 @@ type process struct {
 
 // newProcess builds the parts; nothing listens yet.
 func newProcess(runCtx context.Context, cfg config.Config, log *slog.Logger, devIssuer *extauthz.DevIssuer) (*process, error) {
-	p := &process{runCtx: runCtx, cfg: cfg, log: log, store: cs.NewStore("files", "backstage", "embedded"), firstModel: make(chan struct{}), errc: make(chan error, 4)} // one per server that can fail: xds, authz, admin, sign-in
+	p := &process{runCtx: runCtx, cfg: cfg, log: log, store: cs.NewStore("files", "backstage", "embedded"), firstModel: make(chan struct{}), errc: make(chan error, 5)} // one per server that can fail: xds, authz, admin, sign-in, token exchange
 	opts := xdsOptions(cfg)
 	if opts.AuthzAddress == "" {
 		opts.AuthzAddress = cfg.Authz.Listen
@@ -202,6 +206,7 @@ func newProcess(runCtx context.Context, cfg config.Config, log *slog.Logger, dev
 		p.closeAuthz()
 		return nil, err
 	}
+	p.setUpExchange()
 	r := p.adm.Readiness()
 	r.Wait("listeners", "the xDS and ext_authz listeners open once a Check can be decided (the model compiled, the issuers answered)")
 	r.Check("issuers", func() string {
@@ -351,6 +356,7 @@ func xdsOptions(cfg config.Config) xds.Options {
 			opts.SignInAddress = cfg.SignIn.Listen
 		}
 	}
+	opts.ExchangeAddress = exchangeAddress(cfg)
 	if cfg.Authz.TLS.CertFile != "" {
 		t := cfg.Authz.EnvoyTLS
 		opts.AuthzTLS = &xds.UpstreamTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}

@@ -69,6 +69,9 @@ func (p *process) shutdown(drain bool, cancelRun context.CancelFunc) {
 	if p.signin != nil {
 		_ = p.signin.Shutdown(ctx)
 	}
+	if p.exchange != nil {
+		_ = p.exchange.Shutdown(ctx)
+	}
 	cancelRun()
 	p.sources.stop()
 	p.wg.Wait()

@@ -9,6 +9,13 @@
 //	      --client-id copilot --client-secret copilot-secret \
 //	      --list --call list_components --call 'deploy={"component":"orders"}'
 //
+// For a person, it exchanges the person's token and its own for a
+// delegated one (RFC 8693, gatehouse's /.gatehouse/token; docs/agents.md):
+//
+//	agent --url … --token-url … --client-id copilot --client-secret … \
+//	      --exchange-url http://127.0.0.1:10000/.gatehouse/token \
+//	      --subject-token "$ALICE" --resource api:default/platform-tools --call …
+//
 // It prints one JSON line per action: {"action":"list","tools":[...]},
 // {"action":"call","tool":...,"text":...} or {..."error":...}; a refused
 // tool is an error line (the SDK surfaces gatehouse's JSON-RPC error), not
@@ -37,7 +44,7 @@ func (c *calls) String() string     { return strings.Join(*c, ",") }
 func (c *calls) Set(v string) error { *c = append(*c, v); return nil }
 
 func main() {
-	var endpoint, token, tokenURL, clientID, clientSecret string
+	var endpoint, token, tokenURL, clientID, clientSecret, exchangeURL, subjectToken, resource string
 	var list bool
 	var toCall calls
 	flag.StringVar(&endpoint, "url", "", "the MCP endpoint (through the gateway), e.g. http://127.0.0.1:10000/tools/mcp")
@@ -45,11 +52,24 @@ func main() {
 	flag.StringVar(&tokenURL, "token-url", "", "the IdP's token endpoint (client credentials)")
 	flag.StringVar(&clientID, "client-id", os.Getenv("AGENT_CLIENT_ID"), "the agent's OAuth client id")
 	flag.StringVar(&clientSecret, "client-secret", os.Getenv("AGENT_CLIENT_SECRET"), "the agent's OAuth client secret")
+	flag.StringVar(&exchangeURL, "exchange-url", "", "gatehouse's token exchange (…/.gatehouse/token): act for --subject-token")
+	flag.StringVar(&subjectToken, "subject-token", "", "the person's token the agent acts for (with --exchange-url)")
+	flag.StringVar(&resource, "resource", "", "the catalog entity the exchanged token is for (RFC 8707), e.g. api:default/platform-tools")
 	flag.BoolVar(&list, "list", false, "list the tools")
 	flag.Var(&toCall, "call", "call a tool: NAME or NAME={json arguments} (repeatable)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if exchangeURL != "" {
+		own, err := clientCredentials(ctx, tokenURL, clientID, clientSecret)
+		if err == nil {
+			token, err = exchange(ctx, exchangeURL, subjectToken, own, resource)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agent:", err)
+			os.Exit(1)
+		}
+	}
 	if err := run(ctx, os.Stdout, endpoint, token, tokenURL, clientID, clientSecret, list, toCall); err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		os.Exit(1)
@@ -138,16 +158,39 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // clientCredentials is the agent's own token (RFC 6749 §4.4).
 func clientCredentials(ctx context.Context, tokenURL, id, secret string) (string, error) {
-	form := url.Values{"grant_type": {"client_credentials"}}
-	req, err := http.NewRequestWithContext(ctx, "POST", tokenURL, strings.NewReader(form.Encode()))
+	if tokenURL == "" || id == "" {
+		return "", errors.New("give --token-url with --client-id and --client-secret")
+	}
+	return postToken(ctx, tokenURL, url.Values{"grant_type": {"client_credentials"}}, func(r *http.Request) {
+		r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	})
+}
+
+// exchange trades the person's token and the agent's own for a token that
+// acts for the person (RFC 8693).
+func exchange(ctx context.Context, exchangeURL, subject, actor, resource string) (string, error) {
+	if subject == "" || resource == "" {
+		return "", errors.New("--exchange-url needs --subject-token and --resource")
+	}
+	const at = "urn:ietf:params:oauth:token-type:access_token"
+	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token": {subject}, "subject_token_type": {at}, "actor_token": {actor}, "actor_token_type": {at}, "resource": {resource}}
+	return postToken(ctx, exchangeURL, form, nil)
+}
+
+// postToken posts a token request and returns the access token.
+func postToken(ctx context.Context, endpoint string, form url.Values, auth func(*http.Request)) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	if auth != nil {
+		auth(req)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("token endpoint: %w", err)
+		return "", fmt.Errorf("token endpoint %s: %w", endpoint, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -156,7 +199,7 @@ func clientCredentials(ctx context.Context, tokenURL, id, secret string) (string
 		Error       string `json:"error"`
 	}
 	if json.Unmarshal(b, &tr) != nil || resp.StatusCode != 200 || tr.AccessToken == "" {
-		return "", fmt.Errorf("token endpoint answered %d %s", resp.StatusCode, tr.Error)
+		return "", fmt.Errorf("token endpoint %s answered %d %s", endpoint, resp.StatusCode, tr.Error)
 	}
 	return tr.AccessToken, nil
 }

@@ -85,6 +85,10 @@ def describe(claims: dict, x_gatehouse_user: str | None, request: Request) -> di
         "groups": claims.get("gh_groups", []),
         "client": claims.get("gh_client"),
         "email": claims.get("email"),
+        # An AI agent calling for the caller (a delegated token's act,
+        # docs/agents.md): the caller is still the person; the agent is
+        # who acts. None when the caller calls for itself.
+        "actor": (claims.get("act") or {}).get("sub"),
         # Informational only: the header must agree with the assertion when
         # the request came through Envoy; a mismatch means someone set it.
         "user_header_matches": x_gatehouse_user in (None, claims["sub"]),

@@ -4,7 +4,8 @@ package testcatalog
 // payments, served by tools at /tools/mcp), with tool rules: deploy for
 // the owners, read_secret_* for group sre, *_admin for alice; any other
 // tool is open to whoever the route allows (the owners, storefront and sre
-// by an access rule, and the consumer copilot, client id copilot).
+// by an access rule, and the consumer copilot, client id copilot, an AI
+// agent limited to the read-only tools list_components, whoami, read_*).
 var PlatformMCP = Teams + `apiVersion: backstage.io/v1alpha1
 kind: Group
 metadata: {name: sre}
@@ -39,6 +40,7 @@ metadata:
   name: platform-tools
   annotations:
     gatehouse.dev/path-prefix: /tools/mcp
+    gatehouse.dev/mcp-read-only-tools: "[list_components, whoami, read_*]"
     gatehouse.dev/mcp-tools: |
       deploy: [owners]
       "read_secret_*": [group:default/sre]

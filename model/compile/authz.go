@@ -112,6 +112,9 @@ func directory(snap *cs.Snapshot, ambiguous map[string]bool) model.Directory {
 		if len(dc.ClientIDs) > 0 {
 			d.Clients = append(d.Clients, dc)
 		}
+		if c.Agent != nil {
+			d.Agents = append(d.Agents, model.Agent{Ref: dc.Ref, Methods: c.Agent.Methods, GraphQL: c.Agent.GraphQL, MCPTools: c.Agent.MCPTools})
+		}
 	}
 	return d
 }

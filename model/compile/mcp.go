@@ -43,7 +43,7 @@ func mcpPolicy(api *cs.Entity, prefix string) *model.MCPPolicy {
 	if api == nil || api.MCP == nil {
 		return nil
 	}
-	p := &model.MCPPolicy{API: api.Ref().Key(), Prefix: prefix}
+	p := &model.MCPPolicy{API: api.Ref().Key(), Prefix: prefix, ReadOnly: api.MCP.ReadOnly}
 	for _, t := range api.MCP.Tools {
 		p.Tools = append(p.Tools, model.MCPToolRule{Pattern: t.Pattern, Allow: t.Allow})
 	}

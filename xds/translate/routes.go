@@ -29,8 +29,18 @@ func routeConfig(name string, m *model.Model, opts Options) (*route.RouteConfigu
 			return nil, err
 		}
 	}
+	var exchange *route.Route
+	if opts.ExchangeAddress != "" {
+		var err error
+		if exchange, err = exchangeRoute(); err != nil {
+			return nil, err
+		}
+	}
 	for _, vh := range m.VirtualHosts {
 		v := &route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
+		if exchange != nil {
+			v.Routes = append(v.Routes, exchange)
+		}
 		if signIn != nil {
 			v.Routes = append(v.Routes, signIn)
 		}

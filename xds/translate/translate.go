@@ -63,6 +63,10 @@ type Options struct {
 	// SignInAddress: where Envoys reach gatehouse's sign-in listener
 	// (host:port, comma-separated per replica); empty: no sign-in routes.
 	SignInAddress string
+	// ExchangeAddress: where Envoys reach gatehouse's token exchange
+	// listener (host:port, comma-separated per replica); empty: no
+	// exchange route.
+	ExchangeAddress string
 
 	// SendBudget (the server's, not the translator's) bounds the bytes of
 	// large responses on their way to Envoys at once (see sendBudget); 0:
@@ -143,6 +147,13 @@ func translateEdge(m *model.Model, n Node, opts Options) (*Resources, error) {
 			return nil, err
 		}
 		res.Clusters = append(res.Clusters, sc)
+	}
+	if opts.ExchangeAddress != "" {
+		ec, err := exchangeCluster(opts)
+		if err != nil {
+			return nil, err
+		}
+		res.Clusters = append(res.Clusters, ec)
 	}
 	for _, c := range m.Clusters {
 		cl, err := buildCluster(c, opts)
