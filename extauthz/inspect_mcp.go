@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -158,7 +159,8 @@ func inspectMCP(method string, headers map[string]string, body []byte) *mcpInspe
 	if len(bytes.TrimSpace(body)) == 0 {
 		return bad(rpcParseError, "the body is empty; a POST to an MCP route carries a JSON-RPC message")
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	dec := getDecoder(body)
+	defer putDecoder(dec)
 	switch dec.PeekKind() {
 	case '{':
 		m, why := readRPCMessage(dec)
@@ -276,7 +278,7 @@ var errNotRPC = errors.New("not a JSON-RPC message")
 
 // readRPCMessage reads one message object: jsonrpc "2.0", an id that is a
 // string, number or null, a method, and the params it needs.
-func readRPCMessage(dec *jsontext.Decoder) (mcpMessage, string) {
+func readRPCMessage(dec *pooledDecoder) (mcpMessage, string) {
 	var m mcpMessage
 	var params jsontext.Value
 	version, hasMethod, hasResult := "", false, false
@@ -344,7 +346,13 @@ func readRPCMessage(dec *jsontext.Decoder) (mcpMessage, string) {
 // readParams reads what the decision needs from params: the tool of a
 // tools/call, the prompt of prompts/get, the URI of resources/read.
 func readParams(m *mcpMessage, params jsontext.Value) string {
-	key := map[string]string{"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}[m.method]
+	key := ""
+	switch m.method {
+	case "tools/call", "prompts/get":
+		key = "name"
+	case "resources/read":
+		key = "uri"
+	}
 	if params == nil {
 		if key != "" {
 			return "params of " + m.method + " are missing"
@@ -360,7 +368,8 @@ func readParams(m *mcpMessage, params jsontext.Value) string {
 	if key == "" {
 		return ""
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(params))
+	dec := getDecoder(params)
+	defer putDecoder(dec)
 	if _, err := dec.ReadToken(); err != nil {
 		return "params: not JSON"
 	}
@@ -410,14 +419,43 @@ func caseTwin(name string, known []string) string {
 	return ""
 }
 
+// pooledDecoder is a decoder and its reader, reused: a decoder keeps the
+// name sets it checks duplicates with, most of an inspection's
+// allocations otherwise.
+type pooledDecoder struct {
+	*jsontext.Decoder
+	r bytes.Reader
+}
+
+var decoders = sync.Pool{New: func() any {
+	d := &pooledDecoder{}
+	d.Decoder = jsontext.NewDecoder(&d.r)
+	return d
+}}
+
+func getDecoder(b []byte) *pooledDecoder {
+	d := decoders.Get().(*pooledDecoder)
+	d.r.Reset(b)
+	d.Decoder.Reset(&d.r)
+	return d
+}
+
+func putDecoder(d *pooledDecoder) {
+	d.r.Reset(nil)
+	d.Decoder.Reset(&d.r)
+	decoders.Put(d)
+}
+
 // unquote is a JSON string value's text (the decoder validated it).
 func unquote(v jsontext.Value) string {
-	var s string
-	dec := jsontext.NewDecoder(bytes.NewReader(v))
-	if tok, err := dec.ReadToken(); err == nil {
-		s = tok.String()
+	if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]) // no escapes: the text itself
 	}
-	return s
+	b, err := jsontext.AppendUnquote(nil, v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // jsonWhy is a decoder error in a few words (no input echoed).
