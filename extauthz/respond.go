@@ -22,6 +22,9 @@ import (
 func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion string, req *Request) *authv3.CheckResponse {
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
 	rec.GraphQL = auditGraphQL(d.GraphQL)
+	if req.proc != nil {
+		req.proc.done(req, d, sub)
+	}
 	in, forwardToken := req.Headers, req.policy.ForwardToken
 	// The answer's own messages in one allocation; the identity headers
 	// are shared (read-only) by every answer carrying the same assertion.
