@@ -264,3 +264,39 @@ func TestExtProcBodyOverLimit(t *testing.T) {
 		t.Fatalf("%v", st.out[1])
 	}
 }
+
+// Filter mode end to end through the ext_proc stream: the upstream gets
+// the document without the field, the client null and an error at its
+// path, the audit the removed field and the mode.
+func TestExtProcGraphQLFilterMode(t *testing.T) {
+	s, _, _, sink := gqlServer(t, "    gatehouse.dev/graphql-options: |\n      mode: filter\n")
+	h := map[string]string{model.RouteHeader: gqlRoute, "authorization": "Bearer bob"}
+	body := `{"query":"query Mine { c: component(name: \"a\") { name internalNotes } }"}`
+	st, err := runProc(t, s, procHeadersMsg("POST", "/platform/graphql", h, false), procBodyMsg(body),
+		procRespHeadersMsg("200"), procRespBodyMsg(`{"data":{"c":{"name":"a"}}}`))
+	if err != nil || len(st.out) != 4 {
+		t.Fatalf("%v %v", err, st.out)
+	}
+	sent := string(st.out[1].GetRequestBody().GetResponse().GetBodyMutation().GetBody())
+	if sent == "" || strings.Contains(sent, "internalNotes") || !strings.Contains(sent, "name") {
+		t.Fatalf("upstream body %q", sent)
+	}
+	if set, removed := mutationOf(st.out[1].GetRequestBody().GetResponse()); set[model.UserHeader] != "user:default/bob" || !containsStr(removed, "authorization") {
+		t.Fatalf("identity: %v %v", set, removed)
+	}
+	answer := string(st.out[3].GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+	if !strings.Contains(answer, `"internalNotes":null`) || !strings.Contains(answer, `"path":["c","internalNotes"]`) {
+		t.Fatalf("answer %s", answer)
+	}
+	rec := nextRecord(t, sink)
+	if rec.Decision != "allow" || rec.GraphQL == nil || rec.GraphQL.Mode != "filter" || len(rec.GraphQL.Denied) != 1 || rec.GraphQL.Denied[0].Field != "Component.internalNotes" {
+		t.Fatalf("audit %+v %+v", rec, rec.GraphQL)
+	}
+
+	t.Run("the same request through ext_authz is refused (reject), never passed whole", func(t *testing.T) {
+		resp, _ := s.Check(context.Background(), gqlCheckReq("bob", "POST", "/platform/graphql", body))
+		if resp.GetDeniedResponse().GetStatus().GetCode() != 403 {
+			t.Fatalf("%v", resp)
+		}
+	})
+}
