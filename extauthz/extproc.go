@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -230,11 +231,18 @@ func (ps *procStream) step(in *extprocv3.ProcessingRequest) (*extprocv3.Processi
 		}
 		ps.respHdrs = procHeaders(r.ResponseHeaders.GetHeaders())
 		ps.status = atoi(ps.respHdrs[":status"])
+		hr := &extprocv3.HeadersResponse{}
 		if ps.response != nil && r.ResponseHeaders.GetEndOfStream() {
 			// No body to filter: the answer as it is.
 			ps.response = nil
 		}
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}, nil
+		if ps.response != nil {
+			// The body may change length: Envoy refuses a mutated body
+			// that disagrees with content-length, so the answer goes
+			// without one.
+			hr.Response = &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}}
+		}
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: hr}}, nil
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		if !ps.decided || !r.ResponseBody.GetEndOfStream() {
 			return nil, errStream
@@ -296,6 +304,9 @@ func (ps *procStream) decide(body []byte, onHeaders bool) (*extprocv3.Processing
 			}
 			extprocFiltered.Inc()
 			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out.Body}}
+			// Envoy refuses a body whose length differs from the
+			// request's content-length.
+			mut.SetHeaders = append(mut.SetHeaders, setHeader("content-length", strconv.Itoa(len(out.Body))))
 		}
 		ps.response = out.Response
 	}

@@ -213,8 +213,12 @@ func TestExtProcBodyFilter(t *testing.T) {
 		if string(rb.GetBodyMutation().GetBody()) != "new" {
 			t.Fatalf("body: %v", rb)
 		}
-		if set, _ := mutationOf(rb); set[model.UserHeader] != "user:default/alice" {
-			t.Fatalf("the identity headers go with the body's answer: %v", set)
+		if set, _ := mutationOf(rb); set[model.UserHeader] != "user:default/alice" || set["content-length"] != "3" {
+			t.Fatalf("the identity headers and the new length go with the body's answer: %v", set)
+		}
+		// Envoy refuses a mutated answer that disagrees with its length.
+		if _, removed := mutationOf(st.out[2].GetResponseHeaders().GetResponse()); !containsStr(removed, "content-length") {
+			t.Fatalf("the answer's content-length must go: %v", st.out[2])
 		}
 		if got := string(st.out[3].GetResponseBody().GetResponse().GetBodyMutation().GetBody()); got != "ANSWER" || up.status != 200 {
 			t.Fatalf("response: %q %d", got, up.status)
