@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"context"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -405,4 +406,20 @@ func FuzzGraphQLFilter(f *testing.F) {
 	})
 }
 
-var _ = model.GraphQLFilter
+// explain decides a filter-mode route as the ext_proc server does: the
+// request is allowed, and the fields it would remove are listed.
+func TestGraphQLFilterExplain(t *testing.T) {
+	src := strings.Replace(testcatalog.PlatformGraph, "    gatehouse.dev/graphql-access: |\n", "    gatehouse.dev/graphql-options: |\n      mode: filter\n    gatehouse.dev/graphql-access: |\n", 1)
+	m := testcatalog.Must(t, src)
+	res, err := Explain(context.Background(), NewEngine(m), m, nil, ExplainRequest{
+		Principal: "user:default/bob", Method: "POST", URL: "http://gw/platform/graphql",
+		Body: gqlBody(`{ c: component(name: "a") { name internalNotes } }`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := res.Decision.GraphQL
+	if !res.Decision.Allow || g == nil || g.Mode != model.GraphQLFilter || len(g.Denied) != 1 || g.Denied[0].Field != "Component.internalNotes" {
+		t.Fatalf("%+v %+v", res.Decision, g)
+	}
+}
