@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"sort"
 	"strings"
+	"sync"
 
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/formatter"
@@ -48,7 +50,7 @@ func (graphqlFilter) FilterRequest(in FilterInput) FilterOutput {
 	if len(forbidden) == 0 {
 		return FilterOutput{}
 	}
-	return filterGraphQL(rp.gql.schema, req, forbidden)
+	return filterGraphQL(rp.gql, req, forbidden)
 }
 
 // forbiddenFields are the fields ("Type.field") of the request that a
@@ -77,11 +79,11 @@ func forbiddenFields(rp *routePolicy, sub *Subject, req *Request) map[string]boo
 
 // filterGraphQL rewrites the request's operations without the forbidden
 // fields and plans the answer's nulls and errors.
-func filterGraphQL(schema *ast.Schema, req *Request, forbidden map[string]bool) FilterOutput {
+func filterGraphQL(g *gqlPolicy, req *Request, forbidden map[string]bool) FilterOutput {
 	if req.Method != "POST" {
 		// A GET's document is in its URL, which is not rewritten: refused
 		// as reject mode refuses it.
-		d, err := rewriteDocument(schema, queryParam(req.Query, "query"), queryParam(req.Query, "operationName"), forbidden)
+		d, err := rewriteCached(g, queryParam(req.Query, "query"), queryParam(req.Query, "operationName"), forbidden)
 		if err != nil {
 			return FilterOutput{Immediate: gqlAnswer(400, err)}
 		}
@@ -94,9 +96,9 @@ func filterGraphQL(schema *ast.Schema, req *Request, forbidden map[string]bool) 
 		if json.Unmarshal(body, &items) != nil {
 			return refuseFilter()
 		}
-		return filterBatch(schema, items, forbidden)
+		return filterBatch(g, items, forbidden)
 	case len(body) > 0 && body[0] == '{' && json.Valid(body):
-		it, err := filterItem(schema, body, forbidden)
+		it, err := filterItem(g, body, forbidden)
 		if err != nil {
 			return FilterOutput{Immediate: gqlAnswer(400, err)}
 		}
@@ -106,7 +108,7 @@ func filterGraphQL(schema *ast.Schema, req *Request, forbidden map[string]bool) 
 		return FilterOutput{Body: it.body, Response: &gqlResponseFilter{items: []*filteredItem{it}}}
 	}
 	// application/graphql: the body is the document.
-	d, err := rewriteDocument(schema, string(body), "", forbidden)
+	d, err := rewriteCached(g, string(body), "", forbidden)
 	if err != nil {
 		return FilterOutput{Immediate: gqlAnswer(400, err)}
 	}
@@ -117,12 +119,12 @@ func filterGraphQL(schema *ast.Schema, req *Request, forbidden map[string]bool) 
 	return FilterOutput{Body: []byte(d.query), Response: &gqlResponseFilter{items: []*filteredItem{it}}}
 }
 
-func filterBatch(schema *ast.Schema, items []json.RawMessage, forbidden map[string]bool) FilterOutput {
+func filterBatch(g *gqlPolicy, items []json.RawMessage, forbidden map[string]bool) FilterOutput {
 	out := make([]*filteredItem, len(items))
 	bodies := make([]json.RawMessage, len(items))
 	upstream := false
 	for i, raw := range items {
-		it, err := filterItem(schema, raw, forbidden)
+		it, err := filterItem(g, raw, forbidden)
 		if err != nil {
 			return FilterOutput{Immediate: gqlAnswer(400, err)}
 		}
@@ -163,7 +165,7 @@ type filteredItem struct {
 }
 
 // filterItem rewrites one JSON operation request.
-func filterItem(schema *ast.Schema, raw []byte, forbidden map[string]bool) (*filteredItem, []GraphQLError) {
+func filterItem(g *gqlPolicy, raw []byte, forbidden map[string]bool) (*filteredItem, []GraphQLError) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(raw, &m) != nil {
 		return nil, badFilter("each operation is a JSON object")
@@ -175,7 +177,7 @@ func filterItem(schema *ast.Schema, raw []byte, forbidden map[string]bool) (*fil
 	if o := m["operationName"]; o != nil && string(o) != "null" && json.Unmarshal(o, &opName) != nil {
 		return nil, badFilter("operationName is not a string")
 	}
-	d, errs := rewriteDocument(schema, query, opName, forbidden)
+	d, errs := rewriteCached(g, query, opName, forbidden)
 	if errs != nil {
 		return nil, errs
 	}
@@ -243,6 +245,50 @@ type rewritten struct {
 	droppedVars map[string]bool // variables of the selected operation no longer used
 	plan        *planNode       // the answer's nulls
 	errs        []GraphQLError  // one per removed field occurrence
+}
+
+// rewrites remembers what documents came to for a set of forbidden fields
+// (clients repeat their few documents, and callers with the same rights
+// the same sets), per API and model; read only once stored.
+var rewrites struct {
+	sync.Mutex
+	m map[rewriteKey]*rewritten
+}
+
+type rewriteKey struct {
+	g   *gqlPolicy
+	doc string // operationName, document and the forbidden fields, each 0-separated
+}
+
+// rewriteCached is rewriteDocument, remembered (documents up to
+// maxRememberedRequest bytes, at most maxDocs of them).
+func rewriteCached(g *gqlPolicy, query, opName string, forbidden map[string]bool) (*rewritten, []GraphQLError) {
+	if len(query) > maxRememberedRequest {
+		return rewriteDocument(g.schema, query, opName, forbidden)
+	}
+	names := make([]string, 0, len(forbidden))
+	for n := range forbidden {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	k := rewriteKey{g, opName + "\x00" + query + "\x00" + strings.Join(names, "\x00")}
+	rewrites.Lock()
+	d := rewrites.m[k]
+	rewrites.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	d, errs := rewriteDocument(g.schema, query, opName, forbidden)
+	if errs != nil {
+		return nil, errs
+	}
+	rewrites.Lock()
+	if rewrites.m == nil || len(rewrites.m) >= maxDocs {
+		rewrites.m = make(map[rewriteKey]*rewritten)
+	}
+	rewrites.m[k] = d
+	rewrites.Unlock()
+	return d, nil
 }
 
 // rewriteDocument removes the forbidden fields from a document (already
