@@ -10,6 +10,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
@@ -92,7 +93,10 @@ func (s *Server) SetVerifier(v TokenVerifier) {
 // to Envoys.
 func GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(1 << 20), // a Check request: headers only
+		// A Check carries headers and at most a GraphQL route's body
+		// (bodyLimit, at most 8 MiB); an ext_proc message a request body
+		// (the same limit) or an answer's (Envoy's buffer, 1 MiB by default).
+		grpc.MaxRecvMsgSize(9 << 20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Checks run on long-lived goroutines instead of a new goroutine
@@ -102,8 +106,12 @@ func GRPCServerOptions() []grpc.ServerOption {
 	}
 }
 
-// Register attaches the service to a gRPC server.
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+// Register attaches the services to a gRPC server: Check (ext_authz) and
+// the ext_proc server of the routes that rewrite bodies (extproc.go).
+func (s *Server) Register(g *grpc.Server) {
+	authv3.RegisterAuthorizationServer(g, s)
+	extprocv3.RegisterExternalProcessorServer(g, &ExtProc{s: s})
+}
 
 // SetModel swaps in the policies of a new model; cached decisions of the
 // previous one are dropped with it.
@@ -135,14 +143,20 @@ func (s *Server) Engine() *Engine {
 
 // Check decides one request.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	start := s.now()
 	attrs := req.GetAttributes()
-	h := attrs.GetRequest().GetHttp()
+	src := attrs.GetSource()
+	return s.checkHTTP(ctx, attrs.GetRequest().GetHttp(), attrs.GetContextExtensions(), src.GetPrincipal(), src.GetAddress().GetSocketAddress().GetAddress(), nil), nil
+}
+
+// checkHTTP decides one request, audits and counts it: Check's, and the
+// ext_proc server's (proc non-nil: filled when the request is allowed).
+func (s *Server) checkHTTP(ctx context.Context, h *authv3.AttributeContext_HttpRequest, ext map[string]string, peerID, source string, proc *procCall) *authv3.CheckResponse {
+	start := s.now()
 	headers := h.GetHeaders()
 	rec := AuditRecord{
 		Time: start, DecisionID: headers["x-request-id"], Method: h.GetMethod(), Host: h.GetHost(),
-		Source:  attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(),
-		RouteID: attrs.GetContextExtensions()[model.CtxRouteID],
+		Source:  source,
+		RouteID: ext[model.CtxRouteID],
 	}
 	// The route Envoy chose: in the context extension when the route
 	// carries one (sidecar inbound routes), else in the header Envoy sets
@@ -153,7 +167,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if rec.DecisionID == "" {
 		rec.DecisionID = h.GetId()
 	}
-	resp := s.check(ctx, h, attrs.GetContextExtensions(), attrs.GetSource().GetPrincipal(), &rec)
+	resp := s.check(ctx, h, ext, peerID, &rec, proc)
 	if s.opts.Sessions != nil && rec.Decision == "deny" && rec.Status != 302 && prefersHTML(headers["accept"]) {
 		asPage(resp, &rec)
 	}
@@ -168,10 +182,10 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if s.audit != nil {
 		s.audit.Record(rec)
 	}
-	return resp, nil
+	return resp
 }
 
-func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpRequest, ext map[string]string, peerID string, rec *AuditRecord) *authv3.CheckResponse {
+func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpRequest, ext map[string]string, peerID string, rec *AuditRecord, proc *procCall) *authv3.CheckResponse {
 	st := s.state.Load()
 	if st == nil {
 		return s.deny(rec, 503, "not_ready", "", "gatehouse has not loaded a catalog yet")
@@ -179,6 +193,7 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	eng := st.engine
 	rec.Model = eng.version
 	req, denied := eng.request(rec.RouteID, h.GetMethod(), h.GetPath(), h.GetHost())
+	req.proc = proc
 	resp := s.checkRoute(ctx, st, h, ext, peerID, rec, &req, denied)
 	if req.policy != nil && req.policy.MCP != nil {
 		s.mcpChallenge(resp, &req, h)
@@ -199,9 +214,9 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 	}
 	req.Headers = h.GetHeaders()
 	pol := req.policy
-	if pol.gql != nil || pol.MCP != nil {
-		// The body Envoy buffered for this route (RouteAuth.BodyBytes);
-		// read only.
+	if pol.gql != nil || pol.MCP != nil || req.proc != nil {
+		// The body Envoy buffered for this route (RouteAuth.BodyBytes, or
+		// the ext_proc server's request body); read only.
 		if req.Body = h.GetRawBody(); len(req.Body) == 0 {
 			req.Body = bytesOf(h.GetBody())
 		}

@@ -38,6 +38,9 @@ type evalCtx struct {
 	op      Operation
 	explain bool
 	steps   *[]Step
+	// filtering: forbidden GraphQL fields are removed, not refused
+	// (filter mode through ext_proc).
+	filtering bool
 }
 
 // step records an explain step; a Check never builds their text.

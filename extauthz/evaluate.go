@@ -121,7 +121,7 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 		if chained {
 			*steps = append(*steps, Step{Rule: pr.role + " " + pr.p.Name(), Matched: true, Why: "the rules below are for the " + pr.role})
 		}
-		v := principalVerdict(rp, pr.p, ops, explain, steps)
+		v := principalVerdict(rp, pr.p, ops, explain, steps, req.Filtering())
 		if explain {
 			res.Principals = append(res.Principals, PrincipalResult{Role: pr.role, Ref: pr.p.Name(), Allow: v.outcome == allowed, Reason: v.reason, Rule: v.rule})
 		}
@@ -180,9 +180,11 @@ func operations(req *Request, buf []Operation) ([]Operation, *GraphQLInfo, *Resu
 // principalVerdict runs the criteria for one principal and every
 // operation: each operation must be allowed; a deny, or an operation no
 // criterion allows (403 no_matching_rule), decides.
-func principalVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step) verdict {
+// filtering: a body filter will remove what field rules forbid (GraphQL
+// filter mode through ext_proc), so they do not refuse the request.
+func principalVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step, filtering bool) verdict {
 	if len(ops) > 0 && ops[0].Kind == model.InspectorGraphQL {
-		return graphqlVerdict(rp, p, ops, explain, steps)
+		return graphqlVerdict(rp, p, ops, explain, steps, filtering)
 	}
 	if len(ops) > 0 && ops[0].Kind == model.InspectorMCP {
 		return mcpVerdict(rp, p, ops, explain, steps)

@@ -459,3 +459,92 @@ func TestMCPExplain(t *testing.T) {
 		}
 	}
 }
+
+// tools/list answers keep the tools every principal may call: bob (route
+// by rule) loses deploy and *_admin and read_secret_*; alice with the
+// agent copilot keeps only what both may (the agent is limited to
+// read-only tools); JSON and SSE answers alike; an unreadable answer is
+// replaced, never passed on.
+func TestMCPToolsListFilter(t *testing.T) {
+	m := testcatalog.Must(t, testcatalog.PlatformMCP)
+	e := NewEngine(m)
+	principal := func(ref string) *Principal {
+		p := e.principalByRef(ref, nil)
+		if p == nil {
+			t.Fatalf("no %s", ref)
+		}
+		return p
+	}
+	list := `{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"list_components","inputSchema":{}},{"name":"deploy"},{"name":"read_secret_ref"},{"name":"purge_admin"},{"name":"whoami"}],"nextCursor":"x"}}`
+	filter := func(sub *Subject, method, body string) ResponseFilter {
+		req, denied := e.request(testcatalog.PlatformMCPRoute, method, "/tools/mcp", "gw")
+		if denied != nil {
+			t.Fatal(denied)
+		}
+		req.Body = []byte(body)
+		out := mcpFilter{}.FilterRequest(FilterInput{Request: &req, Subject: sub})
+		if method == "GET" {
+			if out.Immediate == nil || out.Immediate.Status != 405 {
+				t.Fatalf("GET: %+v", out)
+			}
+			return nil
+		}
+		return out.Response
+	}
+	names := func(t *testing.T, body []byte) string {
+		var r struct {
+			ID     int `json:"id"`
+			Result struct {
+				Tools []struct {
+					Name string `json:"name"`
+				} `json:"tools"`
+				NextCursor string `json:"nextCursor"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil || r.ID != 7 || r.Result.NextCursor != "x" {
+			t.Fatalf("filtered answer %s: %v", body, err)
+		}
+		var out []string
+		for _, tl := range r.Result.Tools {
+			out = append(out, tl.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	bob := &Subject{User: principal("user:default/bob"), Auth: AuthBearer}
+	f := filter(bob, "POST", rpc(7, "tools/list"))
+	if got := names(t, f.FilterResponse(200, map[string]string{"content-type": "application/json"}, []byte(list))); got != "list_components,whoami" {
+		t.Errorf("bob: %s", got)
+	}
+	alice := &Subject{User: principal("user:default/alice"), Auth: AuthBearer}
+	f = filter(alice, "POST", rpc(7, "tools/list"))
+	if got := names(t, f.FilterResponse(200, map[string]string{"content-type": "application/json"}, []byte(list))); got != "list_components,deploy,purge_admin,whoami" {
+		t.Errorf("alice: %s", got)
+	}
+	both := &Subject{User: principal("user:default/alice"), Actor: principal("component:default/copilot"), Auth: AuthBearer}
+	f = filter(both, "POST", rpc(7, "tools/list"))
+	sse := "event: message\ndata: " + list + "\n\n"
+	out := f.FilterResponse(200, map[string]string{"content-type": "text/event-stream"}, []byte(sse))
+	data, ok := strings.CutPrefix(strings.Split(string(out), "\n")[1], "data: ")
+	if !ok {
+		t.Fatalf("SSE: %q", out)
+	}
+	if got := names(t, []byte(data)); got != "list_components,whoami" { // read_secret_ref: copilot may, alice may not
+		t.Errorf("alice with copilot: %s", got)
+	}
+	// Other answers untouched; no filter for other methods.
+	if f := filter(bob, "POST", callTool(1, "list_components")); f != nil {
+		t.Error("a tools/call got a response filter")
+	}
+	filter(bob, "GET", "")
+	for _, bad := range []string{`not json`, `{"jsonrpc":"2.0","id":7,"result":{"tools":"x"}}`, `{"jsonrpc":"2.0","id":7,"result":{"tools":[{"nom":"deploy"}]}}`} {
+		out := filter(bob, "POST", rpc(7, "tools/list")).FilterResponse(200, map[string]string{"content-type": "application/json"}, []byte(bad))
+		if !strings.Contains(string(out), `"code":-32603`) || strings.Contains(string(out), "deploy") {
+			t.Errorf("unreadable %q: %s", bad, out)
+		}
+	}
+	// An error answer, or another id, passes as it is.
+	other := `{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"deploy"}]}}`
+	if out := filter(bob, "POST", rpc(7, "tools/list")).FilterResponse(200, map[string]string{"content-type": "application/json"}, []byte(other)); !strings.Contains(string(out), "deploy") {
+		t.Errorf("another id: %s", out)
+	}
+}

@@ -27,7 +27,15 @@ type Request struct {
 	Body []byte
 	// mcp: the MCP messages of the body, read once (mcpOf).
 	mcp *mcpInspected
+	// proc: the request came through the ext_proc server (extproc.go),
+	// whose body filter may rewrite it; allow records the outcome there.
+	proc *procCall
 }
+
+// Filtering reports whether the request came through the ext_proc server,
+// so that a body filter sees it once allowed (GraphQL filter mode: the
+// field rules remove fields there instead of refusing the request).
+func (r *Request) Filtering() bool { return r.proc != nil }
 
 // Policy is the route's compiled policy as the catalog gave it.
 func (r *Request) Policy() *model.Policy { return &r.policy.Policy }

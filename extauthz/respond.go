@@ -23,6 +23,9 @@ func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion strin
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
 	rec.GraphQL = auditGraphQL(d.GraphQL)
 	rec.MCP = d.MCP
+	if req.proc != nil {
+		req.proc.done(req, d, sub)
+	}
 	in, forwardToken := req.Headers, req.policy.ForwardToken
 	// The answer's own messages in one allocation; the identity headers
 	// are shared (read-only) by every answer carrying the same assertion.

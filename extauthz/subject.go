@@ -148,6 +148,11 @@ func (c credentials) key(req *Request) string {
 	if c.peer != "" {
 		k += "\x00peer\x00" + c.peer
 	}
+	if req.proc != nil {
+		// Decided for the ext_proc server, whose filter may remove what
+		// Check would refuse (GraphQL filter mode): never the same answer.
+		k += "\x00xp"
+	}
 	return k
 }
 

@@ -300,6 +300,9 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 		if g.WouldDeny {
 			fmt.Fprintln(w, "    dry-run: the request passes; in reject mode it would be refused")
 		}
+		if g.Mode == "filter" && res.Decision.Allow && len(g.Denied) > 0 {
+			fmt.Fprintln(w, "    filter: the denied fields are removed before the upstream; the answer has null and an error at each")
+		}
 		for _, e := range g.Errors {
 			fmt.Fprintf(w, "    error %s: %s\n", e.Extensions["code"], e.Message)
 		}

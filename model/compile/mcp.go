@@ -14,6 +14,9 @@ func apiAuth(api *cs.Entity) model.RouteAuth {
 	}
 	a := routeAuth(api)
 	a.Inspector, a.BodyBytes, a.SignIn = model.InspectorMCP, model.DefaultMCPBodyBytes, model.SignInOff
+	// Through gatehouse's ext_proc: the decision as Check's, and the
+	// answer to tools/list rewritten to the tools the caller may call.
+	a.ExtProc, a.ExtProcResponse = true, true
 	return a
 }
 

@@ -69,7 +69,8 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 func (extAuthz) routeConfig(r model.Route, meshInbound bool, opts Options) (*anypb.Any, error) {
 	per := &extauthzv3.ExtAuthzPerRoute{}
 	switch {
-	case skipsCheck(r, opts):
+	case skipsCheck(r, opts) || usesExtProc(r, meshInbound):
+		// ext_proc decides these routes (filter_ext_proc.go).
 		per.Override = &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}
 	case meshInbound || r.Auth.SendsBody():
 		cs := &extauthzv3.CheckSettings{}
