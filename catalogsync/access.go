@@ -24,6 +24,11 @@ const (
 	// AnnSignIn: "off" makes a pure API answer browsers without a session
 	// 401 instead of sending them to sign in ("on", the default, does).
 	AnnSignIn = "gatehouse.dev/sign-in"
+	// AnnAssertionHeader: "authorization" sends the upstream gatehouse's
+	// assertion as its bearer token (Authorization: Bearer <assertion>),
+	// for upstreams that verify a bearer JWT against a JWKS (Backstage's
+	// externalAccess jwks); "x-gatehouse-assertion" (the default) does not.
+	AnnAssertionHeader = "gatehouse.dev/assertion-header"
 )
 
 // Access is the parsed access annotations of an entity.
@@ -38,6 +43,8 @@ type Access struct {
 	// SignInOff: gatehouse.dev/sign-in: off (browsers get 401, never a
 	// redirect to sign in).
 	SignInOff bool `json:"signInOff,omitempty" yaml:"signInOff,omitempty"`
+	// AssertionBearer: gatehouse.dev/assertion-header: authorization.
+	AssertionBearer bool `json:"assertionBearer,omitempty" yaml:"assertionBearer,omitempty"`
 }
 
 // AccessRule is one explicit rule of gatehouse.dev/access.
@@ -155,6 +162,21 @@ func parseAccess(e *Entity, n *yaml.Node) Problems {
 		case v == "on":
 		default:
 			bad(AnnSignIn, "value "+quote(v)+" is not on or off", `write "off" for a pure API (browsers get 401), or "on"`)
+		}
+	}
+	if v, ok := e.Annotation(AnnAssertionHeader); ok {
+		set = true
+		switch {
+		case !routable:
+			bad(AnnAssertionHeader, "only a routed Component or Resource gets an assertion", "move the annotation to the routed Component")
+		case v == "authorization":
+			a.AssertionBearer = true
+			if a.ForwardToken {
+				bad(AnnAssertionHeader, "the caller's token is forwarded (gatehouse.dev/forward-token), so Authorization cannot carry the assertion", "remove one of gatehouse.dev/forward-token and gatehouse.dev/assertion-header")
+			}
+		case v == "x-gatehouse-assertion":
+		default:
+			bad(AnnAssertionHeader, "value "+quote(v)+" is not authorization or x-gatehouse-assertion", `write "authorization" to send the assertion as the bearer token`)
 		}
 	}
 	idList := func(key, kind string, dst *[]string) {

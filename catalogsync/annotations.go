@@ -35,7 +35,7 @@ var KnownAnnotations = []string{
 	AnnUpstream, AnnHosts, AnnPathPrefix, AnnTimeout,
 	AnnAccess, AnnPublicPaths, AnnIdpSubject, AnnIdpGroup, AnnClientID, AnnForwardToken,
 	AnnMeshAddress, AnnSignIn, AnnGraphQLAccess, AnnGraphQLOptions, AnnAgentLimits,
-	AnnMCPTools, AnnMCPReadOnlyTools,
+	AnnMCPTools, AnnMCPReadOnlyTools, AnnAssertionHeader,
 }
 
 // checkAnnotationKeys reports every gatehouse.dev/ annotation of e that is

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -194,10 +195,15 @@ token_exchange:
 
 	t.Run("agent with its own token: allowed tools answer, a forbidden one is a JSON-RPC error the SDK surfaces", func(t *testing.T) {
 		res := agent(t, append(copilotArgs, "--call", "list_components", "--call", `read_secret_ref={"name":"db"}`,
-			"--call", `deploy={"component":"orders"}`, "--call", "whoami")...)
-		if len(res) != 4 {
+			"--call", `deploy={"component":"orders"}`, "--call", "whoami", "--list")...)
+		if len(res) != 5 {
 			t.Fatalf("agent: %+v", res)
 		}
+		// tools/list: only what the agent may call (deploy is not read-only).
+		if l := res[0]; l.Action != "list" || strings.Join(l.Tools, ",") != "list_components,read_secret_ref,whoami" {
+			t.Errorf("tools/list for copilot: %+v", l)
+		}
+		res = res[1:]
 		if res[0].Error != "" || !strings.Contains(res[0].Text, "orders") {
 			t.Errorf("list_components: %+v", res[0])
 		}
@@ -214,7 +220,11 @@ token_exchange:
 	})
 	t.Run("a person: the owner may deploy but not read secrets, bob the other way round", func(t *testing.T) {
 		alice := kc.userToken(t, "alice", "mcp-cli")
-		res := agent(t, "--token", alice, "--call", `deploy={"component":"orders","version":"1.2"}`, "--call", `read_secret_ref={"name":"db"}`)
+		res := agent(t, "--token", alice, "--list", "--call", `deploy={"component":"orders","version":"1.2"}`, "--call", `read_secret_ref={"name":"db"}`)
+		if strings.Join(res[0].Tools, ",") != "list_components,deploy,whoami" {
+			t.Errorf("tools/list for alice: %+v", res[0])
+		}
+		res = res[1:]
 		if res[0].Error != "" || res[0].Text != "deployed orders@1.2 for user:default/alice" || !strings.Contains(res[1].Error, "you may not call tool read_secret_ref") {
 			t.Errorf("alice: %+v", res)
 		}
@@ -228,7 +238,11 @@ token_exchange:
 		alice := kc.userToken(t, "alice", "gatehouse-cli")
 		res := agent(t, append(copilotArgs, "--exchange-url", fmt.Sprintf("http://127.0.0.1:%d/.gatehouse/token", e.edgePort),
 			"--subject-token", alice, "--resource", "api:default/platform-tools",
-			"--call", "whoami", "--call", `deploy={"component":"orders"}`, "--call", `read_secret_ref={"name":"db"}`)...)
+			"--list", "--call", "whoami", "--call", `deploy={"component":"orders"}`, "--call", `read_secret_ref={"name":"db"}`)...)
+		if strings.Join(res[0].Tools, ",") != "list_components,whoami" { // the intersection
+			t.Errorf("tools/list for copilot acting for alice: %+v", res[0])
+		}
+		res = res[1:]
 		var who map[string]any
 		if err := json.Unmarshal([]byte(res[0].Text), &who); err != nil || who["sub"] != "user:default/alice" || !strings.Contains(fmt.Sprint(who["act"]), "component:default/copilot") {
 			t.Errorf("whoami (both may): %+v", res[0])
@@ -410,4 +424,140 @@ func ensureMappers(t *testing.T, kc *keycloak, admin, base string, have map[stri
 			t.Logf("Keycloak client %s: mapper %v added through the admin API", id, mm["name"])
 		}
 	}
+}
+
+// TestMCPBackstage: Backstage's own MCP server (@backstage/plugin-mcp-actions-backend
+// in examples/backstage) behind Envoy and gatehouse as a catalog MCP API:
+// the agent, acting for alice through the token exchange, lists the tools
+// (only the read-only ones: copilot's limits) and calls the catalog's
+// query-catalog-entities; Backstage accepts gatehouse's assertion as the
+// bearer token (externalAccess jwks), never the client's token.
+func TestMCPBackstage(t *testing.T) {
+	agentBin := filepath.Join(t.TempDir(), "agent")
+	build := exec.Command("go", "build", "-o", agentBin, "./examples/agent")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building examples/agent: %v\n%s", err, out)
+	}
+	kc := startIDP(t)
+	ensureRealmClients(t, kc, "copilot")
+	bsPort := freePort(t)
+	cat := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(cat, []byte(fmt.Sprintf(`apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: payments}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: alice}
+spec: {profile: {email: alice@example.com}, memberOf: [payments]}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: backstage
+  annotations:
+    gatehouse.dev/upstream: http://127.0.0.1:%d
+    gatehouse.dev/path-prefix: /api/mcp-actions
+    gatehouse.dev/assertion-header: authorization
+spec: {type: website, lifecycle: production, owner: payments, providesApis: [backstage-mcp]}
+---
+apiVersion: backstage.io/v1alpha1
+kind: API
+metadata:
+  name: backstage-mcp
+  annotations:
+    gatehouse.dev/path-prefix: /api/mcp-actions/v1
+    gatehouse.dev/mcp-read-only-tools: "[query-catalog-entities, get-catalog-*]"
+    gatehouse.dev/mcp-tools: |
+      register-entity: [owners]
+      "unregister-*": [owners]
+spec: {type: mcp, lifecycle: production, owner: payments, definition: "Backstage MCP actions"}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: copilot
+  annotations: {gatehouse.dev/client-id: copilot}
+spec: {type: ai-agent, lifecycle: production, owner: group:default/payments, consumesApis: [backstage-mcp]}
+`, bsPort)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ports := []int{freePort(t), freePort(t), freePort(t), freePort(t)}
+	g := startGatehouse(t, cat, fmt.Sprintf(`issuers:
+  - name: keycloak
+    issuer_url: %s
+    audiences: [gatehouse]
+    algorithms: [RS256]
+    clock_skew: 1s
+    machine_token_claims: ["client_id={client}"]
+signin:
+  public_port: %d
+token_exchange:
+  listen: 127.0.0.1:%d
+  issuer: http://gw.example.com/.gatehouse/token
+  lifetime: 5m
+`, kc.issuer, ports[2], freePort(t)), ports...)
+	bsCat := filepath.Join(t.TempDir(), "backstage-catalog.yaml")
+	if err := os.WriteFile(bsCat, []byte("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: inventory-service}\nspec: {type: service, lifecycle: production, owner: guest}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := harness.StartReady(context.Background(), harness.Spec{Name: "backstage",
+		Args: []string{"bash", filepath.Join(repoRoot, "examples", "backstage", "run.sh"), fmt.Sprint(bsPort), bsCat},
+		Env:  []string{"BACKSTAGE_STATIC_TOKEN=" + backstageToken, "GATEHOUSE_JWKS_URL=http://" + g.adminAddr + "/.well-known/jwks.json", "NODE_ENV=production"}}, 180*time.Second)
+	if p == nil {
+		t.Fatal(err)
+	}
+	cleanup(t, p, 40)
+	if err != nil {
+		t.Fatalf("the real Backstage (examples/backstage) %v:\n%s", err, p.Tail(40))
+	}
+	e := startEnvoy(t, g, "edge-mcp-backstage", false)
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d/api/mcp-actions/v1", e.edgePort)
+	eventually(t, 10*time.Second, "MCP route through Envoy", func() error {
+		resp, err := client.Post(endpoint, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			return fmt.Errorf("%d", resp.StatusCode)
+		}
+		return nil
+	})
+	alice := kc.userToken(t, "alice", "gatehouse-cli")
+	var res []agentLine
+	eventually(t, 60*time.Second, "query-catalog-entities through Backstage's MCP server", func() error {
+		cmd := exec.Command(agentBin, "--url", endpoint, "--token-url", kc.issuer+"/protocol/openid-connect/token", "--client-id", "copilot", "--client-secret", "copilot-secret",
+			"--exchange-url", fmt.Sprintf("http://127.0.0.1:%d/.gatehouse/token", e.edgePort), "--subject-token", alice, "--resource", "api:default/backstage-mcp",
+			"--list", "--call", `query-catalog-entities={"query":{"kind":"Component"},"fields":["metadata.name"]}`, "--call", `register-entity={"locationUrl":"https://example.com/x.yaml"}`)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("agent: %v %s", err, stderr.String())
+		}
+		res = nil
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			var a agentLine
+			if err := json.Unmarshal([]byte(l), &a); err != nil {
+				return err
+			}
+			res = append(res, a)
+		}
+		if len(res) != 3 || !strings.Contains(res[1].Text, "inventory-service") {
+			return fmt.Errorf("%+v", res)
+		}
+		return nil
+	})
+	for _, tool := range res[0].Tools {
+		if tool != "query-catalog-entities" && !strings.HasPrefix(tool, "get-catalog-") {
+			t.Errorf("tools/list shows %s, which copilot (read-only tools) may not call: %v", tool, res[0].Tools)
+		}
+	}
+	if !strings.Contains(res[2].Error, "you may not call tool register-entity") {
+		t.Errorf("register-entity: %+v", res[2])
+	}
+	t.Logf("tools/list for copilot acting for alice: %v", res[0].Tools)
 }

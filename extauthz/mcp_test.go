@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -546,5 +547,39 @@ func TestMCPToolsListFilter(t *testing.T) {
 	other := `{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"deploy"}]}}`
 	if out := filter(bob, "POST", rpc(7, "tools/list")).FilterResponse(200, map[string]string{"content-type": "application/json"}, []byte(other)); !strings.Contains(string(out), "deploy") {
 		t.Errorf("another id: %s", out)
+	}
+}
+
+// gatehouse.dev/assertion-header: authorization sends the assertion as the
+// upstream's bearer token in place of the caller's (Backstage's MCP actions
+// server verifies it with externalAccess jwks).
+func TestAssertionAsBearer(t *testing.T) {
+	src := strings.Replace(testcatalog.PlatformMCP, "    gatehouse.dev/path-prefix: /tools\n", "    gatehouse.dev/path-prefix: /tools\n    gatehouse.dev/assertion-header: authorization\n", 1)
+	srv, _, sink := mcpServer(t)
+	srv.SetModel(testcatalog.Must(t, src))
+	resp, _ := srv.Check(context.Background(), mcpReq("bob", "", callTool(1, "list_components"), nil))
+	nextRecord(t, sink)
+	ok := resp.GetOkResponse()
+	if ok == nil {
+		t.Fatalf("denied: %v", resp.GetDeniedResponse())
+	}
+	hs := map[string]string{}
+	for _, h := range ok.GetHeaders() {
+		hs[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	if a := hs[model.AssertionHeader]; a == "" || hs["authorization"] != "Bearer "+a || strings.Contains(hs["authorization"], "bob") {
+		t.Fatalf("headers: %v", hs)
+	}
+	// Without the annotation the caller's Authorization is removed and none is set.
+	srv, _, sink = mcpServer(t)
+	resp, _ = srv.Check(context.Background(), mcpReq("bob", "", callTool(1, "list_components"), nil))
+	nextRecord(t, sink)
+	for _, h := range resp.GetOkResponse().GetHeaders() {
+		if h.GetHeader().GetKey() == "authorization" {
+			t.Fatal("authorization set without the annotation")
+		}
+	}
+	if !slices.Contains(resp.GetOkResponse().GetHeadersToRemove(), "authorization") {
+		t.Fatal("the caller's token is not removed")
 	}
 }

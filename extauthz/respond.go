@@ -43,7 +43,7 @@ func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion strin
 	credential := s.opts.CookieName
 	if forwardToken {
 		credential = ""
-	} else if in["authorization"] != "" {
+	} else if in["authorization"] != "" && (sub == nil || !req.policy.AssertionBearer) {
 		a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
 	}
 	var cookie *core.HeaderValueOption // the Cookie header without those cookies, when rewritten
@@ -72,6 +72,12 @@ func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion strin
 	a.id.val.Key, a.id.val.Value = model.DecisionIDHeader, rec.DecisionID
 	a.id.opt.Header, a.id.opt.AppendAction = &a.id.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 	a.ok.Headers = append(a.ok.Headers, &a.id.opt)
+	if req.policy.AssertionBearer {
+		// The assertion is the upstream's bearer token (it replaces the
+		// caller's, which never reaches the upstream).
+		a.ok.Headers = append(a.ok.Headers, &core.HeaderValueOption{Header: &core.HeaderValue{Key: "authorization", Value: "Bearer " + assertion},
+			AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD})
+	}
 	return &a.resp
 }
 

@@ -179,6 +179,7 @@ func policyFor(snap *cs.Snapshot, r model.Route) model.Policy {
 	if e.Access != nil {
 		p.Rules = accessRules(e.Access.Rules)
 		p.ForwardToken = e.Access.ForwardToken
+		p.AssertionBearer = e.Access.AssertionBearer
 	}
 	return p
 }
