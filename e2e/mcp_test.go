@@ -469,10 +469,10 @@ metadata:
   name: backstage-mcp
   annotations:
     gatehouse.dev/path-prefix: /api/mcp-actions/v1
-    gatehouse.dev/mcp-read-only-tools: "[query-catalog-entities, get-catalog-*]"
+    gatehouse.dev/mcp-read-only-tools: "[catalog.query-catalog-entities, catalog.get-catalog-*]"
     gatehouse.dev/mcp-tools: |
-      register-entity: [owners]
-      "unregister-*": [owners]
+      catalog.register-entity: [owners]
+      "catalog.unregister-*": [owners]
 spec: {type: mcp, lifecycle: production, owner: payments, definition: "Backstage MCP actions"}
 ---
 apiVersion: backstage.io/v1alpha1
@@ -531,7 +531,7 @@ token_exchange:
 	eventually(t, 60*time.Second, "query-catalog-entities through Backstage's MCP server", func() error {
 		cmd := exec.Command(agentBin, "--url", endpoint, "--token-url", kc.issuer+"/protocol/openid-connect/token", "--client-id", "copilot", "--client-secret", "copilot-secret",
 			"--exchange-url", fmt.Sprintf("http://127.0.0.1:%d/.gatehouse/token", e.edgePort), "--subject-token", alice, "--resource", "api:default/backstage-mcp",
-			"--list", "--call", `query-catalog-entities={"query":{"kind":"Component"},"fields":["metadata.name"]}`, "--call", `register-entity={"locationUrl":"https://example.com/x.yaml"}`)
+			"--list", "--call", `catalog.query-catalog-entities={"query":{"kind":"Component"},"fields":["metadata.name"]}`, "--call", `catalog.register-entity={"locationUrl":"https://example.com/x.yaml"}`)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -552,11 +552,14 @@ token_exchange:
 		return nil
 	})
 	for _, tool := range res[0].Tools {
-		if tool != "query-catalog-entities" && !strings.HasPrefix(tool, "get-catalog-") {
+		if tool != "catalog.query-catalog-entities" && !strings.HasPrefix(tool, "catalog.get-catalog-") {
 			t.Errorf("tools/list shows %s, which copilot (read-only tools) may not call: %v", tool, res[0].Tools)
 		}
 	}
-	if !strings.Contains(res[2].Error, "you may not call tool register-entity") {
+	if len(res[0].Tools) == 0 {
+		t.Error("tools/list is empty: Backstage's read-only catalog tools should be listed")
+	}
+	if !strings.Contains(res[2].Error, "you may not call tool catalog.register-entity") {
 		t.Errorf("register-entity: %+v", res[2])
 	}
 	t.Logf("tools/list for copilot acting for alice: %v", res[0].Tools)
