@@ -3,7 +3,10 @@ package extauthz
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -107,6 +110,11 @@ func (f *toolsListFilter) filterSSE(body []byte) []byte {
 // filterJSON filters a JSON-RPC answer or a batch of them.
 func (f *toolsListFilter) filterJSON(body []byte) ([]byte, bool) {
 	t := bytes.TrimSpace(body)
+	if !jsontext.Value(t).IsValid() {
+		// Not JSON, invalid UTF-8, or a name twice in an object: a client
+		// could read another id or tool name than this filter does.
+		return nil, false
+	}
 	if len(t) > 0 && t[0] == '[' {
 		var batch []json.RawMessage
 		if json.Unmarshal(t, &batch) != nil {
@@ -129,7 +137,7 @@ func (f *toolsListFilter) filterJSON(body []byte) ([]byte, bool) {
 // of the request; any other message is returned as it is.
 func (f *toolsListFilter) filterMessage(m json.RawMessage) (json.RawMessage, bool) {
 	var msg map[string]json.RawMessage
-	if json.Unmarshal(m, &msg) != nil {
+	if json.Unmarshal(m, &msg) != nil || hasCaseTwin(msg, "jsonrpc", "id", "result", "error") {
 		return nil, false
 	}
 	id, ok := msg["id"]
@@ -142,18 +150,17 @@ func (f *toolsListFilter) filterMessage(m json.RawMessage) (json.RawMessage, boo
 	}
 	var result map[string]json.RawMessage
 	var tools []json.RawMessage
-	if json.Unmarshal(res, &result) != nil || json.Unmarshal(result["tools"], &tools) != nil {
+	if json.Unmarshal(res, &result) != nil || hasCaseTwin(result, "tools") || json.Unmarshal(result["tools"], &tools) != nil {
 		return nil, false
 	}
 	kept := make([]json.RawMessage, 0, len(tools))
 	for _, t := range tools {
-		var tool struct {
-			Name string `json:"name"`
-		}
-		if json.Unmarshal(t, &tool) != nil || tool.Name == "" {
+		var tool map[string]json.RawMessage
+		var name string
+		if json.Unmarshal(t, &tool) != nil || hasCaseTwin(tool, "name") || json.Unmarshal(tool["name"], &name) != nil || name == "" {
 			return nil, false
 		}
-		if f.allowed(tool.Name) {
+		if f.allowed(name) {
 			kept = append(kept, t)
 		}
 	}
@@ -168,20 +175,43 @@ func (f *toolsListFilter) filterMessage(m json.RawMessage) (json.RawMessage, boo
 	return out, err == nil
 }
 
+// hasCaseTwin: a member name that differs from one of names only in case
+// (a client decoding without case could read it instead).
+func hasCaseTwin(m map[string]json.RawMessage, names ...string) bool {
+	for k := range m {
+		if caseTwin(k, names) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // unreadable replaces an answer gatehouse could not filter.
 func (f *toolsListFilter) unreadable() []byte {
 	b, _ := json.Marshal(rpcError{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: rpcErrorBody{Code: -32603, Message: "gatehouse: the tools/list answer could not be filtered"}})
 	return b
 }
 
-// canonicalID is an id's JSON text in one form (a number or a string as
-// encoding/json writes it), so the answer's id matches the request's.
+// canonicalID is an id in one form, so the answer's id matches the
+// request's however a client compares them: a string's text, a number's
+// text as encoding/json writes it (7 and "7" are the same here: a lenient
+// client must not find an unfiltered answer under either).
 func canonicalID(raw string) string {
 	var v any
 	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()
 	if dec.Decode(&v) != nil {
 		return raw
+	}
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		// 7, 7.0 and 7e0 alike (ids that differ beyond float precision
+		// compare equal: more answers filtered, never fewer).
+		if f, err := strconv.ParseFloat(string(x), 64); err == nil {
+			return strconv.FormatFloat(f, 'g', -1, 64)
+		}
 	}
 	b, _ := json.Marshal(v)
 	return string(b)

@@ -537,7 +537,9 @@ func TestMCPToolsListFilter(t *testing.T) {
 		t.Error("a tools/call got a response filter")
 	}
 	filter(bob, "GET", "")
-	for _, bad := range []string{`not json`, `{"jsonrpc":"2.0","id":7,"result":{"tools":"x"}}`, `{"jsonrpc":"2.0","id":7,"result":{"tools":[{"nom":"deploy"}]}}`} {
+	for _, bad := range []string{`not json`, `{"jsonrpc":"2.0","id":7,"result":{"tools":"x"}}`, `{"jsonrpc":"2.0","id":7,"result":{"tools":[{"nom":"deploy"}]}}`,
+		`{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"deploy","name":"whoami"}]}}`, `{"jsonrpc":"2.0","id":8,"id":7,"result":{"tools":[{"name":"deploy"}]}}`,
+		`{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"whoami","Name":"deploy"}]}}`, `{"jsonrpc":"2.0","ID":7,"id":8,"result":{"tools":[{"name":"deploy"}]}}`} {
 		out := filter(bob, "POST", rpc(7, "tools/list")).FilterResponse(200, map[string]string{"content-type": "application/json"}, []byte(bad))
 		if !strings.Contains(string(out), `"code":-32603`) || strings.Contains(string(out), "deploy") {
 			t.Errorf("unreadable %q: %s", bad, out)
@@ -581,5 +583,91 @@ func TestAssertionAsBearer(t *testing.T) {
 	}
 	if !slices.Contains(resp.GetOkResponse().GetHeadersToRemove(), "authorization") {
 		t.Fatal("the caller's token is not removed")
+	}
+}
+
+// FuzzMCPToolsListFilter: whatever the upstream answers, the filter never
+// panics and never lets through, in an answer a JSON reader takes for the
+// tools/list result (JSON or an SSE data line), a tool bob may not call.
+func FuzzMCPToolsListFilter(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"list_components"},{"name":"deploy"}]}}`,
+		`[{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"deploy"}]}}]`,
+		`{"jsonrpc":"2.0","id":7.0,"result":{"tools":[{"name":"deploy"}]}}`,
+		`{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"deploy","name":"whoami"}]}}`,
+		`{"jsonrpc":"2.0","id":7,"result":{"tools":[{"Name":"deploy"}]}}`,
+		`{"id":7,"id":8,"result":{"tools":[{"name":"deploy"}]}}`,
+		"data: {\"id\":7,\"result\":{\"tools\":[{\"name\":\"deploy\"}]}}\n\n", `null`, ``,
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	m := testcatalog.Must(f, testcatalog.PlatformMCP)
+	e := NewEngine(m)
+	bob := &Subject{User: e.principalByRef("user:default/bob", nil), Auth: AuthBearer}
+	f.Fuzz(func(t *testing.T, body string, sse bool) {
+		req, _ := e.request(testcatalog.PlatformMCPRoute, "POST", "/tools/mcp", "gw")
+		req.Body = []byte(rpc(7, "tools/list"))
+		rf := mcpFilter{}.FilterRequest(FilterInput{Request: &req, Subject: bob}).Response
+		ct := "application/json"
+		if sse {
+			ct = "text/event-stream"
+		}
+		out := rf.FilterResponse(200, map[string]string{"content-type": ct}, []byte(body))
+		if out == nil {
+			out = []byte(body)
+		}
+		check := func(data []byte) {
+			type answer struct {
+				ID     json.RawMessage `json:"id"`
+				Result struct {
+					Tools []struct {
+						Name string `json:"name"`
+					} `json:"tools"`
+				} `json:"result"`
+			}
+			var one answer
+			var many []answer
+			var all []answer
+			if json.Unmarshal(data, &one) == nil {
+				all = append(all, one)
+			}
+			if json.Unmarshal(data, &many) == nil {
+				all = append(all, many...)
+			}
+			for _, a := range all {
+				if canonicalID(string(a.ID)) != "7" {
+					continue
+				}
+				for _, tl := range a.Result.Tools {
+					if tl.Name == "deploy" || strings.HasSuffix(tl.Name, "_admin") || strings.HasPrefix(tl.Name, "read_secret_") {
+						t.Fatalf("bob sees %q in %q (from %q)", tl.Name, data, body)
+					}
+				}
+			}
+		}
+		if sse {
+			for _, l := range strings.Split(string(out), "\n") {
+				if d, ok := strings.CutPrefix(l, "data:"); ok {
+					check([]byte(strings.TrimSpace(d)))
+				}
+			}
+			return
+		}
+		check(out)
+	})
+}
+
+func TestMCPToolsListFilterIDForms(t *testing.T) {
+	e := NewEngine(testcatalog.Must(t, testcatalog.PlatformMCP))
+	bob := &Subject{User: e.principalByRef("user:default/bob", nil), Auth: AuthBearer}
+	req, _ := e.request(testcatalog.PlatformMCPRoute, "POST", "/tools/mcp", "gw")
+	req.Body = []byte(rpc(7, "tools/list"))
+	rf := mcpFilter{}.FilterRequest(FilterInput{Request: &req, Subject: bob}).Response
+	for _, id := range []string{`7`, `"7"`, `7.0`, `7e0`} {
+		out := rf.FilterResponse(200, map[string]string{"content-type": "application/json"}, []byte(`{"jsonrpc":"2.0","id":`+id+`,"result":{"tools":[{"name":"deploy"},{"name":"whoami"}]}}`))
+		if out == nil || strings.Contains(string(out), "deploy") {
+			t.Errorf("id %s: %s", id, out)
+		}
 	}
 }
