@@ -433,6 +433,7 @@ func ensureMappers(t *testing.T, kc *keycloak, admin, base string, have map[stri
 // query-catalog-entities; Backstage accepts gatehouse's assertion as the
 // bearer token (externalAccess jwks), never the client's token.
 func TestMCPBackstage(t *testing.T) {
+	t.Parallel() // Backstage's start dominates; other tests run meanwhile
 	agentBin := filepath.Join(t.TempDir(), "agent")
 	build := exec.Command("go", "build", "-o", agentBin, "./examples/agent")
 	build.Dir = repoRoot
