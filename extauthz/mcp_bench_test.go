@@ -7,7 +7,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -46,7 +45,6 @@ func benchMCP(b *testing.B, mcp bool, cacheSize int) {
 }
 
 func BenchmarkMCPVsPlain(b *testing.B) {
-	_ = testcatalog.PlatformMCPRoute
 	b.Run("plain/cached", func(b *testing.B) { benchMCP(b, false, 1000) })
 	b.Run("tools-call/cached", func(b *testing.B) { benchMCP(b, true, 1000) })
 	b.Run("plain/fresh", func(b *testing.B) { benchMCP(b, false, 0) })

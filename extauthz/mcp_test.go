@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -431,7 +430,6 @@ func TestMCPCacheKey(t *testing.T) {
 	if c := v.calls.Load(); c != 2 {
 		t.Errorf("verified %d times, want 2 (one per tool)", c)
 	}
-	_ = strconv.Itoa
 }
 
 // explain --mcp-tool: the same decision, with the tool's rule in the steps.
