@@ -29,6 +29,11 @@ const (
 	// of the user signed in before it are refused, on every replica, while
 	// sessions after it and bearer tokens are not (docs/sign-in.md).
 	AnnSessionsNotBefore = "gatehouse.dev/sessions-not-before"
+	// AnnAssertionHeader: "authorization" sends the upstream gatehouse's
+	// assertion as its bearer token (Authorization: Bearer <assertion>),
+	// for upstreams that verify a bearer JWT against a JWKS (Backstage's
+	// externalAccess jwks); "x-gatehouse-assertion" (the default) does not.
+	AnnAssertionHeader = "gatehouse.dev/assertion-header"
 )
 
 // Access is the parsed access annotations of an entity.
@@ -46,6 +51,8 @@ type Access struct {
 	// SessionsNotBefore (Unix seconds, a User's): sessions signed in
 	// earlier are refused.
 	SessionsNotBefore int64 `json:"sessionsNotBefore,omitempty" yaml:"sessionsNotBefore,omitempty"`
+	// AssertionBearer: gatehouse.dev/assertion-header: authorization.
+	AssertionBearer bool `json:"assertionBearer,omitempty" yaml:"assertionBearer,omitempty"`
 }
 
 // AccessRule is one explicit rule of gatehouse.dev/access.
@@ -175,6 +182,21 @@ func parseAccess(e *Entity, n *yaml.Node) Problems {
 			bad(AnnSessionsNotBefore, "value "+quote(v)+" is not an RFC 3339 time", `write the time sessions must be newer than, e.g. "2026-12-03T16:00:00Z" (date -u +%Y-%m-%dT%H:%M:%SZ)`)
 		default:
 			a.SessionsNotBefore = t.Unix()
+		}
+	}
+	if v, ok := e.Annotation(AnnAssertionHeader); ok {
+		set = true
+		switch {
+		case !routable:
+			bad(AnnAssertionHeader, "only a routed Component or Resource gets an assertion", "move the annotation to the routed Component")
+		case v == "authorization":
+			a.AssertionBearer = true
+			if a.ForwardToken {
+				bad(AnnAssertionHeader, "the caller's token is forwarded (gatehouse.dev/forward-token), so Authorization cannot carry the assertion", "remove one of gatehouse.dev/forward-token and gatehouse.dev/assertion-header")
+			}
+		case v == "x-gatehouse-assertion":
+		default:
+			bad(AnnAssertionHeader, "value "+quote(v)+" is not authorization or x-gatehouse-assertion", `write "authorization" to send the assertion as the bearer token`)
 		}
 	}
 	idList := func(key, kind string, dst *[]string) {

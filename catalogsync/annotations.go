@@ -36,6 +36,7 @@ var KnownAnnotations = []string{
 	AnnAccess, AnnPublicPaths, AnnIdpSubject, AnnIdpGroup, AnnClientID, AnnForwardToken,
 	AnnMeshAddress, AnnSignIn, AnnSessionsNotBefore, AnnGraphQLAccess, AnnGraphQLOptions,
 	AnnGraphQLSafelist, AnnAgentLimits,
+	AnnMCPTools, AnnMCPReadOnlyTools, AnnAssertionHeader,
 }
 
 // checkAnnotationKeys reports every gatehouse.dev/ annotation of e that is

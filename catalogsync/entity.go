@@ -45,6 +45,8 @@ type Entity struct {
 	// GraphQL is set on an API with spec.type graphql whose SDL loads
 	// (docs/graphql.md).
 	GraphQL *GraphQLAPI `json:"-" yaml:"-"`
+	// MCP is set on an API with spec.type mcp (docs/mcp.md).
+	MCP *MCPAPI `json:"-" yaml:"-"`
 	// Agent is set on an ai-agent Component: its limits (docs/agents.md).
 	Agent *Agent `json:"-" yaml:"-"`
 	// Stale is set when the newest version of the entity failed validation and

@@ -146,7 +146,7 @@ func parseGraphQL(e *Entity, n *yaml.Node) Problems {
 		opts, msg := parseGraphQLOptions(v)
 		if msg != "" {
 			bad(lineOf(n, "metadata", "annotations", AnnGraphQLOptions), "metadata.annotations["+AnnGraphQLOptions+"]", msg,
-				"write a mapping of mode (reject, dry-run), bodyLimit (bytes), maxDepth, maxAliases, maxRootFields, maxFields and introspection (owners, everyone)")
+				"write a mapping of mode (reject, filter, dry-run), bodyLimit (bytes), maxDepth, maxAliases, maxRootFields, maxFields and introspection (owners, everyone)")
 		}
 		g.Options = opts
 	}
@@ -319,8 +319,8 @@ func parseGraphQLOptions(v string) (GraphQLOptions, string) {
 		return GraphQLOptions{}, "invalid options: " + trimYAMLErr(err)
 	}
 	switch {
-	case o.Mode != "" && o.Mode != "reject" && o.Mode != "dry-run":
-		return GraphQLOptions{}, "mode " + quote(o.Mode) + " is not reject or dry-run (filter mode is not yet supported)"
+	case o.Mode != "" && o.Mode != "reject" && o.Mode != "dry-run" && o.Mode != "filter":
+		return GraphQLOptions{}, "mode " + quote(o.Mode) + " is not reject, filter or dry-run"
 	case o.Introspection != "" && o.Introspection != "owners" && o.Introspection != "everyone":
 		return GraphQLOptions{}, "introspection " + quote(o.Introspection) + " is not owners or everyone"
 	case o.BodyLimit < 0 || o.BodyLimit > MaxGraphQLBodyLimit:

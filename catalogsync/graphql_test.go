@@ -93,7 +93,7 @@ func TestGraphQLAnnotations(t *testing.T) {
 		"    gatehouse.dev/graphql-access: |\n      Query.a: []\n":            "empty allow list",
 		"    gatehouse.dev/graphql-access: |\n      Query.a: [everyone]\n":    "not owners, consumers or a ref",
 		"    gatehouse.dev/graphql-access: '[a'\n":                            "invalid YAML",
-		"    gatehouse.dev/graphql-options: |\n      mode: filter\n":          "not yet supported",
+		"    gatehouse.dev/graphql-options: |\n      mode: filtre\n":          "is not reject, filter or dry-run",
 		"    gatehouse.dev/graphql-options: |\n      bodyLimit: 999999999\n":  "out of range",
 		"    gatehouse.dev/graphql-options: |\n      maxDepht: 3\n":           "maxDepht",
 		"    gatehouse.dev/graphql-options: |\n      introspection: anyone\n": "not owners or everyone",

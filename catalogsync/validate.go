@@ -120,6 +120,7 @@ func validate(e *Entity, n *yaml.Node) Problems {
 	ps = append(ps, parseAccess(e, n)...)
 	ps = append(ps, parseMesh(e, n)...)
 	ps = append(ps, parseGraphQL(e, n)...)
+	ps = append(ps, parseMCP(e, n)...)
 	ps = append(ps, parseAgent(e, n)...)
 	return ps
 }

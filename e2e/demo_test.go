@@ -106,10 +106,10 @@ func TestMakeDemoRefusesBusyPort(t *testing.T) {
 }
 
 // demoPorts are the demo's ports (examples/demo/run.sh), all free.
-type demoPorts struct{ edge, admin, xds, authz, envoyAdmin, orders, shop, signin int }
+type demoPorts struct{ edge, admin, xds, authz, envoyAdmin, orders, shop, signin, platform int }
 
 func newDemoPorts(t *testing.T) demoPorts {
-	return demoPorts{freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)}
+	return demoPorts{freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)}
 }
 
 func (p demoPorts) env() []string {
@@ -119,6 +119,7 @@ func (p demoPorts) env() []string {
 		"DEMO_ENVOY_ADMIN_PORT=" + strconv.Itoa(p.envoyAdmin),
 		"DEMO_ORDERS_PORT=" + strconv.Itoa(p.orders), "DEMO_SHOP_PORT=" + strconv.Itoa(p.shop),
 		"DEMO_SIGNIN_PORT=" + strconv.Itoa(p.signin),
+		"DEMO_PLATFORM_PORT=" + strconv.Itoa(p.platform),
 	}
 }
 
@@ -135,7 +136,7 @@ func (p demoPorts) rewrite(s string) string {
 
 func (p demoPorts) expectClosed(t *testing.T) {
 	t.Helper()
-	for _, port := range []int{p.edge, p.admin, p.xds, p.authz, p.envoyAdmin, p.orders, p.shop, p.signin} {
+	for _, port := range []int{p.edge, p.admin, p.xds, p.authz, p.envoyAdmin, p.orders, p.shop, p.signin, p.platform} {
 		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond); err == nil {
 			c.Close()
 			t.Errorf("port %d still answers after the demo stopped", port)

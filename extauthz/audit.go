@@ -47,6 +47,8 @@ type AuditRecord struct {
 	LatencyUS     int64    `json:"latency_us"`
 	// GraphQL: the operation of a GraphQL route's request.
 	GraphQL *AuditGraphQL `json:"graphql,omitempty"`
+	// MCP: the method and tool of an MCP route's request.
+	MCP *MCPInfo `json:"mcp,omitempty"`
 }
 
 // AuditGraphQL is what the audit keeps of a GraphQL request: the
@@ -273,6 +275,20 @@ func appendRecord(b []byte, r *AuditRecord) []byte {
 		if g.WouldDeny {
 			b = append(b, `,"would_deny":true`...)
 		}
+		if len(b) > n {
+			b = append(b[:n], b[n+1:]...) // the first field's comma
+		}
+		b = append(b, '}')
+	}
+	if m := r.MCP; m != nil {
+		b = append(b, `,"mcp":{`...)
+		n := len(b)
+		str("method", m.Method, true)
+		str("tool", m.Tool, true)
+		if m.Messages != 0 {
+			b = strconv.AppendInt(append(b, `,"messages":`...), int64(m.Messages), 10)
+		}
+		str("denied_tool", m.DeniedTool, true)
 		if len(b) > n {
 			b = append(b[:n], b[n+1:]...) // the first field's comma
 		}

@@ -11,6 +11,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
@@ -49,6 +50,10 @@ type Options struct {
 	// SAMLIssuers are the SAML IdPs people sign in at (signin.saml[], by
 	// name): a SAML session is read under its IdP's settings.
 	SAMLIssuers map[string]SAMLIssuer
+	// PublicPort: the port clients reach the edge on when it is not the
+	// scheme's default (the edge drops the port from Host): MCP resource
+	// URLs carry it (config signin.public_port; 0: none).
+	PublicPort uint32
 	// Delegation: the tokens gatehouse's token exchange issues are
 	// accepted (docs/agents.md); nil: they are not.
 	Delegation *Delegation
@@ -102,7 +107,10 @@ func (s *Server) SetVerifier(v TokenVerifier) {
 // to Envoys.
 func GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(1 << 20), // a Check request: headers only
+		// A Check carries headers and at most a GraphQL route's body
+		// (bodyLimit, at most 8 MiB); an ext_proc message a request body
+		// (the same limit) or an answer's (Envoy's buffer, 1 MiB by default).
+		grpc.MaxRecvMsgSize(9 << 20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Checks run on long-lived goroutines instead of a new goroutine
@@ -112,8 +120,12 @@ func GRPCServerOptions() []grpc.ServerOption {
 	}
 }
 
-// Register attaches the service to a gRPC server.
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+// Register attaches the services to a gRPC server: Check (ext_authz) and
+// the ext_proc server of the routes that rewrite bodies (extproc.go).
+func (s *Server) Register(g *grpc.Server) {
+	authv3.RegisterAuthorizationServer(g, s)
+	extprocv3.RegisterExternalProcessorServer(g, &ExtProc{s: s})
+}
 
 // SetModel swaps in the policies of a new model; cached decisions of the
 // previous one are dropped with it.
@@ -147,14 +159,20 @@ func (s *Server) Engine() *Engine {
 
 // Check decides one request.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	start := s.now()
 	attrs := req.GetAttributes()
-	h := attrs.GetRequest().GetHttp()
+	src := attrs.GetSource()
+	return s.checkHTTP(ctx, attrs.GetRequest().GetHttp(), attrs.GetContextExtensions(), src.GetPrincipal(), src.GetAddress().GetSocketAddress().GetAddress(), nil), nil
+}
+
+// checkHTTP decides one request, audits and counts it: Check's, and the
+// ext_proc server's (proc non-nil: filled when the request is allowed).
+func (s *Server) checkHTTP(ctx context.Context, h *authv3.AttributeContext_HttpRequest, ext map[string]string, peerID, source string, proc *procCall) *authv3.CheckResponse {
+	start := s.now()
 	headers := h.GetHeaders()
 	rec := AuditRecord{
 		Time: start, DecisionID: headers["x-request-id"], Method: h.GetMethod(), Host: h.GetHost(),
-		Source:  attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(),
-		RouteID: attrs.GetContextExtensions()[model.CtxRouteID],
+		Source:  source,
+		RouteID: ext[model.CtxRouteID],
 	}
 	// The route Envoy chose: in the context extension when the route
 	// carries one (sidecar inbound routes), else in the header Envoy sets
@@ -165,7 +183,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if rec.DecisionID == "" {
 		rec.DecisionID = h.GetId()
 	}
-	resp := s.check(ctx, h, attrs.GetContextExtensions(), attrs.GetSource().GetPrincipal(), &rec)
+	resp := s.check(ctx, h, ext, peerID, &rec, proc)
 	if s.opts.Sessions != nil && rec.Decision == "deny" && rec.Status != 302 && prefersHTML(headers["accept"]) {
 		asPage(resp, &rec)
 	}
@@ -180,10 +198,10 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if s.audit != nil {
 		s.audit.Record(rec)
 	}
-	return resp, nil
+	return resp
 }
 
-func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpRequest, ext map[string]string, peerID string, rec *AuditRecord) *authv3.CheckResponse {
+func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpRequest, ext map[string]string, peerID string, rec *AuditRecord, proc *procCall) *authv3.CheckResponse {
 	st := s.state.Load()
 	if st == nil {
 		return s.deny(rec, 503, "not_ready", "", "gatehouse has not loaded a catalog yet")
@@ -191,7 +209,12 @@ func (s *Server) check(ctx context.Context, h *authv3.AttributeContext_HttpReque
 	eng := st.engine
 	rec.Model = eng.version
 	req, denied := eng.request(rec.RouteID, h.GetMethod(), h.GetPath(), h.GetHost())
-	return s.checkRoute(ctx, st, h, ext, peerID, rec, &req, denied)
+	req.proc = proc
+	resp := s.checkRoute(ctx, st, h, ext, peerID, rec, &req, denied)
+	if req.policy != nil && req.policy.MCP != nil {
+		s.mcpChallenge(resp, &req, h)
+	}
+	return resp
 }
 
 // checkRoute decides a request whose route is known (or answers the
@@ -207,11 +230,21 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 	}
 	req.Headers = h.GetHeaders()
 	pol := req.policy
-	if pol.gql != nil {
-		// The body Envoy buffered for this route (RouteAuth.BodyBytes);
-		// read only.
+	if pol.gql != nil || pol.MCP != nil || req.proc != nil {
+		// The body Envoy buffered for this route (RouteAuth.BodyBytes, or
+		// the ext_proc server's request body); read only.
 		if req.Body = h.GetRawBody(); len(req.Body) == 0 {
 			req.Body = bytesOf(h.GetBody())
+		}
+	}
+	if pol.route != nil && pol.route.Auth.Inspector == model.InspectorResourceMetadata {
+		return s.resourceMetadata(rec, req, h)
+	}
+	if pol.MCP != nil {
+		// A body that is not a JSON-RPC message is refused before any
+		// credential is looked at (and never cached).
+		if in := mcpOf(req); in.deny != nil {
+			return s.denyResult(rec, in.deny)
 		}
 	}
 	rec.Entity, rec.System = pol.Entity, pol.System
@@ -244,6 +277,13 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 		}
 		if c.result.Allow {
 			return s.allow(rec, c.result, &c.subject, c.assertion, req)
+		}
+		if c.result.MCP != nil && req.mcp != nil {
+			// The same decision, answered with this request's ids.
+			r := c.result
+			r.MCP = req.mcp.info()
+			r.MCP.DeniedTool = c.result.MCP.DeniedTool
+			return s.denyResult(rec, &r)
 		}
 		return s.denyResult(rec, &c.result)
 	}

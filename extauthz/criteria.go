@@ -38,6 +38,9 @@ type evalCtx struct {
 	op      Operation
 	explain bool
 	steps   *[]Step
+	// filtering: forbidden GraphQL fields are removed, not refused
+	// (filter mode through ext_proc).
+	filtering bool
 }
 
 // step records an explain step; a Check never builds their text.
@@ -47,4 +50,4 @@ func (c evalCtx) step(rule string, matched bool, why string) {
 
 // criteria in the order they run for a principal (public paths are
 // decided before any principal: publicPath in evaluate.go).
-var criteria = []criterion{knownPrincipal{}, agentLimit{}, graphqlField{}, owner{}, consumer{}, accessRule{}}
+var criteria = []criterion{knownPrincipal{}, agentLimit{}, graphqlField{}, mcpTool{}, owner{}, consumer{}, accessRule{}}

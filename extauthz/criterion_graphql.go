@@ -29,7 +29,10 @@ func (graphqlField) decide(c evalCtx) verdict {
 	if c.explain {
 		c.step("graphql "+c.op.Name, false, r.From+" does not hold for "+c.p.Name())
 	}
-	if c.rp.gql.Mode == model.GraphQLDryRun {
+	if c.rp.gql.Mode == model.GraphQLDryRun || (c.rp.gql.Mode == model.GraphQLFilter && c.filtering) {
+		// dry-run: recorded only; filter mode: removed by the body
+		// filter (filter_graphql.go). Filter mode without ext_proc (a
+		// sidecar's inbound route) refuses, as reject mode does.
 		return verdict{}
 	}
 	return verdict{outcome: denied, status: 403, reason: "field_forbidden", rule: r.From}
@@ -39,9 +42,9 @@ func (graphqlField) decide(c evalCtx) verdict {
 // request: the criteria in their order, but the route's (owner,
 // consumer, rule), which cannot tell one field of a request from another
 // (the same method and path), decided once after every field's rules.
-func graphqlVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step) verdict {
+func graphqlVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step, filtering bool) verdict {
 	for _, op := range ops {
-		c := evalCtx{rp: rp, p: p, op: op, explain: explain, steps: steps}
+		c := evalCtx{rp: rp, p: p, op: op, explain: explain, steps: steps, filtering: filtering}
 		if explain {
 			c.step("field "+op.Name, true, op.Method+" field at "+op.At+", for "+p.Name())
 		}
@@ -134,7 +137,7 @@ func nameHolds(rp *routePolicy, p *Principal, name string) bool {
 // dry-run mode the mark that it would have been refused.
 func graphqlOutcome(res *Result, rp *routePolicy, sub *Subject, ops []Operation, info *GraphQLInfo) {
 	res.GraphQL = info
-	if rp.gql == nil || len(rp.gql.fields) == 0 || (res.Allow && rp.gql.Mode != model.GraphQLDryRun) {
+	if rp.gql == nil || len(rp.gql.fields) == 0 || (res.Allow && rp.gql.Mode == model.GraphQLReject) {
 		return // allowed in reject mode: no field was refused
 	}
 	seen := map[string]bool{}

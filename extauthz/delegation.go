@@ -266,6 +266,15 @@ func unwrapDelegation(v TokenVerifier) TokenVerifier {
 	return v
 }
 
+// Issuers are the configured issuers (the authorization servers an MCP
+// route's resource metadata names; gatehouse's token exchange is not one).
+func (v delegatingVerifier) Issuers() []string {
+	if i, ok := v.next.(interface{ Issuers() []string }); ok {
+		return i.Issuers()
+	}
+	return nil
+}
+
 // Close closes the configured issuers' verifier.
 func (v delegatingVerifier) Close() {
 	if c, ok := v.next.(interface{ Close() }); ok {

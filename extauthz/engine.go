@@ -147,6 +147,8 @@ type Principal struct {
 	Issuer    string   `json:"issuer,omitempty"`
 	Groups    []string `json:"groups,omitempty"` // group ref keys, transitive, sorted
 	Unmatched string   `json:"unmatched,omitempty"`
+	// Audiences: the token's `aud` (an MCP route needs its own in it).
+	Audiences []string `json:"audiences,omitempty"`
 	// Scopes: the OAuth scopes of the token (Identity.Scopes), sorted;
 	// what @requiresScopes reads. Sessions and mTLS peers carry none. A
 	// delegated token's are its narrowed scope, for person and agent.
@@ -181,7 +183,7 @@ func (p *Principal) Name() string {
 //
 // Anything else is "unknown", with the reason in Unmatched.
 func (e *Engine) PrincipalFor(id *Identity) *Principal {
-	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer, Scopes: id.Scopes}
+	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer, Scopes: id.Scopes, Audiences: id.Audiences}
 	if id.Machine {
 		if ref := e.clients[id.ClientID]; ref != "" {
 			p.Kind, p.Ref, p.Agent = "component", ref, e.agents[ref]

@@ -27,6 +27,8 @@ type Result struct {
 	// noCache: the answer depends on more than the request and the
 	// subject (an APQ hash not known yet): never cached.
 	noCache bool
+	// MCP: what an MCP request asked (nil on other routes).
+	MCP *MCPInfo `json:"mcp,omitempty"`
 }
 
 // Decision is the name Result had before the decision path was one
@@ -96,6 +98,11 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 		res.Status, res.Reason = 401, "invalid_token:wrong_audience"
 		return res
 	}
+	if rp.MCP != nil {
+		if deny := mcpAudience(rp, sub, req.Host); deny != nil {
+			return *deny
+		}
+	}
 	var opsBuf [1]Operation
 	ops, gql, deny := operations(req, opsBuf[:0])
 	if deny != nil {
@@ -117,7 +124,7 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 		if chained {
 			*steps = append(*steps, Step{Rule: pr.role + " " + pr.p.Name(), Matched: true, Why: "the rules below are for the " + pr.role})
 		}
-		v := principalVerdict(rp, pr.p, ops, explain, steps)
+		v := principalVerdict(rp, pr.p, ops, explain, steps, req.Filtering())
 		if explain {
 			res.Principals = append(res.Principals, PrincipalResult{Role: pr.role, Ref: pr.p.Name(), Allow: v.outcome == allowed, Reason: v.reason, Rule: v.rule})
 		}
@@ -147,6 +154,12 @@ func (e *Engine) Evaluate(req *Request, sub *Subject, explain bool) Result {
 	if gql != nil {
 		graphqlOutcome(&res, rp, sub, ops, gql)
 	}
+	if rp.MCP != nil && req.mcp != nil {
+		res.MCP = req.mcp.info()
+		if res.Reason == "tool_forbidden" || res.Reason == "agent_limit" {
+			res.MCP.DeniedTool = deniedTool(rp, sub, ops)
+		}
+	}
 	return res
 }
 
@@ -159,6 +172,9 @@ func operations(req *Request, buf []Operation) ([]Operation, *GraphQLInfo, *Resu
 		return append(buf, Operation{Kind: model.InspectorHTTP, Method: req.Method, Path: req.Path}), nil, nil
 	case graphqlInspector:
 		return inspectGraphQL(req)
+	case mcpInspector:
+		ops, deny := mcpOperations(req)
+		return ops, nil, deny
 	}
 	ops, deny := in.Operations(*req)
 	return ops, nil, deny
@@ -167,9 +183,14 @@ func operations(req *Request, buf []Operation) ([]Operation, *GraphQLInfo, *Resu
 // principalVerdict runs the criteria for one principal and every
 // operation: each operation must be allowed; a deny, or an operation no
 // criterion allows (403 no_matching_rule), decides.
-func principalVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step) verdict {
+// filtering: a body filter will remove what field rules forbid (GraphQL
+// filter mode through ext_proc), so they do not refuse the request.
+func principalVerdict(rp *routePolicy, p *Principal, ops []Operation, explain bool, steps *[]Step, filtering bool) verdict {
 	if len(ops) > 0 && ops[0].Kind == model.InspectorGraphQL {
-		return graphqlVerdict(rp, p, ops, explain, steps)
+		return graphqlVerdict(rp, p, ops, explain, steps, filtering)
+	}
+	if len(ops) > 0 && ops[0].Kind == model.InspectorMCP {
+		return mcpVerdict(rp, p, ops, explain, steps)
 	}
 	return routeVerdict(rp, p, ops, criteria, explain, steps)
 }

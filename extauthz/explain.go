@@ -100,6 +100,12 @@ func Explain(ctx context.Context, eng *Engine, m *model.Model, verifier TokenVer
 		}
 		req.Body = []byte(in.Body)
 	}
+	if r := req.policy.route; r != nil && r.Auth.ExtProc && !mesh {
+		// Envoy sends this route's requests to the ext_proc server, whose
+		// body filter removes what field rules forbid (GraphQL filter
+		// mode): explain decides as it does.
+		req.proc = &procCall{}
+	}
 	if req.policy.Public {
 		// As in Check: no credential is looked at on a public path.
 		res.Decision = eng.Evaluate(&req, &Subject{}, true)
@@ -186,7 +192,7 @@ func (e *Engine) explainSubject(ctx context.Context, v TokenVerifier, in Explain
 		if len(in.Scopes) > 0 {
 			p.Scopes = slices.Compact(slices.Sorted(slices.Values(in.Scopes)))
 		}
-		sub.User = p
+		sub.User, sub.Auth = p, AuthCatalogRef
 	}
 	if in.Actor != "" {
 		a, err := e.explainActor(in, sub.User)

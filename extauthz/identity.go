@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,8 @@ type Identity struct {
 	EmailVerified bool
 	EmailTrust    string // "email_verified", "trust_email", or "" (not verified)
 	ClientID      string
+	// Audiences: the token's `aud` (MCP routes require theirs in it).
+	Audiences []string
 	// Machine: the issuer's MachineClaims hold, so this is a
 	// client-credentials token of ClientID; machineMiss is the claim that
 	// did not hold ("" when the issuer has none). NotMachine and
@@ -240,6 +243,17 @@ func (v *Verifier) IssuerConfig(iss string) (IssuerConfig, bool) {
 		return is.cfg, true
 	}
 	return IssuerConfig{}, false
+}
+
+// Issuers are the configured issuers' `iss`, sorted: the authorization
+// servers an MCP route's resource metadata names.
+func (v *Verifier) Issuers() []string {
+	out := make([]string, 0, len(v.byIss))
+	for iss := range v.byIss {
+		out = append(out, iss)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Status reports each issuer's state.
@@ -462,7 +476,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		return nil, tokenErr("wrong_audience", "aud %q does not contain any of %q", truncateAll(aud), c.Audiences)
 	}
 
-	id := &Identity{Issuer: iss, IssuerName: c.Name, Expiry: exp, TokenType: jws.typ, EntityRefSubject: c.EntityRefSubjects}
+	id := &Identity{Issuer: iss, IssuerName: c.Name, Expiry: exp, TokenType: jws.typ, EntityRefSubject: c.EntityRefSubjects, Audiences: aud}
 	if id.Subject, _, err = stringClaim(claims, "sub"); err != nil {
 		return nil, tokenErr("malformed", "%v", err)
 	}

@@ -50,7 +50,7 @@ func (httpInspector) Operations(req Request) ([]Operation, *Result) {
 }
 
 // inspectors by model.RouteAuth.InspectorName.
-var inspectors = map[string]Inspector{model.InspectorHTTP: httpInspector{}, model.InspectorGraphQL: graphqlInspector{}}
+var inspectors = map[string]Inspector{model.InspectorHTTP: httpInspector{}, model.InspectorGraphQL: graphqlInspector{}, model.InspectorMCP: mcpInspector{}}
 
 // inspectorFor is the route's inspector; a route naming one this build
 // does not have decides nothing (fail closed).

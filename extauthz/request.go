@@ -29,6 +29,11 @@ type Request struct {
 	Body []byte
 	// docKey: documentKey, once computed.
 	docKey string
+	// mcp: the MCP messages of the body, read once (mcpOf).
+	mcp *mcpInspected
+	// proc: the request came through the ext_proc server (extproc.go),
+	// whose body filter may rewrite it; allow records the outcome there.
+	proc *procCall
 }
 
 // documentKey is a hash of the URL's query string and the body (SHA-256,
@@ -46,6 +51,11 @@ func (r *Request) documentKey() string {
 	}
 	return r.docKey
 }
+
+// Filtering reports whether the request came through the ext_proc server,
+// so that a body filter sees it once allowed (GraphQL filter mode: the
+// field rules remove fields there instead of refusing the request).
+func (r *Request) Filtering() bool { return r.proc != nil }
 
 // Policy is the route's compiled policy as the catalog gave it.
 func (r *Request) Policy() *model.Policy { return &r.policy.Policy }

@@ -22,6 +22,10 @@ import (
 func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion string, req *Request) *authv3.CheckResponse {
 	rec.Decision, rec.Status, rec.Reason, rec.Rule = "allow", 200, d.Reason, d.Rule
 	rec.GraphQL = auditGraphQL(d.GraphQL)
+	rec.MCP = d.MCP
+	if req.proc != nil {
+		req.proc.done(req, d, sub)
+	}
 	in, forwardToken := req.Headers, req.policy.ForwardToken
 	// The answer's own messages in one allocation; the identity headers
 	// are shared (read-only) by every answer carrying the same assertion.
@@ -39,7 +43,7 @@ func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion strin
 	credential := s.opts.CookieName
 	if forwardToken {
 		credential = ""
-	} else if in["authorization"] != "" {
+	} else if in["authorization"] != "" && (sub == nil || !req.policy.AssertionBearer) {
 		a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, "authorization")
 	}
 	var cookie *core.HeaderValueOption // the Cookie header without those cookies, when rewritten
@@ -68,6 +72,12 @@ func (s *Server) allow(rec *AuditRecord, d Result, sub *Subject, assertion strin
 	a.id.val.Key, a.id.val.Value = model.DecisionIDHeader, rec.DecisionID
 	a.id.opt.Header, a.id.opt.AppendAction = &a.id.val, core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 	a.ok.Headers = append(a.ok.Headers, &a.id.opt)
+	if req.policy.AssertionBearer {
+		// The assertion is the upstream's bearer token (it replaces the
+		// caller's, which never reaches the upstream).
+		a.ok.Headers = append(a.ok.Headers, &core.HeaderValueOption{Header: &core.HeaderValue{Key: "authorization", Value: "Bearer " + assertion},
+			AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD})
+	}
 	return &a.resp
 }
 
@@ -152,8 +162,12 @@ type header struct {
 // denyResult answers a denial Evaluate (or a step before it) decided.
 func (s *Server) denyResult(rec *AuditRecord, r *Result) *authv3.CheckResponse {
 	rec.GraphQL = auditGraphQL(r.GraphQL)
+	rec.MCP = r.MCP
 	if r.GraphQL != nil && len(r.GraphQL.Errors) > 0 {
 		return s.denyGraphQL(rec, r)
+	}
+	if r.MCP != nil && r.Status != 401 {
+		return s.denyMCP(rec, r)
 	}
 	detail := ""
 	if len(r.Steps) > 0 {

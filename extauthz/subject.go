@@ -31,6 +31,10 @@ type Subject struct {
 // cookie).
 const AuthBearer = "bearer"
 
+// AuthCatalogRef: explain was given a catalog ref, not a credential (no
+// token to check an audience of).
+const AuthCatalogRef = "catalog-ref"
+
 // Roles in the chain, in the order they are evaluated.
 const (
 	RolePeer  = "peer"
@@ -132,8 +136,17 @@ func (c credentials) key(req *Request) string {
 		// URL's query and the body (document, operation name, variables).
 		k += "\x00gql\x00" + req.documentKey()
 	}
+	if req.mcp != nil {
+		// The methods and tools of the messages (never their ids).
+		k += "\x00mcp\x00" + req.mcp.key
+	}
 	if c.peer != "" {
 		k += "\x00peer\x00" + c.peer
+	}
+	if req.proc != nil {
+		// Decided for the ext_proc server, whose filter may remove what
+		// Check would refuse (GraphQL filter mode): never the same answer.
+		k += "\x00xp"
 	}
 	return k
 }

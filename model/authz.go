@@ -21,8 +21,13 @@ type Policy struct {
 	Unavailable string `json:"unavailable,omitempty" yaml:"unavailable,omitempty"`
 	// ForwardToken: the caller's Authorization header reaches the upstream.
 	ForwardToken bool `json:"forwardToken,omitempty" yaml:"forwardToken,omitempty"`
+	// AssertionBearer: the upstream gets the assertion as its bearer token
+	// too (gatehouse.dev/assertion-header: authorization).
+	AssertionBearer bool `json:"assertionBearer,omitempty" yaml:"assertionBearer,omitempty"`
 	// GraphQL: the field policy of a GraphQL API's route (docs/graphql.md).
 	GraphQL *GraphQLPolicy `json:"graphql,omitempty" yaml:"graphql,omitempty"`
+	// MCP: the tool rules of an MCP API's route (docs/mcp.md).
+	MCP *MCPPolicy `json:"mcp,omitempty" yaml:"mcp,omitempty"`
 }
 
 // AccessRule is one explicit rule of a route's policy (an entry of the

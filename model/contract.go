@@ -66,6 +66,14 @@ type RouteAuth struct {
 	// Inspector reads the request as operations for the criteria; ""
 	// means InspectorHTTP.
 	Inspector string `json:"inspector,omitempty" yaml:"inspector,omitempty"`
+	// ExtProc: Envoy sends the route's requests to gatehouse's ext_proc
+	// server (headers, then the whole body, up to BodyBytes) instead of
+	// ext_authz. It decides them with the same Check, then the route
+	// inspector's body filter may rewrite the body (extauthz.BodyFilter).
+	// ExtProcResponse: the answer's headers and body go there too, for
+	// filters that rewrite answers.
+	ExtProc         bool `json:"extProc,omitempty" yaml:"extProc,omitempty"`
+	ExtProcResponse bool `json:"extProcResponse,omitempty" yaml:"extProcResponse,omitempty"`
 }
 
 // SignInOff is RouteAuth.SignIn of a route that never redirects to sign in.

@@ -10,9 +10,13 @@ package model
 const InspectorGraphQL = "graphql"
 
 // GraphQL modes: reject denies a request that asks for any forbidden
-// field; dry-run decides and audits but never blocks on a field rule.
+// field; filter removes the forbidden fields before the upstream sees the
+// operation and answers null with an error at each (through ext_proc:
+// RouteAuth.ExtProc); dry-run decides and audits but never blocks on a
+// field rule.
 const (
 	GraphQLReject = "reject"
+	GraphQLFilter = "filter"
 	GraphQLDryRun = "dry-run"
 )
 

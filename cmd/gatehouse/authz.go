@@ -83,7 +83,7 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 	}
 	audit := extauthz.NewAudit(w, cfg.Audit.Buffer)
 	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL, TrustDomain: cfg.Mesh.TrustDomain, Sessions: sessions, Delegation: delegation,
-		SAMLIssuers: samlIssuers(cfg), SessionCookie: extauthz.SessionCookie{Domain: cfg.SignIn.CookieDomain}, SessionGrace: cfg.SignIn.RenewGrace},
+		SAMLIssuers: samlIssuers(cfg), SessionCookie: extauthz.SessionCookie{Domain: cfg.SignIn.CookieDomain}, SessionGrace: cfg.SignIn.RenewGrace, PublicPort: cfg.SignIn.PublicPort},
 		verifier, signer, audit, log)
 	var once sync.Once
 	closeFn := func() {

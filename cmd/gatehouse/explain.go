@@ -22,7 +22,7 @@ func explainCmd() *cobra.Command {
 	var catalogFiles []string
 	var req extauthz.ExplainRequest
 	var asJSON bool
-	var graphql, variables string
+	var graphql, variables, mcpTool string
 	cmd := &cobra.Command{
 		Use:   "explain --url URL [--token JWT | --principal REF [--group G]... [--actor AGENT]] [--peer REF --route ID]",
 		Short: "Explain whether a request would be allowed, and why (the same Evaluate as Check)",
@@ -43,6 +43,8 @@ func explainCmd() *cobra.Command {
   # an AI agent calling for a person: each principal's verdict (both must be allowed)
   gatehouse explain --catalog ./catalog --principal user:default/alice --actor component:default/copilot \
       --method POST --url http://gw/orders/v1/items
+  # an MCP API's route: may bob call the tool deploy?
+  gatehouse explain --catalog ./catalog --principal user:default/bob --url http://gw/platform/mcp --mcp-tool deploy
   # a past decision, by the decision_id of a 403 body or an audit record
   gatehouse explain --remote http://127.0.0.1:9090 --decision 7f3c9a1e-…`,
 		Args: cobra.NoArgs,
@@ -59,6 +61,10 @@ func explainCmd() *cobra.Command {
 					return err
 				}
 				req.Method, req.Body = "POST", body
+			}
+			if mcpTool != "" {
+				body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": map[string]any{"name": mcpTool, "arguments": map[string]any{}}})
+				req.Method, req.Body = "POST", string(body)
 			}
 			var res *extauthz.ExplainResult
 			var err error
@@ -90,6 +96,7 @@ func explainCmd() *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&graphql, "graphql", "", "a GraphQL document, sent as a POST's JSON body (a GraphQL API's route decides per field)")
 	f.StringVar(&variables, "variables", "", "the GraphQL variables, a JSON object (with --graphql)")
+	f.StringVar(&mcpTool, "mcp-tool", "", "an MCP tool: a tools/call of it, sent as a POST's JSON-RPC body (an MCP API's route decides per tool)")
 	return cmd
 }
 
@@ -293,8 +300,17 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 		if g.WouldDeny {
 			fmt.Fprintln(w, "    dry-run: the request passes; in reject mode it would be refused")
 		}
+		if g.Mode == "filter" && res.Decision.Allow && len(g.Denied) > 0 {
+			fmt.Fprintln(w, "    filter: the denied fields are removed before the upstream; the answer has null and an error at each")
+		}
 		for _, e := range g.Errors {
 			fmt.Fprintf(w, "    error %s: %s\n", e.Extensions["code"], e.Message)
+		}
+	}
+	if m := res.Decision.MCP; m != nil && m.Method != "" {
+		fmt.Fprintf(w, "  mcp:       %s %s\n", m.Method, m.Tool)
+		if m.DeniedTool != "" {
+			fmt.Fprintf(w, "    denied tool %s: %s\n", m.DeniedTool, res.Decision.Rule)
 		}
 	}
 	fmt.Fprintln(w, "  considered:")

@@ -5,11 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/admin"
 	"github.com/gatehouse-dev/gatehouse/extauthz"
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 )
 
 // explain takes --catalog as serve does, explains a request without
@@ -118,5 +121,29 @@ func TestExplainActor(t *testing.T) {
 	}
 	if _, err := runCommand(t, explainCmd(), "--catalog", cat, "--principal", "user:default/alice", "--actor", "component:default/shop", "--url", "http://gw/orders/v1/items"); err == nil || !strings.Contains(err.Error(), "not an AI agent") {
 		t.Errorf("a non-agent actor: %v", err)
+	}
+}
+
+// explain --mcp-tool decides a tools/call of the tool on an MCP API's
+// route, for a person, and for an agent acting for one (both must may).
+func TestExplainMCPTool(t *testing.T) {
+	cat := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(cat, []byte(testcatalog.PlatformMCP), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCommand(t, explainCmd(), "--catalog", cat, "--principal", "user:default/bob", "--url", "http://gw/tools/mcp", "--mcp-tool", "deploy")
+	if ec, ok := err.(exitCode); !ok || ec != 1 || !strings.HasPrefix(out, "DENY (403, tool_forbidden)") || !strings.Contains(out, "mcp:       tools/call deploy") ||
+		!strings.Contains(out, "gatehouse.dev/mcp-tools deploy of api:default/platform-tools does not allow user:default/bob") {
+		t.Errorf("bob deploy: %v\n%s", err, out)
+	}
+	if out, err := runCommand(t, explainCmd(), "--catalog", cat, "--principal", "user:default/alice", "--url", "http://gw/tools/mcp", "--mcp-tool", "deploy"); err != nil || !strings.HasPrefix(out, "ALLOW (200, owner)") {
+		t.Errorf("alice deploy: %v\n%s", err, out)
+	}
+	out, err = runCommand(t, explainCmd(), "--catalog", cat, "--principal", "user:default/alice", "--actor", "component:default/copilot", "--url", "http://gw/tools/mcp", "--mcp-tool", "deploy")
+	if ec, ok := err.(exitCode); !ok || ec != 1 || !strings.HasPrefix(out, "DENY (403, agent_limit)") {
+		t.Errorf("copilot for alice, deploy: %v\n%s", err, out)
+	}
+	if out, err := runCommand(t, explainCmd(), "--catalog", cat, "--principal", "user:default/alice", "--actor", "component:default/copilot", "--url", "http://gw/tools/mcp", "--mcp-tool", "list_components"); err != nil || !strings.HasPrefix(out, "ALLOW") {
+		t.Errorf("copilot for alice, list_components: %v\n%s", err, out)
 	}
 }

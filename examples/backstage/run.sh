@@ -15,6 +15,7 @@
 #   BACKSTAGE_STATIC_TOKEN  static API token, subject "gatehouse"
 #                           (default: gatehouse-static-token; >= 8 non-space chars)
 #   GATEHOUSE_EDGE_URL      target of /api/proxy/gatehouse (default http://127.0.0.1:9)
+#   GATEHOUSE_JWKS_URL      gatehouse's JWKS, for its assertion as a bearer token (app-config.yaml)
 #   BACKSTAGE_OMIT_ENT_CLAIM true (Backstage default: user tokens carry no `ent` claim)
 #                           or false (tokens carry ent = ownership refs)
 #   BACKSTAGE_DIR           install dir (default: from install.sh, installing if needed)

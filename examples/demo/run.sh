@@ -18,7 +18,8 @@
 #   DEMO_ENVOY_ADMIN_PORT [9901]   Envoy admin (/config_dump, /ready)
 #   DEMO_ORDERS_PORT      [8081]   the orders upstream (FastAPI)
 #   DEMO_SHOP_PORT        [8082]   the shop upstream (echo)
-# The example catalog names the upstreams 127.0.0.1:8081 and :8082; with
+#   DEMO_PLATFORM_PORT    [8083]   the platform GraphQL upstream (Strawberry)
+# The example catalog names the upstreams 127.0.0.1:8081, :8082 and :8083; with
 # other upstream ports the demo serves a copy of the catalog with the ports
 # replaced, kept in step with the files you edit.
 set -euo pipefail
@@ -33,6 +34,7 @@ SIGNIN_PORT="${DEMO_SIGNIN_PORT:-18002}"
 ENVOY_ADMIN_PORT="${DEMO_ENVOY_ADMIN_PORT:-9901}"
 ORDERS_PORT="${DEMO_ORDERS_PORT:-8081}"
 SHOP_PORT="${DEMO_SHOP_PORT:-8082}"
+PLATFORM_PORT="${DEMO_PLATFORM_PORT:-8083}"
 
 say() { echo "demo: $*"; }
 fail() { echo "demo: error: $*" >&2; exit 1; }
@@ -40,7 +42,7 @@ fail() { echo "demo: error: $*" >&2; exit 1; }
 # Every port free before anything starts: a busy port is the usual reason a
 # demo fails (9090 is Prometheus's default, 8081 a common dev server's).
 declare -A used=()
-for var in EDGE_PORT ADMIN_PORT XDS_PORT AUTHZ_PORT SIGNIN_PORT ENVOY_ADMIN_PORT ORDERS_PORT SHOP_PORT; do
+for var in EDGE_PORT ADMIN_PORT XDS_PORT AUTHZ_PORT SIGNIN_PORT ENVOY_ADMIN_PORT ORDERS_PORT SHOP_PORT PLATFORM_PORT; do
   p="${!var}"
   [[ "$p" =~ ^[0-9]+$ ]] && (( p > 0 && p < 65536 )) || fail "DEMO_$var=$p is not a port"
   [[ -z "${used[$p]:-}" ]] || fail "DEMO_$var and DEMO_${used[$p]} are both $p"
@@ -52,6 +54,7 @@ done
 
 ENVOY="$(bash envoy/install.sh)"
 FASTAPI_PY="$(bash examples/fastapi-orders/install.sh | tail -n1)"
+PLATFORM_PY="$(bash examples/platform-graph/install.sh | tail -n1)"
 if [[ ! -x bin/gatehouse || ! -x bin/echo ]]; then
   say "building gatehouse and the echo upstream with Go; the first build downloads modules and compiles for a few minutes (later ones take seconds)..."
 else
@@ -114,7 +117,7 @@ if [[ -n "${CATALOG:-}" ]]; then
   catalog_args=(--catalog "$CATALOG")
   catalog_note="$CATALOG (followed: edits apply within a second)"
 fi
-if [[ "$ORDERS_PORT" != 8081 || "$SHOP_PORT" != 8082 ]]; then
+if [[ "$ORDERS_PORT" != 8081 || "$SHOP_PORT" != 8082 || "$PLATFORM_PORT" != 8083 ]]; then
   src="${CATALOG:-examples/catalog/catalog-info.yaml}"
   if [[ -d "$src" ]]; then srcdir="$src" root=""; else srcdir="$(dirname "$src")" root="/$(basename "$src")"; fi
   derived="$LOGS/catalog"
@@ -123,20 +126,27 @@ if [[ "$ORDERS_PORT" != 8081 || "$SHOP_PORT" != 8082 ]]; then
     while IFS= read -r -d '' f; do
       rel="${f#"$srcdir"/}"
       mkdir -p "$derived/$(dirname "$rel")"
-      sed -e "s#127\.0\.0\.1:8081\b#127.0.0.1:$ORDERS_PORT#g" -e "s#127\.0\.0\.1:8082\b#127.0.0.1:$SHOP_PORT#g" "$f" >"$tmp"
+      sed -e "s#127\.0\.0\.1:8081\b#127.0.0.1:$ORDERS_PORT#g" -e "s#127\.0\.0\.1:8082\b#127.0.0.1:$SHOP_PORT#g" \
+        -e "s#127\.0\.0\.1:8083\b#127.0.0.1:$PLATFORM_PORT#g" "$f" >"$tmp"
       cmp -s "$tmp" "$derived/$rel" || mv "$tmp" "$derived/$rel"
     done < <(find "$srcdir" -name '*.yaml' -print0)
   }
   sync_catalog
-  start_bg catalog-sync /dev/null bash -c "$(declare -f sync_catalog); srcdir='$srcdir' derived='$derived' LOGS='$LOGS' ORDERS_PORT=$ORDERS_PORT SHOP_PORT=$SHOP_PORT; while sleep 0.3; do sync_catalog; done"
+  start_bg catalog-sync /dev/null bash -c "$(declare -f sync_catalog); srcdir='$srcdir' derived='$derived' LOGS='$LOGS' ORDERS_PORT=$ORDERS_PORT SHOP_PORT=$SHOP_PORT PLATFORM_PORT=$PLATFORM_PORT; while sleep 0.3; do sync_catalog; done"
   catalog_args=(--catalog "$derived$root")
-  catalog_note="${CATALOG:-examples/catalog/catalog-info.yaml}, served as $derived$root with the upstream ports $ORDERS_PORT and $SHOP_PORT"
+  catalog_note="${CATALOG:-examples/catalog/catalog-info.yaml}, served as $derived$root with the upstream ports $ORDERS_PORT, $SHOP_PORT and $PLATFORM_PORT"
 fi
 
 # orders is the FastAPI reference service: it trusts only a verified x-gatehouse-assertion.
 start_bg orders "$LOGS/orders.log" env FASTAPI_PYTHON="$FASTAPI_PY" JWKS_URL="http://127.0.0.1:$ADMIN_PORT/.well-known/jwks.json" \
   bash examples/fastapi-orders/run.sh "$ORDERS_PORT"
 wait_for orders "$LOGS/orders.log" "127.0.0.1:$ORDERS_PORT/orders/healthz" 150
+# platform is the Strawberry GraphQL service, in filter mode (docs/graphql.md);
+# it echoes the query it ran in extensions.executed.
+start_bg platform "$LOGS/platform.log" env PLATFORM_GRAPH_PYTHON="$PLATFORM_PY" PLATFORM_GRAPH_ECHO=1 \
+  JWKS_URL="http://127.0.0.1:$ADMIN_PORT/.well-known/jwks.json" GATEHOUSE_ENTITY=component:default/platform \
+  bash examples/platform-graph/run.sh "$PLATFORM_PORT"
+wait_for platform "$LOGS/platform.log" "127.0.0.1:$PLATFORM_PORT/platform/healthz" 150
 start_bg shop "$LOGS/shop.log" bin/echo -listen "127.0.0.1:$SHOP_PORT" -name shop
 wait_for shop "$LOGS/shop.log" "127.0.0.1:$SHOP_PORT/" 50
 export GATEHOUSE_EDGE_ADDRESS=127.0.0.1 GATEHOUSE_EDGE_PORT="$EDGE_PORT" \
@@ -182,6 +192,8 @@ Try:
   curl -s -H "Authorization: Bearer \$BOB" -H 'Host: shop.example.com' $E/   # 200: bob's team owns shop
   curl -s -H "Authorization: Bearer \$SHOP" $E/orders/v1/whoami    # 200: shop consumes orders-api
   curl -s $E/orders/healthz                                      # 200: a public path
+  curl -s -H "Authorization: Bearer \$BOB" -H 'Content-Type: application/json' -d '{"query":"{ components { name cloudAccountId } }"}' $E/platform/graphql   # 200: GraphQL filter mode: bob gets the names, cloudAccountId null and an error each
+  curl -s -H "Authorization: Bearer \$ALICE" -H 'Content-Type: application/json' -d '{"query":"{ components { name cloudAccountId } }"}' $E/platform/graphql # 200: alice's team owns platform: every field
   curl -si -H 'X-Gatehouse-User: user:default/alice' 127.0.0.1:$ORDERS_PORT/orders/42 | head -1   # 401: orders itself trusts no bare header
   bin/gatehouse explain --remote http://127.0.0.1:$ADMIN_PORT --principal user:default/bob --url http://localhost/orders/42
   curl -s 127.0.0.1:$ADMIN_PORT/debug/nodes                                 # connected Envoys, ACKed versions, NACKs

@@ -149,6 +149,7 @@ func policyFor(snap *cs.Snapshot, r model.Route) model.Policy {
 		if api := snap.Get(r.API); api != nil {
 			if !r.Public {
 				p.GraphQL = graphqlPolicy(api)
+				p.MCP = mcpPolicy(api, routePrefix(r))
 			}
 			for _, o := range api.RelationTargets(cs.RelOwnedBy) {
 				owners[o] = true
@@ -157,6 +158,9 @@ func policyFor(snap *cs.Snapshot, r model.Route) model.Policy {
 		}
 	} else {
 		p.Unavailable = brokenGraphQLAPI(snap, e)
+		if !r.Public {
+			p.MCP = mcpPolicy(unscopedMCP(snap, e), routePrefix(r))
+		}
 		// An API without a path prefix of its own covers its provider's
 		// whole route.
 		for _, apiKey := range e.RelationTargets(cs.RelProvidesAPI) {
@@ -176,6 +180,7 @@ func policyFor(snap *cs.Snapshot, r model.Route) model.Policy {
 	if e.Access != nil {
 		p.Rules = accessRules(e.Access.Rules)
 		p.ForwardToken = e.Access.ForwardToken
+		p.AssertionBearer = e.Access.AssertionBearer
 	}
 	return p
 }

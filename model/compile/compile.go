@@ -58,7 +58,7 @@ func claimRoutes(snap *cs.Snapshot) (map[string][]claim, []model.Cluster, cs.Pro
 		clusters = append(clusters, clusterFor(key, r))
 		prefix := r.RoutePrefix(e.Metadata.Name)
 		for _, host := range r.RouteHosts() {
-			c := claim{entity: e, host: host, route: model.Route{ID: key + "@" + host + prefix, Entity: key, Prefix: prefix, Cluster: key, Timeout: model.Duration(timeout), Auth: routeAuth(e)}}
+			c := claim{entity: e, host: host, route: model.Route{ID: key + "@" + host + prefix, Entity: key, Prefix: prefix, Cluster: key, Timeout: model.Duration(timeout), Auth: componentAuth(snap, e)}}
 			claims[host+" "+prefix] = append(claims[host+" "+prefix], c)
 		}
 		// APIs this entity provides that scope their own paths.
@@ -82,7 +82,7 @@ func claimRoutes(snap *cs.Snapshot) (map[string][]claim, []model.Cluster, cs.Pro
 				continue
 			}
 			for _, host := range r.RouteHosts() {
-				c := claim{entity: api, host: host, route: model.Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: model.Duration(timeout), Auth: graphqlAuth(api)}}
+				c := claim{entity: api, host: host, route: model.Route{ID: apiKey + "@" + host + ap, Entity: key, API: apiKey, Prefix: ap, Cluster: key, Timeout: model.Duration(timeout), Auth: apiAuth(api)}}
 				claims[host+" "+ap] = append(claims[host+" "+ap], c)
 			}
 		}
@@ -124,6 +124,9 @@ func resolveClaims(claims map[string][]claim) ([]model.VirtualHost, cs.Problems)
 			vhosts[win.host] = vh
 		}
 		vh.Routes = append(vh.Routes, win.route)
+		if win.route.Auth.Inspector == model.InspectorMCP {
+			vh.Routes = append(vh.Routes, resourceMetadataRoute(win.route))
+		}
 		if win.route.API == "" {
 			pub, ps := publicRoutes(win.entity, win.route)
 			vh.Routes = append(vh.Routes, pub...)

@@ -23,6 +23,11 @@ func graphqlAuth(api *cs.Entity) model.RouteAuth {
 		n = model.DefaultGraphQLBodyBytes
 	}
 	a.Inspector, a.BodyBytes = model.InspectorGraphQL, uint32(n)
+	if api.GraphQL.Options.Mode == model.GraphQLFilter {
+		// Fields are removed from the request and nulls put in the
+		// answer: gatehouse's ext_proc server decides and rewrites both.
+		a.ExtProc, a.ExtProcResponse = true, true
+	}
 	return a
 }
 

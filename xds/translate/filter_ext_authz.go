@@ -44,7 +44,9 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 		// request id (the decision id) and any x-gatehouse-*
 		// a client sent (Check removes them all). Other headers, cookies
 		// included when no session cookie is configured, stay in Envoy, and
-		// each Check is smaller to encode and decode (bench/datapath).
+		// each Check is smaller to encode and decode (bench/datapath). An
+		// MCP route's mirror headers (mcp-method, mcp-name,
+		// mcp-protocol-version) must agree with its body (docs/mcp.md).
 		AllowedHeaders: &matcherv3.ListStringMatcher{Patterns: []*matcherv3.StringMatcher{
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "authorization"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept"}},
@@ -52,6 +54,7 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "cookie"}},
 			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "x-request-id"}},
 			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: model.HeaderPrefix}},
+			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: model.MCPHeaderPrefix}},
 		}},
 	})
 }
@@ -68,7 +71,8 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 func (extAuthz) routeConfig(r model.Route, meshInbound bool, opts Options) (*anypb.Any, error) {
 	per := &extauthzv3.ExtAuthzPerRoute{}
 	switch {
-	case skipsCheck(r, opts):
+	case skipsCheck(r, opts) || usesExtProc(r, meshInbound):
+		// ext_proc decides these routes (filter_ext_proc.go).
 		per.Override = &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}
 	case meshInbound || r.Auth.SendsBody():
 		cs := &extauthzv3.CheckSettings{}

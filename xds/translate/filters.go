@@ -35,17 +35,19 @@ func (noRouteConfig) routeConfig(model.Route, bool, Options) (*anypb.Any, error)
 // listener's filters run in this order, whichever of them it has:
 //  1. header_mutation: strip the identity headers a client may have sent,
 //     then set model.RouteHeader to the name (id) of the route Envoy chose;
-//  2. ext_authz: every request is checked by gatehouse (fail closed);
-//     (ext_proc, rewriting bodies on the routes that ask for it, will go
-//     here: after the decision, before the upstream)
-//  3. router: terminal, always last.
-var filterOrder = []string{headerMutFilter, extAuthzFilter, routerFilter}
+//  2. ext_authz: every request is checked by gatehouse (fail closed),
+//     but on the routes ext_proc decides;
+//  3. ext_proc: disabled but on the routes that ask for it
+//     (model.RouteAuth.ExtProc), which it decides with the same Check and
+//     whose bodies it may rewrite, after the route is chosen;
+//  4. router: terminal, always last.
+var filterOrder = []string{headerMutFilter, extAuthzFilter, extProcFilter, routerFilter}
 
 // The filters of each kind of listener.
 var (
 	// checkedFilters: listeners whose requests gatehouse checks (the edge,
 	// a sidecar's inbound).
-	checkedFilters = []httpFilter{headerMutation{}, extAuthz{}, router{}}
+	checkedFilters = []httpFilter{headerMutation{}, extAuthz{}, extProc{}, router{}}
 	// plainFilters: a sidecar's outbound listener (its application's own
 	// calls, routed only where the catalog says).
 	plainFilters = []httpFilter{router{}}
@@ -63,7 +65,12 @@ func hcmFilters(fs []httpFilter, opts Options) ([]*hcm.HttpFilter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.name(), err)
 		}
-		out = append(out, &hcm.HttpFilter{Name: f.name(), ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: a}})
+		hf := &hcm.HttpFilter{Name: f.name(), ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: a}}
+		if d, ok := f.(interface{ disabledByDefault() bool }); ok {
+			// Runs only on routes whose own config enables it.
+			hf.Disabled = d.disabledByDefault()
+		}
+		out = append(out, hf)
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package translate
 import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -49,7 +50,7 @@ func routeConfig(name string, m *model.Model, opts Options) (*route.RouteConfigu
 			if err != nil {
 				return nil, err
 			}
-			v.Routes = append(v.Routes, &route.Route{
+			er := &route.Route{
 				Name:                   r.ID,
 				Match:                  routeMatch(r),
 				TypedPerFilterConfig:   perFilter,
@@ -58,7 +59,13 @@ func routeConfig(name string, m *model.Model, opts Options) (*route.RouteConfigu
 					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: r.Cluster},
 					Timeout:          durationpb.New(r.Timeout.Std()),
 				}},
-			})
+			}
+			if usesExtProc(r, false) && r.Auth.BodyBytes > 0 {
+				// ext_proc buffers the whole body: past the route's limit
+				// Envoy answers 413 before gatehouse sees anything.
+				er.RequestBodyBufferLimit = wrapperspb.UInt64(uint64(r.Auth.BodyBytes))
+			}
+			v.Routes = append(v.Routes, er)
 		}
 		rc.VirtualHosts = append(rc.VirtualHosts, v)
 	}
