@@ -10,6 +10,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -131,10 +132,16 @@ func TestExtProcDecidesLikeCheck(t *testing.T) {
 			t.Fatalf("want 401: %v", ir)
 		}
 	})
-	t.Run("audited as Check audits", func(t *testing.T) {
+	t.Run("audited as Check audits, with the client's address", func(t *testing.T) {
+		m := procHeadersMsg("GET", "/orders/1", with("alice-token"), true)
+		src, _ := structpb.NewStruct(map[string]any{SourceAttribute: "192.0.2.7:5511"})
+		m.Attributes = map[string]*structpb.Struct{"envoy.filters.http.ext_proc": src}
+		if _, err := runProc(t, s, m); err != nil {
+			t.Fatal(err)
+		}
 		s.audit.Close()
 		out := buf.String()
-		if strings.Count(out, `"decision_id":"xp-1"`) != 3 || !strings.Contains(out, `"principal":"user:default/bob"`) {
+		if strings.Count(out, `"decision_id":"xp-1"`) != 4 || !strings.Contains(out, `"principal":"user:default/bob"`) || !strings.Contains(out, `"source_address":"192.0.2.7"`) {
 			t.Fatalf("audit: %s", out)
 		}
 	})

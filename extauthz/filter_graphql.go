@@ -87,7 +87,13 @@ func filterGraphQL(g *gqlPolicy, req *Request, forbidden map[string]bool) Filter
 		if err != nil {
 			return FilterOutput{Immediate: gqlAnswer(400, err)}
 		}
-		return FilterOutput{Immediate: gqlAnswer(403, d.errs)}
+		errs := d.errs
+		if len(errs) == 0 {
+			// The forbidden field is in an operation the URL does not run:
+			// still not rewritten, still refused.
+			errs = []GraphQLError{{Message: "Unauthorized field or type", Extensions: map[string]string{"code": gqlUnauthorized}}}
+		}
+		return FilterOutput{Immediate: gqlAnswer(403, errs)}
 	}
 	body := bytes.TrimSpace(req.Body)
 	switch {

@@ -287,6 +287,13 @@ func TestGraphQLFilterHostile(t *testing.T) {
 			t.Fatalf("%+v %s", out, bodyOf(out.Immediate))
 		}
 	})
+	t.Run("a GET whose forbidden field is in an operation it does not run: refused too", func(t *testing.T) {
+		q := url.QueryEscape(`query A { components { name } } query B { audit }`)
+		out, _ := gqlFilterRun(t, e, gqlBob, "GET", "/platform/graphql?operationName=A&query="+q, "")
+		if out.Immediate == nil || out.Immediate.Status != 403 || !strings.Contains(string(out.Immediate.Body), gqlUnauthorized) {
+			t.Fatalf("%+v %s", out, bodyOf(out.Immediate))
+		}
+	})
 	t.Run("the reserved alias", func(t *testing.T) {
 		out, _ := gqlFilterRun(t, e, gqlBob, "POST", "/platform/graphql", gqlBody(`{ component(name: "a") { _gatehouse_typename: name internalNotes } }`))
 		if out.Immediate == nil || out.Immediate.Status != 400 {

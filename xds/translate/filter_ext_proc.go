@@ -52,6 +52,9 @@ func (extProc) listenerConfig(opts Options) (*anypb.Any, error) {
 		MessageTimeout: durationpb.New(max(opts.AuthzTimeout, time.Second)),
 		// The route was chosen before the decision and stays chosen.
 		DisableClearRouteCache: true,
+		// The client's address, for the audit (Check gets it from
+		// ext_authz's source).
+		RequestAttributes: []string{"source.address"},
 	})
 }
 
