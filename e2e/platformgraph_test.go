@@ -67,8 +67,9 @@ type gqlAnswer struct {
 	} `json:"errors"`
 	Extensions struct {
 		Executed struct {
-			Query     string         `json:"query"`
-			Variables map[string]any `json:"variables"`
+			Query               string         `json:"query"`
+			Variables           map[string]any `json:"variables"`
+			CredentialsReceived *bool          `json:"credentialsReceived"`
 		} `json:"executed"`
 	} `json:"extensions"`
 }
@@ -196,9 +197,12 @@ func TestPlatformGraphFilterMode(t *testing.T) {
 		if a.Extensions.Executed.Variables["n"] != "orders" {
 			t.Fatalf("variables %v", a.Extensions.Executed.Variables)
 		}
+		if c := a.Extensions.Executed.CredentialsReceived; c == nil || *c {
+			t.Fatalf("bob's token reached the service: %v", c)
+		}
 		expectAudit(t, g, func(r map[string]any) bool {
 			gq, _ := r["graphql"].(map[string]any)
-			return r["principal"] == "user:default/bob" && r["decision"] == "allow" && gq != nil && gq["mode"] == "filter" &&
+			return r["principal"] == "user:default/bob" && r["decision"] == "allow" && r["source_address"] == "127.0.0.1" && gq != nil && gq["mode"] == "filter" &&
 				strings.Contains(fmt.Sprint(gq["denied_fields"]), "Component.cloudAccountId")
 		})
 	})
