@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build demo test unit e2e envoy idp backstage browser vet fmt-check golden-update bench bench-baseline bench-smoke clean
+.PHONY: build demo test unit e2e envoy idp backstage browser vet fmt-check golden-update bench bench-baseline bench-graphql bench-smoke clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
@@ -49,6 +49,16 @@ bench:
 	$(GO) run ./bench/fleet -components 1000,10000 -clients 100,1000 -timeout 120s
 	$(GO) run ./bench/backstagesync -entities 10000
 	$(GO) test -run XXX -bench BackstageEntityJSON -benchmem ./catalogsync/
+	$(MAKE) bench-graphql
+
+# GraphQL (BENCHMARKS.md, "GraphQL"): a GraphQL route's Check against
+# OPA-Envoy with graphql.parse_and_verify, and the data path with the body
+# buffered against a plain route, through a real Envoy.
+bench-graphql:
+	bash bench/opa/install.sh >/dev/null
+	$(GO) run ./bench/checkload -graphql -duration 10s
+	$(GO) run ./bench/datapath -duration 10s -rounds 5 -only cached,graphql
+	$(GO) test -run XXX -bench GraphQLVsPlain -benchmem ./extauthz/
 
 # Before/after against an older build, with the same harnesses:
 #   make bench-baseline BASELINE=<commit>
@@ -69,6 +79,7 @@ bench-smoke:
 	$(GO) run ./bench/datapath -duration 500ms -rounds 1 >/dev/null
 	$(GO) run ./bench/graphqlfilter -duration 300ms -rounds 1 -connections 2 >/dev/null
 	$(GO) run ./bench/checkload -duration 300ms -open-duration 300ms -pool 300 -components 300 -opa '' >/dev/null
+	$(GO) run ./bench/checkload -graphql -duration 300ms -pool 300 -opa '' >/dev/null
 	$(GO) test -run XXX -bench . -benchtime 1x ./bench/checkload/ >/dev/null
 	$(GO) run ./bench/fleet -components 200 -clients 20 -reps 1 -poll 100ms -verify -strict -check >/dev/null
 	$(GO) run ./bench/backstagesync -entities 200 -runs 1 -idle-polls 2 -changes 1 >/dev/null

@@ -35,6 +35,7 @@ var KnownAnnotations = []string{
 	AnnUpstream, AnnHosts, AnnPathPrefix, AnnTimeout,
 	AnnAccess, AnnPublicPaths, AnnIdpSubject, AnnIdpGroup, AnnClientID, AnnForwardToken,
 	AnnMeshAddress, AnnSignIn, AnnGraphQLAccess, AnnGraphQLOptions,
+	AnnGraphQLSafelist,
 }
 
 // checkAnnotationKeys reports every gatehouse.dev/ annotation of e that is

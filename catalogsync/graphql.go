@@ -37,6 +37,9 @@ type GraphQLAPI struct {
 	// keys), from AnnGraphQLAccess.
 	Access  map[string][]string
 	Options GraphQLOptions
+	// Safelist: the documents a safelist-mode API accepts
+	// (AnnGraphQLSafelist), by hash, in the annotation's order.
+	Safelist []PersistedDocument
 }
 
 // GraphQLOptions are the settings of AnnGraphQLOptions; zero values mean
@@ -49,6 +52,10 @@ type GraphQLOptions struct {
 	MaxRootFields int    `yaml:"maxRootFields"`
 	MaxFields     int    `yaml:"maxFields"`
 	Introspection string `yaml:"introspection"`
+	// PersistedQueries: apq (default), safelist or off;
+	// PersistedQueryCache: documents the APQ store keeps (graphql_persisted.go).
+	PersistedQueries    string `yaml:"persistedQueries"`
+	PersistedQueryCache int    `yaml:"persistedQueryCache"`
 }
 
 // MaxGraphQLBodyLimit bounds bodyLimit: Envoy buffers the whole body of
@@ -88,7 +95,7 @@ func CompleteSDL(sdl string) (string, error) {
 func parseGraphQL(e *Entity, n *yaml.Node) Problems {
 	if e.Kind != KindAPI || e.Spec.Type != "graphql" {
 		var ps Problems
-		for _, k := range []string{AnnGraphQLAccess, AnnGraphQLOptions} {
+		for _, k := range []string{AnnGraphQLAccess, AnnGraphQLOptions, AnnGraphQLSafelist} {
 			if _, ok := e.Annotation(k); ok {
 				ps = append(ps, Problem{Severity: SeverityError, Line: lineOf(n, "metadata", "annotations", k), Field: "metadata.annotations[" + k + "]",
 					Message: k + " is read only on an API with spec.type graphql", Fix: "move it to the GraphQL API entity, or remove it"})
@@ -143,6 +150,7 @@ func parseGraphQL(e *Entity, n *yaml.Node) Problems {
 		}
 		g.Options = opts
 	}
+	ps = append(ps, parsePersistedQueries(e, n, g)...)
 	if ps.Errors() == 0 {
 		e.GraphQL = g
 	}
@@ -230,9 +238,6 @@ func directiveLists(d *ast.Directive, arg string) [][]string {
 	}
 	return out
 }
-
-// DirectiveLists is exported for Compile.
-func DirectiveLists(d *ast.Directive, arg string) [][]string { return directiveLists(d, arg) }
 
 func sortedTypeNames(s *ast.Schema) []string {
 	var out []string

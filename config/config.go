@@ -164,6 +164,60 @@ type SignIn struct {
 	// scheme's default (the edge drops the port from Host), so that the
 	// callback URL gatehouse sends the IdP has it; 0: no port.
 	PublicPort uint32 `mapstructure:"public_port" yaml:"public_port"`
+	// SAML: SAML 2.0 identity providers people may sign in at
+	// (docs/sign-in.md); issuer may name one of them.
+	SAML []SAMLIdP `mapstructure:"saml" yaml:"saml"`
+	// SAMLSP: gatehouse as a SAML service provider (needed with SAML).
+	SAMLSP SAMLSP `mapstructure:"saml_sp" yaml:"saml_sp"`
+}
+
+// SAMLIdP is one SAML 2.0 identity provider: its metadata (a file, or a
+// URL fetched at start and again while it fails) and how its assertions
+// map to the catalog, by the rules of an OIDC issuer's claims.
+type SAMLIdP struct {
+	Name         string `mapstructure:"name" yaml:"name"`
+	MetadataFile string `mapstructure:"metadata_file" yaml:"metadata_file"`
+	MetadataURL  string `mapstructure:"metadata_url" yaml:"metadata_url"`
+	// EntityID picks the IdP in an aggregate and pins it (optional).
+	EntityID string `mapstructure:"entity_id" yaml:"entity_id"`
+	// NameIDFormat asked for: unspecified (default), persistent, email,
+	// transient, or a URI.
+	NameIDFormat string `mapstructure:"name_id_format" yaml:"name_id_format"`
+	// EmailAttribute names the attribute holding the email (default: the
+	// common names, see docs). A SAML email counts only with TrustEmail.
+	EmailAttribute string `mapstructure:"email_attribute" yaml:"email_attribute"`
+	TrustEmail     bool   `mapstructure:"trust_email" yaml:"trust_email"`
+	// GroupsAttribute: IdP groups in this attribute become catalog
+	// memberships. Empty (default): none do.
+	GroupsAttribute string `mapstructure:"groups_attribute" yaml:"groups_attribute"`
+	GroupsPrefix    string `mapstructure:"groups_prefix" yaml:"groups_prefix"`
+	GroupsNamespace string `mapstructure:"groups_namespace" yaml:"groups_namespace"`
+}
+
+// SAMLSP is gatehouse's side of SAML: the entity ID IdPs address their
+// assertions to (the audience), and the key pair that signs
+// authentication requests and appears in the SP metadata.
+type SAMLSP struct {
+	EntityID string `mapstructure:"entity_id" yaml:"entity_id"`
+	CertFile string `mapstructure:"cert_file" yaml:"cert_file"`
+	KeyFile  string `mapstructure:"key_file" yaml:"key_file"`
+}
+
+// SAMLNameIDFormats are the short names of name_id_format.
+var SAMLNameIDFormats = map[string]string{
+	"unspecified": "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+	"persistent":  "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+	"email":       "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+	"transient":   "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+}
+
+// SAMLIdP returns the signin.saml[] entry named name.
+func (s SignIn) SAMLIdP(name string) (SAMLIdP, bool) {
+	i := slices.IndexFunc(s.SAML, func(p SAMLIdP) bool { return p.Name == name })
+	if i < 0 {
+		return SAMLIdP{}, false
+	}
+	return s.SAML[i], true
 }
 
 // Enabled reports whether browser sign-in is configured.
@@ -429,9 +483,13 @@ func (v *checker) signIn(s SignIn, issuers []Issuer) {
 	if s.SessionLifetime < time.Minute || s.SessionLifetime > 7*24*time.Hour {
 		v.bad("signin.session_lifetime", fmt.Sprintf("%s is out of range", s.SessionLifetime), "use 1m to 168h, e.g. 8h")
 	}
+	v.saml(s, issuers)
+	if _, ok := s.SAMLIdP(s.Issuer); ok {
+		return // sign-in at a SAML IdP
+	}
 	i := slices.IndexFunc(issuers, func(is Issuer) bool { return is.Name == s.Issuer })
 	if i < 0 {
-		v.bad("signin.issuer", fmt.Sprintf("%q is not the name of an issuer", s.Issuer), "name the issuers[] entry people sign in at")
+		v.bad("signin.issuer", fmt.Sprintf("%q is not the name of an issuer", s.Issuer), "name the issuers[] entry (OIDC) or signin.saml[] entry (SAML) people sign in at")
 		return
 	}
 	c := issuers[i].SignIn
@@ -441,6 +499,47 @@ func (v *checker) signIn(s SignIn, issuers []Issuer) {
 	}
 	if c.ClientSecretEnv == "" && c.ClientSecretFile == "" {
 		v.bad(key+".client_secret_file", "no secret source", "name the file (client_secret_file) or environment variable (client_secret_env) holding the client secret")
+	}
+}
+
+// saml: signin.saml[] and signin.saml_sp.
+func (v *checker) saml(s SignIn, issuers []Issuer) {
+	if len(s.SAML) == 0 {
+		return
+	}
+	if s.SAMLSP.EntityID == "" {
+		v.bad("signin.saml_sp.entity_id", "missing", "set the entity ID the IdPs address assertions to, e.g. https://gate.example.com/.gatehouse/saml/metadata")
+	}
+	if s.SAMLSP.CertFile == "" || s.SAMLSP.KeyFile == "" {
+		v.bad("signin.saml_sp.cert_file", "cert_file and key_file are both needed", "name the PEM certificate and key gatehouse signs SAML requests with (openssl req -x509 -newkey rsa:2048 -nodes -days 730 -subj /CN=gatehouse -keyout sp.key -out sp.crt)")
+	}
+	seen := map[string]bool{}
+	for _, is := range issuers {
+		seen[is.Name] = true
+	}
+	for i, p := range s.SAML {
+		key := fmt.Sprintf("signin.saml[%d]", i)
+		switch {
+		case p.Name == "":
+			v.bad(key+".name", "missing", "give the IdP a short name, e.g. okta")
+		case seen[p.Name]:
+			v.bad(key+".name", fmt.Sprintf("%q is already the name of an issuer or another SAML IdP", p.Name), "give every issuer and SAML IdP its own name")
+		}
+		seen[p.Name] = true
+		if (p.MetadataFile == "") == (p.MetadataURL == "") {
+			v.bad(key+".metadata_file", "name exactly one of metadata_file and metadata_url", "point at the IdP's SAML metadata (a file, or its https URL)")
+		}
+		if p.MetadataURL != "" {
+			if u, err := url.Parse(p.MetadataURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				v.bad(key+".metadata_url", fmt.Sprintf("%q is not an http(s) URL", p.MetadataURL), "give the IdP's metadata URL, e.g. https://idp.example.com/realms/main/protocol/saml/descriptor")
+			}
+		}
+		if f := p.NameIDFormat; f != "" && SAMLNameIDFormats[f] == "" && !strings.HasPrefix(f, "urn:") {
+			v.bad(key+".name_id_format", fmt.Sprintf("%q is not a NameID format", f), "use unspecified, persistent, email, transient or a urn:oasis:names:tc:SAML URI")
+		}
+		if p.GroupsAttribute == "" && (p.GroupsPrefix != "" || p.GroupsNamespace != "") {
+			v.bad(key+".groups_attribute", "empty, so groups_prefix and groups_namespace do nothing", "set groups_attribute (e.g. groups) to map IdP groups, or remove groups_prefix and groups_namespace")
+		}
 	}
 }
 

@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +55,12 @@ func stopIDP() {
 // token asks Keycloak for an access token.
 func (k *keycloak) token(t *testing.T, form url.Values) string {
 	t.Helper()
-	resp, err := http.PostForm(k.issuer+"/protocol/openid-connect/token", form)
+	return k.tokenAt(t, k.issuer+"/protocol/openid-connect/token", form)
+}
+
+func (k *keycloak) tokenAt(t *testing.T, endpoint string, form url.Values) string {
+	t.Helper()
+	resp, err := http.PostForm(endpoint, form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,4 +83,55 @@ func (k *keycloak) userToken(t *testing.T, user, client string) string {
 // clientToken: the client-credentials grant of a confidential client.
 func (k *keycloak) clientToken(t *testing.T, client, secret string) string {
 	return k.token(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {client}, "client_secret": {secret}})
+}
+
+// optionalScope makes scope an optional client scope of client (created
+// once, through Keycloak's admin REST API with the bootstrap admin of
+// examples/idp/run.sh), so that a token asked with it carries it in its
+// `scope` claim. (Done here rather than in the realm file: a realm file
+// that declares any client scope loses Keycloak's built-in ones.)
+func (k *keycloak) optionalScope(t *testing.T, client, scope string) {
+	t.Helper()
+	base := strings.TrimSuffix(k.issuer, "/realms/gatehouse")
+	admin := k.tokenAt(t, base+"/realms/master/protocol/openid-connect/token",
+		url.Values{"grant_type": {"password"}, "client_id": {"admin-cli"}, "username": {"admin"}, "password": {"admin"}})
+	call := func(method, path string, body any, out any) int {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, base+"/admin/realms/gatehouse"+path, rd)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if out != nil && json.Unmarshal(b, out) != nil {
+			t.Fatalf("Keycloak admin %s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		return resp.StatusCode
+	}
+	code := call("POST", "/client-scopes", map[string]any{"name": scope, "protocol": "openid-connect",
+		"attributes": map[string]string{"include.in.token.scope": "true", "display.on.consent.screen": "false"}}, nil)
+	if code != 201 && code != 409 {
+		t.Fatalf("Keycloak admin: creating client scope %s: %d", scope, code)
+	}
+	var scopes []struct{ ID, Name string }
+	call("GET", "/client-scopes", nil, &scopes)
+	var clients []struct{ ID string }
+	call("GET", "/clients?clientId="+url.QueryEscape(client), nil, &clients)
+	for _, s := range scopes {
+		if s.Name == scope && len(clients) == 1 {
+			if code := call("PUT", "/clients/"+clients[0].ID+"/optional-client-scopes/"+s.ID, nil, nil); code != 204 {
+				t.Fatalf("Keycloak admin: adding %s to %s: %d", scope, client, code)
+			}
+			return
+		}
+	}
+	t.Fatalf("Keycloak admin: client scope %s or client %s not found", scope, client)
 }

@@ -56,9 +56,9 @@ func platformCatalog(t *testing.T, url, mode string) string {
 	return testcatalog.Teams + s
 }
 
-// gqlAnswer is a GraphQL answer with what the Strawberry service echoes
+// pgAnswer is a GraphQL answer with what the Strawberry service echoes
 // (extensions.executed: the query it ran).
-type gqlAnswer struct {
+type pgAnswer struct {
 	Data   map[string]any `json:"data"`
 	Errors []struct {
 		Message    string            `json:"message"`
@@ -74,7 +74,7 @@ type gqlAnswer struct {
 	} `json:"extensions"`
 }
 
-func (a gqlAnswer) errorPaths() []string {
+func (a pgAnswer) errorPaths() []string {
 	var out []string
 	for _, e := range a.Errors {
 		var p []string
@@ -137,10 +137,10 @@ func TestPlatformGraphFilterMode(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	answer := func(t *testing.T, tok, body string) gqlAnswer {
+	answer := func(t *testing.T, tok, body string) pgAnswer {
 		t.Helper()
 		code, b := post(t, tok, body)
-		var a gqlAnswer
+		var a pgAnswer
 		if code != 200 || json.Unmarshal([]byte(b), &a) != nil {
 			t.Fatalf("%d %s", code, b)
 		}
@@ -208,7 +208,7 @@ func TestPlatformGraphFilterMode(t *testing.T) {
 	})
 	t.Run("every field forbidden: gatehouse answers, the service is not called", func(t *testing.T) {
 		code, b := post(t, bob, `{"query":"{ accounts: cloudAccounts }"}`)
-		var a gqlAnswer
+		var a pgAnswer
 		if code != 200 || json.Unmarshal([]byte(b), &a) != nil || a.Data != nil || strings.Join(a.errorPaths(), ",") != "accounts UNAUTHORIZED_FIELD_OR_TYPE" {
 			t.Fatalf("%d %s", code, b)
 		}
@@ -228,7 +228,7 @@ func TestPlatformGraphFilterMode(t *testing.T) {
 	})
 	t.Run("a batch: each operation filtered on its own", func(t *testing.T) {
 		code, b := post(t, bob, `[{"query":"{ component(name: \"shop\") { name cloudAccountId } }"},{"query":"{ viewer { ref kind } }"}]`)
-		var as []gqlAnswer
+		var as []pgAnswer
 		if code != 200 || json.Unmarshal([]byte(b), &as) != nil || len(as) != 2 {
 			t.Fatalf("%d %s", code, b)
 		}

@@ -18,6 +18,7 @@ type AuditRecord struct {
 	Principal  string    `json:"principal,omitempty"`
 	Kind       string    `json:"principal_kind,omitempty"`
 	Groups     []string  `json:"groups,omitempty"`
+	Scopes     []string  `json:"scopes,omitempty"` // the token's OAuth scopes
 	ClientID   string    `json:"client_id,omitempty"`
 	Issuer     string    `json:"issuer,omitempty"`
 	Auth       string    `json:"auth,omitempty"` // bearer or oidc-session
@@ -49,6 +50,7 @@ type AuditGraphQL struct {
 	OperationName string        `json:"operation_name,omitempty"`
 	DocumentHash  string        `json:"document_hash,omitempty"`
 	Fields        int           `json:"fields,omitempty"`
+	FieldNames    []string      `json:"field_names,omitempty"` // the first 32 Type.field asked
 	Mode          string        `json:"mode,omitempty"`
 	Denied        []DeniedField `json:"denied_fields,omitempty"`
 	WouldDeny     bool          `json:"would_deny,omitempty"`
@@ -58,7 +60,7 @@ func auditGraphQL(g *GraphQLInfo) *AuditGraphQL {
 	if g == nil {
 		return nil
 	}
-	return &AuditGraphQL{OperationType: g.OperationType, OperationName: clipStr(g.OperationName, 100), DocumentHash: g.DocumentHash, Fields: g.Fields, Mode: g.Mode, Denied: g.Denied, WouldDeny: g.WouldDeny}
+	return &AuditGraphQL{OperationType: g.OperationType, OperationName: clipStr(g.OperationName, 100), DocumentHash: g.DocumentHash, Fields: g.Fields, FieldNames: g.FieldNames, Mode: g.Mode, Denied: g.Denied, WouldDeny: g.WouldDeny}
 }
 
 // Audit writes records as JSON lines from one goroutine behind a bounded
@@ -185,6 +187,16 @@ func appendRecord(b []byte, r *AuditRecord) []byte {
 		}
 		b = append(b, ']')
 	}
+	if len(r.Scopes) > 0 {
+		b = append(b, `,"scopes":[`...)
+		for i, sc := range r.Scopes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, sc)
+		}
+		b = append(b, ']')
+	}
 	str("client_id", r.ClientID, true)
 	str("issuer", r.Issuer, true)
 	str("auth", r.Auth, true)
@@ -216,6 +228,16 @@ func appendRecord(b []byte, r *AuditRecord) []byte {
 		str("document_hash", g.DocumentHash, true)
 		if g.Fields != 0 {
 			b = strconv.AppendInt(append(b, `,"fields":`...), int64(g.Fields), 10)
+		}
+		if len(g.FieldNames) > 0 {
+			b = append(b, `,"field_names":[`...)
+			for i, f := range g.FieldNames {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, f)
+			}
+			b = append(b, ']')
 		}
 		str("mode", g.Mode, true)
 		if len(g.Denied) > 0 {

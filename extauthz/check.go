@@ -39,6 +39,9 @@ type Options struct {
 	// Sessions open browser session cookies (sign-in); nil: no sessions
 	// are read and nobody is sent to sign in (docs/sign-in.md).
 	Sessions *SessionKeys
+	// SAMLIssuers are the SAML IdPs people sign in at (signin.saml[], by
+	// name): a SAML session is read under its IdP's settings.
+	SAMLIssuers map[string]SAMLIssuer
 }
 
 // Server is the envoy.service.auth.v3.Authorization service.
@@ -55,6 +58,9 @@ type Server struct {
 	// Identity headers by assertion (see identityHeaders).
 	hdrMu   sync.RWMutex
 	hdrMemo map[string][]*core.HeaderValueOption
+
+	// persisted: the GraphQL APIs' APQ stores, kept across models.
+	persisted persistedStores
 }
 
 type engineState struct {
@@ -110,7 +116,9 @@ func (s *Server) SetModel(m *model.Model) {
 	if cur := s.state.Load(); cur != nil && cur.engine.version == m.Version {
 		return
 	}
-	s.state.Store(&engineState{engine: NewEngine(m), model: m, cache: newDecisionCache(s.opts.CacheSize)})
+	eng := NewEngine(m)
+	eng.attachPersisted(&s.persisted)
+	s.state.Store(&engineState{engine: eng, model: m, cache: newDecisionCache(s.opts.CacheSize)})
 }
 
 // Model returns the model the current engine was built from.
@@ -239,7 +247,7 @@ func (s *Server) checkRoute(ctx context.Context, st *engineState, h *authv3.Attr
 		return s.denyResult(rec, &c.result)
 	}
 	cacheMisses.Inc()
-	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, s.opts.Sessions, eng, creds, now.Add(s.opts.CacheTTL))
+	sub, expires, denied := subjectFor(ctx, s.verifier.Load().v, s.opts.Sessions, s.opts.SAMLIssuers, eng, creds, now, now.Add(s.opts.CacheTTL))
 	if denied != nil {
 		return s.unauthenticated(rec, denied, req, h, creds)
 	}
@@ -275,13 +283,13 @@ func (s *Server) credentials(req *Request, scheme string, ext map[string]string,
 // cache's limit, or the token's or session's expiry if sooner). A token
 // that does not verify is 401 invalid_token:<why>, a session cookie that
 // does not open 401 invalid_session. Check and explain both come here.
-func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, eng *Engine, c credentials, expires time.Time) (Subject, time.Time, *Result) {
+func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, saml map[string]SAMLIssuer, eng *Engine, c credentials, now, expires time.Time) (Subject, time.Time, *Result) {
 	var sub Subject
 	if c.peer != "" {
 		sub.Peer = &Principal{Kind: "component", Ref: c.peer}
 	}
 	if c.token == "" && c.session != "" {
-		return sessionSubject(sub, sessions, v, eng, c.session, expires)
+		return sessionSubject(sub, sessions, saml, v, eng, c.session, now, expires)
 	}
 	if c.token == "" {
 		return sub, expires, nil
@@ -306,20 +314,42 @@ func subjectFor(ctx context.Context, v TokenVerifier, sessions *SessionKeys, eng
 
 // sessionSubject is subjectFor for a session cookie: the user it names,
 // mapped to the catalog now (groups are never in the cookie).
-func sessionSubject(sub Subject, sessions *SessionKeys, v TokenVerifier, eng *Engine, sealed string, expires time.Time) (Subject, time.Time, *Result) {
+func sessionSubject(sub Subject, sessions *SessionKeys, saml map[string]SAMLIssuer, v TokenVerifier, eng *Engine, sealed string, now, expires time.Time) (Subject, time.Time, *Result) {
 	if sessions == nil {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "sign-in is not configured"}}}
 	}
-	ss, err := sessions.OpenSession(sealed, time.Now())
+	ss, err := sessions.OpenSession(sealed, now) // the server's clock, as for the cache
 	if err != nil {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: err.Error()}}}
 	}
-	// A session is as good as its issuer is still trusted: one removed
-	// from the configuration (a reload) ends its sessions at once.
-	if k, ok := v.(interface{ Trusts(iss string) bool }); ok && !k.Trusts(ss.Issuer) {
+	if ss.Method == MethodSAML {
+		id, why := ss.samlIdentity(saml)
+		if id == nil {
+			return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: why}}}
+		}
+		sub.User, sub.Auth = eng.PrincipalFor(id), ss.AuthName()
+		if id.Expiry.Before(expires) {
+			expires = id.Expiry
+		}
+		return sub, expires, nil
+	}
+	// A session is as good as its issuer is still trusted, under its
+	// settings of now: one removed from the configuration (a reload) ends
+	// its sessions at once, a changed trust_email or entity_ref_subjects
+	// applies to them at once.
+	var cfg *IssuerConfig
+	if k, ok := v.(interface {
+		IssuerConfig(iss string) (IssuerConfig, bool)
+	}); ok {
+		c, ok := k.IssuerConfig(ss.Issuer)
+		if !ok {
+			return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip(ss.Issuer) + " of this session is no longer configured"}}}
+		}
+		cfg = &c
+	} else if k, ok := v.(interface{ Trusts(iss string) bool }); ok && !k.Trusts(ss.Issuer) {
 		return sub, expires, &Result{Status: 401, Reason: "invalid_session", Steps: []Step{{Rule: "session", Why: "issuer " + clip(ss.Issuer) + " of this session is no longer configured"}}}
 	}
-	id := ss.identity()
+	id := ss.identity(cfg)
 	sub.User, sub.Auth = eng.PrincipalFor(id), ss.AuthName()
 	if id.Expiry.Before(expires) {
 		expires = id.Expiry
@@ -332,7 +362,9 @@ func sessionSubject(sub Subject, sessions *SessionKeys, v TokenVerifier, eng *En
 func (s *Server) decide(st *engineState, rec *AuditRecord, req *Request, key string, sub *Subject, expires time.Time) *authv3.CheckResponse {
 	res := st.engine.Evaluate(req, sub, false)
 	if !res.Allow {
-		st.cache.put(key, &cached{result: res, subject: *sub, expires: expires})
+		if !res.noCache {
+			st.cache.put(key, &cached{result: res, subject: *sub, expires: expires})
+		}
 		return s.denyResult(rec, &res)
 	}
 	now := s.now()

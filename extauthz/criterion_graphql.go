@@ -108,8 +108,9 @@ func requirementHolds(rp *routePolicy, p *Principal, r model.GraphQLRequirement)
 	return false
 }
 
-// nameHolds resolves one policy name for p. Token scopes are not read yet,
-// so a scope never holds (fail closed); an unknown name never holds.
+// nameHolds resolves one policy name for p: a scope (@requiresScopes)
+// holds when p's token grants it (sessions and mTLS peers carry no
+// scopes); an unknown name never holds.
 func nameHolds(rp *routePolicy, p *Principal, name string) bool {
 	switch {
 	case name == "authenticated":
@@ -123,7 +124,9 @@ func nameHolds(rp *routePolicy, p *Principal, name string) bool {
 		return false
 	case name == "consumers":
 		return p.Kind == "component" && rp.consumers[p.Ref]
-	case strings.HasPrefix(name, "scope:"), strings.HasPrefix(name, "invalid:"):
+	case strings.HasPrefix(name, "scope:"):
+		return contains(p.Scopes, name[len("scope:"):])
+	case strings.HasPrefix(name, "invalid:"):
 		return false
 	}
 	return p.Ref == name || contains(p.Groups, name)

@@ -49,6 +49,7 @@ type DevTokenRequest struct {
 	Subject  string        `json:"sub"`              // e.g. user:default/alice
 	Email    string        `json:"email,omitempty"`  //
 	Groups   []string      `json:"groups,omitempty"` // IdP group names
+	Scopes   []string      `json:"scopes,omitempty"` // OAuth scopes (the scope claim)
 	ClientID string        `json:"client_id,omitempty"`
 	TTL      time.Duration `json:"ttl,omitempty"` // default 1h, at most 24h
 }
@@ -72,6 +73,9 @@ func (d *DevIssuer) Mint(r DevTokenRequest, now time.Time) (string, error) {
 	}
 	if len(r.Groups) > 0 {
 		claims["groups"] = r.Groups
+	}
+	if len(r.Scopes) > 0 {
+		claims["scope"] = strings.Join(r.Scopes, " ")
 	}
 	if r.ClientID != "" {
 		claims["azp"], claims["client_id"] = r.ClientID, r.ClientID

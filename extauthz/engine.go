@@ -140,6 +140,9 @@ type Principal struct {
 	Issuer    string   `json:"issuer,omitempty"`
 	Groups    []string `json:"groups,omitempty"` // group ref keys, transitive, sorted
 	Unmatched string   `json:"unmatched,omitempty"`
+	// Scopes: the OAuth scopes of the token (Identity.Scopes), sorted;
+	// what @requiresScopes reads. Sessions and mTLS peers carry none.
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // Name is what upstreams see in x-gatehouse-user.
@@ -166,7 +169,7 @@ func (p *Principal) Name() string {
 //
 // Anything else is "unknown", with the reason in Unmatched.
 func (e *Engine) PrincipalFor(id *Identity) *Principal {
-	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer}
+	p := &Principal{Kind: "unknown", Subject: id.Subject, Email: id.Email, ClientID: id.ClientID, Issuer: id.Issuer, Scopes: id.Scopes}
 	if id.Machine {
 		if ref := e.clients[id.ClientID]; ref != "" {
 			p.Kind, p.Ref = "component", ref

@@ -24,6 +24,9 @@ type Result struct {
 	// GraphQL: what a GraphQL request asked and the fields denied (nil on
 	// other routes).
 	GraphQL *GraphQLInfo `json:"graphql,omitempty"`
+	// noCache: the answer depends on more than the request and the
+	// subject (an APQ hash not known yet): never cached.
+	noCache bool
 }
 
 // Decision is the name Result had before the decision path was one

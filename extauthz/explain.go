@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,9 @@ type ExplainRequest struct {
 	Token     string   `json:"token,omitempty"`
 	Principal string   `json:"principal,omitempty"`
 	Groups    []string `json:"groups,omitempty"`
+	// Scopes: the OAuth scopes a token of Principal would grant (what
+	// @requiresScopes reads); a Token's own scopes are its claims.
+	Scopes []string `json:"scopes,omitempty"`
 	// Peer is the component a sidecar verified by mTLS (a component ref),
 	// on a sidecar's inbound route.
 	Peer   string `json:"peer,omitempty"`
@@ -173,7 +177,7 @@ func (e *Engine) explainSubject(ctx context.Context, v TokenVerifier, in Explain
 		}
 		creds.peer = strings.ToLower(in.Peer)
 	}
-	sub, _, denied := subjectFor(ctx, v, nil, e, creds, time.Time{})
+	sub, _, denied := subjectFor(ctx, v, nil, nil, e, creds, time.Now(), time.Time{})
 	if denied != nil {
 		return explainedSubject{denied: denied}, nil
 	}
@@ -181,6 +185,9 @@ func (e *Engine) explainSubject(ctx context.Context, v TokenVerifier, in Explain
 		p := e.principalByRef(in.Principal, in.Groups)
 		if p == nil {
 			return explainedSubject{}, fmt.Errorf("principal %q is not a user or component in the catalog (write user:default/alice or component:default/checkout)", in.Principal)
+		}
+		if len(in.Scopes) > 0 {
+			p.Scopes = slices.Compact(slices.Sorted(slices.Values(in.Scopes)))
 		}
 		sub.User = p
 	}

@@ -278,6 +278,27 @@ func TestGraphQLFilterBatch(t *testing.T) {
 	}
 }
 
+// Persisted queries in filter mode: a rewritten document goes as text
+// without extensions.persistedQuery (its hash is the original's), also
+// when the client sent only the hash; an unchanged one goes as sent.
+func TestGraphQLFilterPersisted(t *testing.T) {
+	e := filterEngine(t)
+	q := `{ c: component(name: "a") { name internalNotes } }`
+	for _, body := range []string{apqBody(q, ""), hashOnly(q)} {
+		out, res := gqlFilterRun(t, e, gqlBob, "POST", "/platform/graphql", body)
+		if !res.Allow || out.Body == nil {
+			t.Fatalf("%s: %+v %+v", body, res, out)
+		}
+		sent, _ := sentDoc(t, out.Body)
+		if strings.Contains(string(out.Body), "persistedQuery") || strings.Contains(sent, "internalNotes") || !strings.Contains(sent, "name") {
+			t.Fatalf("%s -> %s", body, out.Body)
+		}
+	}
+	if out, _ := gqlFilterRun(t, e, gqlAlice, "POST", "/platform/graphql", hashOnly(q)); out.Body != nil || out.Response != nil {
+		t.Fatalf("the owner's hash-only request is left as sent: %+v", out)
+	}
+}
+
 // Hostile and odd inputs: nothing is guessed, nothing forbidden passes.
 func TestGraphQLFilterHostile(t *testing.T) {
 	e := filterEngine(t)

@@ -89,7 +89,8 @@ func TestGraphQLCheckRejectAnswerAuditAndCache(t *testing.T) {
 	rec := nextRecord(t, sink)
 	g := rec.GraphQL
 	if rec.Reason != "field_forbidden" || g == nil || g.OperationType != "query" || g.OperationName != "Secrets" || len(g.DocumentHash) != 32 ||
-		len(g.Denied) != 1 || g.Denied[0].Field != "Component.deploySecrets" || g.Mode != "reject" {
+		len(g.Denied) != 1 || g.Denied[0].Field != "Component.deploySecrets" || g.Mode != "reject" ||
+		strings.Join(g.FieldNames, ",") != "Query.component,Component.name,Component.deploySecrets" {
 		t.Fatalf("audit %+v %+v", rec, g)
 	}
 	// The same token, another document: decided afresh (not the cached denial).

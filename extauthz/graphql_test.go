@@ -3,6 +3,7 @@ package extauthz
 import (
 	"encoding/json"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +22,14 @@ var (
 	gqlShop  = &Principal{Kind: "component", Ref: "component:default/shop"}                                    // consumer
 	gqlDave  = &Principal{Kind: "user", Ref: "user:default/dave", Groups: []string{"group:default/elsewhere"}} // nobody
 )
+
+// withScopes is p with a token's scopes (sorted, as Verify leaves them).
+func withScopes(p *Principal, scopes ...string) *Principal {
+	q := *p
+	q.Scopes = append([]string(nil), scopes...)
+	sort.Strings(q.Scopes)
+	return &q
+}
 
 func gqlEngine(t testing.TB, extra string) (*Engine, *model.Model) {
 	t.Helper()
@@ -76,7 +85,15 @@ func TestGraphQLFieldPolicy(t *testing.T) {
 		{"type @policy, inner all: bob in storefront", gqlBob, `{ component(name: "a") { cloudAccount { accountId } } }`, 200, "rule"},
 		{"type @policy, inner all: sre is not bob", gqlCarol, `{ component(name: "a") { cloudAccount { accountId } } }`, 403, "field_forbidden"},
 		{"@authenticated", gqlBob, `{ viewer }`, 200, "rule"},
-		{"@requiresScopes: scopes are not read, fail closed", gqlAlice, `{ component(name: "a") { scoped } }`, 403, "field_forbidden"},
+		{"@requiresScopes: no scopes", gqlAlice, `{ component(name: "a") { scoped } }`, 403, "field_forbidden"},
+		{"@requiresScopes: the scope", withScopes(gqlAlice, "read:scoped"), `{ component(name: "a") { scoped } }`, 200, "owner"},
+		{"@requiresScopes: another scope", withScopes(gqlAlice, "read:scope", "scoped"), `{ component(name: "a") { scoped } }`, 403, "field_forbidden"},
+		{"@requiresScopes: the scope, and the route", withScopes(gqlDave, "read:scoped"), `{ component(name: "a") { scoped } }`, 403, "no_matching_rule"},
+		{"@requiresScopes: the scope, route rule", withScopes(gqlBob, "openid", "read:scoped"), `{ component(name: "a") { scoped } }`, 200, "rule"},
+		{"@requiresScopes inner all: both", withScopes(gqlBob, "deploy:read", "deploy:write"), `{ component(name: "a") { deployKey } }`, 200, "rule"},
+		{"@requiresScopes inner all: one of two", withScopes(gqlBob, "deploy:read"), `{ component(name: "a") { deployKey } }`, 403, "field_forbidden"},
+		{"@requiresScopes outer any: the other list", withScopes(gqlBob, "platform:admin"), `{ component(name: "a") { deployKey } }`, 200, "rule"},
+		{"@requiresScopes: a session or a peer has none", gqlShop, `{ component(name: "a") { deployKey } }`, 403, "field_forbidden"},
 		{"interface field restricted by an implementation", gqlBob, `{ node(id: "1") { internalNotes } }`, 403, "field_forbidden"},
 		{"interface field: owner", gqlAlice, `{ node(id: "1") { internalNotes } }`, 200, "owner"},
 		{"inline fragment on the open implementation", gqlBob, `{ node(id: "1") { ... on Team { internalNotes } } }`, 200, "rule"},
@@ -170,10 +187,14 @@ func TestGraphQLInspector(t *testing.T) {
 		{"query not a string", "POST", "/platform/graphql", `{"query":7}`, gqlBadRequest},
 		{"duplicate query key", "POST", "/platform/graphql", `{"query":"{ viewer }","query":"{ audit }"}`, gqlBadRequest},
 		{"query key in another case", "POST", "/platform/graphql", `{"query":"{ viewer }","Query":"{ audit }"}`, gqlBadRequest},
+		{"query key folded by Unicode (long s)", "POST", "/platform/graphql", `{"query":"{ viewer }","extenſions":{}}`, gqlBadRequest},
+		{"extensions twice, one folded", "POST", "/platform/graphql", `{"query":"{ viewer }","extensions":{},"extenſions":{"persistedQuery":{"version":1,"sha256Hash":"x"}}}`, gqlBadRequest},
+		{"extensions twice, one escaped", "POST", "/platform/graphql", `{"query":"{ viewer }","extensions":{},"exten\u017fions":{}}`, gqlBadRequest},
+		{"query key escaped", "POST", "/platform/graphql", `{"query":"{ viewer }","\u0071uery":"{ audit }"}`, gqlBadRequest},
 		{"trailing data", "POST", "/platform/graphql", `{"query":"{ viewer }"} {"query":"{ audit }"}`, gqlParseFailed},
 		{"empty batch", "POST", "/platform/graphql", `[]`, gqlBadRequest},
 		{"batch too large", "POST", "/platform/graphql", "[" + strings.TrimSuffix(strings.Repeat(gqlBody(`{ viewer }`)+",", 21), ",") + "]", gqlBadRequest},
-		{"persisted query hash only", "POST", "/platform/graphql", `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"abc"}}}`, gqlPersistedQuery},
+		{"persisted query with a short hash", "POST", "/platform/graphql", `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"abc"}}}`, gqlBadRequest},
 		{"POST with a query in the URL", "POST", "/platform/graphql?query=" + url.QueryEscape("{ audit }"), gqlBody(`{ viewer }`), gqlBadRequest},
 		{"GET without query", "GET", "/platform/graphql", "", gqlBadRequest},
 		{"GET with two queries", "GET", "/platform/graphql?query=%7Bviewer%7D&query=%7Baudit%7D", "", gqlBadRequest},

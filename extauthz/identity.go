@@ -47,7 +47,11 @@ type Identity struct {
 	// where a bare name maps.
 	Groups          []string
 	GroupsNamespace string
-	Expiry          time.Time
+	// Scopes: the OAuth scopes the token grants, from `scope` (a
+	// space-separated string, RFC 8693/9068) and `scp` (a string or an
+	// array: Okta, Entra), sorted and unique; what @requiresScopes reads.
+	Scopes []string
+	Expiry time.Time
 	// TokenType is the JOSE "typ" header (e.g. "vnd.backstage.user", "JWT",
 	// "at+jwt"); informational only.
 	TokenType string
@@ -219,6 +223,15 @@ func (v *Verifier) Close() {
 // Trusts reports whether iss (an exact `iss`) is a configured issuer: a
 // session signed in through one that is no longer configured is refused.
 func (v *Verifier) Trusts(iss string) bool { return v.byIss[iss] != nil }
+
+// IssuerConfig is the settings of the configured issuer iss: a session is
+// read under them when a request is decided.
+func (v *Verifier) IssuerConfig(iss string) (IssuerConfig, bool) {
+	if is := v.byIss[iss]; is != nil {
+		return is.cfg, true
+	}
+	return IssuerConfig{}, false
+}
 
 // Status reports each issuer's state.
 func (v *Verifier) Status() []IssuerStatus {
@@ -460,6 +473,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		}
 	}
 	if err := readTrust(id, claims, c); err != nil {
+		return nil, tokenErr("malformed", "%v", err)
+	}
+	if id.Scopes, err = scopesClaim(claims); err != nil {
 		return nil, tokenErr("malformed", "%v", err)
 	}
 	return id, nil

@@ -41,6 +41,18 @@ const (
 // maxBatch bounds the operations of one batched request.
 const maxBatch = 20
 
+// maxFieldNames bounds the fields an audit record names.
+const maxFieldNames = 32
+
+// fieldNames are the first maxFieldNames fields of ops.
+func fieldNames(ops []Operation) []string {
+	out := make([]string, 0, min(len(ops), maxFieldNames))
+	for _, op := range ops[:min(len(ops), maxFieldNames)] {
+		out = append(out, op.Name)
+	}
+	return out
+}
+
 // maxDenied bounds the denied fields an audit record and an answer list.
 const maxDenied = 10
 
@@ -50,10 +62,14 @@ type gqlPolicy struct {
 	*model.GraphQLPolicy
 	schema *ast.Schema // nil: the SDL did not load here (every request 503)
 	fields map[string][]model.GraphQLRequirement
+	// apq: the API's APQ store (the server's, kept across models, once
+	// attachPersisted ran); safelist: hash -> document in safelist mode.
+	apq      *apqStore
+	safelist map[string]string
 
 	mu       sync.Mutex
-	docs     map[string]*gqlDoc       // by operationName and document
-	requests map[string]*gqlInspected // by method, path, query string and body
+	docs     map[string]*gqlDoc           // by operationName and document
+	requests map[gqlMemoKey]*gqlInspected // by method, path, query string and body
 }
 
 // newGQLPolicies parses each distinct schema of a model once.
@@ -69,6 +85,13 @@ func (c gqlCache) policy(p *model.GraphQLPolicy) *gqlPolicy {
 	for _, f := range p.Fields {
 		g.fields[f.Name] = f.Requires
 	}
+	g.apq = newAPQStore(p.Persisted.Cache)
+	if len(p.Persisted.Safelist) > 0 {
+		g.safelist = make(map[string]string, len(p.Persisted.Safelist))
+		for _, d := range p.Persisted.Safelist {
+			g.safelist[d.Hash] = d.Document
+		}
+	}
 	return g
 }
 
@@ -81,7 +104,10 @@ type GraphQLInfo struct {
 	DocumentHash string `json:"document_hash,omitempty"`
 	Operations   int    `json:"operations,omitempty"` // more than 1: a batch or a multi-operation document
 	Fields       int    `json:"fields,omitempty"`     // distinct Type.field asked
-	Mode         string `json:"mode,omitempty"`
+	// FieldNames: the distinct Type.field asked, in document order, at
+	// most maxFieldNames (the audit's field_names).
+	FieldNames []string `json:"field_names,omitempty"`
+	Mode       string   `json:"mode,omitempty"`
 	// Denied: the forbidden fields (at most maxDenied) and the rule of each.
 	Denied []DeniedField `json:"denied_fields,omitempty"`
 	// WouldDeny: dry-run mode let a request with forbidden fields pass.
@@ -113,7 +139,7 @@ func (graphqlInspector) Operations(req Request) ([]Operation, *Result) {
 // gqlRequest is one operation request of a body or a URL.
 type gqlRequest struct {
 	query, operationName string
-	persisted            bool // extensions.persistedQuery present
+	pq                   persistedExt // extensions.persistedQuery
 }
 
 // inspectGraphQL reads and checks a GraphQL request: its operations, or
@@ -123,26 +149,26 @@ func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 	if g == nil || g.schema == nil {
 		return nil, &GraphQLInfo{}, &Result{Status: 503, Reason: "graphql_schema_unavailable", Steps: []Step{{Rule: "graphql", Why: "the route's GraphQL schema did not load"}}}
 	}
-	// A small request seen before (many callers send the same few): its
+	// A request seen before (many callers send the same few): its
 	// reading, without the JSON decoding. The answer's info is a copy (the
-	// caller adds the denied fields to it).
-	if len(req.Body)+len(req.Query) > maxRememberedRequest {
-		return g.inspect(req)
-	}
-	key := req.Method + "\x00" + req.Path + "\x00" + req.Query + "\x00" + string(req.Body)
+	// caller adds the denied fields to it). The key is the document's hash
+	// the decision cache key computed already, not the body itself.
+	key := gqlMemoKey{req.Method, req.Path, req.documentKey()}
 	g.mu.Lock()
 	r := g.requests[key]
 	g.mu.Unlock()
 	if r == nil {
-		r = &gqlInspected{}
-		r.ops, r.info, r.deny = g.inspect(req)
-		g.mu.Lock()
-		if g.requests == nil || len(g.requests) >= maxDocs {
-			g.requests = make(map[string]*gqlInspected)
+		r = g.inspect(req)
+		if !r.volatile {
+			g.mu.Lock()
+			if g.requests == nil || len(g.requests) >= maxDocs {
+				g.requests = make(map[gqlMemoKey]*gqlInspected)
+			}
+			g.requests[key] = r
+			g.mu.Unlock()
 		}
-		g.requests[key] = r
-		g.mu.Unlock()
 	}
+	g.rememberPersisted(r.remember)
 	info := *r.info
 	if r.deny != nil {
 		d := *r.deny
@@ -152,19 +178,33 @@ func inspectGraphQL(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 	return r.ops, &info, nil
 }
 
-// maxRememberedRequest: requests up to this size (body and query string)
-// are remembered with what they came to.
-const maxRememberedRequest = 4 << 10
+// gqlMemoKey is what a request is remembered by: its method, path and
+// Request.documentKey (a hash of the query string and the body).
+type gqlMemoKey struct{ method, path, doc string }
 
 // gqlInspected is what one request came to; read only once stored.
 type gqlInspected struct {
 	ops  []Operation
 	info *GraphQLInfo
 	deny *Result
+	// remember: the persisted documents to keep in the APQ store;
+	// volatile: what it came to depends on the store (a hash-only
+	// request not found), so it is not remembered.
+	remember []model.GraphQLDocument
+	volatile bool
 }
 
 // inspect reads and checks a request (inspectGraphQL without the memory).
-func (g *gqlPolicy) inspect(req *Request) ([]Operation, *GraphQLInfo, *Result) {
+func (g *gqlPolicy) inspect(req *Request) *gqlInspected {
+	out := &gqlInspected{}
+	out.ops, out.info, out.deny = g.inspectOps(req, out)
+	if out.deny != nil {
+		out.remember = nil
+	}
+	return out
+}
+
+func (g *gqlPolicy) inspectOps(req *Request, out *gqlInspected) ([]Operation, *GraphQLInfo, *Result) {
 	info := &GraphQLInfo{Mode: g.Mode}
 	reqs, why := readGraphQL(req)
 	if why != "" {
@@ -177,10 +217,16 @@ func (g *gqlPolicy) inspect(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 		seen = map[string]bool{}
 	}
 	for i, r := range reqs {
+		pq := g.resolvePersisted(&r)
+		switch {
+		case pq.refusal != nil:
+			f := pq.refusal
+			return nil, info, gqlRefuse(info, pq.status, f.reason, f.code, f.msg, f.detail)
+		case pq.notFound:
+			out.volatile = true
+			return nil, info, pqNotFound(info)
+		}
 		if r.query == "" {
-			if r.persisted {
-				return nil, info, gqlRefuse(info, 400, "graphql_persisted_query", gqlPersistedQuery, "persisted queries are not supported: send the query text", "")
-			}
 			return nil, info, gqlRefuse(info, 400, "graphql_bad_request", gqlBadRequest, "the request has no query", "")
 		}
 		if i > 0 {
@@ -191,6 +237,9 @@ func (g *gqlPolicy) inspect(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 		if d.refused != nil {
 			f := d.refused
 			return nil, info, gqlRefuse(info, 400, f.reason, f.code, f.msg, f.detail)
+		}
+		if pq.remember != nil {
+			out.remember = append(out.remember, *pq.remember)
 		}
 		if d.writes && req.Method == "GET" {
 			// GraphQL over HTTP: only queries travel in a URL (a link or an
@@ -214,6 +263,7 @@ func (g *gqlPolicy) inspect(req *Request) ([]Operation, *GraphQLInfo, *Result) {
 	}
 	info.DocumentHash = hex.EncodeToString(h.Sum(nil)[:16])
 	info.Fields = len(ops)
+	info.FieldNames = fieldNames(ops)
 	if len(ops) == 0 {
 		// Only __typename: nothing to authorize beyond the route.
 		ops = append(ops, Operation{Kind: model.InspectorGraphQL, Method: info.OperationType, HTTPMethod: req.Method, Path: req.Path, Name: "__typename"})
@@ -442,14 +492,17 @@ func readGraphQL(req *Request) ([]gqlRequest, string) {
 	}
 	switch req.Method {
 	case "GET":
-		if len(q["query"]) > 1 || len(q["operationName"]) > 1 {
-			return nil, "query or operationName is given twice"
+		if len(q["query"]) > 1 || len(q["operationName"]) > 1 || len(q["extensions"]) > 1 {
+			return nil, "query, operationName or extensions is given twice"
 		}
 		if len(bytes.TrimSpace(req.Body)) > 0 {
 			return nil, "a GET with a body is ambiguous" // a server might read either
 		}
 		r := gqlRequest{query: q.Get("query"), operationName: q.Get("operationName")}
-		r.persisted = strings.Contains(q.Get("extensions"), "persistedQuery")
+		var why string
+		if r.pq, why = readExtensions([]byte(q.Get("extensions"))); why != "" {
+			return nil, why
+		}
 		return []gqlRequest{r}, ""
 	case "POST":
 	default:
@@ -514,9 +567,17 @@ func readJSONRequest(b []byte) (gqlRequest, string) {
 		if err := dec.Decode(&raw); err != nil {
 			return r, "the JSON body does not parse"
 		}
+		// A key is one of GraphQL's when it folds to it as encoding/json
+		// folds (Unicode simple folding: "extenſions" is "extensions" to a
+		// Go server): the canonical name, for the twice-given check.
 		lk := strings.ToLower(key)
+		for _, k := range jsonKeys {
+			if name := k[1 : len(k)-1]; strings.EqualFold(key, name) {
+				lk = strings.ToLower(name)
+			}
+		}
 		if seen[lk] {
-			return r, "key " + strings.ToLower(key) + " is given twice"
+			return r, "key " + clipStr(lk, 40) + " is given twice"
 		}
 		seen[lk] = true
 		switch key {
@@ -533,10 +594,13 @@ func readJSONRequest(b []byte) (gqlRequest, string) {
 				return r, "variables is not an object"
 			}
 		case "extensions":
-			r.persisted = bytes.Contains(raw, []byte(`"persistedQuery"`))
+			var why string
+			if r.pq, why = readExtensions(raw); why != "" {
+				return r, why
+			}
 		default:
 			if lk == "query" || lk == "operationname" || lk == "variables" || lk == "extensions" {
-				return r, "key " + key + " is not spelled as GraphQL spells it"
+				return r, "key " + clipStr(key, 40) + " is not spelled as GraphQL spells it"
 			}
 		}
 	}
@@ -549,6 +613,36 @@ func readJSONRequest(b []byte) (gqlRequest, string) {
 	return r, ""
 }
 
+// hasNonASCIIOrEscape: b has a byte outside ASCII or a \u escape.
+func hasNonASCIIOrEscape(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return bytes.Contains(b, []byte(`\u`))
+}
+
+// countFold counts the occurrences of key (a quoted ASCII key name) in b
+// in any case, and says whether one of them is spelled exactly, without
+// lower-casing a copy of b.
+func countFold(b []byte, key string) (n int, exact bool) {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 || i+j+len(key) > len(b) {
+			return n, exact
+		}
+		i += j
+		if w := b[i : i+len(key)]; bytes.EqualFold(w, []byte(key)) {
+			n++
+			exact = exact || string(w) == key
+			i += len(key) - 1 // the closing quote may open the next match
+			continue
+		}
+		i++
+	}
+}
+
 // jsonKeys are the keys of a GraphQL request, quoted.
 var jsonKeys = [...]string{`"query"`, `"operationName"`, `"variables"`, `"extensions"`}
 
@@ -558,12 +652,17 @@ var jsonKeys = [...]string{`"query"`, `"operationName"`, `"variables"`, `"extens
 // case, spelled exactly, so no key is repeated or folded. ok false: use
 // the token reader.
 func readJSONFast(b []byte) (r gqlRequest, ok bool, why string) {
-	lower := bytes.ToLower(b)
+	if hasNonASCIIOrEscape(b) {
+		// A key spelled with a character that folds into ASCII (ſ, K) or
+		// escaped (\u017f) would fold into one of GraphQL's in
+		// encoding/json without countFold seeing it.
+		return r, false, ""
+	}
 	for _, k := range jsonKeys {
-		switch n := bytes.Count(lower, []byte(strings.ToLower(k))); {
+		switch n, exact := countFold(b, k); {
 		case n > 1:
 			return r, false, ""
-		case n == 1 && !bytes.Contains(b, []byte(k)):
+		case n == 1 && !exact:
 			return r, false, ""
 		}
 	}
@@ -585,6 +684,6 @@ func readJSONFast(b []byte) (r gqlRequest, ok bool, why string) {
 	if len(v.Variables) > 0 && string(v.Variables) != "null" && v.Variables[0] != '{' {
 		return r, true, "variables is not an object"
 	}
-	r.persisted = bytes.Contains(v.Extensions, []byte(`"persistedQuery"`))
-	return r, true, ""
+	r.pq, why = readExtensions(v.Extensions)
+	return r, true, why
 }

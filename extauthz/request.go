@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"crypto/sha256"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/model"
@@ -28,6 +29,24 @@ type Request struct {
 	// proc: the request came through the ext_proc server (extproc.go),
 	// whose body filter may rewrite it; allow records the outcome there.
 	proc *procCall
+	// docKey: documentKey, once computed.
+	docKey string
+}
+
+// documentKey is a hash of the URL's query string and the body (SHA-256,
+// first 16 bytes): what a GraphQL request's document, operation name and
+// variables are, computed once per request for the decision cache key
+// and the inspector's memory.
+func (r *Request) documentKey() string {
+	if r.docKey == "" {
+		h := sha256.New()
+		h.Write(bytesOf(r.Query))
+		h.Write([]byte{0})
+		h.Write(r.Body)
+		var sum [sha256.Size]byte
+		r.docKey = string(h.Sum(sum[:0])[:16])
+	}
+	return r.docKey
 }
 
 // Filtering reports whether the request came through the ext_proc server,

@@ -31,12 +31,22 @@ type Session struct {
 	Issuer     string `json:"iss"`
 	IssuerName string `json:"isn,omitempty"`
 	Subject    string `json:"sub"`
-	// Email: only an email the IdP verified (or the issuer trusts).
-	Email string `json:"email,omitempty"`
-	// EntityRefSubject: the issuer's subs name catalog Users.
+	// Email as the IdP sent it; EmailVerified: the IdP said
+	// email_verified (OIDC). Whether the email counts is decided on every
+	// request under the issuer's current trust_email.
+	Email         string `json:"email,omitempty"`
+	EmailVerified *bool  `json:"ev,omitempty"`
+	// EntityRefSubject: the issuer's subs named catalog Users at sign-in
+	// (read only when the verifier cannot give the issuer's settings).
 	EntityRefSubject bool `json:"ers,omitempty"`
-	// Method is how the user signed in: "oidc" (the audit says
-	// oidc-session).
+	// Groups: a SAML IdP's groups attribute as asserted (at most
+	// MaxSessionGroups); whether and which count is decided per request by
+	// the IdP's current settings (SAMLIssuer). OIDC sessions carry none.
+	Groups []string `json:"grp,omitempty"`
+	// SessionIndex: the SAML IdP's session, named in a logout request.
+	SessionIndex string `json:"sx,omitempty"`
+	// Method is how the user signed in: "oidc" or "saml" (the audit says
+	// oidc-session, saml-session).
 	Method   string `json:"m"`
 	IssuedAt int64  `json:"iat"`
 	Expiry   int64  `json:"exp"`
@@ -189,13 +199,26 @@ func (k *SessionKeys) OpenSession(sealed string, now time.Time) (*Session, error
 	return &s, nil
 }
 
-// identity is the session's user as a verified token would name them:
-// PrincipalFor maps it to the catalog the same way.
-func (s *Session) identity() *Identity {
+// identity is the session's user as a verified token would name them,
+// under its issuer's settings of now (cfg; nil: the verifier has no
+// settings to give, and the cookie's are used): PrincipalFor maps it to
+// the catalog the same way.
+func (s *Session) identity(cfg *IssuerConfig) *Identity {
 	id := &Identity{Issuer: s.Issuer, IssuerName: s.IssuerName, Subject: s.Subject, EntityRefSubject: s.EntityRefSubject,
 		Expiry: time.Unix(s.Expiry, 0)}
+	if cfg != nil {
+		id.IssuerName, id.EntityRefSubject = cfg.Name, cfg.EntityRefSubjects
+	}
 	if s.Email != "" {
-		id.Email, id.EmailVerified, id.EmailTrust = s.Email, true, "email_verified"
+		id.Email = s.Email
+		switch {
+		case s.EmailVerified == nil || *s.EmailVerified:
+			// nil: a cookie sealed before email_verified was kept, which
+			// held an email only when it counted at sign-in.
+			id.EmailVerified, id.EmailTrust = true, "email_verified"
+		case cfg != nil && cfg.TrustEmail:
+			id.EmailVerified, id.EmailTrust = true, "trust_email"
+		}
 	}
 	return id
 }

@@ -399,3 +399,76 @@ func TestSessionOfARemovedIssuerIsRefused(t *testing.T) {
 		t.Fatalf("session of a removed issuer: %v", r)
 	}
 }
+
+// configuredVerifier gives each issuer's current settings.
+type configuredVerifier struct {
+	TokenVerifier
+	issuers map[string]IssuerConfig
+}
+
+func (c configuredVerifier) IssuerConfig(iss string) (IssuerConfig, bool) {
+	cfg, ok := c.issuers[iss]
+	return cfg, ok
+}
+
+// A session is read under its issuer's settings of the request, not of
+// its sign-in: trust_email and entity_ref_subjects turned off apply to
+// sessions already signed in.
+func TestSessionReadUnderTheIssuersCurrentSettings(t *testing.T) {
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	base := s.Verifier()
+	no := false
+	unverified := aliceSession(time.Now())
+	unverified.EmailVerified = &no
+	entityRef := aliceSession(time.Now())
+	entityRef.Subject, entityRef.Email, entityRef.EntityRefSubject = "user:default/alice", "", true
+	legacy := aliceSession(time.Now()) // sealed before email_verified was kept: its email counted then
+	for _, tc := range []struct {
+		name    string
+		session Session
+		cfg     IssuerConfig
+		want    int
+	}{
+		{"unverified email, trust_email on", unverified, IssuerConfig{Name: "kc", TrustEmail: true}, 200},
+		{"unverified email, trust_email now off", unverified, IssuerConfig{Name: "kc"}, 403},
+		{"entity ref subject, entity_ref_subjects on", entityRef, IssuerConfig{Name: "kc", EntityRefSubjects: true}, 200},
+		{"entity ref subject, entity_ref_subjects now off", entityRef, IssuerConfig{Name: "kc"}, 403},
+		{"a cookie from before email_verified was kept", legacy, IssuerConfig{Name: "kc"}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.SetVerifier(configuredVerifier{base, map[string]IssuerConfig{"https://idp": tc.cfg}})
+			sealed, _ := keys.SealSession(tc.session)
+			r, _ := s.Check(context.Background(), withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": "gatehouse-session=" + sealed}), "http"))
+			got := 200
+			if r.GetOkResponse() == nil {
+				got = int(r.GetDeniedResponse().GetStatus().GetCode())
+			}
+			if got != tc.want {
+				t.Fatalf("%d, want %d", got, tc.want)
+			}
+		})
+	}
+	s.SetVerifier(configuredVerifier{base, map[string]IssuerConfig{}})
+	sealed, _ := keys.SealSession(legacy)
+	if r, _ := s.Check(context.Background(), withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": "gatehouse-session=" + sealed}), "http")); r.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Fatalf("session of an issuer no longer configured: %v", r)
+	}
+}
+
+// A session's expiry is judged by the server's clock (the one the cache
+// and the assertions use), not the machine's.
+func TestSessionExpiryByTheServersClock(t *testing.T) {
+	s, keys, _, audit := newSessionServer(t)
+	defer audit.Close()
+	sealed, _ := keys.SealSession(aliceSession(time.Now())) // an hour
+	req := withScheme(checkReq(ordersRoute, "GET", "/orders/1", map[string]string{"cookie": "gatehouse-session=" + sealed}), "http")
+	s.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if r, _ := s.Check(context.Background(), req); r.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Fatalf("a session past its expiry on the server's clock: %v", r)
+	}
+	s.now = time.Now
+	if r, _ := s.Check(context.Background(), req); r.GetOkResponse() == nil {
+		t.Fatalf("the same session now: %v", r)
+	}
+}

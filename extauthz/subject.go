@@ -1,9 +1,6 @@
 package extauthz
 
-import (
-	"crypto/sha256"
-	"strings"
-)
+import "strings"
 
 // Subject is the chain of principals a request carries, outermost first:
 // the verified mTLS peer (a component, on a sidecar's inbound route), the
@@ -79,6 +76,7 @@ func (s *Subject) fill(rec *AuditRecord) {
 	rec.Auth = s.Auth
 	if p := s.Principal(); p != nil {
 		rec.Principal, rec.Kind, rec.Groups, rec.ClientID, rec.Issuer = p.Name(), p.Kind, p.Groups, p.ClientID, p.Issuer
+		rec.Scopes = p.Scopes
 	}
 }
 
@@ -93,7 +91,9 @@ type credentials struct {
 }
 
 // key is the decision cache key of these credentials for one request: the
-// token's hash, the route, the operation (inspector) and the peer.
+// token's hash, the route, the operation (inspector) and the peer. The
+// token's scopes (which @requiresScopes decides on) are the token's, so
+// its hash keys them too; a session or a peer carries none.
 func (c credentials) key(req *Request) string {
 	kind, cred := byte(0), c.token
 	if cred == "" && c.session != "" {
@@ -103,12 +103,7 @@ func (c credentials) key(req *Request) string {
 	if req.policy.gql != nil {
 		// The operations are the document's: the key holds a hash of the
 		// URL's query and the body (document, operation name, variables).
-		h := sha256.New()
-		h.Write(bytesOf(req.Query))
-		h.Write([]byte{0})
-		h.Write(req.Body)
-		var sum [sha256.Size]byte
-		k += "\x00gql\x00" + string(h.Sum(sum[:0])[:16])
+		k += "\x00gql\x00" + req.documentKey()
 	}
 	if c.peer != "" {
 		k += "\x00peer\x00" + c.peer

@@ -34,6 +34,35 @@ type GraphQLPolicy struct {
 	// Fields: the restricted fields, sorted by Name; a field not listed
 	// is open to whoever the route allows.
 	Fields []GraphQLField `json:"fields,omitempty" yaml:"fields,omitempty"`
+	// Persisted is how hash-only requests (Apollo's persisted queries)
+	// are read.
+	Persisted GraphQLPersisted `json:"persisted" yaml:"persisted"`
+}
+
+// Persisted-query modes: apq (Apollo's automatic persisted queries: a
+// bounded store of hash -> document, filled by requests that carry both),
+// safelist (only the listed documents pass, by text or by hash), off
+// (hash-only requests are refused).
+const (
+	PersistedAPQ      = "apq"
+	PersistedSafelist = "safelist"
+	PersistedOff      = "off"
+)
+
+// GraphQLPersisted is an API's persisted-query settings.
+type GraphQLPersisted struct {
+	Mode string `json:"mode" yaml:"mode"`
+	// Cache: the documents the APQ store keeps (least recently used go).
+	Cache int `json:"cache,omitempty" yaml:"cache,omitempty"`
+	// Safelist: the documents of safelist mode.
+	Safelist []GraphQLDocument `json:"safelist,omitempty" yaml:"safelist,omitempty"`
+}
+
+// GraphQLDocument is a document and its APQ hash (SHA-256 of the text,
+// lower-case hex).
+type GraphQLDocument struct {
+	Hash     string `json:"hash" yaml:"hash"`
+	Document string `json:"document" yaml:"document"`
 }
 
 // GraphQLLimits bound a document before any field is authorized.

@@ -47,12 +47,19 @@ type Config struct {
 	Client     *http.Client
 	Log        *slog.Logger
 	Now        func() time.Time
+
+	// SAML: SAML IdPs people may sign in at (signin/saml.go); SAMLDefault,
+	// when set, is the one /.gatehouse/signin sends to instead of OIDC.
+	SAML        []SAMLConfig
+	SAMLSP      SAMLSPConfig
+	SAMLDefault string
 }
 
 // Handler serves the sign-in paths.
 type Handler struct {
 	cfg  Config
 	oidc *oidcFlow
+	saml *samlState
 }
 
 // New returns the handler; the provider is discovered at the first
@@ -74,7 +81,11 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{cfg: cfg, oidc: newOIDCFlow(cfg.Provider, cfg.Client)}, nil
+	sm, err := newSAML(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{cfg: cfg, oidc: newOIDCFlow(cfg.Provider, cfg.Client), saml: sm}, nil
 }
 
 // bindingLifetime bounds the time between leaving for the IdP and coming
@@ -108,7 +119,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case model.SignedOutPath:
 		page(w, http.StatusOK, "Signed out", `You are signed out. <a href="/">Sign in again</a>.`)
 	default:
-		page(w, http.StatusNotFound, "Not found", "No such sign-in page.")
+		if !h.serveSAML(w, r) {
+			page(w, http.StatusNotFound, "Not found", "No such sign-in page.")
+		}
 	}
 }
 
@@ -118,6 +131,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		page(w, http.StatusMethodNotAllowed, "Sign-in", "Use GET.")
+		return
+	}
+	if h.cfg.SAMLDefault != "" {
+		h.samlSignIn(w, r, h.cfg.SAMLDefault)
 		return
 	}
 	rd, err := ReturnURL(r.URL.Query().Get("rd"), r.Host, h.cfg.ReturnHosts)
@@ -150,6 +167,9 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	secure := scheme(r) == "https"
 	q := r.URL.Query()
+	// A binding is used once, whatever the answer: a refused one is
+	// cleared too.
+	http.SetCookie(w, &http.Cookie{Name: bindingCookieName(secure), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	var b binding
 	c, err := r.Cookie(bindingCookieName(secure))
 	switch {
@@ -169,8 +189,6 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, "no_code", "The identity provider sent no authorization code.")
 		return
 	}
-	// A binding is used once.
-	http.SetCookie(w, &http.Cookie{Name: bindingCookieName(secure), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	ctx, cancel := context.WithTimeout(r.Context(), 12*time.Second)
 	defer cancel()
 	who, err := h.oidc.exchange(ctx, h.redirectURI(r), q.Get("code"), b)
@@ -183,28 +201,16 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "completing the sign-in with the identity provider", err)
 		return
 	}
-	now := h.cfg.Now()
-	who.IssuedAt, who.Expiry = now.Unix(), now.Add(h.cfg.Lifetime).Unix()
-	sealed, err := h.cfg.Keys.SealSession(*who)
-	if err != nil {
-		h.fail(w, "sealing the session", err)
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: extauthz.SessionCookieName(scheme(r)), Value: sealed, Path: "/", MaxAge: int(h.cfg.Lifetime.Seconds()),
-		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
-	h.cfg.Log.Info("signed in", "issuer", who.Issuer, "sub", truncate(who.Subject, 100), "method", who.Method)
-	// Checked again: a binding is ours, but the rule is the rule.
-	rd, err := ReturnURL(b.Return, r.Host, h.cfg.ReturnHosts)
-	if err != nil {
-		rd = "/"
-	}
-	http.Redirect(w, r, rd, http.StatusFound)
+	h.startSession(w, r, who, b.Return)
 }
 
 // logout clears the session cookie and sends the browser to the IdP's
 // end_session_endpoint (RP-initiated logout), which sends it back to
 // model.SignedOutPath; without one, straight there.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if h.samlLogout(w, r) {
+		return
+	}
 	secure := scheme(r) == "https"
 	http.SetCookie(w, &http.Cookie{Name: extauthz.SessionCookieName(scheme(r)), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	after := h.origin(r) + model.SignedOutPath

@@ -201,6 +201,10 @@ func TestOIDCFlow(t *testing.T) {
 		if w.Code == 302 || cookieNamed(w, extauthz.SessionCookiePlain) != nil {
 			t.Fatalf("want refused, got %d with cookies %v", w.Code, w.Result().Cookies())
 		}
+		// A refused callback spends its binding too.
+		if c := cookieNamed(w, extauthz.BindingCookiePlain); c == nil || c.MaxAge >= 0 {
+			t.Fatalf("a refused callback left the binding cookie: %v", w.Result().Cookies())
+		}
 	}
 	t.Run("refusals", func(t *testing.T) {
 		f := newFlow(t)
@@ -249,7 +253,7 @@ func TestOIDCFlow(t *testing.T) {
 		refused(t, f.get(model.CallbackPath+"?code="+code+"&state="+state, b))
 	})
 
-	t.Run("an unverified email is not kept", func(t *testing.T) {
+	t.Run("an unverified email is kept as unverified", func(t *testing.T) {
 		f := newFlow(t)
 		f.idp.claims = func(a authz) map[string]any {
 			return map[string]any{"iss": f.idp.srv.URL, "sub": "m1", "aud": "web", "exp": time.Now().Add(time.Minute).Unix(), "nonce": a.nonce,
@@ -258,8 +262,8 @@ func TestOIDCFlow(t *testing.T) {
 		b, code, state := f.start("/a")
 		w := f.get(model.CallbackPath+"?code="+code+"&state="+state, b)
 		s, err := f.keys.OpenSession(cookieNamed(w, extauthz.SessionCookiePlain).Value, time.Now())
-		if err != nil || s.Email != "" {
-			t.Fatalf("session %+v %v: an unverified email must not be kept", s, err)
+		if err != nil || s.Email != "carol@example.com" || s.EmailVerified == nil || *s.EmailVerified {
+			t.Fatalf("session %+v %v: an unverified email must be kept as unverified (Check applies trust_email)", s, err)
 		}
 	})
 

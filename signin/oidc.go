@@ -27,8 +27,8 @@ type ProviderConfig struct {
 	ClientSecret string `json:"-"`
 	// Scopes besides openid (default: email, profile).
 	Scopes []string
-	// TrustEmail and EntityRefSubjects: as the issuer's token settings.
-	TrustEmail        bool
+	// EntityRefSubjects: as the issuer's token setting (Check reads the
+	// issuer's current settings; the cookie's copy is a fallback).
 	EntityRefSubjects bool
 }
 
@@ -145,9 +145,11 @@ func (f *oidcFlow) session(idt *oidc.IDToken) (*extauthz.Session, error) {
 	}
 	s := &extauthz.Session{Issuer: idt.Issuer, IssuerName: f.cfg.Name, Subject: idt.Subject, Method: "oidc", EntityRefSubject: f.cfg.EntityRefSubjects}
 	// email_verified is a boolean, or (some IdPs) the string "true".
-	verified := claims.EmailVerified == true || claims.EmailVerified == "true"
-	if claims.Email != "" && (verified || f.cfg.TrustEmail) {
-		s.Email = strings.ToLower(claims.Email)
+	// Whether the email counts (verified, or the issuer's trust_email) is
+	// decided on every request under the issuer's settings of then.
+	if claims.Email != "" {
+		verified := claims.EmailVerified == true || claims.EmailVerified == "true"
+		s.Email, s.EmailVerified = strings.ToLower(claims.Email), &verified
 	}
 	return s, nil
 }

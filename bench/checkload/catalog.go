@@ -79,14 +79,18 @@ type benchCatalog struct {
 	routeID  string // the route of bench-orders
 }
 
-// writeCatalog writes the benchmark entities and, when components > 0, a
+// writeCatalog writes the benchmark entities (and extra documents) and, when components > 0, a
 // catgen catalog of that many components (each with an API, ~3.1 entities
 // per component) into dir, then compiles it as gatehouse would.
-func writeCatalog(name, dir string, components int) (*benchCatalog, error) {
+func writeCatalog(name, dir string, components int, extra ...string) (*benchCatalog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "bench.yaml"), []byte(benchYAML), 0o644); err != nil {
+	yaml := benchYAML
+	for _, e := range extra {
+		yaml += "---\n" + e
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench.yaml"), []byte(yaml), 0o644); err != nil {
 		return nil, err
 	}
 	if components > 0 {

@@ -57,6 +57,7 @@ func main() {
 	flag.StringVar(&o.opa, "opa", ".tools/opa-envoy-plugin", "OPA-Envoy plugin binary (bench/opa/install.sh); empty skips the OPA baseline")
 	flag.StringVar(&o.policy, "policy", "bench/opa/policy.rego", "the Rego policy of the OPA baseline")
 	flag.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: go build ./cmd/gatehouse)")
+	graphql := flag.Bool("graphql", false, "the GraphQL comparison instead (graphql.go): a GraphQL route's Check, gatehouse against OPA-Envoy with graphql.parse_and_verify")
 	pin := flag.Bool("pin", false, "pin the load generator to CPU 0 and every server to CPU 1 (taskset; the servers with GOMAXPROCS=1), so that they never compete for a core")
 	flag.Parse()
 	if *role == "noop" {
@@ -84,7 +85,11 @@ func main() {
 		}
 		serverCPU = "1"
 	}
-	if err := run(o); err != nil {
+	runner := run
+	if *graphql {
+		runner = runGraphQL
+	}
+	if err := runner(o); err != nil {
 		fmt.Fprintln(os.Stderr, "checkload:", err)
 		os.Exit(1)
 	}

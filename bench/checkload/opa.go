@@ -85,7 +85,12 @@ func startOPA(bin, dir, policy string, cat *benchCatalog, is *issuers, jwtCache 
 	if err != nil {
 		return nil, err
 	}
-	sub := filepath.Join(dir, fmt.Sprintf("opa-%s-%v", cat.name, jwtCache))
+	return startOPAWith(bin, filepath.Join(dir, fmt.Sprintf("opa-%s-%v", cat.name, jwtCache)), []string{policy}, data, "gatehouse/authz/result", jwtCache)
+}
+
+// startOPAWith runs the OPA-Envoy plugin in sub with policies, a data
+// document and the decision path.
+func startOPAWith(bin, sub string, policies []string, data []byte, decision string, jwtCache bool) (*server, error) {
 	if err := os.MkdirAll(sub, 0o755); err != nil {
 		return nil, err
 	}
@@ -100,7 +105,7 @@ func startOPA(bin, dir, policy string, cat *benchCatalog, is *issuers, jwtCache 
 	if err != nil {
 		return nil, err
 	}
-	cfg := fmt.Sprintf("plugins:\n  envoy_ext_authz_grpc:\n    addr: %s\n    path: gatehouse/authz/result\n    enable-reflection: false\n", grpcAddr)
+	cfg := fmt.Sprintf("plugins:\n  envoy_ext_authz_grpc:\n    addr: %s\n    path: %s\n    enable-reflection: false\n", grpcAddr, decision)
 	if jwtCache {
 		cfg += "caching:\n  inter_query_builtin_value_cache:\n    named:\n      io_jwt:\n        disabled: false\n        max_num_entries: 100000\n"
 	}
@@ -116,8 +121,8 @@ func startOPA(bin, dir, policy string, cat *benchCatalog, is *issuers, jwtCache 
 			return grpcAddr, nil
 		}
 		return "", nil
-	}, bin, "run", "--server", "--addr", httpAddr, "--skip-version-check", "--log-level", "info", "--log-format", "json",
-		"--config-file", cfgPath, policy, filepath.Join(sub, "data.json"))
+	}, bin, append(append([]string{"run", "--server", "--addr", httpAddr, "--skip-version-check", "--log-level", "info", "--log-format", "json",
+		"--config-file", cfgPath}, policies...), filepath.Join(sub, "data.json"))...)
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,8 @@ func newAuthz(ctx context.Context, cfg config.Config, log *slog.Logger) (*authzP
 		return nil, nil, err
 	}
 	audit := extauthz.NewAudit(w, cfg.Audit.Buffer)
-	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL, TrustDomain: cfg.Mesh.TrustDomain, Sessions: sessions},
+	srv := extauthz.NewServer(extauthz.Options{CookieName: cfg.Authz.CookieName, CacheSize: cfg.Authz.CacheSize, CacheTTL: cfg.Authz.CacheTTL, TrustDomain: cfg.Mesh.TrustDomain, Sessions: sessions,
+		SAMLIssuers: samlIssuers(cfg)},
 		verifier, signer, audit, log)
 	var once sync.Once
 	closeFn := func() {

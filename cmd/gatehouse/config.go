@@ -70,7 +70,7 @@ func loadConfigWarn(path string, warn func(string)) (config.Config, error) {
 			return cfg, fmt.Errorf("reading config %s: %w", path, err)
 		}
 	}
-	for _, w := range unknownEnv(v.GetString("catalog.backstage.token_env")) {
+	for _, w := range unknownEnv(secretEnvNames(v)...) {
 		warn(w)
 	}
 	var md mapstructure.Metadata

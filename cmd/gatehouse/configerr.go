@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse-dev/gatehouse/config"
@@ -287,10 +288,26 @@ func blameEnvironment(err error) error {
 	return errors.Join(out...)
 }
 
+// secretEnvNames are the environment variables the configuration names
+// as holding secrets (catalog.backstage.token_env, each
+// issuers[].sign_in.client_secret_env): they set no key and are used.
+func secretEnvNames(v *viper.Viper) []string {
+	names := []string{v.GetString("catalog.backstage.token_env")}
+	issuers, _ := v.Get("issuers").([]any)
+	for _, is := range issuers {
+		m, _ := is.(map[string]any)
+		signIn, _ := m["sign_in"].(map[string]any)
+		if name, ok := signIn["client_secret_env"].(string); ok && name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
 // unknownEnv returns a warning for each GATEHOUSE_* environment variable
 // that sets no key, with the variable it was probably meant to be. skip
-// is a variable used for something else (catalog.backstage.token_env).
-func unknownEnv(skip string) []string {
+// are variables used for something else (secretEnvNames).
+func unknownEnv(skip ...string) []string {
 	var known []string
 	for _, k := range knownKeys() {
 		if !strings.Contains(k, "[]") {
@@ -300,7 +317,7 @@ func unknownEnv(skip string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, envPrefix) || name == skip || slices.Contains(known, name) {
+		if !strings.HasPrefix(name, envPrefix) || slices.Contains(skip, name) || slices.Contains(known, name) {
 			continue
 		}
 		w := "environment variable " + name + " sets no configuration key and is ignored"

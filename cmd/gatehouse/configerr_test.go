@@ -71,3 +71,18 @@ func TestLoadConfigWarnsAboutUnknownEnvironmentVariables(t *testing.T) {
 		t.Errorf("warnings %q\nwant [%s]", warnings, want)
 	}
 }
+
+// The variable an issuer's sign_in.client_secret_env names holds the
+// secret: used, not a misspelled key.
+func TestSignInSecretEnvIsNotWarnedAbout(t *testing.T) {
+	t.Setenv("GATEHOUSE_WEB_SECRET", "s3cret")
+	t.Setenv("GATEHOUSE_SIGNIN_ISSUR", "kc")
+	path := writeConfig(t, "issuers:\n  - name: kc\n    issuer_url: https://idp\n    audiences: [gatehouse]\n    sign_in:\n      client_id: web\n      client_secret_env: GATEHOUSE_WEB_SECRET\n")
+	var warnings []string
+	if _, err := loadConfigWarn(path, func(w string) { warnings = append(warnings, w) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "GATEHOUSE_SIGNIN_ISSUR") || strings.Contains(strings.Join(warnings, " "), "GATEHOUSE_WEB_SECRET") {
+		t.Fatalf("warnings %q: want one, for GATEHOUSE_SIGNIN_ISSUR only", warnings)
+	}
+}

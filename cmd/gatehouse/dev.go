@@ -159,6 +159,7 @@ func tokenCmd() *cobra.Command {
 	f.StringVar(&user, "user", "", "user entity ref, the token's sub (e.g. user:default/alice)")
 	f.StringVar(&req.Email, "email", "", "email claim")
 	f.StringSliceVar(&req.Groups, "group", nil, "groups claim entries")
+	f.StringSliceVar(&req.Scopes, "scope", nil, "OAuth scopes (the scope claim; GraphQL @requiresScopes)")
 	f.StringVar(&req.ClientID, "client-id", "", "client id (a machine token when given without --user)")
 	f.DurationVar(&req.TTL, "ttl", time.Hour, "lifetime")
 	return cmd

@@ -80,6 +80,7 @@ func explainCmd() *cobra.Command {
 	f.StringVar(&req.Token, "token", "", "a bearer token to verify and map")
 	f.StringVar(&req.Principal, "principal", "", "a catalog user or component, e.g. user:default/alice")
 	f.StringSliceVar(&req.Groups, "group", nil, "extra IdP group names for --principal")
+	f.StringSliceVar(&req.Scopes, "scope", nil, "OAuth scopes a token of --principal would grant (GraphQL @requiresScopes)")
 	f.StringVar(&req.Method, "method", "GET", "HTTP method")
 	f.StringVar(&req.URL, "url", "", "the request URL, e.g. http://orders.example.com/orders/7")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
@@ -251,6 +252,9 @@ func printExplain(w io.Writer, res *extauthz.ExplainResult) {
 	}
 	if res.Principal != nil {
 		fmt.Fprintf(w, "  principal: %s (%s) groups: %s\n", res.Principal.Name(), res.Principal.Kind, strings.Join(res.Principal.Groups, ", "))
+		if len(res.Principal.Scopes) > 0 {
+			fmt.Fprintf(w, "  scopes:    %s\n", strings.Join(res.Principal.Scopes, " "))
+		}
 		if res.Principal.Unmatched != "" {
 			fmt.Fprintf(w, "  unmapped:  %s\n", res.Principal.Unmatched)
 		}

@@ -32,24 +32,26 @@ func newSignInServer(cfg config.Config, keys *extauthz.SessionKeys, log *slog.Lo
 	if !cfg.SignIn.Enabled() {
 		return nil, nil
 	}
-	i := slices.IndexFunc(cfg.Issuers, func(is config.Issuer) bool { return is.Name == cfg.SignIn.Issuer })
-	if i < 0 {
-		return nil, fmt.Errorf("signin.issuer: %q is not the name of an issuer", cfg.SignIn.Issuer)
-	}
-	is := cfg.Issuers[i]
-	key := fmt.Sprintf("issuers[%d].sign_in", i)
-	secret, err := readSecret(key+".client_secret_env", is.SignIn.ClientSecretEnv, key+".client_secret_file", is.SignIn.ClientSecretFile, "the sign-in client's secret")
-	if err == nil && secret == "" {
-		err = fmt.Errorf("%s.client_secret_file: the file is empty", key)
-	}
-	if err != nil {
+	hc := signin.Config{Keys: keys, Lifetime: cfg.SignIn.SessionLifetime, ReturnHosts: cfg.SignIn.ReturnHosts, PublicPort: cfg.SignIn.PublicPort, Log: log}
+	if err := samlSignInConfig(cfg.SignIn, &hc); err != nil {
 		return nil, err
 	}
-	h, err := signin.New(signin.Config{
-		Keys: keys, Lifetime: cfg.SignIn.SessionLifetime, ReturnHosts: cfg.SignIn.ReturnHosts, PublicPort: cfg.SignIn.PublicPort, Log: log,
-		Provider: signin.ProviderConfig{Name: is.Name, IssuerURL: is.IssuerURL, ClientID: is.SignIn.ClientID, ClientSecret: secret,
-			Scopes: is.SignIn.Scopes, TrustEmail: is.TrustEmail, EntityRefSubjects: is.EntityRefSubjects},
-	})
+	if i := slices.IndexFunc(cfg.Issuers, func(is config.Issuer) bool { return is.Name == cfg.SignIn.Issuer }); i >= 0 {
+		is := cfg.Issuers[i]
+		key := fmt.Sprintf("issuers[%d].sign_in", i)
+		secret, err := readSecret(key+".client_secret_env", is.SignIn.ClientSecretEnv, key+".client_secret_file", is.SignIn.ClientSecretFile, "the sign-in client's secret")
+		if err == nil && secret == "" {
+			err = fmt.Errorf("%s.client_secret_file: the file is empty", key)
+		}
+		if err != nil {
+			return nil, err
+		}
+		hc.Provider = signin.ProviderConfig{Name: is.Name, IssuerURL: is.IssuerURL, ClientID: is.SignIn.ClientID, ClientSecret: secret,
+			Scopes: is.SignIn.Scopes, EntityRefSubjects: is.EntityRefSubjects}
+	} else if hc.SAMLDefault == "" {
+		return nil, fmt.Errorf("signin.issuer: %q is not the name of an issuer or SAML IdP", cfg.SignIn.Issuer)
+	}
+	h, err := signin.New(hc)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ type Component implements Node {
   deploySecrets: [String!]! @policy(policies: [["owners"]])
   cloudAccount: CloudAccount
   scoped: String @requiresScopes(scopes: [["read:scoped"]])
+  deployKey: String @requiresScopes(scopes: [["deploy:read", "deploy:write"], ["platform:admin"]])
 }
 
 type CloudAccount @policy(policies: [["owners"], ["group:default/storefront", "user:default/bob"]]) {

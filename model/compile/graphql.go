@@ -116,6 +116,22 @@ func graphqlPolicy(api *cs.Entity) *model.GraphQLPolicy {
 		p.Fields = append(p.Fields, model.GraphQLField{Name: "__schema", Requires: owners}, model.GraphQLField{Name: "__type", Requires: owners})
 	}
 	sort.Slice(p.Fields, func(i, j int) bool { return p.Fields[i].Name < p.Fields[j].Name })
+	p.Persisted = graphqlPersisted(g)
+	return p
+}
+
+// graphqlPersisted is an API's persisted-query settings with the
+// defaults (APQ, a store of cs.DefaultPersistedQueryCache documents).
+func graphqlPersisted(g *cs.GraphQLAPI) model.GraphQLPersisted {
+	o := g.Options
+	p := model.GraphQLPersisted{Mode: model.PersistedAPQ, Cache: cs.DefaultPersistedQueryCache}
+	if o.PersistedQueries != "" {
+		p.Mode = o.PersistedQueries
+	}
+	setIf(&p.Cache, o.PersistedQueryCache)
+	for _, d := range g.Safelist {
+		p.Safelist = append(p.Safelist, model.GraphQLDocument{Hash: d.Hash, Document: d.Document})
+	}
 	return p
 }
 
@@ -125,41 +141,12 @@ func setIf(dst *int, v int) {
 	}
 }
 
-// directiveRequirements are Apollo's rule directives of one type or
-// field: @authenticated, @requiresScopes (scope:<s>), @policy (names
-// resolved to owners, consumers or ref keys; catalogsync rejected any
-// other).
+// directiveRequirements are the rule directives of one type or field
+// (read and resolved by catalogsync) as the model's requirements.
 func directiveRequirements(dl ast.DirectiveList, where, ns string) []model.GraphQLRequirement {
 	var rs []model.GraphQLRequirement
-	for _, d := range dl {
-		switch d.Name {
-		case "authenticated":
-			rs = append(rs, model.GraphQLRequirement{AnyOf: [][]string{{"authenticated"}}, From: "@authenticated on " + where})
-		case "requiresScopes":
-			r := model.GraphQLRequirement{From: "@requiresScopes on " + where}
-			for _, l := range cs.DirectiveLists(d, "scopes") {
-				var in []string
-				for _, sc := range l {
-					in = append(in, "scope:"+sc)
-				}
-				r.AnyOf = append(r.AnyOf, in)
-			}
-			rs = append(rs, r)
-		case "policy":
-			r := model.GraphQLRequirement{From: "@policy on " + where}
-			for _, l := range cs.DirectiveLists(d, "policies") {
-				var in []string
-				for _, name := range l {
-					k, msg := cs.PolicyName(name, ns)
-					if msg != "" {
-						k = "invalid:" + name // never held: fail closed
-					}
-					in = append(in, k)
-				}
-				r.AnyOf = append(r.AnyOf, in)
-			}
-			rs = append(rs, r)
-		}
+	for _, r := range cs.DirectiveRules(dl, where, ns) {
+		rs = append(rs, model.GraphQLRequirement{AnyOf: r.AnyOf, From: r.From})
 	}
 	return rs
 }
