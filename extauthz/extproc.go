@@ -379,7 +379,7 @@ const SourceAttribute = "source.address"
 func sourceAddress(attrs map[string]*structpb.Struct) string {
 	for _, st := range attrs {
 		if v := st.GetFields()[SourceAttribute].GetStringValue(); v != "" {
-			if host, _, err := net.SplitHostPort(v); err == nil {
+			if host, _, err := net.SplitHostPort(v); err == nil && net.ParseIP(host) != nil {
 				return host
 			}
 			return v

@@ -311,3 +311,31 @@ func TestExtProcGraphQLFilterMode(t *testing.T) {
 		}
 	})
 }
+
+// Envoy's header list as Check reads headers, whatever its shape: names
+// lower-cased, raw_value preferred, repeated headers joined; the source
+// attribute's IP without its port, anything else as it came.
+func TestExtProcHeadersAndSource(t *testing.T) {
+	hm := &core.HeaderMap{Headers: []*core.HeaderValue{
+		{Key: "Authorization", Value: "Bearer a"},
+		{Key: "cookie", RawValue: []byte("a=1")},
+		{Key: "COOKIE", RawValue: []byte("b=2"), Value: "ignored"},
+		{Key: "x-empty"},
+	}}
+	h := procHeaders(hm)
+	if h["authorization"] != "Bearer a" || h["cookie"] != "a=1,b=2" || len(h) != 3 {
+		t.Fatalf("%v", h)
+	}
+	if len(procHeaders(nil)) != 0 {
+		t.Fatal("nil headers")
+	}
+	for in, want := range map[string]string{"192.0.2.1:443": "192.0.2.1", "[2001:db8::1]:80": "2001:db8::1", "unix:/x": "unix:/x", "": ""} {
+		st, _ := structpb.NewStruct(map[string]any{SourceAttribute: in})
+		if got := sourceAddress(map[string]*structpb.Struct{"envoy.filters.http.ext_proc": st}); got != want {
+			t.Errorf("%q -> %q, want %q", in, got, want)
+		}
+	}
+	if sourceAddress(nil) != "" {
+		t.Error("no attributes")
+	}
+}
