@@ -44,6 +44,7 @@ bench:
 	$(GO) run ./bench/checkload -duration 3s -open-duration 10s -opa '' -rates 0.02,0.1 -pool 3000
 	$(GO) test -run XXX -bench . -benchmem -cpu 1 -benchtime 2s ./bench/checkload/
 	$(GO) run ./bench/datapath -duration 10s
+	$(GO) run ./bench/graphqlfilter -duration 10s -rounds 5 -connections 8
 	$(GO) run ./bench/datapath -duration 10s -rounds 5 -only noop,noop-uds,noop-google,noop-cluster-nghttp2,httpnoop
 	$(GO) run ./bench/fleet -components 1000,10000 -clients 100,1000 -timeout 120s
 	$(GO) run ./bench/backstagesync -entities 10000
@@ -76,6 +77,7 @@ bench-baseline:
 
 bench-smoke:
 	$(GO) run ./bench/datapath -duration 500ms -rounds 1 >/dev/null
+	$(GO) run ./bench/graphqlfilter -duration 300ms -rounds 1 -connections 2 >/dev/null
 	$(GO) run ./bench/checkload -duration 300ms -open-duration 300ms -pool 300 -components 300 -opa '' >/dev/null
 	$(GO) run ./bench/checkload -graphql -duration 300ms -pool 300 -opa '' >/dev/null
 	$(GO) test -run XXX -bench . -benchtime 1x ./bench/checkload/ >/dev/null

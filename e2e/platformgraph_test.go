@@ -56,9 +56,9 @@ func platformCatalog(t *testing.T, url, mode string) string {
 	return testcatalog.Teams + s
 }
 
-// graphAnswer is a GraphQL answer with what the Strawberry service echoes
+// pgAnswer is a GraphQL answer with what the Strawberry service echoes
 // (extensions.executed: the query it ran).
-type graphAnswer struct {
+type pgAnswer struct {
 	Data   map[string]any `json:"data"`
 	Errors []struct {
 		Message    string            `json:"message"`
@@ -67,13 +67,14 @@ type graphAnswer struct {
 	} `json:"errors"`
 	Extensions struct {
 		Executed struct {
-			Query     string         `json:"query"`
-			Variables map[string]any `json:"variables"`
+			Query               string         `json:"query"`
+			Variables           map[string]any `json:"variables"`
+			CredentialsReceived *bool          `json:"credentialsReceived"`
 		} `json:"executed"`
 	} `json:"extensions"`
 }
 
-func (a graphAnswer) errorPaths() []string {
+func (a pgAnswer) errorPaths() []string {
 	var out []string
 	for _, e := range a.Errors {
 		var p []string
@@ -136,10 +137,10 @@ func TestPlatformGraphFilterMode(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	answer := func(t *testing.T, tok, body string) graphAnswer {
+	answer := func(t *testing.T, tok, body string) pgAnswer {
 		t.Helper()
 		code, b := post(t, tok, body)
-		var a graphAnswer
+		var a pgAnswer
 		if code != 200 || json.Unmarshal([]byte(b), &a) != nil {
 			t.Fatalf("%d %s", code, b)
 		}
@@ -196,15 +197,18 @@ func TestPlatformGraphFilterMode(t *testing.T) {
 		if a.Extensions.Executed.Variables["n"] != "orders" {
 			t.Fatalf("variables %v", a.Extensions.Executed.Variables)
 		}
+		if c := a.Extensions.Executed.CredentialsReceived; c == nil || *c {
+			t.Fatalf("bob's token reached the service: %v", c)
+		}
 		expectAudit(t, g, func(r map[string]any) bool {
 			gq, _ := r["graphql"].(map[string]any)
-			return r["principal"] == "user:default/bob" && r["decision"] == "allow" && gq != nil && gq["mode"] == "filter" &&
+			return r["principal"] == "user:default/bob" && r["decision"] == "allow" && r["source_address"] == "127.0.0.1" && gq != nil && gq["mode"] == "filter" &&
 				strings.Contains(fmt.Sprint(gq["denied_fields"]), "Component.cloudAccountId")
 		})
 	})
 	t.Run("every field forbidden: gatehouse answers, the service is not called", func(t *testing.T) {
 		code, b := post(t, bob, `{"query":"{ accounts: cloudAccounts }"}`)
-		var a graphAnswer
+		var a pgAnswer
 		if code != 200 || json.Unmarshal([]byte(b), &a) != nil || a.Data != nil || strings.Join(a.errorPaths(), ",") != "accounts UNAUTHORIZED_FIELD_OR_TYPE" {
 			t.Fatalf("%d %s", code, b)
 		}
@@ -224,7 +228,7 @@ func TestPlatformGraphFilterMode(t *testing.T) {
 	})
 	t.Run("a batch: each operation filtered on its own", func(t *testing.T) {
 		code, b := post(t, bob, `[{"query":"{ component(name: \"shop\") { name cloudAccountId } }"},{"query":"{ viewer { ref kind } }"}]`)
-		var as []graphAnswer
+		var as []pgAnswer
 		if code != 200 || json.Unmarshal([]byte(b), &as) != nil || len(as) != 2 {
 			t.Fatalf("%d %s", code, b)
 		}

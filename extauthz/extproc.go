@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -198,6 +200,7 @@ type procStream struct {
 	x        *ExtProc
 	ctx      context.Context
 	headers  map[string]string // request headers, lower case
+	source   string            // the client's address, for the audit
 	decided  bool
 	response ResponseFilter
 	status   int // the upstream's status
@@ -211,6 +214,7 @@ func (ps *procStream) step(in *extprocv3.ProcessingRequest) (*extprocv3.Processi
 			return nil, errStream
 		}
 		ps.headers = procHeaders(r.RequestHeaders.GetHeaders())
+		ps.source = sourceAddress(in.GetAttributes())
 		if !r.RequestHeaders.GetEndOfStream() {
 			// The decision waits for the body (BUFFERED): nothing reaches
 			// the upstream before the body's answer.
@@ -276,7 +280,7 @@ func (ps *procStream) decide(body []byte, onHeaders bool) (*extprocv3.Processing
 		return immediate(413, nil, []byte(`{"error":"payload_too_large"}`+"\n")), nil
 	}
 	var call procCall
-	resp := ps.x.s.checkHTTP(ps.ctx, hr, nil, "", "", &call)
+	resp := ps.x.s.checkHTTP(ps.ctx, hr, nil, "", ps.source, &call)
 	if d := resp.GetDeniedResponse(); d != nil {
 		return immediate(int(d.GetStatus().GetCode()), d.GetHeaders(), []byte(d.GetBody())), nil
 	}
@@ -363,4 +367,23 @@ func atoi(s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// SourceAttribute is the request attribute Envoy is asked to send with the
+// request headers (the filter's request_attributes): the client's address,
+// which the audit records as Check's does.
+const SourceAttribute = "source.address"
+
+// sourceAddress is the client's IP from the attributes Envoy sent (the
+// port dropped, as Check's audit has it); "" when absent.
+func sourceAddress(attrs map[string]*structpb.Struct) string {
+	for _, st := range attrs {
+		if v := st.GetFields()[SourceAttribute].GetStringValue(); v != "" {
+			if host, _, err := net.SplitHostPort(v); err == nil && net.ParseIP(host) != nil {
+				return host
+			}
+			return v
+		}
+	}
+	return ""
 }

@@ -10,6 +10,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gatehouse-dev/gatehouse/model"
 )
@@ -131,10 +132,16 @@ func TestExtProcDecidesLikeCheck(t *testing.T) {
 			t.Fatalf("want 401: %v", ir)
 		}
 	})
-	t.Run("audited as Check audits", func(t *testing.T) {
+	t.Run("audited as Check audits, with the client's address", func(t *testing.T) {
+		m := procHeadersMsg("GET", "/orders/1", with("alice-token"), true)
+		src, _ := structpb.NewStruct(map[string]any{SourceAttribute: "192.0.2.7:5511"})
+		m.Attributes = map[string]*structpb.Struct{"envoy.filters.http.ext_proc": src}
+		if _, err := runProc(t, s, m); err != nil {
+			t.Fatal(err)
+		}
 		s.audit.Close()
 		out := buf.String()
-		if strings.Count(out, `"decision_id":"xp-1"`) != 3 || !strings.Contains(out, `"principal":"user:default/bob"`) {
+		if strings.Count(out, `"decision_id":"xp-1"`) != 4 || !strings.Contains(out, `"principal":"user:default/bob"`) || !strings.Contains(out, `"source_address":"192.0.2.7"`) {
 			t.Fatalf("audit: %s", out)
 		}
 	})
@@ -303,4 +310,32 @@ func TestExtProcGraphQLFilterMode(t *testing.T) {
 			t.Fatalf("%v", resp)
 		}
 	})
+}
+
+// Envoy's header list as Check reads headers, whatever its shape: names
+// lower-cased, raw_value preferred, repeated headers joined; the source
+// attribute's IP without its port, anything else as it came.
+func TestExtProcHeadersAndSource(t *testing.T) {
+	hm := &core.HeaderMap{Headers: []*core.HeaderValue{
+		{Key: "Authorization", Value: "Bearer a"},
+		{Key: "cookie", RawValue: []byte("a=1")},
+		{Key: "COOKIE", RawValue: []byte("b=2"), Value: "ignored"},
+		{Key: "x-empty"},
+	}}
+	h := procHeaders(hm)
+	if h["authorization"] != "Bearer a" || h["cookie"] != "a=1,b=2" || len(h) != 3 {
+		t.Fatalf("%v", h)
+	}
+	if len(procHeaders(nil)) != 0 {
+		t.Fatal("nil headers")
+	}
+	for in, want := range map[string]string{"192.0.2.1:443": "192.0.2.1", "[2001:db8::1]:80": "2001:db8::1", "unix:/x": "unix:/x", "": ""} {
+		st, _ := structpb.NewStruct(map[string]any{SourceAttribute: in})
+		if got := sourceAddress(map[string]*structpb.Struct{"envoy.filters.http.ext_proc": st}); got != want {
+			t.Errorf("%q -> %q, want %q", in, got, want)
+		}
+	}
+	if sourceAddress(nil) != "" {
+		t.Error("no attributes")
+	}
 }

@@ -3,7 +3,6 @@ package extauthz
 import (
 	"bytes"
 	"encoding/json"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -78,27 +77,44 @@ func forbiddenFields(rp *routePolicy, sub *Subject, req *Request) map[string]boo
 }
 
 // filterGraphQL rewrites the request's operations without the forbidden
-// fields and plans the answer's nulls and errors.
+// fields and plans the answer's nulls and errors. The request is read as
+// the inspector read it (readGraphQL, persisted queries resolved), so the
+// documents rewritten are the ones Check decided.
 func filterGraphQL(g *gqlPolicy, req *Request, forbidden map[string]bool) FilterOutput {
+	reqs, why := readGraphQL(req)
+	if why != "" {
+		return refuseFilter()
+	}
+	for i := range reqs {
+		if pq := g.resolvePersisted(&reqs[i]); pq.refusal != nil || pq.notFound {
+			return refuseFilter() // Check let it through a moment ago: never expected
+		}
+	}
 	if req.Method != "POST" {
 		// A GET's document is in its URL, which is not rewritten: refused
 		// as reject mode refuses it.
-		d, err := rewriteCached(g, queryParam(req.Query, "query"), queryParam(req.Query, "operationName"), forbidden)
+		d, err := rewriteCached(g, reqs[0].query, reqs[0].operationName, forbidden)
 		if err != nil {
 			return FilterOutput{Immediate: gqlAnswer(400, err)}
 		}
-		return FilterOutput{Immediate: gqlAnswer(403, d.errs)}
+		errs := d.errs
+		if len(errs) == 0 {
+			// The forbidden field is in an operation the URL does not run:
+			// still not rewritten, still refused.
+			errs = []GraphQLError{{Message: "Unauthorized field or type", Extensions: map[string]string{"code": gqlUnauthorized}}}
+		}
+		return FilterOutput{Immediate: gqlAnswer(403, errs)}
 	}
 	body := bytes.TrimSpace(req.Body)
 	switch {
 	case len(body) > 0 && body[0] == '[':
 		var items []json.RawMessage
-		if json.Unmarshal(body, &items) != nil {
+		if json.Unmarshal(body, &items) != nil || len(items) != len(reqs) {
 			return refuseFilter()
 		}
-		return filterBatch(g, items, forbidden)
+		return filterBatch(g, items, reqs, forbidden)
 	case len(body) > 0 && body[0] == '{' && json.Valid(body):
-		it, err := filterItem(g, body, forbidden)
+		it, err := filterItem(g, body, reqs[0], forbidden)
 		if err != nil {
 			return FilterOutput{Immediate: gqlAnswer(400, err)}
 		}
@@ -108,7 +124,7 @@ func filterGraphQL(g *gqlPolicy, req *Request, forbidden map[string]bool) Filter
 		return FilterOutput{Body: it.body, Response: &gqlResponseFilter{items: []*filteredItem{it}}}
 	}
 	// application/graphql: the body is the document.
-	d, err := rewriteCached(g, string(body), "", forbidden)
+	d, err := rewriteCached(g, reqs[0].query, "", forbidden)
 	if err != nil {
 		return FilterOutput{Immediate: gqlAnswer(400, err)}
 	}
@@ -116,15 +132,18 @@ func filterGraphQL(g *gqlPolicy, req *Request, forbidden map[string]bool) Filter
 	if d.empty {
 		return FilterOutput{Immediate: &FilterAnswer{Status: 200, ContentType: "application/json", Body: it.synthesize()}}
 	}
+	if !d.changed {
+		return FilterOutput{}
+	}
 	return FilterOutput{Body: []byte(d.query), Response: &gqlResponseFilter{items: []*filteredItem{it}}}
 }
 
-func filterBatch(g *gqlPolicy, items []json.RawMessage, forbidden map[string]bool) FilterOutput {
+func filterBatch(g *gqlPolicy, items []json.RawMessage, reqs []gqlRequest, forbidden map[string]bool) FilterOutput {
 	out := make([]*filteredItem, len(items))
 	bodies := make([]json.RawMessage, len(items))
 	upstream := false
 	for i, raw := range items {
-		it, err := filterItem(g, raw, forbidden)
+		it, err := filterItem(g, raw, reqs[i], forbidden)
 		if err != nil {
 			return FilterOutput{Immediate: gqlAnswer(400, err)}
 		}
@@ -164,20 +183,16 @@ type filteredItem struct {
 	errs   []GraphQLError
 }
 
-// filterItem rewrites one JSON operation request.
-func filterItem(g *gqlPolicy, raw []byte, forbidden map[string]bool) (*filteredItem, []GraphQLError) {
+// filterItem rewrites one JSON operation request (r: as the inspector
+// read it, its document resolved when it came by hash). A rewritten
+// document goes as text, without extensions.persistedQuery (its hash is
+// the original's).
+func filterItem(g *gqlPolicy, raw []byte, r gqlRequest, forbidden map[string]bool) (*filteredItem, []GraphQLError) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(raw, &m) != nil {
 		return nil, badFilter("each operation is a JSON object")
 	}
-	var query, opName string
-	if q := m["query"]; q != nil && json.Unmarshal(q, &query) != nil {
-		return nil, badFilter("query is not a string")
-	}
-	if o := m["operationName"]; o != nil && string(o) != "null" && json.Unmarshal(o, &opName) != nil {
-		return nil, badFilter("operationName is not a string")
-	}
-	d, errs := rewriteCached(g, query, opName, forbidden)
+	d, errs := rewriteCached(g, r.query, r.operationName, forbidden)
 	if errs != nil {
 		return nil, errs
 	}
@@ -197,6 +212,17 @@ func filterItem(g *gqlPolicy, raw []byte, forbidden map[string]bool) (*filteredI
 				delete(vars, name)
 			}
 			m["variables"], _ = json.Marshal(vars)
+		}
+	}
+	if ext := m["extensions"]; ext != nil && string(ext) != "null" {
+		var e map[string]json.RawMessage
+		if json.Unmarshal(ext, &e) == nil {
+			delete(e, "persistedQuery")
+			if len(e) == 0 {
+				delete(m, "extensions")
+			} else {
+				m["extensions"], _ = json.Marshal(e)
+			}
 		}
 	}
 	it.body, _ = json.Marshal(m)
@@ -260,10 +286,13 @@ type rewriteKey struct {
 	doc string // operationName, document and the forbidden fields, each 0-separated
 }
 
+// maxRewriteMemo: documents up to this size are remembered.
+const maxRewriteMemo = 4 << 10
+
 // rewriteCached is rewriteDocument, remembered (documents up to
-// maxRewrittenDocument bytes, at most maxDocs of them).
+// maxRewriteMemo bytes, at most maxDocs of them).
 func rewriteCached(g *gqlPolicy, query, opName string, forbidden map[string]bool) (*rewritten, []GraphQLError) {
-	if len(query) > maxRewrittenDocument {
+	if len(query) > maxRewriteMemo {
 		return rewriteDocument(g.schema, query, opName, forbidden)
 	}
 	names := make([]string, 0, len(forbidden))
@@ -549,12 +578,3 @@ func valueVars(v *ast.Value, vars map[string]bool) {
 		valueVars(c.Value, vars)
 	}
 }
-
-func queryParam(rawQuery, key string) string {
-	q, _ := url.ParseQuery(rawQuery)
-	return q.Get(key)
-}
-
-// maxRewrittenDocument: documents up to this size have their rewrites
-// remembered; bigger ones are rewritten on every request.
-const maxRewrittenDocument = 4 << 10

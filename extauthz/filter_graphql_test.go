@@ -278,12 +278,40 @@ func TestGraphQLFilterBatch(t *testing.T) {
 	}
 }
 
+// Persisted queries in filter mode: a rewritten document goes as text
+// without extensions.persistedQuery (its hash is the original's), also
+// when the client sent only the hash; an unchanged one goes as sent.
+func TestGraphQLFilterPersisted(t *testing.T) {
+	e := filterEngine(t)
+	q := `{ c: component(name: "a") { name internalNotes } }`
+	for _, body := range []string{apqBody(q, ""), hashOnly(q)} {
+		out, res := gqlFilterRun(t, e, gqlBob, "POST", "/platform/graphql", body)
+		if !res.Allow || out.Body == nil {
+			t.Fatalf("%s: %+v %+v", body, res, out)
+		}
+		sent, _ := sentDoc(t, out.Body)
+		if strings.Contains(string(out.Body), "persistedQuery") || strings.Contains(sent, "internalNotes") || !strings.Contains(sent, "name") {
+			t.Fatalf("%s -> %s", body, out.Body)
+		}
+	}
+	if out, _ := gqlFilterRun(t, e, gqlAlice, "POST", "/platform/graphql", hashOnly(q)); out.Body != nil || out.Response != nil {
+		t.Fatalf("the owner's hash-only request is left as sent: %+v", out)
+	}
+}
+
 // Hostile and odd inputs: nothing is guessed, nothing forbidden passes.
 func TestGraphQLFilterHostile(t *testing.T) {
 	e := filterEngine(t)
 	t.Run("a GET is not rewritten: refused as reject mode", func(t *testing.T) {
 		out, _ := gqlFilterRun(t, e, gqlBob, "GET", "/platform/graphql?query="+url.QueryEscape(`{ c: component(name: "a") { internalNotes } }`), "")
 		if out.Immediate == nil || out.Immediate.Status != 403 || !strings.Contains(string(out.Immediate.Body), `"path":["c","internalNotes"]`) {
+			t.Fatalf("%+v %s", out, bodyOf(out.Immediate))
+		}
+	})
+	t.Run("a GET whose forbidden field is in an operation it does not run: refused too", func(t *testing.T) {
+		q := url.QueryEscape(`query A { components { name } } query B { audit }`)
+		out, _ := gqlFilterRun(t, e, gqlBob, "GET", "/platform/graphql?operationName=A&query="+q, "")
+		if out.Immediate == nil || out.Immediate.Status != 403 || !strings.Contains(string(out.Immediate.Body), gqlUnauthorized) {
 			t.Fatalf("%+v %s", out, bodyOf(out.Immediate))
 		}
 	})
@@ -446,4 +474,90 @@ func BenchmarkGraphQLFilter(b *testing.B) {
 			b.Fatal("not filtered")
 		}
 	}
+}
+
+// FuzzGraphQLFilterBody: any body the inspector accepts (single, batch,
+// bare document, with variables) is filtered without a panic; what the
+// upstream gets parses, and no forbidden field survives in any of its
+// operations.
+func FuzzGraphQLFilterBody(f *testing.F) {
+	for _, s := range []string{
+		`{"query":"query Q($n: String!, $t: String!) { component(name: $n) { name internalNotes } team(name: $t) { name } }","variables":{"n":"a","t":"b"}}`,
+		`[{"query":"{ audit }"},{"query":"{ c: component(name: \"a\") { ...F } } fragment F on Component { deploySecrets name }"}]`,
+		`{ node(id: "1") { ... on Component { internalNotes } } }`,
+		`{"query":"{ components { name } }","operationName":null,"variables":null,"extensions":{}}`,
+	} {
+		f.Add(s)
+	}
+	e := filterEngine(f)
+	schema := e.routes[gqlRoute].gql.schema
+	bob := map[string]bool{}
+	for _, fd := range e.routes[gqlRoute].gql.GraphQLPolicy.Fields {
+		if _, ok := fieldRuleFails(e.routes[gqlRoute], gqlBob, fd.Name); !ok {
+			bob[fd.Name] = true
+		}
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		out, res := gqlFilterRun(t, e, gqlBob, "POST", "/platform/graphql", body)
+		if !res.Allow || out.Body == nil {
+			return
+		}
+		var queries []string
+		var items []map[string]any
+		switch {
+		case json.Unmarshal(out.Body, &items) == nil:
+			for _, it := range items {
+				q, _ := it["query"].(string)
+				queries = append(queries, q)
+			}
+		default:
+			var one map[string]any
+			if json.Unmarshal(out.Body, &one) == nil {
+				q, _ := one["query"].(string)
+				queries = append(queries, q)
+			} else {
+				queries = append(queries, string(out.Body)) // a bare document
+			}
+		}
+		for _, q := range queries {
+			got, verr := fieldsOf(t, schema, q)
+			if verr != "" {
+				t.Fatalf("the upstream's document is not valid: %s\nfrom %s\nsent %s", verr, body, out.Body)
+			}
+			for name := range got {
+				if bob[name] {
+					t.Fatalf("forbidden %s survived\nfrom %s\nsent %s", name, body, out.Body)
+				}
+			}
+		}
+	})
+}
+
+// FuzzGraphQLFilterAnswer: whatever the upstream answers, patching it
+// never panics, and gatehouse's own __typename (asked under data) never
+// reaches the client in the data of an answer it patched.
+func FuzzGraphQLFilterAnswer(f *testing.F) {
+	for _, s := range []string{
+		`{"data":{"c":{"_gatehouse_typename":"Component","name":"a"},"all":[{"name":"x"},null,3]}}`,
+		`{"data":null,"errors":[{"message":"x"}]}`,
+		`{"data":{"c":[{"name":{"a":[]}}]},"errors":"not a list"}`,
+		`[{"data":{}}]`, `null`, `{"data":{"c":null}}`,
+	} {
+		f.Add(s)
+	}
+	e := filterEngine(f)
+	out, _ := gqlFilterRun(f, e, gqlBob, "POST", "/platform/graphql",
+		gqlBody(`{ c: component(name: "a") { name deploySecrets ...F } all: components { name internalNotes } node(id: "1") { ... on Component { internalNotes } } } fragment F on Component { internalNotes }`))
+	if out.Response == nil {
+		f.Fatal("nothing to patch")
+	}
+	f.Fuzz(func(t *testing.T, answer string) {
+		b := out.Response.FilterResponse(200, nil, []byte(answer))
+		var patched struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if b != nil && json.Unmarshal(b, &patched) == nil && strings.Contains(string(patched.Data), `"_gatehouse_typename":`) {
+			t.Fatalf("the hidden __typename reached the client: %s -> %s", answer, b)
+		}
+	})
 }

@@ -52,6 +52,9 @@ func (extProc) listenerConfig(opts Options) (*anypb.Any, error) {
 		MessageTimeout: durationpb.New(max(opts.AuthzTimeout, time.Second)),
 		// The route was chosen before the decision and stays chosen.
 		DisableClearRouteCache: true,
+		// The client's address, for the audit (Check gets it from
+		// ext_authz's source).
+		RequestAttributes: []string{"source.address"},
 	})
 }
 
@@ -76,7 +79,9 @@ func usesExtProc(r model.Route, meshInbound bool) bool {
 // extProcMode is what a route sends: the request's headers and its whole
 // body (BUFFERED: gatehouse decides on the complete request, and Envoy
 // answers 413 past the route's request_body_buffer_limit), and the
-// answer's headers and whole body only when the route rewrites answers.
+// answer's whole body only when the route rewrites answers. The answer's
+// headers stay in Envoy (one message less per request; Envoy drops the
+// answer's content-length itself once ext_proc rewrote the body).
 func extProcMode(a model.RouteAuth) *extprocv3.ProcessingMode {
 	m := &extprocv3.ProcessingMode{
 		RequestHeaderMode: extprocv3.ProcessingMode_SEND, RequestBodyMode: extprocv3.ProcessingMode_BUFFERED,
@@ -84,7 +89,7 @@ func extProcMode(a model.RouteAuth) *extprocv3.ProcessingMode {
 		RequestTrailerMode: extprocv3.ProcessingMode_SKIP, ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
 	}
 	if a.ExtProcResponse {
-		m.ResponseHeaderMode, m.ResponseBodyMode = extprocv3.ProcessingMode_SEND, extprocv3.ProcessingMode_BUFFERED
+		m.ResponseHeaderMode, m.ResponseBodyMode = extprocv3.ProcessingMode_SKIP, extprocv3.ProcessingMode_BUFFERED
 	}
 	return m
 }

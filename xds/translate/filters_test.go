@@ -84,7 +84,8 @@ func TestExtProcOnlyWhereARouteAsksForIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := per.GetOverrides().GetProcessingMode()
-	if m.GetRequestBodyMode() != extprocv3.ProcessingMode_BUFFERED || m.GetResponseBodyMode() != extprocv3.ProcessingMode_BUFFERED || m.GetRequestHeaderMode() != extprocv3.ProcessingMode_SEND {
+	if m.GetRequestBodyMode() != extprocv3.ProcessingMode_BUFFERED || m.GetResponseBodyMode() != extprocv3.ProcessingMode_BUFFERED ||
+		m.GetRequestHeaderMode() != extprocv3.ProcessingMode_SEND || m.GetResponseHeaderMode() != extprocv3.ProcessingMode_SKIP {
 		t.Fatalf("mode %v", m)
 	}
 	gql.Auth.ExtProcResponse = false
