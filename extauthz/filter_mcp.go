@@ -72,7 +72,13 @@ func (f *toolsListFilter) allowed(tool string) bool {
 }
 
 func (f *toolsListFilter) FilterResponse(status int, headers map[string]string, body []byte) []byte {
-	if status != 200 {
+	switch {
+	case status == 0:
+		// The answer's headers never came (a route configured without
+		// ExtProcResponseHeaders): whether it is JSON or an event stream
+		// is unknown, so nothing of it passes.
+		return f.unreadable()
+	case status != 200:
 		return nil
 	}
 	if strings.HasPrefix(strings.ToLower(headers["content-type"]), "text/event-stream") {

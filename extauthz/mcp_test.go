@@ -669,3 +669,21 @@ func TestMCPToolsListFilterIDForms(t *testing.T) {
 		}
 	}
 }
+
+// An answer whose headers never reached the filter (status 0: a route
+// without ExtProcResponseHeaders) is not passed through unfiltered.
+func TestMCPToolsListFilterWithoutHeaders(t *testing.T) {
+	e := NewEngine(testcatalog.Must(t, testcatalog.PlatformMCP))
+	bob := &Subject{User: e.principalByRef("user:default/bob", nil), Auth: AuthBearer}
+	req, _ := e.request(testcatalog.PlatformMCPRoute, "POST", "/tools/mcp", "gw")
+	req.Body = []byte(rpc(7, "tools/list"))
+	rf := mcpFilter{}.FilterRequest(FilterInput{Request: &req, Subject: bob}).Response
+	answer := `event: message` + "\n" + `data: {"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"deploy"},{"name":"whoami"}]}}` + "\n\n"
+	out := rf.FilterResponse(0, nil, []byte(answer))
+	if out == nil || strings.Contains(string(out), "deploy") || !strings.Contains(string(out), "-32603") {
+		t.Fatalf("without headers: %s", out)
+	}
+	if out := rf.FilterResponse(200, map[string]string{"content-type": "text/event-stream"}, []byte(answer)); out == nil || strings.Contains(string(out), "deploy") || !strings.Contains(string(out), "whoami") {
+		t.Fatalf("event stream: %s", out)
+	}
+}

@@ -70,10 +70,14 @@ type RouteAuth struct {
 	// server (headers, then the whole body, up to BodyBytes) instead of
 	// ext_authz. It decides them with the same Check, then the route
 	// inspector's body filter may rewrite the body (extauthz.BodyFilter).
-	// ExtProcResponse: the answer's headers and body go there too, for
-	// filters that rewrite answers.
-	ExtProc         bool `json:"extProc,omitempty" yaml:"extProc,omitempty"`
-	ExtProcResponse bool `json:"extProcResponse,omitempty" yaml:"extProcResponse,omitempty"`
+	// ExtProcResponse: the answer's body goes there too, for filters that
+	// rewrite answers. ExtProcResponseHeaders: and the answer's headers
+	// before it, for filters that read the status or the content type
+	// (MCP: JSON or an event stream); without it they stay in Envoy (one
+	// message less) and such a filter sees status 0.
+	ExtProc                bool `json:"extProc,omitempty" yaml:"extProc,omitempty"`
+	ExtProcResponse        bool `json:"extProcResponse,omitempty" yaml:"extProcResponse,omitempty"`
+	ExtProcResponseHeaders bool `json:"extProcResponseHeaders,omitempty" yaml:"extProcResponseHeaders,omitempty"`
 }
 
 // SignInOff is RouteAuth.SignIn of a route that never redirects to sign in.

@@ -15,8 +15,10 @@ func apiAuth(api *cs.Entity) model.RouteAuth {
 	a := routeAuth(api)
 	a.Inspector, a.BodyBytes, a.SignIn = model.InspectorMCP, model.DefaultMCPBodyBytes, model.SignInOff
 	// Through gatehouse's ext_proc: the decision as Check's, and the
-	// answer to tools/list rewritten to the tools the caller may call.
-	a.ExtProc, a.ExtProcResponse = true, true
+	// answer to tools/list rewritten to the tools the caller may call
+	// (its headers too: the filter reads the status and whether the
+	// answer is JSON or an event stream).
+	a.ExtProc, a.ExtProcResponse, a.ExtProcResponseHeaders = true, true, true
 	return a
 }
 

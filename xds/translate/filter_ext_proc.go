@@ -81,7 +81,8 @@ func usesExtProc(r model.Route, meshInbound bool) bool {
 // answers 413 past the route's request_body_buffer_limit), and the
 // answer's whole body only when the route rewrites answers. The answer's
 // headers stay in Envoy (one message less per request; Envoy drops the
-// answer's content-length itself once ext_proc rewrote the body).
+// answer's content-length itself once ext_proc rewrote the body) unless
+// the route's filter reads them (ExtProcResponseHeaders).
 func extProcMode(a model.RouteAuth) *extprocv3.ProcessingMode {
 	m := &extprocv3.ProcessingMode{
 		RequestHeaderMode: extprocv3.ProcessingMode_SEND, RequestBodyMode: extprocv3.ProcessingMode_BUFFERED,
@@ -89,7 +90,10 @@ func extProcMode(a model.RouteAuth) *extprocv3.ProcessingMode {
 		RequestTrailerMode: extprocv3.ProcessingMode_SKIP, ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
 	}
 	if a.ExtProcResponse {
-		m.ResponseHeaderMode, m.ResponseBodyMode = extprocv3.ProcessingMode_SKIP, extprocv3.ProcessingMode_BUFFERED
+		m.ResponseBodyMode = extprocv3.ProcessingMode_BUFFERED
+		if a.ExtProcResponseHeaders {
+			m.ResponseHeaderMode = extprocv3.ProcessingMode_SEND
+		}
 	}
 	return m
 }

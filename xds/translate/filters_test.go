@@ -94,4 +94,11 @@ func TestExtProcOnlyWhereARouteAsksForIt(t *testing.T) {
 	if m := per.GetOverrides().GetProcessingMode(); m.GetResponseBodyMode() != extprocv3.ProcessingMode_NONE || m.GetResponseHeaderMode() != extprocv3.ProcessingMode_SKIP {
 		t.Fatalf("a route that does not rewrite answers buffers none: %v", m)
 	}
+	mcp := gql
+	mcp.Auth.ExtProcResponse, mcp.Auth.ExtProcResponseHeaders = true, true
+	cfg, _ = routeFilterConfigs(checkedFilters, mcp, false, DefaultOptions())
+	_ = cfg[extProcFilter].UnmarshalTo(&per)
+	if m := per.GetOverrides().GetProcessingMode(); m.GetResponseBodyMode() != extprocv3.ProcessingMode_BUFFERED || m.GetResponseHeaderMode() != extprocv3.ProcessingMode_SEND {
+		t.Fatalf("a filter that reads the answer's headers gets them: %v", m)
+	}
 }
