@@ -174,6 +174,18 @@ type Assertion struct {
 	// Act: the AI agent calling for the subject (RFC 8693 act), when the
 	// request carried a delegated token.
 	Act *AssertionActor `json:"act,omitempty"`
+	// Operation: the GraphQL operation the request runs, on a GraphQL
+	// API's route (query-time identity: the upstream knows what was
+	// decided, not only who asked).
+	Operation *AssertionOperation `json:"gh_op,omitempty"`
+}
+
+// AssertionOperation is the assertion's gh_op claim: the type and name of
+// the (first) operation, and how many a batch holds.
+type AssertionOperation struct {
+	Type  string `json:"type"`
+	Name  string `json:"name,omitempty"`
+	Count int    `json:"count,omitempty"` // more than 1 only: a batch
 }
 
 // AssertionActor is the assertion's act claim.
@@ -241,6 +253,12 @@ func memoKey(a Assertion) string {
 		b.WriteString("act")
 		field(a.Act.Subject)
 		field(a.Act.Client)
+	}
+	if a.Operation != nil {
+		b.WriteString("op")
+		field(a.Operation.Type)
+		field(a.Operation.Name)
+		field(strconv.Itoa(a.Operation.Count))
 	}
 	b.WriteString(strconv.Itoa(len(a.Groups)))
 	for _, g := range a.Groups {

@@ -440,7 +440,14 @@ func (s *Server) decide(st *engineState, rec *AuditRecord, req *Request, key str
 		return s.denyResult(rec, &res)
 	}
 	now := s.now()
-	assertion, aexp, err := s.signer.Sign(sub.assertion(req.policy.Entity, req.RouteID), now)
+	claims := sub.assertion(req.policy.Entity, req.RouteID)
+	if g := res.GraphQL; g != nil && g.OperationType != "" {
+		claims.Operation = &AssertionOperation{Type: g.OperationType, Name: clip.String(g.OperationName, 100)}
+		if g.Operations > 1 {
+			claims.Operation.Count = g.Operations
+		}
+	}
+	assertion, aexp, err := s.signer.Sign(claims, now)
 	if err != nil {
 		s.log.Error("signing identity assertion", "error", err)
 		return s.deny(rec, 503, "assertion_error", "", "")

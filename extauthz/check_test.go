@@ -169,7 +169,7 @@ func TestCheckResponses(t *testing.T) {
 			}
 		}
 		claims := verifyAssertion(t, signer, h["x-gatehouse-assertion"])
-		if claims["sub"] != "user:default/alice" || claims["aud"] != "component:default/orders" || claims["iss"] != "gatehouse-test" {
+		if claims["sub"] != "user:default/alice" || claims["aud"] != "component:default/orders" || claims["iss"] != "gatehouse-test" || claims["gh_op"] != nil {
 			t.Fatalf("assertion claims: %v", claims)
 		}
 		if exp, iat := claims["exp"].(float64), claims["iat"].(float64); exp-iat > 60 || exp-iat <= 0 {

@@ -287,3 +287,34 @@ func TestGraphQLConcurrentChecks(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// The assertion names the GraphQL operation that was decided (type, name,
+// and how many a batch holds), and two operations of one caller never
+// share an assertion.
+func TestGraphQLAssertionNamesTheOperation(t *testing.T) {
+	srv, _, _, _ := gqlServer(t, "")
+	op := func(t *testing.T, body string) map[string]any {
+		t.Helper()
+		resp, _ := srv.Check(context.Background(), gqlCheckReq("alice", "POST", "/platform/graphql", body))
+		ok := resp.GetOkResponse()
+		if ok == nil {
+			t.Fatalf("want allowed, got %v", resp)
+		}
+		claims := verifyAssertion(t, srv.signer, headerMap(ok.GetHeaders())[model.AssertionHeader])
+		o, _ := claims["gh_op"].(map[string]any)
+		if o == nil {
+			t.Fatalf("no gh_op in %v", claims)
+		}
+		return o
+	}
+	if o := op(t, gqlBody(`query Secrets { c: component(name: "a") { name s: deploySecrets } }`)); o["type"] != "query" || o["name"] != "Secrets" || o["count"] != nil {
+		t.Fatalf("gh_op %v", o)
+	}
+	if o := op(t, gqlBody(`query Names { component(name: "a") { name } }`)); o["name"] != "Names" {
+		t.Fatalf("another operation, gh_op %v", o)
+	}
+	batch := "[" + gqlBody(`query A { component(name: "a") { name } }`) + "," + gqlBody(`query B { component(name: "a") { name } }`) + "]"
+	if o := op(t, batch); o["name"] != "A" || o["count"] != float64(2) {
+		t.Fatalf("batch gh_op %v", o)
+	}
+}
