@@ -1,53 +1,8 @@
 #!/usr/bin/env bash
 # Install the MCP server example's dependencies (requirements.txt) into a
-# repo-local venv at .tools/mcp-venv. Idempotent: a venv that already
-# holds exactly these requirements is left alone.
+# repo-local venv at .tools/mcp-venv (examples/python-venv.sh).
 #
 # Usage:  PY="$(examples/mcp-server/install.sh | tail -n1)"
-#
-# The LAST line on stdout is the venv's python; progress goes to stderr.
-#
-# Environment:
-#   PYTHON   interpreter used to create the venv (default python3)
 set -euo pipefail
-exec 3>&1 1>&2
-log() { echo "mcp-server/install.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-TOOLS="$ROOT/.tools"
-VENV="$TOOLS/mcp-venv"
-REQ="$HERE/requirements.txt"
-STAMP="$VENV/.requirements.sha256"
-PYTHON="${PYTHON:-python3}"
-mkdir -p "$TOOLS"
-
-# Serialise concurrent callers.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$TOOLS/mcp-install.lock"
-  flock 9
-fi
-
-want="$(sha256sum "$REQ" | cut -d' ' -f1)"
-if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] &&
-   "$VENV/bin/python" -c 'import mcp, uvicorn, jwt, cryptography' 2>/dev/null; then
-  echo "$VENV/bin/python" >&3
-  exit 0
-fi
-
-log "installing $(grep -v '^#' "$REQ" | tr '\n' ' ')into $VENV"
-command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (need Python >= 3.10 with venv)"
-if [[ ! -x "$VENV/bin/python" ]]; then
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV" \
-    || { rm -rf "$VENV"; die "'$PYTHON -m venv' failed (on Debian: apt-get install python3-venv)"; }
-fi
-rm -f "$STAMP"
-"$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$REQ" \
-  || die "pip install -r $REQ failed"
-"$VENV/bin/python" -c 'import mcp, uvicorn, jwt, cryptography' \
-  || die "the venv cannot import mcp/uvicorn/jwt/cryptography after install"
-echo "$want" >"$STAMP"
-log "ok"
-echo "$VENV/bin/python" >&3
+exec "$HERE/../python-venv.sh" "$HERE" mcp-venv mcp uvicorn jwt cryptography
