@@ -35,7 +35,7 @@ var KnownAnnotations = []string{
 	AnnUpstream, AnnHosts, AnnPathPrefix, AnnTimeout,
 	AnnAccess, AnnPublicPaths, AnnIdpSubject, AnnIdpGroup, AnnClientID, AnnForwardToken,
 	AnnMeshAddress, AnnSignIn, AnnSessionsNotBefore, AnnGraphQLAccess, AnnGraphQLOptions,
-	AnnGraphQLSafelist, AnnAgentLimits,
+	AnnGraphQLSafelist, AnnGraphQLPolicies, AnnAgentLimits,
 	AnnMCPTools, AnnMCPReadOnlyTools, AnnAssertionHeader,
 }
 

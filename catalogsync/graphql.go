@@ -2,6 +2,8 @@ package catalogsync
 
 import (
 	"errors"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +25,9 @@ const (
 	AnnGraphQLAccess = "gatehouse.dev/graphql-access"
 	// AnnGraphQLOptions: mode, body limit and document limits.
 	AnnGraphQLOptions = "gatehouse.dev/graphql-options"
+	// AnnGraphQLPolicies names allow lists (name -> owners, consumers,
+	// refs) that @policy and AnnGraphQLAccess can use by name.
+	AnnGraphQLPolicies = "gatehouse.dev/graphql-policies"
 )
 
 // GraphQLAPI is what the catalog says about a GraphQL API: its schema (as
@@ -34,9 +39,13 @@ type GraphQLAPI struct {
 	SDL    string
 	Schema *ast.Schema
 	// Access: Type.field or Type.* -> allow list (owners, consumers, ref
-	// keys), from AnnGraphQLAccess.
-	Access  map[string][]string
-	Options GraphQLOptions
+	// keys), from AnnGraphQLAccess; also query, mutation or subscription
+	// -> the allow list of every root field of that operation type.
+	Access map[string][]string
+	// Policies: named rules (AnnGraphQLPolicies), name -> allow list
+	// (owners, consumers, ref keys), resolved.
+	Policies map[string][]string
+	Options  GraphQLOptions
 	// Safelist: the documents a safelist-mode API accepts
 	// (AnnGraphQLSafelist), by hash, in the annotation's order.
 	Safelist []PersistedDocument
@@ -95,7 +104,7 @@ func CompleteSDL(sdl string) (string, error) {
 func parseGraphQL(e *Entity, n *yaml.Node) Problems {
 	if e.Kind != KindAPI || e.Spec.Type != "graphql" {
 		var ps Problems
-		for _, k := range []string{AnnGraphQLAccess, AnnGraphQLOptions, AnnGraphQLSafelist} {
+		for _, k := range []string{AnnGraphQLAccess, AnnGraphQLOptions, AnnGraphQLSafelist, AnnGraphQLPolicies} {
 			if _, ok := e.Annotation(k); ok {
 				ps = append(ps, Problem{Severity: SeverityError, Line: lineOf(n, "metadata", "annotations", k), Field: "metadata.annotations[" + k + "]",
 					Message: k + " is read only on an API with spec.type graphql", Fix: "move it to the GraphQL API entity, or remove it"})
@@ -133,12 +142,20 @@ func parseGraphQL(e *Entity, n *yaml.Node) Problems {
 		return ps
 	}
 	g := &GraphQLAPI{SDL: full, Schema: schema}
-	ps = append(ps, checkPolicyDirectives(schema, e.Ref().Namespace, defLine)...)
+	if v, ok := e.Annotation(AnnGraphQLPolicies); ok {
+		named, errs := parseGraphQLPolicies(v, e.Ref().Namespace)
+		for _, msg := range errs {
+			bad(lineOf(n, "metadata", "annotations", AnnGraphQLPolicies), "metadata.annotations["+AnnGraphQLPolicies+"]", msg,
+				"write one name per line with its allow list, e.g. release-managers: [owners, group:default/release]; a name is a plain word, not owners, consumers or a ref")
+		}
+		g.Policies = named
+	}
+	ps = append(ps, checkPolicyDirectives(schema, e.Ref().Namespace, defLine, g.Policies)...)
 	if v, ok := e.Annotation(AnnGraphQLAccess); ok {
-		acc, errs := parseGraphQLAccess(v, schema, e.Ref().Namespace)
+		acc, errs := parseGraphQLAccess(v, schema, e.Ref().Namespace, g.Policies)
 		for _, msg := range errs {
 			bad(lineOf(n, "metadata", "annotations", AnnGraphQLAccess), "metadata.annotations["+AnnGraphQLAccess+"]", msg,
-				"write one Type.field (or Type.*) per line with its allow list, e.g. Component.secrets: [owners, group:default/sre]")
+				"write one Type.field, Type.* or operation type (query, mutation, subscription) per line with its allow list, e.g. Component.secrets: [owners, group:default/sre]")
 		}
 		g.Access = acc
 	}
@@ -170,23 +187,43 @@ func gqlErrorAt(err error) (int, string) {
 	return 0, err.Error()
 }
 
-// checkPolicyDirectives: every @policy name must be owners, consumers or a
-// user, group or component ref (a name gatehouse cannot resolve would
-// silently deny everyone).
-func checkPolicyDirectives(s *ast.Schema, ns string, defLine int) Problems {
+// checkPolicyDirectives: every @policy name must be owners, consumers, a
+// user, group or component ref, or a named rule of AnnGraphQLPolicies (a
+// name gatehouse cannot resolve would silently deny everyone). A name
+// declared there whose list is invalid is reported there, not here.
+func checkPolicyDirectives(s *ast.Schema, ns string, defLine int, named map[string][]string) Problems {
 	var ps Problems
 	check := func(where string, dl ast.DirectiveList) {
 		for _, d := range dl.ForNames("policy") {
+			line := defLine
+			sdlLine := 0
+			if d.Position != nil {
+				sdlLine = d.Position.Line
+				if defLine > 0 {
+					line += sdlLine
+				}
+			}
+			at := "@policy on " + where
+			if sdlLine > 0 {
+				at += " (SDL line " + strconv.Itoa(sdlLine) + ")"
+			}
 			for _, list := range directiveLists(d, "policies") {
+				resolved := true
 				for _, name := range list {
-					if _, msg := PolicyName(name, ns); msg != "" {
-						line := defLine
-						if d.Position != nil && defLine > 0 {
-							line += d.Position.Line
-						}
-						ps = append(ps, Problem{Severity: SeverityError, Line: line, Field: "spec.definition",
-							Message: "@policy on " + where + ": " + msg, Fix: "use owners, consumers, or a ref such as group:default/sre or user:default/alice"})
+					if l, ok := named[name]; ok && len(l) == 0 {
+						resolved = false // declared, invalid: reported on the annotation
+						continue
 					}
+					if _, msg := resolvePolicy(name, ns, named); msg != "" {
+						resolved = false
+						ps = append(ps, Problem{Severity: SeverityError, Line: line, Field: "spec.definition",
+							Message: at + ": " + msg,
+							Fix:     "use owners, consumers, a ref such as group:default/sre or user:default/alice, or declare the name in " + AnnGraphQLPolicies + " (e.g. " + name + ": [group:default/sre])"})
+					}
+				}
+				if _, msg := expandPolicies(list, ns, named); resolved && msg != "" {
+					ps = append(ps, Problem{Severity: SeverityError, Line: line, Field: "spec.definition", Message: at + ": " + msg,
+						Fix: "split the rule into several inner lists, or shorten the named rules it combines"})
 				}
 			}
 		}
@@ -254,7 +291,75 @@ func sortedTypeNames(s *ast.Schema) []string {
 // SortedTypeNames is the schema's own (not built-in) types, sorted.
 func SortedTypeNames(s *ast.Schema) []string { return sortedTypeNames(s) }
 
-func parseGraphQLAccess(v string, s *ast.Schema, ns string) (map[string][]string, []string) {
+// policyNameRE is a named rule's name: a plain word, never a ref
+// (kind:namespace/name) or a keyword.
+var policyNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)
+
+// parseGraphQLPolicies reads AnnGraphQLPolicies: name -> allow list of
+// owners, consumers and refs (resolved to keys). A valid name whose list
+// is invalid maps to nil, so the directives naming it are not reported
+// twice (they never hold: resolvePolicy refuses it).
+func parseGraphQLPolicies(v, ns string) (map[string][]string, []string) {
+	var raw map[string][]string
+	if err := yaml.Unmarshal([]byte(v), &raw); err != nil {
+		return nil, []string{"invalid YAML: " + trimYAMLErr(err) + " (expected a mapping of a rule name to a list)"}
+	}
+	out := map[string][]string{}
+	var errs []string
+	for _, name := range sortedStringKeys(raw) {
+		switch {
+		case name == "owners" || name == "consumers":
+			errs = append(errs, "named rule "+quote(name)+" would shadow the keyword "+name+"; choose another name")
+			continue
+		case strings.ContainsAny(name, ":/"):
+			errs = append(errs, "named rule "+quote(name)+" looks like a ref (kind:namespace/name); a name is a plain word such as release-managers")
+			continue
+		case !policyNameRE.MatchString(name):
+			errs = append(errs, "named rule "+quote(name)+" is not a plain name (a letter, then letters, digits, '-', '_' or '.', at most 63)")
+			continue
+		}
+		out[name] = nil
+		if len(raw[name]) == 0 {
+			errs = append(errs, "named rule "+quote(name)+" has an empty allow list (it would hold for nobody); list owners, consumers or refs")
+			continue
+		}
+		var keys []string
+		ok := true
+		for _, entry := range raw[name] {
+			if _, other := raw[entry]; other {
+				errs = append(errs, "named rule "+quote(name)+": "+quote(entry)+" is another named rule; named rules list owners, consumers and refs only (copy its entries)")
+				ok = false
+				continue
+			}
+			k, msg := PolicyName(entry, ns)
+			if msg != "" {
+				errs = append(errs, "named rule "+quote(name)+": "+msg)
+				ok = false
+				continue
+			}
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+		if ok {
+			out[name] = keys
+		}
+	}
+	return out, errs
+}
+
+// OperationTypes are the keys of AnnGraphQLAccess that name an operation
+// type rather than Type.field.
+var OperationTypes = []string{"query", "mutation", "subscription"}
+
+// OperationRoots maps the operation types an AnnGraphQLAccess key may name
+// to the schema's root type for it (nil: the schema has none; the names
+// are the schema's own, schema { query: MyQuery }).
+func OperationRoots(s *ast.Schema) map[string]*ast.Definition {
+	return map[string]*ast.Definition{"query": s.Query, "mutation": s.Mutation, "subscription": s.Subscription}
+}
+
+func parseGraphQLAccess(v string, s *ast.Schema, ns string, named map[string][]string) (map[string][]string, []string) {
 	var raw map[string][]string
 	if err := yaml.Unmarshal([]byte(v), &raw); err != nil {
 		return nil, []string{"invalid YAML: " + trimYAMLErr(err) + " (expected a mapping of Type.field to a list)"}
@@ -264,9 +369,17 @@ func parseGraphQLAccess(v string, s *ast.Schema, ns string) (map[string][]string
 	for _, key := range sortedStringKeys(raw) {
 		typ, field, ok := strings.Cut(key, ".")
 		t := s.Types[typ]
+		root, isOp := OperationRoots(s)[key]
 		switch {
+		case isOp && root == nil:
+			errs = append(errs, "operation type "+key+": the schema has no "+key+" type (add one, or remove the key)")
+			continue
+		case isOp && len(raw[key]) == 0:
+			errs = append(errs, quote(key)+" has an empty allow list (nobody could use it); list owners, consumers or refs")
+			continue
+		case isOp:
 		case !ok || typ == "" || field == "":
-			errs = append(errs, quote(key)+" is not Type.field or Type.*")
+			errs = append(errs, quote(key)+" is not Type.field, Type.* or an operation type (query, mutation, subscription)")
 			continue
 		case t == nil:
 			msg := "type " + quote(typ) + " is not in the schema"
@@ -291,12 +404,16 @@ func parseGraphQLAccess(v string, s *ast.Schema, ns string) (map[string][]string
 			continue
 		}
 		for _, name := range raw[key] {
-			k, msg := PolicyName(name, ns)
+			ks, msg := resolvePolicy(name, ns, named)
 			if msg != "" {
 				errs = append(errs, key+": "+msg)
 				continue
 			}
-			out[key] = append(out[key], k)
+			for _, k := range ks {
+				if !slices.Contains(out[key], k) {
+					out[key] = append(out[key], k)
+				}
+			}
 		}
 	}
 	return out, errs

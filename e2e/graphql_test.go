@@ -98,7 +98,8 @@ metadata:
 // @requiresScopes with a token that has the scope and one that has not,
 // audit lines naming the fields (graphqlCases); a body over the API's
 // limit is refused by Envoy (413) before any Check; edits of the SDL and
-// of the annotation apply within 2 s.
+// of the annotations (a field rule; an operation type with a named rule)
+// apply within 2 s.
 func TestGraphQLReject(t *testing.T) {
 	kc := startIDP(t)
 	var g *gatehouse
@@ -246,6 +247,35 @@ func TestGraphQLReject(t *testing.T) {
 			t.Fatalf("the owner's viewer after the edit: %d %s", code, body)
 		}
 		t.Logf("the annotation edit applied in %s", took)
+	})
+	t.Run("an operation type and a named rule in the annotations apply within 2 s", func(t *testing.T) {
+		read := `{"query":"{ component(name: \"orders\") { name } }"}`
+		if code, body := post(checkout, read); code != 200 {
+			t.Fatalf("the consumer's query before the edit: %d %s", code, body)
+		}
+		// Every query field needs owners or the named rule readers
+		// (storefront): the consumer checkout is neither.
+		access := "      query: [owners, readers]\n    gatehouse.dev/graphql-policies: |\n      readers: [group:default/storefront]\n"
+		if err := os.WriteFile(cat, []byte(graphqlCatalog(up.url, false, access)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		took := eventually(t, 2*time.Second, "query: [owners, readers] refuses the consumer", func() error {
+			if code, body := post(checkout, read); code != 403 || !strings.Contains(body, "UNAUTHORIZED_FIELD_OR_TYPE") {
+				return fmt.Errorf("%d %s", code, body)
+			}
+			return nil
+		})
+		for who, tok := range map[string]string{"bob (readers)": bob, "alice (owners)": alice} {
+			if code, body := post(tok, read); code != 200 {
+				t.Errorf("%s after the edit: %d %s", who, code, body)
+			}
+		}
+		expectAudit(t, g, func(r map[string]any) bool {
+			gq, _ := r["graphql"].(map[string]any)
+			return r["principal"] == "component:default/checkout" && gq != nil &&
+				strings.Contains(fmt.Sprint(gq["denied_fields"]), "gatehouse.dev/graphql-access query")
+		})
+		t.Logf("the edit applied in %s", took)
 	})
 }
 

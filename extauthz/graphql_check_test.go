@@ -12,6 +12,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 	"github.com/gatehouse-dev/gatehouse/model"
 )
 
@@ -19,7 +20,13 @@ import (
 // annotation lines on the API), its audit records on sink.
 func gqlServer(t testing.TB, extra string) (*Server, *fakeVerifier, *model.Model, *auditSink) {
 	t.Helper()
-	_, m := gqlEngine(t, extra)
+	return gqlServerSrc(t, gqlSource(extra))
+}
+
+// gqlServerSrc is gqlServer on the catalog src.
+func gqlServerSrc(t testing.TB, src string) (*Server, *fakeVerifier, *model.Model, *auditSink) {
+	t.Helper()
+	_, m := gqlEngineSrc(t, src)
 	exp := time.Now().Add(time.Hour)
 	v := &fakeVerifier{ids: map[string]*Identity{
 		"alice": {Subject: "a1", Email: "alice@example.com", EmailVerified: true, Expiry: exp},
@@ -316,5 +323,67 @@ func TestGraphQLAssertionNamesTheOperation(t *testing.T) {
 	batch := "[" + gqlBody(`query A { component(name: "a") { name } }`) + "," + gqlBody(`query B { component(name: "a") { name } }`) + "]"
 	if o := op(t, batch); o["name"] != "A" || o["count"] != float64(2) {
 		t.Fatalf("batch gh_op %v", o)
+	}
+}
+
+// An operation type in gatehouse.dev/graphql-access guards every root
+// field of it, and a named rule of gatehouse.dev/graphql-policies decides
+// where @policy names it: a consumer is refused a mutation by
+// `mutation: [owners]` (a mutation field with no rule of its own) and
+// still reads queries; the owner runs the mutation; only the named rule's
+// members read its field.
+func TestGraphQLCheckOperationTypesAndNamedRules(t *testing.T) {
+	// restart has no rule of its own; releases names a rule.
+	src := strings.Replace(testcatalog.PlatformGraph, "    type Mutation {\n", "    type Mutation {\n      restart(name: String!): Boolean\n", 1)
+	src = strings.Replace(src, "    type Query {\n", "    type Query {\n      releases: [String!]! @policy(policies: [[\"release-managers\"]])\n", 1)
+	access := "    gatehouse.dev/graphql-access: |\n      Team.budget: [owners, consumers]\n"
+	annotations := func(policies, access string) string {
+		return strings.Replace(src, "    gatehouse.dev/graphql-access: |\n      Team.budget: [owners, consumers]\n", policies+access, 1)
+	}
+	policies := "    gatehouse.dev/graphql-policies: |\n      release-managers: [group:default/sre, user:default/bob]\n"
+	restart := gqlBody(`mutation Restart { restart(name: "a") }`)
+	check := func(t *testing.T, srv *Server, sink *auditSink, who, body string) (bool, AuditRecord) {
+		t.Helper()
+		resp, _ := srv.Check(context.Background(), gqlCheckReq(who, "POST", "/platform/graphql", body))
+		rec := nextRecord(t, sink)
+		if d := resp.GetDeniedResponse(); d != nil {
+			if d.GetStatus().GetCode() != 403 || !strings.Contains(d.GetBody(), "UNAUTHORIZED_FIELD_OR_TYPE") {
+				t.Fatalf("%s: denied with %d %s", who, d.GetStatus().GetCode(), d.GetBody())
+			}
+			return false, rec
+		}
+		return resp.GetOkResponse() != nil, rec
+	}
+
+	// Without the operation type, the consumer may run restart: the key
+	// is what refuses it below.
+	srv, _, _, sink := gqlServerSrc(t, annotations(policies, access))
+	if ok, rec := check(t, srv, sink, "shop", restart); !ok {
+		t.Fatalf("without mutation: [owners], the consumer is refused: %+v", rec)
+	}
+
+	srv, _, _, sink = gqlServerSrc(t, annotations(policies, access+"      mutation: [owners]\n"))
+	ok, rec := check(t, srv, sink, "shop", restart)
+	if ok || rec.GraphQL == nil || len(rec.GraphQL.Denied) != 1 || rec.GraphQL.Denied[0].Field != "Mutation.restart" ||
+		rec.GraphQL.Denied[0].Rule != "gatehouse.dev/graphql-access mutation" || rec.GraphQL.OperationType != "mutation" {
+		t.Fatalf("consumer's mutation: allowed=%v %+v", ok, rec.GraphQL)
+	}
+	if ok, rec := check(t, srv, sink, "shop", gqlBody(`query { components { name } }`)); !ok {
+		t.Fatalf("consumer's query refused: %+v", rec.GraphQL)
+	}
+	if ok, rec := check(t, srv, sink, "alice", restart); !ok {
+		t.Fatalf("owner's mutation refused: %+v", rec.GraphQL)
+	}
+	for _, c := range []struct {
+		who  string
+		want bool
+	}{{"carol", true}, {"bob", true}, {"alice", false}, {"shop", false}} {
+		ok, rec := check(t, srv, sink, c.who, gqlBody(`{ releases }`))
+		if ok != c.want {
+			t.Errorf("%s reading releases: allowed=%v, want %v (%+v)", c.who, ok, c.want, rec.GraphQL)
+		}
+		if !ok && (len(rec.GraphQL.Denied) != 1 || !strings.Contains(rec.GraphQL.Denied[0].Rule, "release-managers")) {
+			t.Errorf("%s: the audit does not name the rule: %+v", c.who, rec.GraphQL.Denied)
+		}
 	}
 }

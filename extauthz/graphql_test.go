@@ -33,10 +33,21 @@ func withScopes(p *Principal, scopes ...string) *Principal {
 
 func gqlEngine(t testing.TB, extra string) (*Engine, *model.Model) {
 	t.Helper()
+	return gqlEngineSrc(t, gqlSource(extra))
+}
+
+// gqlSource is testcatalog.PlatformGraph with extra annotation lines on
+// the API.
+func gqlSource(extra string) string {
 	src := testcatalog.PlatformGraph
 	if extra != "" {
 		src = strings.Replace(src, "    gatehouse.dev/graphql-access: |", extra+"    gatehouse.dev/graphql-access: |", 1)
 	}
+	return src
+}
+
+func gqlEngineSrc(t testing.TB, src string) (*Engine, *model.Model) {
+	t.Helper()
 	m := testcatalog.Must(t, src)
 	return NewEngine(m), m
 }

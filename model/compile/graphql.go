@@ -54,6 +54,7 @@ func graphqlPolicy(api *cs.Entity) *model.GraphQLPolicy {
 	p.Limits.IntrospectionEveryone = o.Introspection == "everyone"
 	s := g.Schema
 	ns := api.Ref().Namespace
+	roots := cs.OperationRoots(s)
 	// own: the requirements a field carries where it is declared: its
 	// directives, those of the type it returns, those of the type that
 	// declares it (a rule on a type guards its fields also when they are
@@ -61,12 +62,20 @@ func graphqlPolicy(api *cs.Entity) *model.GraphQLPolicy {
 	// annotation's Type.field and Type.*.
 	own := func(t *ast.Definition, f *ast.FieldDefinition) []model.GraphQLRequirement {
 		name := t.Name + "." + f.Name
-		rs := directiveRequirements(f.Directives, name, ns)
+		rs := directiveRequirements(f.Directives, name, ns, g.Policies)
 		if rt := s.Types[f.Type.Name()]; rt != nil {
-			rs = append(rs, directiveRequirements(rt.Directives, rt.Name+" (the type "+name+" returns)", ns)...)
+			rs = append(rs, directiveRequirements(rt.Directives, rt.Name+" (the type "+name+" returns)", ns, g.Policies)...)
 		}
-		rs = append(rs, directiveRequirements(t.Directives, t.Name+" (the type that declares "+name+")", ns)...)
-		for _, k := range []string{name, t.Name + ".*"} {
+		rs = append(rs, directiveRequirements(t.Directives, t.Name+" (the type that declares "+name+")", ns, g.Policies)...)
+		keys := []string{name, t.Name + ".*"}
+		// An operation type (query: [...]) guards every root field of
+		// the schema's root type for it, whatever that type is named.
+		for _, op := range cs.OperationTypes {
+			if root := roots[op]; root != nil && root.Name == t.Name {
+				keys = append(keys, op)
+			}
+		}
+		for _, k := range keys {
 			if allow, ok := g.Access[k]; ok {
 				r := model.GraphQLRequirement{From: cs.AnnGraphQLAccess + " " + k}
 				for _, a := range allow {
@@ -143,9 +152,9 @@ func setIf(dst *int, v int) {
 
 // directiveRequirements are the rule directives of one type or field
 // (read and resolved by catalogsync) as the model's requirements.
-func directiveRequirements(dl ast.DirectiveList, where, ns string) []model.GraphQLRequirement {
+func directiveRequirements(dl ast.DirectiveList, where, ns string, named map[string][]string) []model.GraphQLRequirement {
 	var rs []model.GraphQLRequirement
-	for _, r := range cs.DirectiveRules(dl, where, ns) {
+	for _, r := range cs.DirectiveRules(dl, where, ns, named) {
 		rs = append(rs, model.GraphQLRequirement{AnyOf: r.AnyOf, From: r.From})
 	}
 	return rs

@@ -153,3 +153,106 @@ type User implements Node { secret: String name: String }`
 	}
 	t.Fatal("User.secret has no rule: Node.secret's does not reach it")
 }
+
+// fieldRules is the compiled field policy of the catalog's GraphQL API
+// as Type.field -> "a&b|c ; d" (requirements ; alternatives | names &),
+// and each field's Froms.
+func fieldRules(t *testing.T, m *model.Model) (map[string]string, map[string][]string) {
+	t.Helper()
+	got, from := map[string]string{}, map[string][]string{}
+	for _, p := range m.Policies {
+		if p.GraphQL == nil {
+			continue
+		}
+		for _, f := range p.GraphQL.Fields {
+			var rs []string
+			for _, r := range f.Requires {
+				var any []string
+				for _, all := range r.AnyOf {
+					any = append(any, strings.Join(all, "&"))
+				}
+				rs = append(rs, strings.Join(any, "|"))
+				from[f.Name] = append(from[f.Name], r.From)
+			}
+			got[f.Name] = strings.Join(rs, " ; ")
+		}
+		return got, from
+	}
+	t.Fatal("no GraphQL policy")
+	return nil, nil
+}
+
+// Named rules expand where @policy names them (inner all, outer any), and
+// an operation type in the annotation guards every field of the schema's
+// root type for it, by the root's own name (schema { mutation: M }); a
+// type merely called Mutation is not a root and is not guarded.
+func TestGraphQLNamedRulesAndOperationTypesCompile(t *testing.T) {
+	sdl := `schema { query: Q mutation: M }
+type Q { a: String @policy(policies: [["release-managers", "consumers"]]) b: String }
+type M { deploy: Boolean rollback: Boolean @policy(policies: [["release-managers"]]) }
+type Mutation { x: String }`
+	ann := "    gatehouse.dev/graphql-policies: |\n      release-managers: [owners, group:release]\n" +
+		"    gatehouse.dev/graphql-access: |\n      mutation: [owners]\n      query: [release-managers, consumers]\n"
+	m, ps := compileSrc(graphqlCatalog(sdl, ann))
+	for _, p := range ps {
+		if p.Severity == cs.SeverityError {
+			t.Fatal(p)
+		}
+	}
+	got, from := fieldRules(t, m)
+	want := map[string]string{
+		"Q.a":        "owners&consumers|group:default/release&consumers ; owners|group:default/release|consumers",
+		"Q.b":        "owners|group:default/release|consumers",
+		"M.deploy":   "owners",
+		"M.rollback": "owners|group:default/release ; owners",
+		"__schema":   "owners", "__type": "owners",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected rule on %s: %s", k, got[k])
+		}
+	}
+	if strings.Join(from["M.rollback"], " | ") != "@policy on M.rollback (release-managers: gatehouse.dev/graphql-policies) | gatehouse.dev/graphql-access mutation" {
+		t.Errorf("from: %q", from["M.rollback"])
+	}
+}
+
+// An API whose @policy names a rule that does not exist is not compiled
+// with that field open: the entity is refused, and its provider's routes
+// fail closed (no last good version to keep).
+func TestGraphQLUnknownNamedRuleFailsClosed(t *testing.T) {
+	sdl := `type Query { a: String @policy(policies: [["release-managers"]]) b: String }`
+	parsed := cs.ParseFile("files", "c.yaml", []byte(graphqlCatalog(sdl, "    gatehouse.dev/graphql-policies: |\n      release-manager: [owners]\n")))
+	m, _ := Compile(cs.NewStore("files").ReplaceSource("files", parsed))
+	found := false
+	for _, p := range parsed.Problems {
+		if p.Severity == cs.SeverityError && p.Entity == "api:default/graph" && strings.Contains(p.Message, `"release-managers"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no problem naming the API and the name: %v", parsed.Problems)
+	}
+	for _, p := range m.Policies {
+		if p.GraphQL != nil {
+			t.Fatalf("a GraphQL policy compiled from a refused entity: %+v", p.GraphQL.Fields)
+		}
+	}
+	provider := false
+	for _, p := range m.Policies {
+		if strings.HasPrefix(p.RouteID, "component:default/platform@") {
+			provider = true
+			if !strings.Contains(p.Unavailable, "api:default/graph") {
+				t.Errorf("%s: Unavailable = %q, want it to name the refused API", p.RouteID, p.Unavailable)
+			}
+		}
+	}
+	if !provider {
+		t.Fatal("the provider has no route")
+	}
+}
