@@ -65,8 +65,7 @@ else
 fi
 start=$SECONDS
 make -s build
-go build -o bin/echo ./examples/echo
-go build -o bin/agent ./examples/agent
+go build -o bin/ ./examples/echo ./examples/agent   # bin/echo, bin/agent (the MCP agent)
 say "built in $((SECONDS - start))s"
 
 STATE="$ROOT/.tools/demo"   # kept across runs: the dev issuer's key
@@ -99,11 +98,11 @@ died() { # NAME LOG: say that NAME exited and show the end of its log
   tail -n 30 "$2" >&2
   exit 1
 }
-wait_for() { # NAME LOG URL TRIES: poll URL every 0.1s while NAME runs
-  local name=$1 log=$2 url=$3 tries=$4 i
+wait_for() { # NAME LOG URL TRIES [PID]: poll URL every 0.1s while NAME (PID, default the last started) runs
+  local name=$1 log=$2 url=$3 tries=$4 pid=${5:-${pids[-1]}} i
   for ((i = 0; i < tries; i++)); do
     curl -sf "$url" >/dev/null && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || died "$name" "$log"
+    kill -0 "$pid" 2>/dev/null || died "$name" "$log"
     sleep 0.1
   done
   echo "demo: error: $name did not become ready ($url); the end of its log ($log):" >&2
@@ -141,6 +140,12 @@ if [[ "$ORDERS_PORT" != 8081 || "$SHOP_PORT" != 8082 || "$PLATFORM_PORT" != 8083
   catalog_note="${CATALOG:-examples/catalog/catalog-info.yaml}, served as $derived$root with the upstream ports $ORDERS_PORT, $SHOP_PORT, $PLATFORM_PORT and $MCP_PORT"
 fi
 
+# tools is the MCP server (examples/mcp-server, the official mcp SDK): it
+# trusts only gatehouse's assertion; tool rules are the catalog's. It
+# starts first and is waited for last: its imports take a second or two.
+start_bg tools "$LOGS/tools.log" env MCP_PYTHON="$MCP_PY" JWKS_URL="http://127.0.0.1:$ADMIN_PORT/.well-known/jwks.json" \
+  GATEHOUSE_ENTITY=component:default/tools bash examples/mcp-server/run.sh "$MCP_PORT"
+tools_pid=${pids[-1]}
 # orders is the FastAPI reference service: it trusts only a verified x-gatehouse-assertion.
 start_bg orders "$LOGS/orders.log" env FASTAPI_PYTHON="$FASTAPI_PY" JWKS_URL="http://127.0.0.1:$ADMIN_PORT/.well-known/jwks.json" \
   bash examples/fastapi-orders/run.sh "$ORDERS_PORT"
@@ -151,11 +156,7 @@ start_bg platform "$LOGS/platform.log" env PLATFORM_GRAPH_PYTHON="$PLATFORM_PY" 
   JWKS_URL="http://127.0.0.1:$ADMIN_PORT/.well-known/jwks.json" GATEHOUSE_ENTITY=component:default/platform \
   bash examples/platform-graph/run.sh "$PLATFORM_PORT"
 wait_for platform "$LOGS/platform.log" "127.0.0.1:$PLATFORM_PORT/platform/healthz" 150
-# tools is the MCP server (examples/mcp-server, the official mcp SDK): it
-# trusts only gatehouse's assertion; tool rules are the catalog's.
-start_bg tools "$LOGS/tools.log" env MCP_PYTHON="$MCP_PY" JWKS_URL="http://127.0.0.1:$ADMIN_PORT/.well-known/jwks.json" \
-  GATEHOUSE_ENTITY=component:default/tools bash examples/mcp-server/run.sh "$MCP_PORT"
-wait_for tools "$LOGS/tools.log" "127.0.0.1:$MCP_PORT/healthz" 150
+wait_for tools "$LOGS/tools.log" "127.0.0.1:$MCP_PORT/healthz" 150 "$tools_pid"
 start_bg shop "$LOGS/shop.log" bin/echo -listen "127.0.0.1:$SHOP_PORT" -name shop
 wait_for shop "$LOGS/shop.log" "127.0.0.1:$SHOP_PORT/" 50
 export GATEHOUSE_EDGE_ADDRESS=127.0.0.1 GATEHOUSE_EDGE_PORT="$EDGE_PORT" \
