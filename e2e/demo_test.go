@@ -25,7 +25,9 @@ import (
 //   - it runs README.md's "Five minutes with the demo" steps, taken from the
 //     README itself, in order, in one shell (as pasted into one terminal),
 //     restarting the demo where a step says `make demo …`, and checks what
-//     each `#=>` comment says the line prints;
+//     each `#=>` comment says the line prints (among them the MCP steps:
+//     examples/agent listing and calling tools of examples/mcp-server as
+//     alice, as bob, and for alice through the token exchange);
 //   - Ctrl-C stops everything within 10 s and exits 0; a process of the demo
 //     that dies (Envoy, killed) makes it stop and exit non-zero.
 func TestMakeDemo(t *testing.T) {
@@ -35,6 +37,8 @@ func TestMakeDemo(t *testing.T) {
 
 	sh := startStepShell(t, dir, ports)
 	var d *demo
+	mcpChecks := 0 // checked lines of the MCP agent (bin/agent), the exchange among them
+	exchange := false
 	for _, st := range steps {
 		if st.demo != "" {
 			if d != nil {
@@ -51,6 +55,10 @@ func TestMakeDemo(t *testing.T) {
 		checks := sh.run(t, ports.rewrite(st.script))
 		t.Logf("README step %d: %d checked lines", st.n, len(checks))
 		for _, c := range checks {
+			if strings.HasPrefix(c.cmd, "bin/agent ") && strings.Contains(c.cmd, "/tools/mcp") {
+				mcpChecks++
+				exchange = exchange || strings.Contains(c.cmd, "--exchange-url")
+			}
 			if c.err != "" {
 				t.Errorf("README step %d: %s\n  %s\n  printed: %q", st.n, c.cmd, c.err, tail(c.out, 20))
 			}
@@ -58,6 +66,11 @@ func TestMakeDemo(t *testing.T) {
 	}
 	if d == nil {
 		t.Fatal("no README step starts the demo")
+	}
+	// The MCP steps: alice's and bob's tools, and the agent acting for
+	// alice through the token exchange (examples/agent, examples/mcp-server).
+	if mcpChecks < 3 || !exchange {
+		t.Errorf("README's demo steps check %d lines of bin/agent on /tools/mcp (exchange: %v); want alice's, bob's and the agent acting for alice", mcpChecks, exchange)
 	}
 
 	// A process of the demo dies: the demo notices, stops the rest, fails.
@@ -106,10 +119,10 @@ func TestMakeDemoRefusesBusyPort(t *testing.T) {
 }
 
 // demoPorts are the demo's ports (examples/demo/run.sh), all free.
-type demoPorts struct{ edge, admin, xds, authz, envoyAdmin, orders, shop, signin, platform int }
+type demoPorts struct{ edge, admin, xds, authz, envoyAdmin, orders, shop, signin, platform, mcp int }
 
 func newDemoPorts(t *testing.T) demoPorts {
-	return demoPorts{freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)}
+	return demoPorts{freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)}
 }
 
 func (p demoPorts) env() []string {
@@ -119,7 +132,7 @@ func (p demoPorts) env() []string {
 		"DEMO_ENVOY_ADMIN_PORT=" + strconv.Itoa(p.envoyAdmin),
 		"DEMO_ORDERS_PORT=" + strconv.Itoa(p.orders), "DEMO_SHOP_PORT=" + strconv.Itoa(p.shop),
 		"DEMO_SIGNIN_PORT=" + strconv.Itoa(p.signin),
-		"DEMO_PLATFORM_PORT=" + strconv.Itoa(p.platform),
+		"DEMO_PLATFORM_PORT=" + strconv.Itoa(p.platform), "DEMO_MCP_PORT=" + strconv.Itoa(p.mcp),
 	}
 }
 
@@ -136,7 +149,7 @@ func (p demoPorts) rewrite(s string) string {
 
 func (p demoPorts) expectClosed(t *testing.T) {
 	t.Helper()
-	for _, port := range []int{p.edge, p.admin, p.xds, p.authz, p.envoyAdmin, p.orders, p.shop, p.signin, p.platform} {
+	for _, port := range []int{p.edge, p.admin, p.xds, p.authz, p.envoyAdmin, p.orders, p.shop, p.signin, p.platform, p.mcp} {
 		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond); err == nil {
 			c.Close()
 			t.Errorf("port %d still answers after the demo stopped", port)

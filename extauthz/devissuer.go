@@ -53,6 +53,39 @@ type DevTokenRequest struct {
 	Scopes   []string      `json:"scopes,omitempty"` // OAuth scopes (the scope claim)
 	ClientID string        `json:"client_id,omitempty"`
 	TTL      time.Duration `json:"ttl,omitempty"` // default 1h, at most 24h
+	// Audiences are added to DevAudience in aud (never instead of it, so
+	// the development issuer's own audience check still holds): an MCP
+	// route takes only tokens whose aud names its API (docs/mcp.md), e.g.
+	// api:default/platform-tools.
+	Audiences []string `json:"aud,omitempty"`
+}
+
+// maxDevAudiences bounds the audiences a development token adds.
+const maxDevAudiences = 8
+
+// devAudiences checks the extra audiences: each a non-empty name of at
+// most 256 printable ASCII characters without spaces, once, at most
+// maxDevAudiences of them.
+func devAudiences(auds []string) error {
+	if len(auds) > maxDevAudiences {
+		return fmt.Errorf("aud: %d audiences, at most %d", len(auds), maxDevAudiences)
+	}
+	seen := map[string]bool{DevAudience: true}
+	for _, a := range auds {
+		if a == "" || len(a) > 256 {
+			return fmt.Errorf("aud: an audience must be 1 to 256 characters (e.g. api:default/platform-tools)")
+		}
+		for i := 0; i < len(a); i++ {
+			if a[i] <= ' ' || a[i] > '~' {
+				return fmt.Errorf("aud %q: printable ASCII without spaces only (e.g. api:default/platform-tools)", a)
+			}
+		}
+		if seen[a] {
+			return fmt.Errorf("aud %q is given twice (%s is always there)", a, DevAudience)
+		}
+		seen[a] = true
+	}
+	return nil
 }
 
 // Mint signs a token.
@@ -66,8 +99,15 @@ func (d *DevIssuer) Mint(r DevTokenRequest, now time.Time) (string, error) {
 	if r.TTL > 24*time.Hour {
 		return "", fmt.Errorf("ttl %s is above 24h", r.TTL)
 	}
+	if err := devAudiences(r.Audiences); err != nil {
+		return "", err
+	}
+	var aud any = DevAudience
+	if len(r.Audiences) > 0 {
+		aud = append([]string{DevAudience}, r.Audiences...)
+	}
 	claims := map[string]any{
-		"iss": d.issuer, "sub": r.Subject, "aud": DevAudience, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(r.TTL).Unix(),
+		"iss": d.issuer, "sub": r.Subject, "aud": aud, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(r.TTL).Unix(),
 	}
 	if r.Email != "" {
 		claims["email"] = r.Email

@@ -116,7 +116,9 @@ func tokenCmd() *cobra.Command {
   # a machine token for the Component whose gatehouse.dev/client-id is shop
   gatehouse token --client-id shop
   # extra IdP groups and a short lifetime
-  gatehouse token --user user:default/bob --group auditors --ttl 5m`,
+  gatehouse token --user user:default/bob --group auditors --ttl 5m
+  # a token an MCP route takes: its aud names the MCP API (docs/mcp.md)
+  gatehouse token --user user:default/alice --audience api:default/platform-tools`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -162,6 +164,7 @@ func tokenCmd() *cobra.Command {
 	f.StringSliceVar(&req.Scopes, "scope", nil, "OAuth scopes (the scope claim; GraphQL @requiresScopes)")
 	f.StringVar(&req.ClientID, "client-id", "", "client id (a machine token when given without --user)")
 	f.DurationVar(&req.TTL, "ttl", time.Hour, "lifetime")
+	f.StringSliceVar(&req.Audiences, "audience", nil, "audiences added to gatehouse-dev in aud (an MCP route needs its API's ref: api:default/platform-tools)")
 	return cmd
 }
 

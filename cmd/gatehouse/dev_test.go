@@ -2,6 +2,8 @@ package main
 
 import (
 	"crypto/ecdsa"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -99,5 +101,39 @@ func TestTokenAdminFromEnvironment(t *testing.T) {
 		if got := defaultAdminURL(); got != want {
 			t.Errorf("GATEHOUSE_ADMIN_LISTEN=%q: %s, want %s", env, got, want)
 		}
+	}
+}
+
+// gatehouse token --audience asks the real development issuer for the
+// extra audiences, and the token carries them after gatehouse-dev; a bad
+// one is the issuer's error, and no token is printed.
+func TestTokenAudience(t *testing.T) {
+	d, err := extauthz.NewDevIssuer("http://127.0.0.1:9090", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	out, err := runCommand(t, tokenCmd(), "--admin", srv.URL, "--user", "user:default/alice", "--audience", "api:default/platform-tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(strings.SplitN(out, "\n", 2)[0], ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", out)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Aud []string `json:"aud"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || strings.Join(claims.Aud, ",") != "gatehouse-dev,api:default/platform-tools" {
+		t.Fatalf("aud %q (%v), want [gatehouse-dev api:default/platform-tools]", claims.Aud, err)
+	}
+	out, err = runCommand(t, tokenCmd(), "--admin", srv.URL, "--user", "user:default/alice", "--audience", "gatehouse-dev")
+	if err == nil || !strings.Contains(err.Error(), "given twice") || strings.Contains(out, ".") {
+		t.Fatalf("--audience gatehouse-dev: %q %v, want the issuer's refusal", out, err)
 	}
 }

@@ -16,6 +16,9 @@
 //	      --exchange-url http://127.0.0.1:10000/.gatehouse/token \
 //	      --subject-token "$ALICE" --resource api:default/platform-tools --call …
 //
+// --actor-token gives the agent's own token instead of --token-url and the
+// client secret (make demo: gatehouse token --client-id copilot).
+//
 // It prints one JSON line per action: {"action":"list","tools":[...]},
 // {"action":"call","tool":...,"text":...} or {..."error":...}; a refused
 // tool is an error line (the SDK surfaces gatehouse's JSON-RPC error), not
@@ -44,7 +47,7 @@ func (c *calls) String() string     { return strings.Join(*c, ",") }
 func (c *calls) Set(v string) error { *c = append(*c, v); return nil }
 
 func main() {
-	var endpoint, token, tokenURL, clientID, clientSecret, exchangeURL, subjectToken, resource string
+	var endpoint, token, tokenURL, clientID, clientSecret, exchangeURL, subjectToken, actorToken, resource string
 	var list bool
 	var toCall calls
 	flag.StringVar(&endpoint, "url", "", "the MCP endpoint (through the gateway), e.g. http://127.0.0.1:10000/tools/mcp")
@@ -54,6 +57,7 @@ func main() {
 	flag.StringVar(&clientSecret, "client-secret", os.Getenv("AGENT_CLIENT_SECRET"), "the agent's OAuth client secret")
 	flag.StringVar(&exchangeURL, "exchange-url", "", "gatehouse's token exchange (…/.gatehouse/token): act for --subject-token")
 	flag.StringVar(&subjectToken, "subject-token", "", "the person's token the agent acts for (with --exchange-url)")
+	flag.StringVar(&actorToken, "actor-token", "", "the agent's own client-credentials token for the exchange (default: client credentials from --token-url)")
 	flag.StringVar(&resource, "resource", "", "the catalog entity the exchanged token is for (RFC 8707), e.g. api:default/platform-tools")
 	flag.BoolVar(&list, "list", false, "list the tools")
 	flag.Var(&toCall, "call", "call a tool: NAME or NAME={json arguments} (repeatable)")
@@ -61,7 +65,10 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if exchangeURL != "" {
-		own, err := clientCredentials(ctx, tokenURL, clientID, clientSecret)
+		own, err := actorToken, error(nil)
+		if own == "" {
+			own, err = clientCredentials(ctx, tokenURL, clientID, clientSecret)
+		}
 		if err == nil {
 			token, err = exchange(ctx, exchangeURL, subjectToken, own, resource)
 		}

@@ -19,7 +19,8 @@
 #   DEMO_ORDERS_PORT      [8081]   the orders upstream (FastAPI)
 #   DEMO_SHOP_PORT        [8082]   the shop upstream (echo)
 #   DEMO_PLATFORM_PORT    [8083]   the platform GraphQL upstream (Strawberry)
-# The example catalog names the upstreams 127.0.0.1:8081, :8082 and :8083; with
+#   DEMO_MCP_PORT         [8084]   the platform-tools MCP server (Python mcp SDK)
+# The example catalog names the upstreams 127.0.0.1:8081, :8082, :8083 and :8084; with
 # other upstream ports the demo serves a copy of the catalog with the ports
 # replaced, kept in step with the files you edit.
 set -euo pipefail
@@ -35,6 +36,7 @@ ENVOY_ADMIN_PORT="${DEMO_ENVOY_ADMIN_PORT:-9901}"
 ORDERS_PORT="${DEMO_ORDERS_PORT:-8081}"
 SHOP_PORT="${DEMO_SHOP_PORT:-8082}"
 PLATFORM_PORT="${DEMO_PLATFORM_PORT:-8083}"
+MCP_PORT="${DEMO_MCP_PORT:-8084}"
 
 say() { echo "demo: $*"; }
 fail() { echo "demo: error: $*" >&2; exit 1; }
@@ -42,7 +44,7 @@ fail() { echo "demo: error: $*" >&2; exit 1; }
 # Every port free before anything starts: a busy port is the usual reason a
 # demo fails (9090 is Prometheus's default, 8081 a common dev server's).
 declare -A used=()
-for var in EDGE_PORT ADMIN_PORT XDS_PORT AUTHZ_PORT SIGNIN_PORT ENVOY_ADMIN_PORT ORDERS_PORT SHOP_PORT PLATFORM_PORT; do
+for var in EDGE_PORT ADMIN_PORT XDS_PORT AUTHZ_PORT SIGNIN_PORT ENVOY_ADMIN_PORT ORDERS_PORT SHOP_PORT PLATFORM_PORT MCP_PORT; do
   p="${!var}"
   [[ "$p" =~ ^[0-9]+$ ]] && (( p > 0 && p < 65536 )) || fail "DEMO_$var=$p is not a port"
   [[ -z "${used[$p]:-}" ]] || fail "DEMO_$var and DEMO_${used[$p]} are both $p"
@@ -55,6 +57,7 @@ done
 ENVOY="$(bash envoy/install.sh)"
 FASTAPI_PY="$(bash examples/fastapi-orders/install.sh | tail -n1)"
 PLATFORM_PY="$(bash examples/platform-graph/install.sh | tail -n1)"
+MCP_PY="$(bash examples/mcp-server/install.sh | tail -n1)"
 if [[ ! -x bin/gatehouse || ! -x bin/echo ]]; then
   say "building gatehouse and the echo upstream with Go; the first build downloads modules and compiles for a few minutes (later ones take seconds)..."
 else
@@ -62,7 +65,7 @@ else
 fi
 start=$SECONDS
 make -s build
-go build -o bin/echo ./examples/echo
+go build -o bin/ ./examples/echo ./examples/agent   # bin/echo, bin/agent (the MCP agent)
 say "built in $((SECONDS - start))s"
 
 STATE="$ROOT/.tools/demo"   # kept across runs: the dev issuer's key
@@ -95,11 +98,11 @@ died() { # NAME LOG: say that NAME exited and show the end of its log
   tail -n 30 "$2" >&2
   exit 1
 }
-wait_for() { # NAME LOG URL TRIES: poll URL every 0.1s while NAME runs
-  local name=$1 log=$2 url=$3 tries=$4 i
+wait_for() { # NAME LOG URL TRIES [PID]: poll URL every 0.1s while NAME (PID, default the last started) runs
+  local name=$1 log=$2 url=$3 tries=$4 pid=${5:-${pids[-1]}} i
   for ((i = 0; i < tries; i++)); do
     curl -sf "$url" >/dev/null && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || died "$name" "$log"
+    kill -0 "$pid" 2>/dev/null || died "$name" "$log"
     sleep 0.1
   done
   echo "demo: error: $name did not become ready ($url); the end of its log ($log):" >&2
@@ -117,7 +120,7 @@ if [[ -n "${CATALOG:-}" ]]; then
   catalog_args=(--catalog "$CATALOG")
   catalog_note="$CATALOG (followed: edits apply within a second)"
 fi
-if [[ "$ORDERS_PORT" != 8081 || "$SHOP_PORT" != 8082 || "$PLATFORM_PORT" != 8083 ]]; then
+if [[ "$ORDERS_PORT" != 8081 || "$SHOP_PORT" != 8082 || "$PLATFORM_PORT" != 8083 || "$MCP_PORT" != 8084 ]]; then
   src="${CATALOG:-examples/catalog/catalog-info.yaml}"
   if [[ -d "$src" ]]; then srcdir="$src" root=""; else srcdir="$(dirname "$src")" root="/$(basename "$src")"; fi
   derived="$LOGS/catalog"
@@ -127,16 +130,22 @@ if [[ "$ORDERS_PORT" != 8081 || "$SHOP_PORT" != 8082 || "$PLATFORM_PORT" != 8083
       rel="${f#"$srcdir"/}"
       mkdir -p "$derived/$(dirname "$rel")"
       sed -e "s#127\.0\.0\.1:8081\b#127.0.0.1:$ORDERS_PORT#g" -e "s#127\.0\.0\.1:8082\b#127.0.0.1:$SHOP_PORT#g" \
-        -e "s#127\.0\.0\.1:8083\b#127.0.0.1:$PLATFORM_PORT#g" "$f" >"$tmp"
+        -e "s#127\.0\.0\.1:8083\b#127.0.0.1:$PLATFORM_PORT#g" -e "s#127\.0\.0\.1:8084\b#127.0.0.1:$MCP_PORT#g" "$f" >"$tmp"
       cmp -s "$tmp" "$derived/$rel" || mv "$tmp" "$derived/$rel"
     done < <(find "$srcdir" -name '*.yaml' -print0)
   }
   sync_catalog
-  start_bg catalog-sync /dev/null bash -c "$(declare -f sync_catalog); srcdir='$srcdir' derived='$derived' LOGS='$LOGS' ORDERS_PORT=$ORDERS_PORT SHOP_PORT=$SHOP_PORT PLATFORM_PORT=$PLATFORM_PORT; while sleep 0.3; do sync_catalog; done"
+  start_bg catalog-sync /dev/null bash -c "$(declare -f sync_catalog); srcdir='$srcdir' derived='$derived' LOGS='$LOGS' ORDERS_PORT=$ORDERS_PORT SHOP_PORT=$SHOP_PORT PLATFORM_PORT=$PLATFORM_PORT MCP_PORT=$MCP_PORT; while sleep 0.3; do sync_catalog; done"
   catalog_args=(--catalog "$derived$root")
-  catalog_note="${CATALOG:-examples/catalog/catalog-info.yaml}, served as $derived$root with the upstream ports $ORDERS_PORT, $SHOP_PORT and $PLATFORM_PORT"
+  catalog_note="${CATALOG:-examples/catalog/catalog-info.yaml}, served as $derived$root with the upstream ports $ORDERS_PORT, $SHOP_PORT, $PLATFORM_PORT and $MCP_PORT"
 fi
 
+# tools is the MCP server (examples/mcp-server, the official mcp SDK): it
+# trusts only gatehouse's assertion; tool rules are the catalog's. It
+# starts first and is waited for last: its imports take a second or two.
+start_bg tools "$LOGS/tools.log" env MCP_PYTHON="$MCP_PY" JWKS_URL="http://127.0.0.1:$ADMIN_PORT/.well-known/jwks.json" \
+  GATEHOUSE_ENTITY=component:default/tools bash examples/mcp-server/run.sh "$MCP_PORT"
+tools_pid=${pids[-1]}
 # orders is the FastAPI reference service: it trusts only a verified x-gatehouse-assertion.
 start_bg orders "$LOGS/orders.log" env FASTAPI_PYTHON="$FASTAPI_PY" JWKS_URL="http://127.0.0.1:$ADMIN_PORT/.well-known/jwks.json" \
   bash examples/fastapi-orders/run.sh "$ORDERS_PORT"
@@ -147,6 +156,7 @@ start_bg platform "$LOGS/platform.log" env PLATFORM_GRAPH_PYTHON="$PLATFORM_PY" 
   JWKS_URL="http://127.0.0.1:$ADMIN_PORT/.well-known/jwks.json" GATEHOUSE_ENTITY=component:default/platform \
   bash examples/platform-graph/run.sh "$PLATFORM_PORT"
 wait_for platform "$LOGS/platform.log" "127.0.0.1:$PLATFORM_PORT/platform/healthz" 150
+wait_for tools "$LOGS/tools.log" "127.0.0.1:$MCP_PORT/healthz" 150 "$tools_pid"
 start_bg shop "$LOGS/shop.log" bin/echo -listen "127.0.0.1:$SHOP_PORT" -name shop
 wait_for shop "$LOGS/shop.log" "127.0.0.1:$SHOP_PORT/" 50
 export GATEHOUSE_EDGE_ADDRESS=127.0.0.1 GATEHOUSE_EDGE_PORT="$EDGE_PORT" \
@@ -156,6 +166,10 @@ export GATEHOUSE_EDGE_ADDRESS=127.0.0.1 GATEHOUSE_EDGE_PORT="$EDGE_PORT" \
 # the session key is kept with the dev issuer's, so sessions survive restarts.
 export GATEHOUSE_SIGNIN_LISTEN="127.0.0.1:$SIGNIN_PORT" GATEHOUSE_SIGNIN_ISSUER=dev \
   GATEHOUSE_SIGNIN_KEY_FILE="$STATE/session.key" GATEHOUSE_SIGNIN_GENERATE_KEY=true GATEHOUSE_SIGNIN_PUBLIC_PORT="$EDGE_PORT"
+# The token exchange (RFC 8693) for AI agents acting for a person, at
+# /.gatehouse/token on the edge, served beside the sign-in (docs/agents.md).
+export GATEHOUSE_TOKEN_EXCHANGE_LISTEN="127.0.0.1:$SIGNIN_PORT" \
+  GATEHOUSE_TOKEN_EXCHANGE_ISSUER="http://localhost:$EDGE_PORT/.gatehouse/token"
 start_bg gatehouse "$LOGS/gatehouse.log" bin/gatehouse serve --dev "${catalog_args[@]}"
 wait_for gatehouse "$LOGS/gatehouse.log" "127.0.0.1:$ADMIN_PORT/readyz" 100
 bin/gatehouse bootstrap --role edge --node-id edge-1 --xds-address "127.0.0.1:$XDS_PORT" --admin-port "$ENVOY_ADMIN_PORT" >"$LOGS/edge.yaml"
@@ -196,6 +210,7 @@ Try:
   curl -s -H "Authorization: Bearer \$ALICE" -H 'Content-Type: application/json' -d '{"query":"{ components { name cloudAccountId } }"}' $E/platform/graphql # 200: alice's team owns platform: every field
   curl -si -H 'X-Gatehouse-User: user:default/alice' 127.0.0.1:$ORDERS_PORT/orders/42 | head -1   # 401: orders itself trusts no bare header
   bin/gatehouse explain --remote http://127.0.0.1:$ADMIN_PORT --principal user:default/bob --url http://localhost/orders/42
+  bin/agent --url http://$E/tools/mcp --token "\$(bin/gatehouse token --user user:default/alice --audience api:default/platform-tools)" --list   # MCP: alice's tools (README step 7: bob's, a refused tool, an agent acting for alice)
   curl -s 127.0.0.1:$ADMIN_PORT/debug/nodes                                 # connected Envoys, ACKed versions, NACKs
 
 (tokens for this session: ALICE=$ALICE
