@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/harness"
+	"github.com/gatehouse-dev/gatehouse/internal/testcatalog"
 )
 
 // mcpCatalog: tools (owned by payments) serves the MCP API platform-tools
@@ -25,27 +26,7 @@ import (
 // whoami are open to the route; list_components, whoami and read_* are
 // read-only.
 func mcpCatalog(toolsURL, secretRule string) string {
-	return fmt.Sprintf(`apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: payments}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: storefront}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: alice}
-spec: {profile: {email: alice@example.com}, memberOf: [payments]}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: bob}
-spec: {profile: {email: bob@example.com}, memberOf: [storefront]}
----
-apiVersion: backstage.io/v1alpha1
+	return testcatalog.Teams + fmt.Sprintf(`apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
   name: tools
