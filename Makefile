@@ -76,7 +76,7 @@ bench-baseline:
 	git worktree remove --force .tools/baseline-src
 
 bench-smoke:
-	$(GO) run ./bench/datapath -duration 500ms -rounds 1 >/dev/null
+	$(GO) run ./bench/datapath -duration 500ms -rounds 1 -connections 4 >/dev/null
 	$(GO) run ./bench/graphqlfilter -duration 300ms -rounds 1 -connections 2 >/dev/null
 	$(GO) run ./bench/checkload -duration 300ms -open-duration 300ms -pool 300 -components 300 -opa '' >/dev/null
 	$(GO) run ./bench/checkload -graphql -duration 300ms -pool 300 -opa '' >/dev/null
