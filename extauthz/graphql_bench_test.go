@@ -2,8 +2,10 @@ package extauthz
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -26,8 +28,56 @@ const benchQuery = `query Platform($name: String!) {
   node(id: "42") { id ... on Team { name } }
 }`
 
+// benchLargeQuery is a ~10 KB document: 60 named fragments (on Component,
+// Team and the Node interface, some spreading others), inline fragments,
+// 20 aliased root fields and variables, within the default limits.
+func benchLargeQuery() string {
+	var q strings.Builder
+	q.WriteString("query PlatformOverview($name: String!, $team: String!, $node: ID!) {\n")
+	comp, team := 0, 0
+	spreads := func(prefix string, next *int) string {
+		out := ""
+		for k := 0; k < 3; k++ {
+			out += fmt.Sprintf(" ...%s%02d", prefix, *next)
+			*next++
+		}
+		return out
+	}
+	for i := 0; i < 20; i++ {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&q, "  componentNumber%02d: component(name: $name) {%s }\n", i, spreads("ComponentFields", &comp))
+		case 1:
+			fmt.Fprintf(&q, "  everyComponent%02d: components {%s ... on Component { owner cloudAccount { accountId } } }\n", i, spreads("ComponentFields", &comp))
+		case 2:
+			fmt.Fprintf(&q, "  teamNumber%02d: team(name: $team) {%s }\n", i, spreads("TeamFields", &team))
+		default:
+			fmt.Fprintf(&q, "  nodeNumber%02d: node(id: $node) { ...NodeFields%02d ... on Team { id name } ... on Component { name owner cloudAccount { accountId } } }\n", i, i%15)
+		}
+	}
+	q.WriteString("}\n")
+	for i := 0; i < comp; i++ {
+		fmt.Fprintf(&q, "\nfragment ComponentFields%02d on Component {\n  id\n  name\n  owner\n  cloudAccount { accountId }\n  ...NodeFields%02d\n}\n", i, i%15)
+	}
+	for i := 0; i < team; i++ {
+		fmt.Fprintf(&q, "\nfragment TeamFields%02d on Team {\n  id\n  name\n  ...NodeFields%02d\n}\n", i, i)
+	}
+	for i := 0; i < 15; i++ {
+		fmt.Fprintf(&q, "\nfragment NodeFields%02d on Node {\n  id\n  ... on Team { id name }\n  ... on Component { id name owner }\n}\n", i)
+	}
+	return q.String()
+}
+
 func benchGraphQL(b *testing.B, graphql bool, cacheSize int, realToken bool) {
-	srv, _, _, _ := gqlServer(b, "")
+	benchGraphQLDoc(b, graphql, cacheSize, realToken, benchQuery, 250, 400, "")
+}
+
+// benchLargeOptions: the large document expands to ~1,000 field
+// selections, past the default maxFields (500).
+const benchLargeOptions = "    gatehouse.dev/graphql-options: |\n      maxFields: 2000\n"
+
+func benchGraphQLDoc(b *testing.B, graphql bool, cacheSize int, realToken bool, query string, minBody, maxBody int, extra string) {
+	srv, _, _, _ := gqlServer(b, extra)
 	tok := "bob"
 	if realToken {
 		// An RS256 token verified as Check verifies any (signature, claims).
@@ -42,8 +92,8 @@ func benchGraphQL(b *testing.B, graphql bool, cacheSize int, realToken bool) {
 	srv.audit = audit
 	var req *authv3.CheckRequest
 	if graphql {
-		body := `{"query":` + jsonString(benchQuery) + `,"variables":{"name":"orders"},"operationName":"Platform"}`
-		if len(body) < 250 || len(body) > 400 {
+		body := `{"query":` + jsonString(query) + `,"variables":{"name":"orders","team":"payments","node":"42"}}`
+		if len(body) < minBody || len(body) > maxBody {
 			b.Fatalf("body %d bytes", len(body))
 		}
 		req = gqlCheckReq(tok, "POST", "/platform/graphql", body)
@@ -75,6 +125,10 @@ func BenchmarkGraphQLVsPlain(b *testing.B) {
 	b.Run("graphql/fresh-unseen-document", benchGraphQLUnseen)
 	b.Run("plain/fresh-rs256", func(b *testing.B) { benchGraphQL(b, false, 0, true) })
 	b.Run("graphql/fresh-rs256", func(b *testing.B) { benchGraphQL(b, true, 0, true) })
+	large := benchLargeQuery()
+	b.Run("graphql-10k/cached", func(b *testing.B) { benchGraphQLDoc(b, true, 1000, false, large, 8<<10, 12<<10, benchLargeOptions) })
+	b.Run("graphql-10k/fresh", func(b *testing.B) { benchGraphQLDoc(b, true, 0, false, large, 8<<10, 12<<10, benchLargeOptions) })
+	b.Run("graphql-10k/fresh-rs256", func(b *testing.B) { benchGraphQLDoc(b, true, 0, true, large, 8<<10, 12<<10, benchLargeOptions) })
 }
 
 // benchGraphQLUnseen: every Check a document never seen before (a comment
