@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,6 +239,42 @@ func TestPlatformGraphFilterMode(t *testing.T) {
 		}
 		if v, _ := as[1].Data["viewer"].(map[string]any); v["ref"] != "user:default/bob" || len(as[1].Errors) != 0 {
 			t.Fatalf("second: %s", b)
+		}
+	})
+	t.Run("a GET: the document rewritten in the URL, the answer patched as for a POST", func(t *testing.T) {
+		v := url.Values{}
+		v.Set("query", `query Sec($n: String!) { c: component(name: $n) { name deploySecretRefs } me: viewer { ref } }`)
+		v.Set("operationName", "Sec")
+		v.Set("variables", `{"n":"orders"}`)
+		req, err := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/platform/graphql?%s", e.edgePort, v.Encode()), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "gw.example.com"
+		req.Header.Set("Authorization", "Bearer "+bob)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var a pgAnswer
+		if resp.StatusCode != 200 || json.Unmarshal(b, &a) != nil {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		c, _ := a.Data["c"].(map[string]any)
+		if c == nil || c["name"] != "orders" || c["deploySecretRefs"] != nil || strings.Join(a.errorPaths(), ",") != "c.deploySecretRefs UNAUTHORIZED_FIELD_OR_TYPE" {
+			t.Fatalf("%s", b)
+		}
+		if _, ok := c["deploySecretRefs"]; !ok {
+			t.Fatalf("no null at c.deploySecretRefs: %s", b)
+		}
+		if me, _ := a.Data["me"].(map[string]any); me["ref"] != "user:default/bob" {
+			t.Fatalf("the other parts of the query: %s", b)
+		}
+		ran := a.Extensions.Executed.Query
+		if ran == "" || strings.Contains(ran, "deploySecretRefs") || !strings.Contains(ran, "viewer") || a.Extensions.Executed.Variables["n"] != "orders" {
+			t.Fatalf("the service ran %q with %v", ran, a.Extensions.Executed.Variables)
 		}
 	})
 	t.Run("credentials never reach the service; no token is 401", func(t *testing.T) {

@@ -69,6 +69,10 @@ type FilterInput struct {
 type FilterOutput struct {
 	// Body replaces the request body when non-nil.
 	Body []byte
+	// URLQuery, when not empty, replaces the query string of the
+	// request's :path (after "?"); the path itself is kept as the client
+	// sent it, so the route Envoy chose and Check decided stays the one.
+	URLQuery string
 	// Immediate answers the client without calling the upstream (the
 	// identity headers are not sent anywhere then).
 	Immediate *FilterAnswer
@@ -312,12 +316,27 @@ func (ps *procStream) decide(body []byte, onHeaders bool) (*extprocv3.Processing
 			// request's content-length.
 			mut.SetHeaders = append(mut.SetHeaders, setHeader("content-length", strconv.Itoa(len(out.Body))))
 		}
+		if out.URLQuery != "" {
+			extprocFiltered.Inc()
+			mut.SetHeaders = append(mut.SetHeaders, setHeader(":path", withQuery(h[":path"], out.URLQuery)))
+		}
 		ps.response = out.Response
 	}
 	if onHeaders {
 		return headersContinue(common), nil
 	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}, nil
+}
+
+// withQuery is the raw :path with its query string replaced by query;
+// the part before the first "?" is left byte for byte, so the
+// path Envoy routed on is the one the upstream gets (the filter also
+// keeps the route: disable_clear_route_cache).
+func withQuery(rawPath, query string) string {
+	if i := strings.IndexByte(rawPath, '?'); i >= 0 {
+		rawPath = rawPath[:i]
+	}
+	return rawPath + "?" + query
 }
 
 func headersContinue(c *extprocv3.CommonResponse) *extprocv3.ProcessingResponse {

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"io"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -308,6 +309,38 @@ func TestExtProcGraphQLFilterMode(t *testing.T) {
 		resp, _ := s.Check(context.Background(), gqlCheckReq("bob", "POST", "/platform/graphql", body))
 		if resp.GetDeniedResponse().GetStatus().GetCode() != 403 {
 			t.Fatalf("%v", resp)
+		}
+	})
+}
+
+// A filter-mode GET through the ext_proc stream: the headers' answer sets
+// :path (the same path, the rewritten query string) beside the identity
+// headers, and the answer is patched.
+func TestExtProcGraphQLFilterGET(t *testing.T) {
+	s, _, _, _ := gqlServer(t, "    gatehouse.dev/graphql-options: |\n      mode: filter\n")
+	h := map[string]string{model.RouteHeader: gqlRoute, "authorization": "Bearer bob"}
+	path := "/platform/graphql?keep=%2F1&query=" + url.QueryEscape(`{ c: component(name: "a") { name internalNotes } }`)
+	st, err := runProc(t, s, procHeadersMsg("GET", path, h, true), procRespHeadersMsg("200"), procRespBodyMsg(`{"data":{"c":{"name":"a"}}}`))
+	if err != nil || len(st.out) != 3 {
+		t.Fatalf("%v %v", err, st.out)
+	}
+	set, removed := mutationOf(st.out[0].GetRequestHeaders().GetResponse())
+	p := set[":path"]
+	if !strings.HasPrefix(p, "/platform/graphql?keep=%2F1&query=") || strings.Contains(p, "internalNotes") || !strings.Contains(p, "name") {
+		t.Fatalf(":path %q", p)
+	}
+	if set[model.UserHeader] != "user:default/bob" || !containsStr(removed, "authorization") {
+		t.Fatalf("identity: %v %v", set, removed)
+	}
+	answer := string(st.out[2].GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+	if !strings.Contains(answer, `"internalNotes":null`) || !strings.Contains(answer, `"path":["c","internalNotes"]`) {
+		t.Fatalf("answer %s", answer)
+	}
+	t.Run("the owner: :path untouched", func(t *testing.T) {
+		h := map[string]string{model.RouteHeader: gqlRoute, "authorization": "Bearer alice"}
+		st, _ := runProc(t, s, procHeadersMsg("GET", path, h, true))
+		if set, _ := mutationOf(st.out[0].GetRequestHeaders().GetResponse()); set[":path"] != "" || set[model.UserHeader] == "" {
+			t.Fatalf("%v", set)
 		}
 	})
 }

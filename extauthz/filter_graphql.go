@@ -3,6 +3,7 @@ package extauthz
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -91,19 +92,7 @@ func filterGraphQL(g *gqlPolicy, req *Request, forbidden map[string]bool) Filter
 		}
 	}
 	if req.Method != "POST" {
-		// A GET's document is in its URL, which is not rewritten: refused
-		// as reject mode refuses it.
-		d, err := rewriteCached(g, reqs[0].query, reqs[0].operationName, forbidden)
-		if err != nil {
-			return FilterOutput{Immediate: gqlAnswer(400, err)}
-		}
-		errs := d.errs
-		if len(errs) == 0 {
-			// The forbidden field is in an operation the URL does not run:
-			// still not rewritten, still refused.
-			errs = []GraphQLError{{Message: "Unauthorized field or type", Extensions: map[string]string{"code": gqlUnauthorized}}}
-		}
-		return FilterOutput{Immediate: gqlAnswer(403, errs)}
+		return filterGET(g, req, reqs[0], forbidden)
 	}
 	body := bytes.TrimSpace(req.Body)
 	switch {
@@ -136,6 +125,105 @@ func filterGraphQL(g *gqlPolicy, req *Request, forbidden map[string]bool) Filter
 		return FilterOutput{}
 	}
 	return FilterOutput{Body: []byte(d.query), Response: &gqlResponseFilter{items: []*filteredItem{it}}}
+}
+
+// maxRewrittenURL: a rewritten GET whose query string would be longer is
+// refused (Envoy's request headers are 60 KiB at most by default, and the
+// printed document may be longer than the one sent).
+const maxRewrittenURL = 32 << 10
+
+// filterGET rewrites a GET's document in its URL: only the query string
+// changes (the path is the client's, so the route Envoy chose stays the
+// one decided), the query parameter gets the rewritten document, the
+// variables it no longer uses leave the variables parameter, a persisted
+// query's hash leaves extensions (the text goes instead, as for a POST),
+// and every other parameter stays as the client wrote it.
+func filterGET(g *gqlPolicy, req *Request, r gqlRequest, forbidden map[string]bool) FilterOutput {
+	d, errs := rewriteCached(g, r.query, r.operationName, forbidden)
+	if errs != nil {
+		return FilterOutput{Immediate: gqlAnswer(400, errs)}
+	}
+	it := &filteredItem{plan: d.plan, errs: d.errs}
+	if d.empty {
+		return FilterOutput{Immediate: &FilterAnswer{Status: 200, ContentType: "application/json", Body: it.synthesize()}}
+	}
+	if !d.changed {
+		return FilterOutput{}
+	}
+	q, why := rewriteURLQuery(req.Query, d)
+	if why != "" {
+		return FilterOutput{Immediate: gqlAnswer(400, badFilter(why))}
+	}
+	return FilterOutput{URLQuery: q, Response: &gqlResponseFilter{items: []*filteredItem{it}}}
+}
+
+// rewriteURLQuery is the raw query string raw with the rewritten document
+// d: the parameters query, variables and extensions re-encoded
+// (url.QueryEscape), every other one byte for byte as it was.
+func rewriteURLQuery(raw string, d *rewritten) (string, string) {
+	var parts []string
+	seenVars, hasQuery := false, false
+	for _, part := range strings.Split(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		key, err1 := url.QueryUnescape(k)
+		val, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			return "", "the query string does not parse"
+		}
+		switch key {
+		case "query":
+			if hasQuery {
+				return "", "query is given twice"
+			}
+			hasQuery = true
+			part = "query=" + url.QueryEscape(d.query)
+		case "variables":
+			if seenVars {
+				// Which one the server reads is its own: neither is sent.
+				return "", "variables is given twice"
+			}
+			seenVars = true
+			if len(d.droppedVars) == 0 || val == "" || val == "null" {
+				break
+			}
+			var vars map[string]json.RawMessage
+			if json.Unmarshal([]byte(val), &vars) != nil {
+				break // the upstream refuses it as it would have
+			}
+			for name := range d.droppedVars {
+				delete(vars, name)
+			}
+			b, _ := json.Marshal(vars)
+			part = "variables=" + url.QueryEscape(string(b))
+		case "extensions":
+			var e map[string]json.RawMessage
+			if val == "" || val == "null" || json.Unmarshal([]byte(val), &e) != nil {
+				break // readExtensions read it as none
+			}
+			if _, ok := e["persistedQuery"]; !ok {
+				break
+			}
+			delete(e, "persistedQuery")
+			if len(e) == 0 {
+				continue
+			}
+			b, _ := json.Marshal(e)
+			part = "extensions=" + url.QueryEscape(string(b))
+		}
+		parts = append(parts, part)
+	}
+	if !hasQuery {
+		// A persisted query sent by its hash alone: the text goes.
+		parts = append(parts, "query="+url.QueryEscape(d.query))
+	}
+	out := strings.Join(parts, "&")
+	if len(out) > maxRewrittenURL {
+		return "", "the rewritten document is too long for a URL: send it with POST"
+	}
+	return out, ""
 }
 
 func filterBatch(g *gqlPolicy, items []json.RawMessage, reqs []gqlRequest, forbidden map[string]bool) FilterOutput {

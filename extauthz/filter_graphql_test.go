@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -302,19 +303,6 @@ func TestGraphQLFilterPersisted(t *testing.T) {
 // Hostile and odd inputs: nothing is guessed, nothing forbidden passes.
 func TestGraphQLFilterHostile(t *testing.T) {
 	e := filterEngine(t)
-	t.Run("a GET is not rewritten: refused as reject mode", func(t *testing.T) {
-		out, _ := gqlFilterRun(t, e, gqlBob, "GET", "/platform/graphql?query="+url.QueryEscape(`{ c: component(name: "a") { internalNotes } }`), "")
-		if out.Immediate == nil || out.Immediate.Status != 403 || !strings.Contains(string(out.Immediate.Body), `"path":["c","internalNotes"]`) {
-			t.Fatalf("%+v %s", out, bodyOf(out.Immediate))
-		}
-	})
-	t.Run("a GET whose forbidden field is in an operation it does not run: refused too", func(t *testing.T) {
-		q := url.QueryEscape(`query A { components { name } } query B { audit }`)
-		out, _ := gqlFilterRun(t, e, gqlBob, "GET", "/platform/graphql?operationName=A&query="+q, "")
-		if out.Immediate == nil || out.Immediate.Status != 403 || !strings.Contains(string(out.Immediate.Body), gqlUnauthorized) {
-			t.Fatalf("%+v %s", out, bodyOf(out.Immediate))
-		}
-	})
 	t.Run("the reserved alias", func(t *testing.T) {
 		out, _ := gqlFilterRun(t, e, gqlBob, "POST", "/platform/graphql", gqlBody(`{ component(name: "a") { _gatehouse_typename: name internalNotes } }`))
 		if out.Immediate == nil || out.Immediate.Status != 400 {
@@ -352,6 +340,256 @@ func TestGraphQLFilterHostile(t *testing.T) {
 		if res := e.Evaluate(&req, &Subject{User: gqlBob}, false); res.Allow || res.Status != 403 || res.Reason != "field_forbidden" {
 			t.Fatalf("%+v", res)
 		}
+	})
+}
+
+// getRun runs the filter on a GET of rawQuery (after "?") for p.
+func getRun(t testing.TB, e *Engine, p *Principal, rawQuery string) (FilterOutput, Result) {
+	t.Helper()
+	return gqlFilterRun(t, e, p, "GET", "/platform/graphql?"+rawQuery, "")
+}
+
+// sentURL is what a rewritten GET's query string holds.
+func sentURL(t testing.TB, q string) url.Values {
+	t.Helper()
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		t.Fatalf("the rewritten query string %q does not parse: %v", q, err)
+	}
+	for k, vs := range v {
+		if len(vs) != 1 {
+			t.Fatalf("%s given %d times in %q", k, len(vs), q)
+		}
+	}
+	return v
+}
+
+// Filter mode for a GET: the document is rewritten in the URL's query
+// string (the path is not touched), the answer patched as for a POST.
+func TestGraphQLFilterGET(t *testing.T) {
+	e := filterEngine(t)
+	esc := url.QueryEscape
+	t.Run("a forbidden field: removed from query; other parameters byte for byte; the answer patched", func(t *testing.T) {
+		raw := "x=%7e1+2&query=" + esc(`{ c: component(name: "a") { name internalNotes } }`) + "&y=&z"
+		out, res := getRun(t, e, gqlBob, raw)
+		if !res.Allow || out.URLQuery == "" || out.Body != nil || out.Immediate != nil {
+			t.Fatalf("%+v %+v", res, out)
+		}
+		if !strings.HasPrefix(out.URLQuery, "x=%7e1+2&query=") || !strings.HasSuffix(out.URLQuery, "&y=&z") {
+			t.Fatalf("the other parameters changed: %s", out.URLQuery)
+		}
+		q := sentURL(t, out.URLQuery).Get("query")
+		if strings.Contains(q, "internalNotes") || !strings.Contains(q, "name") {
+			t.Fatalf("sent %q", q)
+		}
+		got := out.Response.FilterResponse(200, nil, []byte(`{"data":{"c":{"name":"a"}}}`))
+		want := `{"data":{"c":{"internalNotes":null,"name":"a"}},"errors":[{"message":"Unauthorized field or type","path":["c","internalNotes"],"extensions":{"code":"UNAUTHORIZED_FIELD_OR_TYPE"}}]}`
+		if string(got) != want {
+			t.Fatalf("answer %s\nwant   %s", got, want)
+		}
+	})
+	t.Run("the owner: the URL as sent", func(t *testing.T) {
+		out, _ := getRun(t, e, gqlAlice, "query="+esc(`{ component(name: "a") { name deploySecrets } }`))
+		if out.URLQuery != "" || out.Response != nil || out.Immediate != nil {
+			t.Fatalf("%+v", out)
+		}
+	})
+	t.Run("variables of removed fields leave variables; operationName stays", func(t *testing.T) {
+		raw := "operationName=Q&query=" + esc(`query Q($n: String!, $t: String!) { component(name: $n) { name } team(name: $t) { name } }`) +
+			"&variables=" + esc(`{"n":"a","t":"b"}`)
+		out, _ := getRun(t, e, gqlBob, raw)
+		v := sentURL(t, out.URLQuery)
+		if v.Get("operationName") != "Q" || v.Get("variables") != `{"n":"a"}` || strings.Contains(v.Get("query"), "team") || strings.Contains(v.Get("query"), "$t") {
+			t.Fatalf("%v", v)
+		}
+	})
+	t.Run("the operation not run loses its field; the one run is as it was", func(t *testing.T) {
+		raw := "operationName=A&query=" + esc(`query A { components { name } } query B { audit }`)
+		out, _ := getRun(t, e, gqlBob, raw)
+		v := sentURL(t, out.URLQuery)
+		if q := v.Get("query"); strings.Contains(q, "audit") || !strings.Contains(q, "components") || v.Get("operationName") != "A" {
+			t.Fatalf("%v", v)
+		}
+		if got := out.Response.FilterResponse(200, nil, []byte(`{"data":{"components":[]}}`)); got != nil && strings.Contains(string(got), "errors") {
+			t.Fatalf("an error for a field the operation run does not ask: %s", got)
+		}
+	})
+	t.Run("every field forbidden: gatehouse answers, nothing goes upstream", func(t *testing.T) {
+		out, _ := getRun(t, e, gqlBob, "query="+esc(`{ audit }`))
+		if out.Immediate == nil || out.Immediate.Status != 200 || out.URLQuery != "" || !strings.Contains(bodyOf(out.Immediate), `"path":["audit"]`) {
+			t.Fatalf("%+v %s", out, bodyOf(out.Immediate))
+		}
+	})
+	t.Run("APQ: text and hash, or the hash alone: the text goes, persistedQuery does not, other extensions stay", func(t *testing.T) {
+		q := `{ c: component(name: "a") { name internalNotes } }`
+		pq := `"persistedQuery":{"version":1,"sha256Hash":"` + persistedHash(q) + `"}`
+		for _, raw := range []string{
+			"query=" + esc(q) + "&extensions=" + esc(`{`+pq+`}`),
+			"extensions=" + esc(`{`+pq+`}`), // the hash alone: the store knows it from the request above
+			"extensions=" + esc(`{"tracing":true,`+pq+`}`),
+		} {
+			out, res := getRun(t, e, gqlBob, raw)
+			if !res.Allow || out.URLQuery == "" {
+				t.Fatalf("%s: %+v %+v", raw, res, out)
+			}
+			v := sentURL(t, out.URLQuery)
+			if strings.Contains(out.URLQuery, "persistedQuery") || strings.Contains(v.Get("query"), "internalNotes") || !strings.Contains(v.Get("query"), "name") {
+				t.Fatalf("%s -> %v", raw, v)
+			}
+			if strings.Contains(raw, "tracing") != (v.Get("extensions") == `{"tracing":true}`) {
+				t.Fatalf("%s: extensions %q", raw, v.Get("extensions"))
+			}
+		}
+	})
+	t.Run("a mutation over GET: still refused", func(t *testing.T) {
+		_, res := getRun(t, e, gqlBob, "query="+esc(`mutation { __typename }`))
+		if res.Allow || res.Status != 400 {
+			t.Fatalf("%+v", res)
+		}
+	})
+}
+
+// Hostile GETs in filter mode: nothing ambiguous is rewritten, nothing
+// forbidden passes.
+func TestGraphQLFilterGETHostile(t *testing.T) {
+	e := filterEngine(t)
+	esc := url.QueryEscape
+	bad := esc(`{ c: component(name: "a") { name internalNotes } }`)
+	for _, raw := range []string{
+		"query=" + bad + "&query=" + esc(`{ components { name } }`),
+		"query=" + esc(`{ components { name } }`) + "&qu%65ry=" + bad,
+		"query=" + bad + "&operationName=A&operationName=B",
+		"query=" + bad + ";x=1",
+	} {
+		out, res := getRun(t, e, gqlBob, raw)
+		if res.Allow && (out.Immediate == nil || out.Immediate.Status < 400) {
+			t.Errorf("%s: %+v %+v", raw, res, out)
+		}
+	}
+	t.Run("variables given twice", func(t *testing.T) {
+		out, res := getRun(t, e, gqlBob, "query="+bad+"&variables=%7B%7D&variables=%7B%7D")
+		if !res.Allow || out.Immediate == nil || out.Immediate.Status != 400 || out.URLQuery != "" {
+			t.Fatalf("%+v %+v", res, out)
+		}
+	})
+	t.Run("an encoded ? or # in the document or another parameter stays encoded", func(t *testing.T) {
+		raw := "a=%3F%23&query=" + esc(`{ c: component(name: "?x#y&query={ audit }") { name internalNotes } }`)
+		out, _ := getRun(t, e, gqlBob, raw)
+		if out.URLQuery == "" || strings.ContainsAny(out.URLQuery, "?# ") || !strings.HasPrefix(out.URLQuery, "a=%3F%23&") {
+			t.Fatalf("%q", out.URLQuery)
+		}
+		v := sentURL(t, out.URLQuery)
+		if !strings.Contains(v.Get("query"), `"?x#y&query={ audit }"`) || strings.Contains(v.Get("query"), "internalNotes") {
+			t.Fatalf("%v", v)
+		}
+	})
+	t.Run("a fragment after the query string is not part of it", func(t *testing.T) {
+		out, _ := gqlFilterRun(t, e, gqlBob, "GET", "/platform/graphql?query="+bad+"#internalNotes", "")
+		if strings.Contains(out.URLQuery, "internalNotes") || strings.Contains(out.URLQuery, "#") {
+			t.Fatalf("%q", out.URLQuery)
+		}
+	})
+	t.Run("a huge document: rewritten within the limit, or refused, never passed", func(t *testing.T) {
+		var b strings.Builder
+		b.WriteString("{ ")
+		for i := 0; i < 1500; i++ {
+			fmt.Fprintf(&b, "c%d: component(name: \"a\") { name internalNotes } ", i)
+		}
+		b.WriteString("}")
+		out, res := getRun(t, e, gqlBob, "query="+esc(b.String()))
+		switch {
+		case !res.Allow:
+			t.Logf("Check refused it: %s", res.Reason)
+		case out.Immediate != nil && out.Immediate.Status == 400 && strings.Contains(bodyOf(out.Immediate), "POST"):
+		default:
+			t.Fatalf("%+v %d %.200s", res, len(out.URLQuery), out.URLQuery)
+		}
+		if _, why := rewriteURLQuery("query=x", &rewritten{query: strings.Repeat("a", maxRewrittenURL)}); !strings.Contains(why, "POST") {
+			t.Fatalf("a rewritten URL over the limit: %q", why)
+		}
+		out, _ = getRun(t, e, gqlBob, "query="+esc(`{ c: component(name: "`+strings.Repeat("a", 20<<10)+`") { name internalNotes } }`))
+		if out.URLQuery == "" || strings.Contains(out.URLQuery, "internalNotes") {
+			t.Fatalf("a 20 KiB document: %+v", out.Immediate)
+		}
+	})
+	t.Run("the path is kept byte for byte, only the query string changes", func(t *testing.T) {
+		for _, tc := range [][3]string{
+			{"/platform/graphql?query=x", "q=1", "/platform/graphql?q=1"},
+			{"/platform/%67raphql?query=x#f", "q=1", "/platform/%67raphql?q=1"},
+			{"/platform/graphql", "q=1", "/platform/graphql?q=1"},
+			{"/a?b?c", "q=1", "/a?q=1"},
+		} {
+			if got := withQuery(tc[0], tc[1]); got != tc[2] {
+				t.Errorf("withQuery(%q) = %q, want %q", tc[0], got, tc[2])
+			}
+		}
+	})
+}
+
+// FuzzGraphQLFilterGET: whatever the query string, the filter never
+// panics, and a rewritten URL's document is valid and holds no field the
+// caller may not read, with each parameter once.
+func FuzzGraphQLFilterGET(f *testing.F) {
+	for _, s := range []string{
+		"query=" + url.QueryEscape(`{ c: component(name: "a") { name deploySecrets internalNotes } }`),
+		"operationName=Q&query=" + url.QueryEscape(`query Q($n: String!) { all: components { ...F } team(name: $n) { budget } } fragment F on Component { name internalNotes }`) + "&variables=%7B%22n%22%3A%22a%22%7D",
+		"x=1&query=" + url.QueryEscape(`{ node(id: "1") { ... on Component { internalNotes } } audit }`) + "&y=%3F%23",
+		"query=%7B+components+%7B+name+internalNotes+%7D+%7D&query=%7B+audit+%7D",
+		"extensions=%7B%22persistedQuery%22%3A%7B%7D%7D&query=%7Baudit%7D",
+	} {
+		f.Add(s)
+	}
+	e := filterEngine(f)
+	schema := e.routes[gqlRoute].gql.schema
+	bob := map[string]bool{}
+	for _, fd := range e.routes[gqlRoute].gql.GraphQLPolicy.Fields {
+		if _, ok := fieldRuleFails(e.routes[gqlRoute], gqlBob, fd.Name); !ok {
+			bob[fd.Name] = true
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if strings.ContainsAny(raw, "#?") {
+			return // not one query string
+		}
+		req, denied := e.request(gqlRoute, "GET", "/platform/graphql?"+raw, "gw")
+		if denied != nil {
+			return
+		}
+		req.proc = &procCall{}
+		sub := &Subject{User: gqlBob}
+		res := e.Evaluate(&req, sub, false)
+		if !res.Allow {
+			return
+		}
+		out := graphqlFilter{}.FilterRequest(FilterInput{Request: &req, Subject: sub, Result: &res})
+		if out.URLQuery == "" {
+			if out.Immediate == nil && out.Response == nil {
+				// Left as sent: it must ask nothing forbidden.
+				v, _ := url.ParseQuery(raw)
+				if got, verr := fieldsOf(t, schema, v.Get("query")); verr == "" {
+					for name := range got {
+						if bob[name] {
+							t.Fatalf("forbidden %s passed unchanged in %q", name, raw)
+						}
+					}
+				}
+			}
+			return
+		}
+		v := sentURL(t, out.URLQuery)
+		got, verr := fieldsOf(t, schema, v.Get("query"))
+		if verr != "" {
+			t.Fatalf("the upstream's document is not valid: %s\nfrom %q\nsent %q", verr, raw, out.URLQuery)
+		}
+		for name := range got {
+			if bob[name] {
+				t.Fatalf("forbidden %s survived\nfrom %q\nsent %q", name, raw, out.URLQuery)
+			}
+		}
+		if strings.Contains(out.URLQuery, "persistedQuery") {
+			t.Fatalf("a hash of another document went upstream: %q", out.URLQuery)
+		}
+		_ = out.Response.FilterResponse(200, nil, []byte(`{"data":{"components":[{"name":"x"}],"c":{"name":1}}}`))
 	})
 }
 
