@@ -234,7 +234,9 @@ token_exchange:
 		if !strings.Contains(res[2].Error, "you may not call tool read_secret_ref") { // the agent may, alice may not
 			t.Errorf("read_secret_ref: %+v", res[2])
 		}
-		rec := lastAudit(t, g.auditPath, "read_secret_ref")
+		// The audit is written asynchronously: wait for this call's line,
+		// not an earlier subtest's call of the same tool.
+		rec := lastAudit(t, g.auditPath, "read_secret_ref", `"principal":"user:default/alice"`)
 		if rec["principal"] != "user:default/alice" || !strings.Contains(fmt.Sprint(rec), "component:default/copilot") {
 			t.Errorf("audit: %v", rec)
 		}
@@ -351,19 +353,23 @@ func ensureRealmClients(t *testing.T, kc *keycloak, ids ...string) {
 }
 
 // lastAudit is the last audit record whose line contains needle.
-func lastAudit(t *testing.T, path, needle string) map[string]any {
+func lastAudit(t *testing.T, path string, needles ...string) map[string]any {
 	t.Helper()
 	var rec map[string]any
-	eventually(t, 3*time.Second, "audit record with "+needle, func() error {
+	eventually(t, 3*time.Second, "audit record with "+strings.Join(needles, " and "), func() error {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	lines:
 		for i := len(lines) - 1; i >= 0; i-- {
-			if strings.Contains(lines[i], needle) {
-				return json.Unmarshal([]byte(lines[i]), &rec)
+			for _, n := range needles {
+				if !strings.Contains(lines[i], n) {
+					continue lines
+				}
 			}
+			return json.Unmarshal([]byte(lines[i]), &rec)
 		}
 		return fmt.Errorf("none yet")
 	})
