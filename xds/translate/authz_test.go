@@ -31,6 +31,9 @@ func TestAuthzClusterListsEveryReplica(t *testing.T) {
 	if _, err := authzCluster(opts); err == nil {
 		t.Error("a bad second address was accepted")
 	}
+	if th := c.GetCircuitBreakers().GetThresholds(); len(th) != 1 || th[0].GetMaxRetries().GetValue() < 1024 {
+		t.Errorf("Envoy's default of 3 concurrent retries refuses retries when a replica goes away: %v", th)
+	}
 	p := checkRetryPolicy(500 * time.Millisecond)
 	if p.GetRetryOn() == "" || p.GetRetryHostPredicate()[0].GetName() != "envoy.retry_host_predicates.previous_hosts" {
 		t.Errorf("Checks are not retried on another replica: %v", p)
