@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,8 +176,30 @@ func (rs *replicaSet) waitHealthy(t *testing.T, e *envoy) {
 // after connection failures, health checks that failed.
 func authzStats(t *testing.T, e *envoy) string {
 	c := "cluster.gatehouse_ext_authz."
-	return fmt.Sprintf("%d Checks retried, %d ejections, %d failed health checks",
-		e.stat(t, c+"upstream_rq_retry"), e.stat(t, c+"outlier_detection.ejections_enforced_total"), e.stat(t, c+"health_check.failure"))
+	return fmt.Sprintf("%d Checks retried, %d ejections, %d failed health checks; %s",
+		e.stat(t, c+"upstream_rq_retry"), e.stat(t, c+"outlier_detection.ejections_enforced_total"), e.stat(t, c+"health_check.failure"),
+		nonZeroStats(t, e, c))
+}
+
+// nonZeroStats lists the ext_authz cluster's non-zero failure counters
+// (timeouts, resets, connect failures, retries given up), which say why a
+// Check failed when one did.
+func nonZeroStats(t *testing.T, e *envoy, prefix string) string {
+	var out []string
+	for _, s := range []string{"upstream_rq_timeout", "upstream_rq_per_try_timeout", "upstream_cx_connect_fail", "upstream_rq_rx_reset", "upstream_rq_tx_reset",
+		"upstream_rq_pending_failure_eject", "upstream_cx_destroy_remote_with_active_rq", "upstream_rq_retry_overflow", "upstream_rq_retry_limit_exceeded",
+		"upstream_rq_retry_success", "upstream_cx_protocol_error", "upstream_rq_maintenance_mode", "lb_healthy_panic", "upstream_cx_none_healthy"} {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/stats?filter=^%s$", e.adminPort, strings.ReplaceAll(prefix+s, ".", "\\.")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if _, v, ok := strings.Cut(strings.TrimSpace(string(b)), ": "); ok && v != "0" {
+			out = append(out, s+"="+v)
+		}
+	}
+	return "non-zero: " + strings.Join(out, " ")
 }
 
 // stopAll stops the live replicas with SIGTERM (they drain, then flush

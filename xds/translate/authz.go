@@ -32,9 +32,14 @@ func authzCluster(opts Options) (*clusterv3.Cluster, error) {
 		return nil, err
 	}
 	// Every request is checked: the default limit of 1024 concurrent
-	// requests per cluster would turn load into 503s.
+	// requests per cluster would turn load into 503s. Likewise the default
+	// 3 concurrent retries: when a replica goes away with more Checks in
+	// flight than that, the others were refused their retry
+	// (upstream_rq_retry_overflow) and answered 503. A Check is retried
+	// only when it never reached a decision, at most twice (checkRetryPolicy).
 	c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
 		MaxConnections: wrapperspb.UInt32(1 << 20), MaxPendingRequests: wrapperspb.UInt32(1 << 20), MaxRequests: wrapperspb.UInt32(1 << 20),
+		MaxRetries: wrapperspb.UInt32(1 << 20),
 	}}}
 	return c, nil
 }

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"testing"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 )
@@ -30,8 +31,16 @@ func TestAuthzClusterListsEveryReplica(t *testing.T) {
 	if _, err := authzCluster(opts); err == nil {
 		t.Error("a bad second address was accepted")
 	}
-	p := checkRetryPolicy()
+	if th := c.GetCircuitBreakers().GetThresholds(); len(th) != 1 || th[0].GetMaxRetries().GetValue() < 1024 {
+		t.Errorf("Envoy's default of 3 concurrent retries refuses retries when a replica goes away: %v", th)
+	}
+	p := checkRetryPolicy(500 * time.Millisecond)
 	if p.GetRetryOn() == "" || p.GetRetryHostPredicate()[0].GetName() != "envoy.retry_host_predicates.previous_hosts" {
 		t.Errorf("Checks are not retried on another replica: %v", p)
+	}
+	// Envoy uses max_interval as the per-try timeout: shorter than the
+	// Check's timeout, a slow Check would be decided twice.
+	if got := p.GetRetryBackOff().GetMaxInterval().AsDuration(); got != 500*time.Millisecond {
+		t.Errorf("max_interval (Envoy's per-try timeout) %s, want the Check timeout 500ms", got)
 	}
 }

@@ -29,7 +29,7 @@ func (extAuthz) listenerConfig(opts Options) (*anypb.Any, error) {
 		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &core.GrpcService{
 			TargetSpecifier: &core.GrpcService_EnvoyGrpc_{EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: AuthzClusterName}},
 			Timeout:         durationpb.New(opts.AuthzTimeout),
-			RetryPolicy:     checkRetryPolicy(),
+			RetryPolicy:     checkRetryPolicy(opts.AuthzTimeout),
 		}},
 		TransportApiVersion: core.ApiVersion_V3,
 		// Nothing fails open: if gatehouse cannot answer, the request is
@@ -119,15 +119,28 @@ func credentialHeaders(r model.Route, opts Options) []string {
 // gone), the stream was refused (a replica closing after its drain), or
 // gRPC said UNAVAILABLE (which Check never answers on its own). A retry
 // asks the same question again, so it can never allow what a replica
-// denied. Two retries within authz.timeout, 10-50ms apart.
-func checkRetryPolicy() *core.RetryPolicy {
+// denied. Two retries, after at most 10 and 20 ms.
+//
+// A slow Check is never retried: Envoy turns GrpcService.retry_policy
+// into a route retry policy whose per_try_timeout is the back-off's
+// max_interval (Http::Utility::convertCoreToRouteRetryPolicy). With a short
+// max_interval (it was 50 ms) every Check slower than that on a loaded
+// host was abandoned and asked again on the other replica: both replicas
+// decided it (two audit lines for one request), the timeouts counted as
+// failures for outlier detection and ejected a healthy replica, and three
+// slow tries in a row ended in a 503. So max_interval is perTry, the whole
+// Check's timeout (authz.timeout): a try then never times out before the
+// Check does, and the back-off itself stays within base_interval * 2^n
+// (at most 10 and 20 ms for two retries).
+func checkRetryPolicy(perTry time.Duration) *core.RetryPolicy {
+	const base = 10 * time.Millisecond
 	prev, _ := anypb.New(&previoushostsv3.PreviousHostsPredicate{})
 	return &core.RetryPolicy{
 		RetryOn:    "connect-failure,refused-stream,reset,unavailable",
 		NumRetries: wrapperspb.UInt32(2),
 		RetryBackOff: &core.BackoffStrategy{
-			BaseInterval: durationpb.New(10 * time.Millisecond),
-			MaxInterval:  durationpb.New(50 * time.Millisecond),
+			BaseInterval: durationpb.New(base),
+			MaxInterval:  durationpb.New(max(perTry, base)),
 		},
 		RetryHostPredicate: []*core.RetryPolicy_RetryHostPredicate{{
 			Name:       "envoy.retry_host_predicates.previous_hosts",

@@ -35,7 +35,8 @@ func (extProc) listenerConfig(opts Options) (*anypb.Any, error) {
 			// No stream timeout: a stream lasts as long as the upstream
 			// takes to answer; each message has message_timeout.
 			TargetSpecifier: &core.GrpcService_EnvoyGrpc_{EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: AuthzClusterName}},
-			RetryPolicy:     checkRetryPolicy(),
+			// A try is never cut short before a message's own timeout.
+			RetryPolicy: checkRetryPolicy(max(opts.AuthzTimeout, time.Second)),
 		},
 		// Nothing fails open: gatehouse unreachable, a stream error or a
 		// timeout answers 503, never the unfiltered request or answer.
