@@ -51,13 +51,9 @@ func pathOnly(p string) string {
 	return p
 }
 
-func cacheKey(token, route, method, path string, pathMatters bool) string {
-	return credentialKey(0, token, route, method, path, pathMatters)
-}
-
-// credentialKey is cacheKey for a kind of credential: 0 a bearer token,
-// 's' a session cookie, so that equal strings of two kinds never share a
-// decision. One allocation.
+// credentialKey is the decision cache key of a credential of a kind: 0 a
+// bearer token, 's' a session cookie, so that equal strings of two kinds
+// never share a decision. One allocation.
 func credentialKey(kind byte, cred, route, method, path string, pathMatters bool) string {
 	var sum [sha256.Size]byte
 	if kind == 0 {
